@@ -1,0 +1,113 @@
+#include "ffibroker/client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/signature.h"
+#include "common/status_macros.h"
+#include "common/value_codec.h"
+
+namespace ffibroker {
+
+namespace internal {
+absl::Status ResultTypeMismatch(const v1::Value& value, const char* wanted) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the result (", ValueCaseName(value), ") cannot be read as ", wanted,
+      " without changing it"));
+}
+}  // namespace internal
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& address,
+                                                        absl::Duration timeout) {
+  std::string target;
+  if (absl::StartsWith(address, "unix:/")) {
+    target = address;
+  } else if (absl::StartsWith(address, "tcp:")) {
+    target = address.substr(4);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "address '", address, "' must be unix:/ABS/PATH or tcp:HOST:PORT"));
+  }
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + timeout))) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot connect to ffibrokerd at ", address, " within ",
+        absl::FormatDuration(timeout), " (is the daemon running?)"));
+  }
+  return std::unique_ptr<Client>(new Client(v1::Broker::NewStub(channel)));
+}
+
+absl::StatusOr<std::unique_ptr<Session>> Client::CreateSession(
+    uint32_t idle_timeout_seconds) {
+  v1::CreateSessionRequest request;
+  request.set_idle_timeout_seconds(idle_timeout_seconds);
+  v1::CreateSessionResponse response;
+  grpc::ClientContext context;
+  RETURN_IF_ERROR(FromGrpcStatus(stub_->CreateSession(&context, request, &response)));
+  return std::unique_ptr<Session>(new Session(this, response.session_id()));
+}
+
+Session::~Session() { Close().IgnoreError(); }
+
+absl::Status Session::Close() {
+  if (closed_) return absl::OkStatus();
+  closed_ = true;
+  v1::CloseSessionRequest request;
+  request.set_session_id(id_);
+  v1::CloseSessionResponse response;
+  grpc::ClientContext context;
+  return FromGrpcStatus(client_->stub()->CloseSession(&context, request, &response));
+}
+
+absl::StatusOr<std::unique_ptr<Library>> Session::OpenLibrary(
+    const std::string& library, const std::vector<std::string>& declarations) {
+  v1::OpenLibraryRequest request;
+  request.set_session_id(id_);
+  request.set_library(library);
+  for (const std::string& text : declarations) {
+    ASSIGN_OR_RETURN(Declaration decl, ParseDeclaration(text));
+    v1::SymbolDeclaration* symbol = request.add_symbols();
+    symbol->set_name(decl.name);
+    *symbol->mutable_signature() = std::move(decl.signature);
+  }
+  v1::OpenLibraryResponse response;
+  grpc::ClientContext context;
+  RETURN_IF_ERROR(FromGrpcStatus(client_->stub()->OpenLibrary(&context, request, &response)));
+  return std::unique_ptr<Library>(new Library(this, response));
+}
+
+Library::~Library() { Close().IgnoreError(); }
+
+absl::Status Library::Close() {
+  if (closed_) return absl::OkStatus();
+  closed_ = true;
+  v1::CloseLibraryRequest request;
+  request.set_session_id(session_->id());
+  request.set_library_handle(handle_);
+  v1::CloseLibraryResponse response;
+  grpc::ClientContext context;
+  return FromGrpcStatus(
+      session_->client()->stub()->CloseLibrary(&context, request, &response));
+}
+
+absl::StatusOr<v1::CallResponse> Library::CallValues(
+    const std::string& symbol, const std::vector<v1::Value>& args,
+    absl::Duration timeout) {
+  v1::CallRequest request;
+  request.set_session_id(session_->id());
+  request.set_library_handle(handle_);
+  request.set_symbol(symbol);
+  for (const v1::Value& v : args) *request.add_args() = v;
+  v1::CallResponse response;
+  grpc::ClientContext context;
+  if (timeout != absl::InfiniteDuration()) {
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  }
+  RETURN_IF_ERROR(FromGrpcStatus(session_->client()->stub()->Call(&context, request, &response)));
+  return response;
+}
+
+}  // namespace ffibroker

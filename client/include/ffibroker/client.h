@@ -1,0 +1,138 @@
+// The ffibroker C++ client: call native library functions through ffibrokerd.
+//
+//   auto client = ffibroker::Client::Connect("unix:/run/ffibroker/ffibrokerd.sock");
+//   auto session = (*client)->CreateSession();
+//   auto libm = (*session)->OpenLibrary("libm.so.6", {"f64 cos(f64 x)"});
+//   absl::StatusOr<double> c = (*libm)->Call<double>("cos", 0.5);
+//
+// Errors are absl::Status values carrying the daemon's canonical code and
+// message (see docs/errors.md); nothing here throws.
+//
+// Ownership: a Session borrows its Client, a Library borrows its Session;
+// each must outlive what it created. Session and Library release their
+// server-side state when destroyed (best effort; errors are ignored there —
+// call Close() to see them). Thread-safety: Client is thread-safe; a Session
+// or Library may be used from several threads (calls on one library are
+// serialized by the daemon).
+#ifndef FFIBROKER_CLIENT_CLIENT_H_
+#define FFIBROKER_CLIENT_CLIENT_H_
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "ffibroker/v1/broker.grpc.pb.h"
+#include "ffibroker/value.h"
+
+namespace ffibroker {
+
+class Session;
+class Library;
+
+class Client {
+ public:
+  // Connects to a daemon at `address`: "unix:/ABS/PATH", "tcp:HOST:PORT"
+  // (plaintext; loopback only) and waits up to `timeout` for the connection.
+  // UNAVAILABLE if nothing answers, INVALID_ARGUMENT for a bad address.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(
+      const std::string& address, absl::Duration timeout = absl::Seconds(5));
+
+  // Starts a session (0 = the daemon's default idle timeout).
+  absl::StatusOr<std::unique_ptr<Session>> CreateSession(
+      uint32_t idle_timeout_seconds = 0);
+
+  // The generated stub, for RPCs this API does not wrap yet.
+  v1::Broker::Stub* stub() { return stub_.get(); }
+
+ private:
+  explicit Client(std::unique_ptr<v1::Broker::Stub> stub) : stub_(std::move(stub)) {}
+  std::unique_ptr<v1::Broker::Stub> stub_;
+};
+
+class Session {
+ public:
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Opens `library` (a policy name like "libm.so.6" or an absolute path)
+  // and resolves the declared functions, each written like "f64 cos(f64 x)".
+  absl::StatusOr<std::unique_ptr<Library>> OpenLibrary(
+      const std::string& library, const std::vector<std::string>& declarations);
+
+  // Ends the session on the daemon (releasing all its libraries).
+  absl::Status Close();
+
+  const std::string& id() const { return id_; }
+  Client* client() const { return client_; }
+
+ private:
+  friend class Client;
+  Session(Client* client, std::string id) : client_(client), id_(std::move(id)) {}
+  Client* client_;
+  std::string id_;
+  bool closed_ = false;
+};
+
+class Library {
+ public:
+  ~Library();
+  Library(const Library&) = delete;
+  Library& operator=(const Library&) = delete;
+
+  // Calls `symbol` with untyped values; the result is absent for void.
+  // `timeout` bounds the whole call (the daemon kills a worker that
+  // overruns it and answers DEADLINE_EXCEEDED).
+  absl::StatusOr<v1::CallResponse> CallValues(
+      const std::string& symbol, const std::vector<v1::Value>& args,
+      absl::Duration timeout = absl::InfiniteDuration());
+
+  // Typed call: arguments are converted with ToValue, the result with
+  // FromValue<R>. For R = void the return type is absl::Status.
+  template <typename R, typename... Args>
+  auto Call(const std::string& symbol, Args... args)
+      -> std::conditional_t<std::is_void_v<R>, absl::Status, absl::StatusOr<R>> {
+    absl::StatusOr<v1::CallResponse> response =
+        CallValues(symbol, std::vector<v1::Value>{ToValue(args)...});
+    if constexpr (std::is_void_v<R>) {
+      return response.status();
+    } else {
+      if (!response.ok()) return response.status();
+      if (!response->has_result()) {
+        return absl::InvalidArgumentError(symbol + " returned void");
+      }
+      return FromValue<R>(response->result());
+    }
+  }
+
+  // Releases the library (its worker is stopped).
+  absl::Status Close();
+
+  uint64_t handle() const { return handle_; }
+  const std::string& resolved_path() const { return resolved_path_; }
+  pid_t worker_pid() const { return worker_pid_; }
+
+ private:
+  friend class Session;
+  Library(Session* session, const v1::OpenLibraryResponse& opened)
+      : session_(session),
+        handle_(opened.library_handle()),
+        resolved_path_(opened.resolved_path()),
+        worker_pid_(opened.worker_pid()) {}
+  Session* session_;
+  uint64_t handle_;
+  std::string resolved_path_;
+  pid_t worker_pid_;
+  bool closed_ = false;
+};
+
+}  // namespace ffibroker
+
+#endif  // FFIBROKER_CLIENT_CLIENT_H_

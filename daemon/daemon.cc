@@ -1,0 +1,203 @@
+#include "daemon/daemon.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "common/unique_fd.h"
+#include "daemon/listen_address.h"
+
+namespace ffibroker {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string DefaultWorkerPath() {
+  char self[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return "ffibroker-worker";
+  std::string path(self, static_cast<size_t>(n));
+  return path.substr(0, path.rfind('/') + 1) + "ffibroker-worker";
+}
+
+// Prepares a unix socket path: creates the parent directory if missing and
+// removes a stale socket left by a dead daemon. FAILED_PRECONDITION if a
+// live daemon already listens there or the path is not a socket.
+absl::Status PrepareUnixSocket(const std::string& path) {
+  std::string dir = path.substr(0, path.rfind('/'));
+  if (!dir.empty() && ::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoStatus(absl::StrCat("mkdir ", dir), errno);
+  }
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return absl::OkStatus();
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " exists and is not a socket; refusing to replace it"));
+  }
+  UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+  if (probe.valid() &&
+      ::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("another daemon is already listening on ", path));
+  }
+  ::unlink(path.c_str());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
+    const ListenAddress& address, const DaemonOptions& options) {
+  bool tls = !options.tls_cert_path.empty() || !options.tls_key_path.empty();
+  if (!tls) {
+    if (address.kind == ListenAddress::Kind::kTcp && !address.loopback) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "refusing to listen on ", address.GrpcTarget(),
+          " without TLS: give --tls-cert and --tls-key, or listen on loopback"));
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (options.tls_cert_path.empty() || options.tls_key_path.empty()) {
+    return absl::InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
+  }
+  grpc::SslServerCredentialsOptions ssl;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  ASSIGN_OR_RETURN(pair.private_key, ReadFile(options.tls_key_path));
+  ASSIGN_OR_RETURN(pair.cert_chain, ReadFile(options.tls_cert_path));
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+void BlockDaemonSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
+  std::unique_ptr<Daemon> d(new Daemon());
+  d->options_ = options;
+  if (d->options_.worker_path.empty()) d->options_.worker_path = DefaultWorkerPath();
+  if (::access(d->options_.worker_path.c_str(), X_OK) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "worker executable ", d->options_.worker_path, " is missing or not executable"));
+  }
+  ASSIGN_OR_RETURN(Policy policy, Policy::LoadFile(options.policy_path));
+  d->policy_ = std::make_unique<Policy>(std::move(policy));
+  for (const std::string& warning : d->policy_->warnings()) LOG_WARNING("%s", warning);
+
+  ASSIGN_OR_RETURN(ListenAddress address,
+                   ParseListenAddress(options.listen.empty() ? d->policy_->listen()
+                                                             : options.listen));
+  ASSIGN_OR_RETURN(auto credentials, Credentials(address, options));
+  if (address.kind == ListenAddress::Kind::kUnix) {
+    RETURN_IF_ERROR(PrepareUnixSocket(address.path));
+  }
+
+  d->sessions_ = std::make_unique<SessionManager>(
+      d->policy_.get(), WorkerOptions{d->options_.worker_path});
+  d->executor_ = std::make_unique<Executor>(options.threads);
+  d->service_ = std::make_unique<BrokerService>(d->sessions_.get(), d->executor_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(address.GrpcTarget(), credentials,
+                           address.kind == ListenAddress::Kind::kTcp ? &port : nullptr);
+  builder.RegisterService(d->service_.get());
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  d->server_ = builder.BuildAndStart();
+  if (d->server_ == nullptr ||
+      (address.kind == ListenAddress::Kind::kTcp && port == 0)) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address.GrpcTarget()));
+  }
+  if (address.kind == ListenAddress::Kind::kTcp) address.port = port;
+  d->address_ = address.kind == ListenAddress::Kind::kUnix
+                    ? address.GrpcTarget()
+                    : absl::StrCat("tcp:", address.GrpcTarget());
+  grpc::HealthCheckServiceInterface* health = d->server_->GetHealthCheckService();
+  if (health != nullptr) health->SetServingStatus(true);
+  LOG_INFO("listening on %s (policy %s, worker %s)", d->address_, options.policy_path,
+           d->options_.worker_path);
+  return d;
+}
+
+void Daemon::RunUntilSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  timespec tick = {1, 0};
+  while (true) {
+    int sig = ::sigtimedwait(&set, nullptr, &tick);
+    if (sig == SIGINT || sig == SIGTERM) {
+      LOG_INFO("received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      break;
+    }
+    if (sig == SIGHUP) {
+      LOG_WARNING("SIGHUP: policy reload is not supported yet; policy unchanged");
+    }
+    sessions_->ExpireIdleSessions();
+  }
+  Stop();
+}
+
+void Daemon::Stop() {
+  if (server_ == nullptr) return;
+  // Stop accepting; in-flight RPCs get the grace period. Calls still stuck
+  // in a worker after it are ended by killing every worker.
+  absl::Notification drained;
+  std::thread shutdown([this, &drained] {
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+    drained.Notify();
+  });
+  if (!drained.WaitForNotificationWithTimeout(options_.shutdown_grace)) {
+    LOG_WARNING("calls still running after %s; stopping their workers",
+                absl::FormatDuration(options_.shutdown_grace));
+  }
+  sessions_->CloseAll();
+  shutdown.join();
+  server_->Wait();
+  server_.reset();
+  LOG_INFO("stopped");
+}
+
+Daemon::~Daemon() {
+  Stop();
+  // Order matters: the executor drains before the sessions it calls into go.
+  executor_.reset();
+  service_.reset();
+  sessions_.reset();
+}
+
+}  // namespace ffibroker

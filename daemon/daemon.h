@@ -1,0 +1,68 @@
+// Daemon: ffibrokerd's parts wired together (policy, sessions, executor,
+// gRPC server with health checking and reflection) and their lifecycle.
+//
+// Not thread-safe; owned and driven by main().
+//
+//   ASSIGN_OR_RETURN(auto daemon, Daemon::Start(options));
+//   daemon->RunUntilSignal();   // SIGTERM/SIGINT: graceful stop
+#ifndef FFIBROKER_DAEMON_DAEMON_H_
+#define FFIBROKER_DAEMON_DAEMON_H_
+
+#include <grpcpp/server.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "daemon/broker_service.h"
+#include "daemon/executor.h"
+#include "daemon/policy.h"
+#include "daemon/session_manager.h"
+
+namespace ffibroker {
+
+struct DaemonOptions {
+  std::string policy_path;
+  std::string listen;          // overrides the policy's when non-empty
+  std::string worker_path;     // ffibroker-worker; default: beside ffibrokerd
+  std::string tls_cert_path;   // PEM; required for a non-loopback TCP listener
+  std::string tls_key_path;
+  int threads = 16;
+  absl::Duration shutdown_grace = absl::Seconds(5);
+};
+
+class Daemon {
+ public:
+  // Loads the policy, starts the server. The calling thread must have
+  // SIGINT, SIGTERM and SIGHUP blocked (see BlockDaemonSignals) so every
+  // thread started here inherits that mask.
+  static absl::StatusOr<std::unique_ptr<Daemon>> Start(const DaemonOptions& options);
+  ~Daemon();
+
+  // Serves until SIGTERM or SIGINT, expiring idle sessions once a second;
+  // then stops accepting, lets in-flight RPCs finish within the grace period,
+  // kills and reaps every worker.
+  void RunUntilSignal();
+
+  const std::string& address() const { return address_; }
+
+ private:
+  Daemon() = default;
+  void Stop();
+
+  DaemonOptions options_;
+  std::unique_ptr<Policy> policy_;
+  std::unique_ptr<SessionManager> sessions_;
+  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<BrokerService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+};
+
+// Blocks the signals the daemon handles synchronously. Call first in main().
+void BlockDaemonSignals();
+
+}  // namespace ffibroker
+
+#endif  // FFIBROKER_DAEMON_DAEMON_H_

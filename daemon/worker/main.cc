@@ -1,0 +1,97 @@
+// ffibroker-worker: serves calls into one library for ffibrokerd.
+//
+// Started by the daemon with exec, its channel on fd 3. Not meant to be run
+// by hand. Order: confine (early layers) -> Hello -> Open (dlopen, dlsym,
+// ffi_prep_cif) -> serve Call requests until the channel closes.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "common/flags.h"
+#include "common/log.h"
+#include "common/transport.h"
+#include "common/worker_protocol.h"
+#include "daemon/worker/call_engine.h"
+#include "daemon/worker/confinement.h"
+#include "ffibroker/worker/v1/worker.pb.h"
+
+namespace ffibroker {
+namespace {
+
+worker::v1::WorkerToDaemon ErrorReply(worker::v1::Error::Code code,
+                                      const absl::Status& status) {
+  worker::v1::WorkerToDaemon reply;
+  reply.mutable_error()->set_code(code);
+  reply.mutable_error()->set_message(std::string(status.message()));
+  return reply;
+}
+
+worker::v1::Error::Code OpenErrorCode(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kNotFound: return worker::v1::Error::CODE_SYMBOL_NOT_FOUND;
+    case absl::StatusCode::kFailedPrecondition: return worker::v1::Error::CODE_LOAD_FAILED;
+    default: return worker::v1::Error::CODE_PREP_FAILED;
+  }
+}
+
+int Serve(Transport& channel) {
+  worker::v1::WorkerToDaemon hello;
+  hello.mutable_hello()->set_protocol_version(kWorkerProtocolVersion);
+  if (!channel.Send(hello).ok()) return 1;
+
+  std::unique_ptr<CallEngine> engine;
+  while (true) {
+    worker::v1::DaemonToWorker request;
+    absl::Status status = channel.Receive(&request, absl::InfiniteFuture(), -1);
+    if (absl::IsUnavailable(status)) return 0;  // the daemon closed us
+    if (!status.ok()) return 1;
+    worker::v1::WorkerToDaemon reply;
+    if (request.has_open() && engine == nullptr) {
+      absl::StatusOr<std::unique_ptr<CallEngine>> opened =
+          CallEngine::Open(request.open());
+      if (opened.ok()) {
+        engine = std::move(*opened);
+        reply.mutable_opened();
+      } else {
+        reply = ErrorReply(OpenErrorCode(opened.status()), opened.status());
+      }
+    } else if (request.has_call() && engine != nullptr) {
+      absl::StatusOr<worker::v1::Result> result = engine->Call(request.call());
+      if (result.ok()) {
+        *reply.mutable_result() = std::move(*result);
+      } else {
+        reply = ErrorReply(worker::v1::Error::CODE_BAD_REQUEST, result.status());
+      }
+    } else {
+      reply = ErrorReply(worker::v1::Error::CODE_BAD_REQUEST,
+                         absl::InvalidArgumentError("unexpected request"));
+    }
+    if (!channel.Send(reply).ok()) return 1;
+  }
+}
+
+}  // namespace
+}  // namespace ffibroker
+
+int main(int argc, char** argv) {
+  using namespace ffibroker;
+  InitLogging("ffibroker-worker", LogLevel::kWarning);
+  FlagSet flags("ffibroker-worker --parent-pid=PID  (started by ffibrokerd)");
+  int64_t parent_pid = 0;
+  flags.Int("parent-pid", &parent_pid, "pid of the daemon that started us");
+  absl::StatusOr<std::vector<std::string>> rest = flags.Parse(argc, argv);
+  if (!rest.ok() || !rest->empty() || flags.help_requested() || parent_pid <= 0) {
+    ::write(STDERR_FILENO, "ffibroker-worker is started by ffibrokerd, not by hand\n", 56);
+    return 2;
+  }
+  absl::Status confined =
+      ApplyEarlyConfinement(static_cast<pid_t>(parent_pid), kWorkerChannelFd);
+  if (!confined.ok()) {
+    LOG_ERROR("confinement failed: %s", confined.ToString());
+    return 1;
+  }
+  SeqpacketTransport channel{UniqueFd(kWorkerChannelFd)};
+  return Serve(channel);
+}

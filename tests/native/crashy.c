@@ -1,0 +1,21 @@
+/* A native test library that fails in the ways a flaky library does:
+ * the broker must turn each into an error for that call only. */
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int32_t crash_segv(void) {
+  volatile int32_t* p = (volatile int32_t*)(uintptr_t)16;
+  return *p;
+}
+
+void crash_abort(void) { abort(); }
+
+int32_t exit_midcall(void) { _exit(7); }
+
+void hang(void) {
+  for (;;) pause();
+}
+
+int32_t healthy(int32_t v) { return v * 2; }
