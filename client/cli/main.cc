@@ -5,6 +5,7 @@
 // Exit status: 0 success; 1 the daemon answered with an error (printed on
 // stderr as CODE: message); 2 usage error; 3 cannot reach the daemon.
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -65,7 +66,7 @@ int RunCall(const std::string& address, absl::Duration timeout,
     }
     values.push_back(*std::move(value));
   }
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(address);
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(address, std::min(timeout, absl::Seconds(5)));
   if (!client.ok()) return Fail(kExitUnreachable, client.status());
   absl::StatusOr<std::unique_ptr<Session>> session = (*client)->CreateSession();
   if (!session.ok()) return Fail(kExitFailed, session.status());

@@ -1,1 +1,172 @@
-// placeholder
+#include "tests/integration/test_daemon.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+
+extern char** environ;
+
+namespace ffibroker::testing {
+namespace {
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// posix_spawn with stdout/stderr redirected to files; returns the pid.
+pid_t Spawn(const std::vector<std::string>& args, const std::string& out,
+            const std::string& err) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = ::posix_spawn(&pid, args[0].c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return rc == 0 ? pid : -1;
+}
+
+std::string TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string templ = absl::StrCat(base && *base ? base : "/tmp", "/ffibroker-test-XXXXXX");
+  if (::mkdtemp(templ.data()) == nullptr) return "";
+  return templ;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TestDaemon>> TestDaemon::Start(
+    const std::string& extra_policy, const std::vector<std::string>& extra_flags) {
+  std::unique_ptr<TestDaemon> d(new TestDaemon());
+  d->dir_ = TempDir();
+  if (d->dir_.empty()) return absl::InternalError("mkdtemp failed");
+  d->address_ = absl::StrCat("unix:", d->dir_, "/broker.sock");
+  std::string policy = absl::StrCat(
+      "libraries { name: \"scalars\" path: \"", FFIBROKER_SCALARS_LIB, "\" }\n",
+      "libraries { name: \"crashy\" path: \"", FFIBROKER_CRASHY_LIB, "\" }\n",
+      "libraries { name: \"libm.so.6\" path: \"/lib/x86_64-linux-gnu/libm.so.6\" }\n",
+      extra_policy);
+  std::string policy_path = d->dir_ + "/policy.textproto";
+  std::ofstream(policy_path) << policy;
+  std::vector<std::string> args = {FFIBROKERD_PATH, "--policy=" + policy_path,
+                                   "--listen=" + d->address_};
+  args.insert(args.end(), extra_flags.begin(), extra_flags.end());
+  d->pid_ = Spawn(args, "/dev/null", d->log_path());
+  if (d->pid_ < 0) return absl::InternalError("cannot spawn ffibrokerd");
+  // Connect only once the socket exists: a refused first attempt would put
+  // gRPC's channel into a one-second reconnect backoff.
+  std::string socket_path = d->address_.substr(5);
+  absl::Time give_up = absl::Now() + absl::Seconds(10);
+  struct stat st;
+  while (::stat(socket_path.c_str(), &st) != 0 && d->alive() && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  absl::StatusOr<std::unique_ptr<Client>> client = d->Connect();
+  if (!client.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "daemon did not come up: ", client.status().message(), "\nlog:\n", d->ReadLog()));
+  }
+  return d;
+}
+
+TestDaemon::~TestDaemon() {
+  if (pid_ > 0 && !reaped_) Stop();
+  if (!dir_.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Client>> TestDaemon::Connect() const {
+  return Client::Connect(address_, absl::Seconds(10));
+}
+
+int TestDaemon::Stop() {
+  ::kill(pid_, SIGTERM);
+  absl::Time give_up = absl::Now() + absl::Seconds(10);
+  int status = 0;
+  while (true) {
+    pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) break;
+    if (absl::Now() > give_up) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  reaped_ = true;
+  return status;
+}
+
+bool TestDaemon::alive() const {
+  return !reaped_ && ProcessExists(pid_) && ProcessState(pid_) != 'Z';
+}
+
+std::string TestDaemon::ReadLog() const { return ReadAll(log_path()); }
+
+std::vector<pid_t> TestDaemon::Children() const {
+  std::vector<pid_t> children;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator(
+           absl::StrCat("/proc/", pid_, "/task"), ec)) {
+    for (absl::string_view field :
+         absl::StrSplit(ReadAll(task.path().string() + "/children"), ' ',
+                        absl::SkipWhitespace())) {
+      pid_t pid;
+      if (absl::SimpleAtoi(field, &pid)) children.push_back(pid);
+    }
+  }
+  return children;
+}
+
+CliResult RunCli(const std::vector<std::string>& args) {
+  std::string dir = TempDir();
+  std::vector<std::string> full = {FFIBROKER_CLI_PATH};
+  full.insert(full.end(), args.begin(), args.end());
+  CliResult result;
+  pid_t pid = Spawn(full, dir + "/out", dir + "/err");
+  int status = 0;
+  if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  }
+  result.out = ReadAll(dir + "/out");
+  result.err = ReadAll(dir + "/err");
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+  return result;
+}
+
+bool ProcessExists(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+
+char ProcessState(pid_t pid) {
+  std::string stat = ReadAll(absl::StrCat("/proc/", pid, "/stat"));
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return 0;
+  return stat[paren + 2];
+}
+
+}  // namespace ffibroker::testing

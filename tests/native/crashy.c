@@ -19,3 +19,9 @@ void hang(void) {
 }
 
 int32_t healthy(int32_t v) { return v * 2; }
+
+/* Takes a while, then succeeds: for deadlines and graceful shutdown. */
+int32_t sleep_ms(uint32_t ms) {
+  usleep(ms * 1000u);
+  return 1;
+}

@@ -1,0 +1,72 @@
+// TestDaemon: a real ffibrokerd from the build tree, on a unix socket in a
+// fresh temporary directory, for end-to-end tests.
+//
+// The policy allows the in-tree native test libraries (by name: "scalars",
+// "crashy") and libm ("libm.so.6"); `extra_policy` is appended verbatim
+// (e.g. a limits block). The daemon's stderr goes to log_path().
+//
+//   auto daemon = TestDaemon::Start();
+//   ASSERT_TRUE(daemon.ok()) << daemon.status();
+//   auto client = (*daemon)->Connect();
+#ifndef FFIBROKER_TESTS_INTEGRATION_TEST_DAEMON_H_
+#define FFIBROKER_TESTS_INTEGRATION_TEST_DAEMON_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ffibroker/client.h"
+
+namespace ffibroker::testing {
+
+class TestDaemon {
+ public:
+  static absl::StatusOr<std::unique_ptr<TestDaemon>> Start(
+      const std::string& extra_policy = "",
+      const std::vector<std::string>& extra_flags = {});
+  // Stops the daemon (SIGTERM, then SIGKILL after 10 s) and removes the
+  // temporary directory.
+  ~TestDaemon();
+
+  absl::StatusOr<std::unique_ptr<Client>> Connect() const;
+  // Sends SIGTERM and waits; returns the raw wait status.
+  int Stop();
+
+  bool alive() const;
+  pid_t pid() const { return pid_; }
+  const std::string& address() const { return address_; }
+  const std::string& dir() const { return dir_; }
+  std::string log_path() const { return dir_ + "/daemon.log"; }
+  std::string ReadLog() const;
+  // Direct children of the daemon (its workers).
+  std::vector<pid_t> Children() const;
+
+ private:
+  TestDaemon() = default;
+  std::string dir_;
+  std::string address_;
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+};
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the ffibroker CLI from the build tree with `args` and collects its
+// exit code and output.
+CliResult RunCli(const std::vector<std::string>& args);
+
+// True if a process with `pid` exists (zombies included).
+bool ProcessExists(pid_t pid);
+// The state letter from /proc/PID/stat ('Z' for a zombie), or 0 if gone.
+char ProcessState(pid_t pid);
+
+}  // namespace ffibroker::testing
+
+#endif  // FFIBROKER_TESTS_INTEGRATION_TEST_DAEMON_H_
