@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -65,7 +67,15 @@ bool ParseFloat(const ScalarInfo& info, absl::string_view text,
 
 template <typename T>
 std::string ShortestFloat(T v) {
-  if (std::isnan(v)) return std::signbit(v) ? "-nan" : "nan";
+  if (std::isnan(v)) {
+    // Keep the payload so the text reads back to the same bits ("nan(0x1)").
+    using Bits = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;
+    Bits bits;
+    std::memcpy(&bits, &v, sizeof v);
+    Bits payload = bits & ((Bits{1} << (sizeof(T) == 8 ? 51 : 22)) - 1);
+    std::string text = payload ? absl::StrCat("nan(0x", absl::Hex(payload), ")") : "nan";
+    return std::signbit(v) ? "-" + text : text;
+  }
   char buf[64];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   return std::string(buf, end);

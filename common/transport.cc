@@ -9,6 +9,9 @@
 #include "absl/strings/str_cat.h"
 
 namespace ffibroker {
+namespace {
+constexpr char kFrameByte = 'F';
+}  // namespace
 
 absl::StatusOr<std::pair<std::unique_ptr<SeqpacketTransport>,
                          std::unique_ptr<SeqpacketTransport>>>
@@ -29,11 +32,13 @@ SeqpacketTransport::Pair() {
 
 absl::Status SeqpacketTransport::Send(
     const google::protobuf::MessageLite& message) {
-  std::string bytes;
-  if (!message.SerializeToString(&bytes)) {
+  // Every packet starts with a frame byte, so an empty message is never a
+  // zero-length packet (which recv() cannot tell from a closed peer).
+  std::string bytes(1, kFrameByte);
+  if (!message.AppendToString(&bytes)) {
     return absl::InternalError("could not serialize a channel message");
   }
-  if (bytes.size() > kMaxMessageBytes) {
+  if (bytes.size() - 1 > kMaxMessageBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("message of ", bytes.size(), " bytes exceeds the channel limit of ",
                      kMaxMessageBytes));
@@ -74,10 +79,10 @@ absl::Status SeqpacketTransport::Receive(google::protobuf::MessageLite* message,
       return absl::AbortedError("watched descriptor became ready");
     }
   }
-  if (!buffer_) buffer_.reset(new char[kMaxMessageBytes + 1]);
+  if (!buffer_) buffer_.reset(new char[kMaxMessageBytes + 2]);
   ssize_t n;
   do {
-    n = ::recv(fd_.get(), buffer_.get(), kMaxMessageBytes + 1,
+    n = ::recv(fd_.get(), buffer_.get(), kMaxMessageBytes + 2,
                MSG_TRUNC | MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
   if (n == 0) return absl::UnavailableError("channel closed by peer");
@@ -85,11 +90,14 @@ absl::Status SeqpacketTransport::Receive(google::protobuf::MessageLite* message,
     if (errno == ECONNRESET) return absl::UnavailableError("channel reset by peer");
     return ErrnoStatus("recv on channel", errno);
   }
-  if (static_cast<size_t>(n) > kMaxMessageBytes) {
+  if (static_cast<size_t>(n) > kMaxMessageBytes + 1) {
     return absl::DataLossError(absl::StrCat("packet of ", n,
                                             " bytes exceeds the channel limit"));
   }
-  if (!message->ParseFromArray(buffer_.get(), static_cast<int>(n))) {
+  if (buffer_[0] != kFrameByte) {
+    return absl::DataLossError(absl::StrCat("packet of ", n, " bytes without a frame byte"));
+  }
+  if (!message->ParseFromArray(buffer_.get() + 1, static_cast<int>(n - 1))) {
     return absl::DataLossError(absl::StrCat("unparsable packet of ", n, " bytes"));
   }
   return absl::OkStatus();

@@ -2,6 +2,7 @@
 //
 // Transport is the one seam between the call engine and how bytes move; the
 // first implementation frames one protobuf message per SOCK_SEQPACKET packet
+// (a frame byte 'F' followed by the serialized message)
 // over a socketpair. (A shared-memory ring can replace it without touching
 // callers.) Not thread-safe: one exchange at a time per transport.
 //

@@ -68,6 +68,7 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
   }
   Policy policy;
   policy.listen_ = proto.listen().empty() ? kDefaultListenAddress : proto.listen();
+  std::set<std::string> names;
   for (int i = 0; i < proto.libraries_size(); ++i) {
     const v1::LibraryRule& rule = proto.libraries(i);
     std::string where = absl::StrCat(source, ": libraries[", i, "]");
@@ -80,6 +81,10 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
           absl::StrCat(where, ": name '", rule.name(), "' must not contain '/'"));
     }
     if (!rule.name().empty() && policy.path_by_name_.count(rule.name())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": name '", rule.name(), "' is listed twice"));
+    }
+    if (!rule.name().empty() && !names.insert(rule.name()).second) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": name '", rule.name(), "' is listed twice"));
     }
