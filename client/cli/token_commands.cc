@@ -37,7 +37,19 @@ int Grant(Session& session, const std::vector<std::string>& args) {
   v1::GrantTokenRequest scope;
   for (size_t i = 2; i < args.size(); ++i) {
     absl::string_view arg = args[i];
-    if (absl::ConsumePrefix(&arg, "--library=")) {
+    if (absl::ConsumePrefix(&arg, "ttl=")) {
+      absl::Duration ttl;
+      if (!absl::ParseDuration(arg, &ttl) || ttl < absl::Seconds(1)) {
+        return Usage(absl::StrCat("ttl: '", arg, "' is not a duration of at least 1s"));
+      }
+      scope.set_ttl_seconds(static_cast<uint32_t>(absl::ToInt64Seconds(ttl)));
+    } else if (absl::ConsumePrefix(&arg, "quota=")) {
+      uint64_t quota;
+      if (!absl::SimpleAtoi(arg, &quota)) return Usage("quota: not a number");
+      scope.set_call_quota(quota);
+    } else if (arg == "no-grant") {
+      scope.add_operations(v1::OPEN_LIBRARY);
+    } else {
       std::vector<std::string> parts = absl::StrSplit(arg, absl::MaxSplits(':', 1));
       v1::GrantTokenLibrary* lib = scope.add_libraries();
       lib->set_library(parts[0]);
@@ -46,20 +58,6 @@ int Grant(Session& session, const std::vector<std::string>& args) {
           lib->add_symbols(std::string(sym));
         }
       }
-    } else if (absl::ConsumePrefix(&arg, "--ttl=")) {
-      absl::Duration ttl;
-      if (!absl::ParseDuration(arg, &ttl) || ttl < absl::Seconds(1)) {
-        return Usage(absl::StrCat("--ttl: '", arg, "' is not a duration of at least 1s"));
-      }
-      scope.set_ttl_seconds(static_cast<uint32_t>(absl::ToInt64Seconds(ttl)));
-    } else if (absl::ConsumePrefix(&arg, "--quota=")) {
-      uint64_t quota;
-      if (!absl::SimpleAtoi(arg, &quota)) return Usage("--quota: not a number");
-      scope.set_call_quota(quota);
-    } else if (arg == "--no-grant") {
-      scope.add_operations(v1::OPEN_LIBRARY);
-    } else {
-      return Usage(absl::StrCat("token grant: unknown argument '", arg, "'"));
     }
   }
   absl::StatusOr<v1::GrantTokenResponse> granted = session.GrantToken(scope);

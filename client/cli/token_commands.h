@@ -16,10 +16,11 @@
 namespace ffibroker::cli {
 
 inline constexpr char kTokenSynopsis[] =
-    "  token grant [--library=LIB[:SYM,SYM...]]... [--ttl=DURATION] [--quota=N] [--no-grant]\n"
+    "  token grant [LIB[:SYM,SYM...]]... [ttl=DURATION] [quota=N] [no-grant]\n"
     "      Grant a capability token from a new session of the caller's principal\n"
-    "      (the whole permission, or only the LIBs/SYMs given). Prints the token\n"
-    "      on stdout, its id and expiry on stderr.\n"
+    "      (the whole permission, or only the LIBs/SYMs given; no-grant: the\n"
+    "      token cannot be exchanged). Prints the token on stdout, its id and\n"
+    "      expiry on stderr.\n"
     "  token inspect TOKEN     verify TOKEN and print its claims\n"
     "  token revoke TOKEN_ID   revoke a token the caller's principal granted\n"
     "  whoami                  print the principal the daemon sees\n"
