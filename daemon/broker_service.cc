@@ -21,9 +21,14 @@ template <typename Response, typename Handler>
 grpc::ServerUnaryReactor* BrokerService::Dispatch(
     grpc::CallbackServerContext* context, Response* response, Handler handler) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Caller> caller = auth_->Authenticate(*context);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   absl::Time deadline = DeadlineOf(context);
-  executor_->Submit([reactor, response, deadline, handler]() {
-    absl::StatusOr<Response> result = handler(deadline);
+  executor_->Submit([reactor, response, deadline, handler, caller = *std::move(caller)]() {
+    absl::StatusOr<Response> result = handler(caller, deadline);
     if (result.ok()) *response = std::move(*result);
     reactor->Finish(ToGrpcStatus(result.status()));
   });
@@ -33,40 +38,88 @@ grpc::ServerUnaryReactor* BrokerService::Dispatch(
 grpc::ServerUnaryReactor* BrokerService::CreateSession(
     grpc::CallbackServerContext* context, const v1::CreateSessionRequest* request,
     v1::CreateSessionResponse* response) {
-  return Dispatch(context, response, [this, request](absl::Time) {
-    return sessions_->CreateSession(*request);
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
+    return sessions_->CreateSession(*request, caller);
   });
 }
 
 grpc::ServerUnaryReactor* BrokerService::CloseSession(
     grpc::CallbackServerContext* context, const v1::CloseSessionRequest* request,
     v1::CloseSessionResponse* response) {
-  return Dispatch(context, response, [this, request](absl::Time) {
-    return sessions_->CloseSession(*request);
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
+    return sessions_->CloseSession(*request, caller);
   });
 }
 
 grpc::ServerUnaryReactor* BrokerService::OpenLibrary(
     grpc::CallbackServerContext* context, const v1::OpenLibraryRequest* request,
     v1::OpenLibraryResponse* response) {
-  return Dispatch(context, response, [this, request](absl::Time deadline) {
-    return sessions_->OpenLibrary(*request, deadline);
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
+    return sessions_->OpenLibrary(*request, caller, deadline);
   });
 }
 
 grpc::ServerUnaryReactor* BrokerService::CloseLibrary(
     grpc::CallbackServerContext* context, const v1::CloseLibraryRequest* request,
     v1::CloseLibraryResponse* response) {
-  return Dispatch(context, response, [this, request](absl::Time) {
-    return sessions_->CloseLibrary(*request);
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
+    return sessions_->CloseLibrary(*request, caller);
   });
 }
 
 grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* context,
                                               const v1::CallRequest* request,
                                               v1::CallResponse* response) {
-  return Dispatch(context, response, [this, request](absl::Time deadline) {
-    return sessions_->Call(*request, deadline);
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
+    return sessions_->Call(*request, caller, deadline);
+  });
+}
+
+grpc::ServerUnaryReactor* BrokerService::RevokePermissions(
+    grpc::CallbackServerContext* context, const v1::RevokePermissionsRequest* request,
+    v1::RevokePermissionsResponse* response) {
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
+    return sessions_->RevokePermissions(*request, caller);
+  });
+}
+
+grpc::ServerUnaryReactor* BrokerService::GrantToken(
+    grpc::CallbackServerContext* context, const v1::GrantTokenRequest* request,
+    v1::GrantTokenResponse* response) {
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
+    return tokens_->Grant(*request, caller);
+  });
+}
+
+grpc::ServerUnaryReactor* BrokerService::RevokeToken(
+    grpc::CallbackServerContext* context, const v1::RevokeTokenRequest* request,
+    v1::RevokeTokenResponse* response) {
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
+    return tokens_->Revoke(*request, caller);
+  });
+}
+
+grpc::ServerUnaryReactor* BrokerService::InspectToken(
+    grpc::CallbackServerContext* context, const v1::InspectTokenRequest* request,
+    v1::InspectTokenResponse* response) {
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
+    return tokens_->Inspect(*request, caller);
+  });
+}
+
+grpc::ServerUnaryReactor* BrokerService::ExchangeToken(
+    grpc::CallbackServerContext* context, const v1::ExchangeTokenRequest* request,
+    v1::ExchangeTokenResponse* response) {
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
+    return tokens_->Exchange(*request, caller);
+  });
+}
+
+grpc::ServerUnaryReactor* BrokerService::Whoami(
+    grpc::CallbackServerContext* context, const v1::WhoamiRequest* request,
+    v1::WhoamiResponse* response) {
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
+    return tokens_->Whoami(*request, caller);
   });
 }
 

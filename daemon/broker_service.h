@@ -1,24 +1,28 @@
 // BrokerService: the gRPC face of the daemon (ffibroker.v1.Broker).
 //
-// Thin by design: each handler hands the request to the SessionManager on
-// the Executor (the work blocks on worker processes, which the callback API
-// must not do on its own threads) and finishes the RPC with the converted
-// status. No business logic lives here.
+// Thin by design: each handler authenticates the caller (Authenticator),
+// hands the request to the SessionManager or TokenService on the Executor
+// (the work blocks on worker processes, which the callback API must not do
+// on its own threads) and finishes the RPC with the converted status. No
+// business logic lives here.
 //
-// Thread-safe; borrows the manager and executor, which must outlive it.
+// Thread-safe; borrows everything, which must outlive it.
 #ifndef FFIBROKER_DAEMON_BROKER_SERVICE_H_
 #define FFIBROKER_DAEMON_BROKER_SERVICE_H_
 
+#include "daemon/authenticator.h"
 #include "daemon/executor.h"
 #include "daemon/session_manager.h"
+#include "daemon/token_service.h"
 #include "ffibroker/v1/broker.grpc.pb.h"
 
 namespace ffibroker {
 
 class BrokerService final : public v1::Broker::CallbackService {
  public:
-  BrokerService(SessionManager* sessions, Executor* executor)
-      : sessions_(sessions), executor_(executor) {}
+  BrokerService(SessionManager* sessions, TokenService* tokens,
+                const Authenticator* auth, Executor* executor)
+      : sessions_(sessions), tokens_(tokens), auth_(auth), executor_(executor) {}
 
   grpc::ServerUnaryReactor* CreateSession(grpc::CallbackServerContext* context,
                                           const v1::CreateSessionRequest* request,
@@ -35,15 +39,35 @@ class BrokerService final : public v1::Broker::CallbackService {
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context,
                                  const v1::CallRequest* request,
                                  v1::CallResponse* response) override;
+  grpc::ServerUnaryReactor* RevokePermissions(
+      grpc::CallbackServerContext* context, const v1::RevokePermissionsRequest* request,
+      v1::RevokePermissionsResponse* response) override;
+  grpc::ServerUnaryReactor* GrantToken(grpc::CallbackServerContext* context,
+                                       const v1::GrantTokenRequest* request,
+                                       v1::GrantTokenResponse* response) override;
+  grpc::ServerUnaryReactor* RevokeToken(grpc::CallbackServerContext* context,
+                                        const v1::RevokeTokenRequest* request,
+                                        v1::RevokeTokenResponse* response) override;
+  grpc::ServerUnaryReactor* InspectToken(grpc::CallbackServerContext* context,
+                                         const v1::InspectTokenRequest* request,
+                                         v1::InspectTokenResponse* response) override;
+  grpc::ServerUnaryReactor* ExchangeToken(grpc::CallbackServerContext* context,
+                                          const v1::ExchangeTokenRequest* request,
+                                          v1::ExchangeTokenResponse* response) override;
+  grpc::ServerUnaryReactor* Whoami(grpc::CallbackServerContext* context,
+                                   const v1::WhoamiRequest* request,
+                                   v1::WhoamiResponse* response) override;
 
  private:
-  // Runs `handler(deadline)` on the executor and finishes the RPC with its
-  // result.
+  // Authenticates the caller, then runs `handler(caller, deadline)` on the
+  // executor and finishes the RPC with its result.
   template <typename Response, typename Handler>
   grpc::ServerUnaryReactor* Dispatch(grpc::CallbackServerContext* context,
                                      Response* response, Handler handler);
 
   SessionManager* const sessions_;
+  TokenService* const tokens_;
+  const Authenticator* const auth_;
   Executor* const executor_;
 };
 

@@ -14,6 +14,7 @@
 #include <climits>
 #include <fstream>
 #include <sstream>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -111,36 +112,80 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
         "worker executable ", d->options_.worker_path, " is missing or not executable"));
   }
   ASSIGN_OR_RETURN(Policy policy, Policy::LoadFile(options.policy_path));
-  d->policy_ = std::make_unique<Policy>(std::move(policy));
-  for (const std::string& warning : d->policy_->warnings()) LOG_WARNING("%s", warning);
+  for (const std::string& warning : policy.warnings()) LOG_WARNING("%s", warning);
+  d->policies_ = std::make_unique<PolicyHolder>(std::move(policy), options.policy_path);
+  std::shared_ptr<const Policy> current = d->policies_->Get();
+  if (current->principal_count() == 0) {
+    LOG_WARNING("the policy lists no principals: every client will be refused");
+  }
+  ASSIGN_OR_RETURN(std::string secret,
+                   LoadOrGenerateTokenSecret(current->token_secret_file()));
+  d->token_authority_ = std::make_unique<TokenAuthority>(std::move(secret));
+  ASSIGN_OR_RETURN(d->audit_, AuditLog::Open(current->audit()));
+  ASSIGN_OR_RETURN(d->pins_, PinnedLibraries::Create());
 
   ASSIGN_OR_RETURN(ListenAddress address,
-                   ParseListenAddress(options.listen.empty() ? d->policy_->listen()
+                   ParseListenAddress(options.listen.empty() ? current->listen()
                                                              : options.listen));
   ASSIGN_OR_RETURN(auto credentials, Credentials(address, options));
   if (address.kind == ListenAddress::Kind::kUnix) {
     RETURN_IF_ERROR(PrepareUnixSocket(address.path));
+    // Accepted by us (peer credentials), handed to gRPC: see peer_acceptor.h.
+    ASSIGN_OR_RETURN(d->acceptor_, PeerAcceptor::Listen(address.path));
   }
 
+  WorkerOptions worker_options;
+  worker_options.worker_path = d->options_.worker_path;
   d->sessions_ = std::make_unique<SessionManager>(
-      d->policy_.get(), WorkerOptions{d->options_.worker_path});
+      d->policies_.get(), d->token_authority_.get(), d->audit_.get(), d->pins_.get(),
+      worker_options);
+  d->token_service_ = std::make_unique<TokenService>(
+      d->sessions_.get(), d->policies_.get(), d->token_authority_.get(), d->audit_.get());
+  d->authenticator_ = std::make_unique<Authenticator>(d->acceptor_.get(), d->policies_.get());
   d->executor_ = std::make_unique<Executor>(options.threads);
-  d->service_ = std::make_unique<BrokerService>(d->sessions_.get(), d->executor_.get());
+  d->service_ = std::make_unique<BrokerService>(d->sessions_.get(), d->token_service_.get(),
+                                                d->authenticator_.get(), d->executor_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(address.GrpcTarget(), credentials,
-                           address.kind == ListenAddress::Kind::kTcp ? &port : nullptr);
+  if (address.kind == ListenAddress::Kind::kTcp) {
+    builder.AddListeningPort(address.GrpcTarget(), credentials, &port);
+  }
+  // The mTLS listener: only clients with a certificate from client_ca_file.
+  int tls_port = 0;
+  std::optional<ListenAddress> tls_address;
+  if (current->tls().listen().size() > 0) {
+    ASSIGN_OR_RETURN(ListenAddress parsed, ParseListenAddress(current->tls().listen()));
+    if (parsed.kind != ListenAddress::Kind::kTcp) {
+      return absl::InvalidArgumentError("tls.listen must be tcp:HOST:PORT");
+    }
+    grpc::SslServerCredentialsOptions ssl(
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    ASSIGN_OR_RETURN(pair.private_key, ReadFile(current->tls().key_file()));
+    ASSIGN_OR_RETURN(pair.cert_chain, ReadFile(current->tls().cert_file()));
+    ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFile(current->tls().client_ca_file()));
+    ssl.pem_key_cert_pairs.push_back(std::move(pair));
+    builder.AddListeningPort(parsed.GrpcTarget(), grpc::SslServerCredentials(ssl), &tls_port);
+    tls_address = parsed;
+  }
   builder.RegisterService(d->service_.get());
   builder.SetMaxReceiveMessageSize(4 << 20);
   d->server_ = builder.BuildAndStart();
   if (d->server_ == nullptr ||
-      (address.kind == ListenAddress::Kind::kTcp && port == 0)) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", address.GrpcTarget()));
+      (address.kind == ListenAddress::Kind::kTcp && port == 0) ||
+      (tls_address.has_value() && tls_port == 0)) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address.GrpcTarget(),
+                                               tls_address ? " or the tls listener" : ""));
   }
   if (address.kind == ListenAddress::Kind::kTcp) address.port = port;
+  if (d->acceptor_ != nullptr) d->acceptor_->Start(d->server_.get());
+  if (tls_address.has_value()) {
+    tls_address->port = tls_port;
+    LOG_INFO("mTLS listener on tcp:%s", tls_address->GrpcTarget());
+  }
   d->address_ = address.kind == ListenAddress::Kind::kUnix
                     ? address.GrpcTarget()
                     : absl::StrCat("tcp:", address.GrpcTarget());
@@ -164,16 +209,32 @@ void Daemon::RunUntilSignal() {
       LOG_INFO("received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
       break;
     }
-    if (sig == SIGHUP) {
-      LOG_WARNING("SIGHUP: policy reload is not supported yet; policy unchanged");
-    }
+    if (sig == SIGHUP) ReloadPolicy();
     sessions_->ExpireIdleSessions();
   }
   Stop();
 }
 
+void Daemon::ReloadPolicy() {
+  absl::Status status = policies_->Reload();
+  if (!status.ok()) {
+    LOG_ERROR("SIGHUP: policy %s NOT reloaded, the old one stays in force:\n%s",
+              policies_->path(), status.message());
+    audit_->Record("reload_policy", {{"result", "rejected"},
+                                     {"reason", std::string(status.message())}});
+    return;
+  }
+  std::shared_ptr<const Policy> policy = policies_->Get();
+  for (const std::string& warning : policy->warnings()) LOG_WARNING("%s", warning);
+  LOG_INFO("SIGHUP: policy %s reloaded (%d principals)", policies_->path(),
+           policy->principal_count());
+  audit_->Record("reload_policy", {{"result", "ok"},
+                                   {"principals", absl::StrCat(policy->principal_count())}});
+}
+
 void Daemon::Stop() {
   if (server_ == nullptr) return;
+  if (acceptor_ != nullptr) acceptor_->Stop();
   // Stop accepting; in-flight RPCs get the grace period. Calls still stuck
   // in a worker after it are ended by killing every worker.
   absl::Notification drained;
@@ -197,6 +258,7 @@ Daemon::~Daemon() {
   // Order matters: the executor drains before the sessions it calls into go.
   executor_.reset();
   service_.reset();
+  token_service_.reset();
   sessions_.reset();
 }
 

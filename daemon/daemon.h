@@ -1,5 +1,7 @@
-// Daemon: ffibrokerd's parts wired together (policy, sessions, executor,
-// gRPC server with health checking and reflection) and their lifecycle.
+// Daemon: ffibrokerd's parts wired together (policy, token authority, audit
+// log, sessions, executor, gRPC server with health checking and reflection,
+// the unix-socket acceptor and the optional mTLS listener) and their
+// lifecycle. SIGHUP reloads the policy atomically.
 //
 // Not thread-safe; owned and driven by main().
 //
@@ -15,10 +17,16 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "daemon/audit_log.h"
+#include "daemon/authenticator.h"
 #include "daemon/broker_service.h"
 #include "daemon/executor.h"
-#include "daemon/policy.h"
+#include "daemon/peer_acceptor.h"
+#include "daemon/pinned_library.h"
+#include "daemon/policy_holder.h"
 #include "daemon/session_manager.h"
+#include "daemon/token_authority.h"
+#include "daemon/token_service.h"
 
 namespace ffibroker {
 
@@ -42,7 +50,9 @@ class Daemon {
 
   // Serves until SIGTERM or SIGINT, expiring idle sessions once a second;
   // then stops accepting, lets in-flight RPCs finish within the grace period,
-  // kills and reaps every worker.
+  // kills and reaps every worker. SIGHUP reloads the policy: a valid new one
+  // replaces the old atomically for new sessions and authentication; an
+  // invalid one is logged and the old one stays.
   void RunUntilSignal();
 
   const std::string& address() const { return address_; }
@@ -50,10 +60,17 @@ class Daemon {
  private:
   Daemon() = default;
   void Stop();
+  void ReloadPolicy();
 
   DaemonOptions options_;
-  std::unique_ptr<Policy> policy_;
+  std::unique_ptr<PolicyHolder> policies_;
+  std::unique_ptr<TokenAuthority> token_authority_;
+  std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<PinnedLibraries> pins_;
   std::unique_ptr<SessionManager> sessions_;
+  std::unique_ptr<TokenService> token_service_;
+  std::unique_ptr<PeerAcceptor> acceptor_;
+  std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<BrokerService> service_;
   std::unique_ptr<grpc::Server> server_;

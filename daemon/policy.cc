@@ -1,18 +1,30 @@
 #include "daemon/policy.h"
 
+#include <grp.h>
+#include <openssl/sha.h>
+#include <pwd.h>
+
 #include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/signature.h"
+#include "daemon/permission.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
 namespace ffibroker {
 namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::TextFormat;
 
 class CollectErrors : public google::protobuf::io::ErrorCollector {
  public:
@@ -32,6 +44,47 @@ class CollectErrors : public google::protobuf::io::ErrorCollector {
   std::vector<std::string> errors_;
 };
 
+// A position in the parsed text: turns "field F (index I) of this message"
+// into "FILE:LINE:COLUMN: path.F[I]" for schema errors.
+class Where {
+ public:
+  Where(std::string source, const TextFormat::ParseInfoTree* tree,
+        const Descriptor* type, std::string path, std::string fallback)
+      : source_(std::move(source)), tree_(tree), type_(type),
+        path_(std::move(path)), fallback_(std::move(fallback)) {}
+
+  // "FILE:L:C: path.name[index]" (the message's own position if the field
+  // is absent from the text).
+  std::string At(const char* name, int index = -1) const {
+    std::string pos = fallback_;
+    const FieldDescriptor* field = type_->FindFieldByName(name);
+    if (tree_ != nullptr && field != nullptr) {
+      TextFormat::ParseLocation loc = tree_->GetLocation(field, index);
+      if (loc.line >= 0) pos = absl::StrCat(source_, ":", loc.line + 1, ":", loc.column + 1);
+    }
+    return absl::StrCat(pos, ": ", path_, path_.empty() ? "" : ".", name,
+                        index >= 0 ? absl::StrCat("[", index, "]") : "");
+  }
+  Where Nested(const char* name, int index = -1) const {
+    const FieldDescriptor* field = type_->FindFieldByName(name);
+    const TextFormat::ParseInfoTree* nested =
+        tree_ == nullptr ? nullptr : tree_->GetTreeForNested(field, index);
+    std::string here = At(name, index);
+    std::string pos = here.substr(0, here.find(": "));
+    return Where(source_, nested, field->message_type(),
+                 absl::StrCat(path_, path_.empty() ? "" : ".", name,
+                              index >= 0 ? absl::StrCat("[", index, "]") : ""),
+                 pos);
+  }
+
+ private:
+  std::string source_;
+  const TextFormat::ParseInfoTree* tree_;
+  const Descriptor* type_;
+  std::string path_;
+  std::string fallback_;
+};
+
 // realpath() as a StatusOr: NOT_FOUND if the path does not exist.
 absl::StatusOr<std::string> Canonical(const std::string& path) {
   char buf[PATH_MAX];
@@ -41,6 +94,22 @@ absl::StatusOr<std::string> Canonical(const std::string& path) {
   return std::string(buf);
 }
 
+bool IsSha256Hex(absl::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!absl::ascii_isdigit(c) && !(c >= 'a' && c <= 'f')) return false;
+  }
+  return true;
+}
+
+bool IsPrincipalName(absl::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (char c : s) {
+    if (!absl::ascii_isalnum(c) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
 // Applies `value` when the field is unset (0).
 void Default(v1::Limits* limits, uint32_t (v1::Limits::*get)() const,
              void (v1::Limits::*set)(uint32_t), uint32_t value) {
@@ -48,6 +117,13 @@ void Default(v1::Limits* limits, uint32_t (v1::Limits::*get)() const,
 }
 
 }  // namespace
+
+std::string Sha256Hex(absl::string_view bytes) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  ::SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<char*>(digest), sizeof digest));
+}
 
 absl::StatusOr<Policy> Policy::LoadFile(const std::string& path) {
   std::ifstream in(path);
@@ -60,43 +136,161 @@ absl::StatusOr<Policy> Policy::LoadFile(const std::string& path) {
 absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
                                      absl::string_view source) {
   v1::Policy proto;
-  CollectErrors errors(source);
-  google::protobuf::TextFormat::Parser parser;
-  parser.RecordErrorsTo(&errors);
+  CollectErrors collect(source);
+  TextFormat::Parser parser;
+  TextFormat::ParseInfoTree tree;
+  parser.RecordErrorsTo(&collect);
+  parser.WriteLocationsTo(&tree);
   if (!parser.ParseFromString(std::string(text), &proto)) {
-    return absl::InvalidArgumentError(absl::StrJoin(errors.errors(), "\n"));
+    return absl::InvalidArgumentError(absl::StrJoin(collect.errors(), "\n"));
   }
+  std::vector<std::string> errors;
+  Where top(std::string(source), &tree, v1::Policy::descriptor(), "",
+            absl::StrCat(source, ":1:1"));
   Policy policy;
+  policy.proto_ = proto;
   policy.listen_ = proto.listen().empty() ? kDefaultListenAddress : proto.listen();
   std::set<std::string> names;
+
+  // The catalogue.
   for (int i = 0; i < proto.libraries_size(); ++i) {
     const v1::LibraryRule& rule = proto.libraries(i);
-    std::string where = absl::StrCat(source, ": libraries[", i, "]");
+    Where where = top.Nested("libraries", i);
     if (!absl::StartsWith(rule.path(), "/")) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": path '", rule.path(), "' must be absolute"));
+      errors.push_back(absl::StrCat(where.At("path"), ": '", rule.path(), "' must be absolute"));
+      continue;
     }
     if (absl::StrContains(rule.name(), "/")) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": name '", rule.name(), "' must not contain '/'"));
+      errors.push_back(absl::StrCat(where.At("name"), ": '", rule.name(), "' must not contain '/'"));
+      continue;
     }
-    if (!rule.name().empty() && policy.path_by_name_.count(rule.name())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": name '", rule.name(), "' is listed twice"));
-    }
+    // Checked before the file: a duplicate is a mistake even when the first
+    // rule's library is missing on this machine.
     if (!rule.name().empty() && !names.insert(rule.name()).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": name '", rule.name(), "' is listed twice"));
+      errors.push_back(absl::StrCat(where.At("name"), ": '", rule.name(), "' is listed twice"));
+      continue;
     }
     absl::StatusOr<std::string> canonical = Canonical(rule.path());
     if (!canonical.ok()) {
       policy.warnings_.push_back(
-          absl::StrCat(where, ": ", canonical.status().message(), "; rule ignored"));
+          absl::StrCat(where.At("path"), ": ", canonical.status().message(), "; rule ignored"));
       continue;
     }
-    policy.allowed_paths_.insert(*canonical);
     if (!rule.name().empty()) policy.path_by_name_[rule.name()] = *canonical;
   }
+
+  // The principals.
+  names.clear();
+  std::set<std::string> key_ids;
+  for (int i = 0; i < proto.principals_size(); ++i) {
+    const v1::Principal& p = proto.principals(i);
+    Where where = top.Nested("principals", i);
+    ResolvedPrincipal r;
+    r.name = p.name();
+    if (!IsPrincipalName(p.name())) {
+      errors.push_back(absl::StrCat(where.At("name"), ": '", p.name(),
+                                    "' is not a valid name (letters, digits, '-', '_', '.')"));
+    } else if (!names.insert(p.name()).second) {
+      errors.push_back(absl::StrCat(where.At("name"), ": '", p.name(), "' is listed twice"));
+    }
+    r.uids.insert(p.uids().begin(), p.uids().end());
+    r.gids.insert(p.gids().begin(), p.gids().end());
+    for (int j = 0; j < p.users_size(); ++j) {
+      struct passwd* pw = ::getpwnam(p.users(j).c_str());
+      if (pw == nullptr) {
+        errors.push_back(absl::StrCat(where.At("users", j), ": no local user '", p.users(j), "'"));
+      } else {
+        r.uids.insert(pw->pw_uid);
+      }
+    }
+    for (int j = 0; j < p.groups_size(); ++j) {
+      struct group* gr = ::getgrnam(p.groups(j).c_str());
+      if (gr == nullptr) {
+        errors.push_back(absl::StrCat(where.At("groups", j), ": no local group '", p.groups(j), "'"));
+      } else {
+        r.gids.insert(gr->gr_gid);
+      }
+    }
+    r.any_local_user = p.any_local_user();
+    for (int j = 0; j < p.tls_identities_size(); ++j) {
+      if (p.tls_identities(j).empty()) {
+        errors.push_back(absl::StrCat(where.At("tls_identities", j), ": empty identity"));
+      }
+      r.tls_names.insert(p.tls_identities(j));
+    }
+    for (int j = 0; j < p.api_keys_size(); ++j) {
+      const v1::ApiKey& key = p.api_keys(j);
+      Where kw = where.Nested("api_keys", j);
+      if (key.id().empty() || !key_ids.insert(key.id()).second) {
+        errors.push_back(absl::StrCat(kw.At("id"), ": '", key.id(), "' is empty or not unique"));
+      }
+      if (!IsSha256Hex(key.sha256())) {
+        errors.push_back(absl::StrCat(kw.At("sha256"),
+                                      ": must be 64 lowercase hex digits (a SHA-256 of the key)"));
+      } else if (policy.key_owners_.count(key.sha256())) {
+        errors.push_back(absl::StrCat(kw.At("sha256"), ": the same key is listed twice"));
+      } else {
+        policy.key_owners_[key.sha256()] = KeyOwner{policy.principals_.size(), key.id()};
+      }
+    }
+    // The permission, with canonical paths.
+    Where pw = where.Nested("permission");
+    r.permission = p.permission();
+    r.permission.clear_libraries();
+    for (int j = 0; j < p.permission().libraries_size(); ++j) {
+      const v1::PermissionLibrary& lib = p.permission().libraries(j);
+      Where lw = pw.Nested("libraries", j);
+      std::string path;
+      auto named = policy.path_by_name_.find(lib.library());
+      if (named != policy.path_by_name_.end()) {
+        path = named->second;
+      } else if (absl::StartsWith(lib.library(), "/")) {
+        absl::StatusOr<std::string> canonical = Canonical(lib.library());
+        if (!canonical.ok()) {
+          policy.warnings_.push_back(absl::StrCat(lw.At("library"), ": ",
+                                                  canonical.status().message(),
+                                                  "; entry ignored"));
+          continue;
+        }
+        path = *canonical;
+      } else {
+        errors.push_back(absl::StrCat(lw.At("library"), ": '", lib.library(),
+                                      "' is neither a catalogue name nor an absolute path"));
+        continue;
+      }
+      if (!lib.sha256().empty() && !IsSha256Hex(lib.sha256())) {
+        errors.push_back(absl::StrCat(lw.At("sha256"), ": must be 64 lowercase hex digits"));
+      }
+      for (int k = 0; k < lib.allow_symbols_size(); ++k) {
+        if (!IsIdentifier(lib.allow_symbols(k))) {
+          errors.push_back(absl::StrCat(lw.At("allow_symbols", k), ": '", lib.allow_symbols(k),
+                                        "' is not a C identifier"));
+        }
+      }
+      for (int k = 0; k < lib.deny_symbols_size(); ++k) {
+        if (!IsIdentifier(lib.deny_symbols(k))) {
+          errors.push_back(absl::StrCat(lw.At("deny_symbols", k), ": '", lib.deny_symbols(k),
+                                        "' is not a C identifier"));
+        }
+      }
+      if (FindLibrary(r.permission, path) != nullptr) {
+        errors.push_back(absl::StrCat(lw.At("library"), ": '", lib.library(),
+                                      "' is listed twice (as ", path, ")"));
+        continue;
+      }
+      v1::PermissionLibrary* entry = r.permission.add_libraries();
+      *entry = lib;
+      entry->set_library(path);
+    }
+    for (int j = 0; j < p.permission().operations_size(); ++j) {
+      if (p.permission().operations(j) == v1::PERMISSION_OPERATION_UNSPECIFIED) {
+        errors.push_back(absl::StrCat(pw.At("operations", j), ": must not be UNSPECIFIED"));
+      }
+    }
+    ApplyPermissionDefaults(&r.permission);
+    policy.principals_.push_back(std::move(r));
+  }
+
   policy.limits_ = proto.limits();
   Default(&policy.limits_, &v1::Limits::max_sessions, &v1::Limits::set_max_sessions, 256);
   Default(&policy.limits_, &v1::Limits::max_libraries_per_session, &v1::Limits::set_max_libraries_per_session, 16);
@@ -104,11 +298,28 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
   Default(&policy.limits_, &v1::Limits::max_call_millis, &v1::Limits::set_max_call_millis, 30000);
   Default(&policy.limits_, &v1::Limits::default_session_idle_seconds, &v1::Limits::set_default_session_idle_seconds, 300);
   Default(&policy.limits_, &v1::Limits::max_session_idle_seconds, &v1::Limits::set_max_session_idle_seconds, 3600);
+  Default(&policy.limits_, &v1::Limits::default_token_ttl_seconds, &v1::Limits::set_default_token_ttl_seconds, 3600);
+  Default(&policy.limits_, &v1::Limits::max_token_ttl_seconds, &v1::Limits::set_max_token_ttl_seconds, 86400);
+  Where lim = top.Nested("limits");
   if (policy.limits_.default_session_idle_seconds() >
       policy.limits_.max_session_idle_seconds()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ": limits.default_session_idle_seconds exceeds limits.max_session_idle_seconds"));
+    errors.push_back(absl::StrCat(lim.At("default_session_idle_seconds"),
+                                  ": exceeds limits.max_session_idle_seconds"));
   }
+  if (policy.limits_.default_token_ttl_seconds() > policy.limits_.max_token_ttl_seconds()) {
+    errors.push_back(absl::StrCat(lim.At("default_token_ttl_seconds"),
+                                  ": exceeds limits.max_token_ttl_seconds"));
+  }
+  if (proto.has_tls()) {
+    Where tw = top.Nested("tls");
+    const char* required[] = {"listen", "cert_file", "key_file", "client_ca_file"};
+    const std::string* values[] = {&proto.tls().listen(), &proto.tls().cert_file(),
+                                   &proto.tls().key_file(), &proto.tls().client_ca_file()};
+    for (int k = 0; k < 4; ++k) {
+      if (values[k]->empty()) errors.push_back(absl::StrCat(tw.At(required[k]), ": required"));
+    }
+  }
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
   return policy;
 }
 
@@ -129,13 +340,48 @@ absl::StatusOr<std::string> Policy::ResolveLibrary(
     }
     return it->second;
   }
-  absl::StatusOr<std::string> canonical = Canonical(std::string(requested));
-  if (!canonical.ok()) return canonical.status();
-  if (!allowed_paths_.count(*canonical)) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "library '", requested, "' is not allowed by the policy"));
+  return Canonical(std::string(requested));
+}
+
+absl::StatusOr<Caller> Policy::Authenticate(const PeerIdentity& id) const {
+  auto caller = [&](size_t index, std::string how) {
+    return Caller{principals_[index].name, std::move(how), principals_[index].permission};
+  };
+  if (!id.api_key_sha256.empty()) {
+    auto it = key_owners_.find(id.api_key_sha256);
+    if (it == key_owners_.end()) {
+      return absl::UnauthenticatedError("the API key presented is not valid");
+    }
+    return caller(it->second.principal, absl::StrCat("api key ", it->second.key_id));
   }
-  return *canonical;
+  for (size_t i = 0; i < principals_.size(); ++i) {
+    const ResolvedPrincipal& p = principals_[i];
+    if (id.transport == PeerIdentity::Transport::kUnix) {
+      if (p.uids.count(id.uid)) return caller(i, absl::StrCat("uid ", id.uid));
+      if (p.gids.count(id.gid)) return caller(i, absl::StrCat("gid ", id.gid));
+      for (gid_t g : id.groups) {
+        if (p.gids.count(g)) return caller(i, absl::StrCat("group ", g));
+      }
+      if (p.any_local_user) return caller(i, absl::StrCat("local uid ", id.uid));
+    } else if (id.transport == PeerIdentity::Transport::kTls) {
+      for (const std::string& name : id.tls_names) {
+        if (p.tls_names.count(name)) return caller(i, absl::StrCat("tls ", name));
+      }
+    }
+  }
+  switch (id.transport) {
+    case PeerIdentity::Transport::kUnix:
+      return absl::PermissionDeniedError(absl::StrCat(
+          "uid ", id.uid, " (gid ", id.gid, ") is not a principal of the policy"));
+    case PeerIdentity::Transport::kTls:
+      return absl::PermissionDeniedError(absl::StrCat(
+          "TLS client '", id.tls_names.empty() ? "" : id.tls_names.front(),
+          "' is not a principal of the policy"));
+    default:
+      return absl::UnauthenticatedError(
+          "the connection carries no identity: use the unix socket, a TLS client "
+          "certificate or an API key");
+  }
 }
 
 }  // namespace ffibroker

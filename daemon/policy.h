@@ -1,8 +1,11 @@
 // Policy: the loaded, validated policy file (schema: proto/ffibroker/v1/policy.proto).
 //
-// Immutable once loaded; safe to share between threads.
+// Immutable once loaded; safe to share between threads. Reloading builds a
+// new Policy (see PolicyHolder); sessions and tokens keep the permission
+// snapshot they took from the policy in force when they were created.
 //
 //   ASSIGN_OR_RETURN(Policy policy, Policy::LoadFile("policy/default.textproto"));
+//   ASSIGN_OR_RETURN(Caller caller, policy.Authenticate(identity));
 //   ASSIGN_OR_RETURN(std::string path, policy.ResolveLibrary("libm.so.6"));
 #ifndef FFIBROKER_DAEMON_POLICY_H_
 #define FFIBROKER_DAEMON_POLICY_H_
@@ -14,48 +17,77 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "daemon/identity.h"
 #include "ffibroker/v1/policy.pb.h"
 
 namespace ffibroker {
 
 class Policy {
  public:
-  // Reads and validates a text-format policy. INVALID_ARGUMENT with
-  // "FILE:LINE:COLUMN: message" for syntax and schema mistakes; NOT_FOUND if
-  // the file cannot be read.
+  // Reads and validates a text-format policy. INVALID_ARGUMENT listing every
+  // mistake found, one per line as "FILE:LINE:COLUMN: message" (syntax and
+  // schema mistakes alike); NOT_FOUND if the file cannot be read.
   static absl::StatusOr<Policy> LoadFile(const std::string& path);
   // Same, from text; `source` names it in messages.
   static absl::StatusOr<Policy> Parse(absl::string_view text,
                                       absl::string_view source);
 
-  // Maps what a client asked for to the absolute path to load:
-  //  - a name listed in the policy -> its path;
-  //  - an absolute path -> its canonical form, if that is allowed.
-  // NOT_FOUND for an unknown name or a path that does not exist;
-  // PERMISSION_DENIED for an existing path the policy does not list;
-  // INVALID_ARGUMENT for a relative path.
+  // Maps what a client asked for to a canonical absolute path:
+  //  - a name from the policy's catalogue -> its path;
+  //  - an absolute path -> its canonical form (symlinks and ".." resolved).
+  // Whether the path may be opened is the permission's business
+  // (CheckOpen). NOT_FOUND for an unknown name or a path that does not
+  // exist; INVALID_ARGUMENT for an empty or relative path.
   absl::StatusOr<std::string> ResolveLibrary(absl::string_view requested) const;
+
+  // The principal `identity` is and its permission now. An API key, when
+  // presented, must belong to a principal (UNAUTHENTICATED otherwise) and
+  // selects it; else the first principal matching the transport identity
+  // wins. PERMISSION_DENIED if none matches (naming the uid or TLS name).
+  absl::StatusOr<Caller> Authenticate(const PeerIdentity& identity) const;
 
   // The limits with defaults applied to every unset field.
   const v1::Limits& limits() const { return limits_; }
   // The listen address (default applied).
   const std::string& listen() const { return listen_; }
+  // The audit and TLS listener settings, the token secret file (as written).
+  const v1::AuditConfig& audit() const { return proto_.audit(); }
+  const v1::TlsListener& tls() const { return proto_.tls(); }
+  const std::string& token_secret_file() const { return proto_.token_secret_file(); }
   // Problems that did not make the policy invalid (e.g. a listed library
   // missing on this machine); the daemon logs them.
   const std::vector<std::string>& warnings() const { return warnings_; }
+  size_t principal_count() const { return principals_.size(); }
 
  private:
+  struct ResolvedPrincipal {
+    std::string name;
+    std::set<uid_t> uids;
+    std::set<gid_t> gids;
+    bool any_local_user = false;
+    std::set<std::string> tls_names;
+    v1::Permission permission;  // canonical paths, defaults applied
+  };
+  struct KeyOwner {
+    size_t principal;  // index in principals_
+    std::string key_id;
+  };
   Policy() = default;
 
+  v1::Policy proto_;
   v1::Limits limits_;
   std::string listen_;
   std::map<std::string, std::string> path_by_name_;  // name -> canonical path
-  std::set<std::string> allowed_paths_;              // canonical paths
+  std::vector<ResolvedPrincipal> principals_;
+  std::map<std::string, KeyOwner> key_owners_;  // sha256 hex -> owner
   std::vector<std::string> warnings_;
 };
 
 // Where the daemon listens when neither flag nor policy says.
 inline constexpr char kDefaultListenAddress[] = "unix:/run/ffibroker/ffibrokerd.sock";
+
+// Lowercase hex SHA-256 of `bytes` (OpenSSL).
+std::string Sha256Hex(absl::string_view bytes);
 
 }  // namespace ffibroker
 

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/signature.h"
 #include "common/status_macros.h"
+#include "daemon/permission.h"
 
 namespace ffibroker {
 namespace {
@@ -53,18 +54,27 @@ absl::Status ValidateSymbols(
   return absl::OkStatus();
 }
 
+// The tighter of the daemon's limit and the permission's (0 = none).
+uint32_t Tighter(uint32_t daemon, uint32_t permission) {
+  return permission != 0 && permission < daemon ? permission : daemon;
+}
+
 }  // namespace
 
-SessionManager::SessionManager(const Policy* policy, WorkerOptions worker_options,
+SessionManager::SessionManager(const PolicyHolder* policies, TokenAuthority* tokens,
+                               AuditLog* audit, PinnedLibraries* pins,
+                               WorkerOptions worker_options,
                                std::function<absl::Time()> now)
-    : policy_(policy), worker_options_(std::move(worker_options)), now_(std::move(now)) {}
+    : policies_(policies), tokens_(tokens), audit_(audit), pins_(pins),
+      worker_options_(std::move(worker_options)), now_(std::move(now)) {}
 
 SessionManager::~SessionManager() { CloseAll(); }
 
 absl::StatusOr<SessionManager::Session*> SessionManager::FindLocked(
-    const std::string& id) {
+    const std::string& id, const Caller& caller) {
   auto it = sessions_.find(id);
-  if (it == sessions_.end()) {
+  // Another principal's session is as unknown to the caller as a wrong id.
+  if (it == sessions_.end() || it->second->principal != caller.principal) {
     return absl::NotFoundError("unknown session (closed, expired, or never created)");
   }
   it->second->last_used = now_();
@@ -72,13 +82,14 @@ absl::StatusOr<SessionManager::Session*> SessionManager::FindLocked(
 }
 
 uint32_t SessionManager::StopAll(Session& session) {
-  for (auto& [handle, lib] : session.libraries) lib->Stop();
+  for (auto& [handle, lib] : session.libraries) lib.library->Stop();
   return static_cast<uint32_t>(session.libraries.size());
 }
 
 absl::StatusOr<v1::CreateSessionResponse> SessionManager::CreateSession(
-    const v1::CreateSessionRequest& request) {
-  const v1::Limits& limits = policy_->limits();
+    const v1::CreateSessionRequest& request, const Caller& caller) {
+  std::shared_ptr<const Policy> policy = policies_->Get();
+  const v1::Limits& limits = policy->limits();
   uint32_t seconds = request.idle_timeout_seconds();
   if (seconds == 0) seconds = limits.default_session_idle_seconds();
   if (seconds > limits.max_session_idle_seconds()) seconds = limits.max_session_idle_seconds();
@@ -93,21 +104,29 @@ absl::StatusOr<v1::CreateSessionResponse> SessionManager::CreateSession(
   session->serial = next_serial_++;
   session->idle_timeout = absl::Seconds(seconds);
   session->last_used = now_();
-  LOG_INFO("session s%d created (idle timeout %ds)", session->serial, seconds);
+  session->principal = caller.principal;
+  session->permission = caller.permission;
+  LOG_INFO("session s%d created for %s (idle timeout %ds)", session->serial,
+           caller.principal, seconds);
+  audit_->Record("create_session", {{"principal", caller.principal},
+                                    {"authenticated_by", caller.authenticated_by},
+                                    {"session", SessionField(session->serial)}});
   sessions_[id] = std::move(session);
   v1::CreateSessionResponse response;
   response.set_session_id(id);
   response.set_idle_timeout_seconds(seconds);
+  response.set_principal(caller.principal);
+  *response.mutable_permission() = caller.permission;
   return response;
 }
 
 absl::StatusOr<v1::CloseSessionResponse> SessionManager::CloseSession(
-    const v1::CloseSessionRequest& request) {
+    const v1::CloseSessionRequest& request, const Caller& caller) {
   std::unique_ptr<Session> session;
   {
     absl::MutexLock lock(&mu_);
     auto it = sessions_.find(request.session_id());
-    if (it == sessions_.end()) {
+    if (it == sessions_.end() || it->second->principal != caller.principal) {
       return absl::NotFoundError("unknown session (closed, expired, or never created)");
     }
     session = std::move(it->second);
@@ -122,18 +141,57 @@ absl::StatusOr<v1::CloseSessionResponse> SessionManager::CloseSession(
 }
 
 absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
-    const v1::OpenLibraryRequest& request, absl::Time deadline) {
+    const v1::OpenLibraryRequest& request, const Caller& caller,
+    absl::Time deadline) {
   RETURN_IF_ERROR(ValidateSymbols(request.symbols()));
-  ASSIGN_OR_RETURN(std::string path, policy_->ResolveLibrary(request.library()));
-  const v1::Limits& limits = policy_->limits();
+  std::shared_ptr<const Policy> policy = policies_->Get();
+  ASSIGN_OR_RETURN(std::string path, policy->ResolveLibrary(request.library()));
+  const v1::Limits& limits = policy->limits();
+  std::vector<std::string> symbols;
+  for (const v1::SymbolDeclaration& s : request.symbols()) symbols.push_back(s.name());
+  // The token (verified on every use) or the session's permission decides.
+  std::optional<v1::TokenClaims> token;
+  if (!request.token().empty()) {
+    absl::StatusOr<v1::TokenClaims> claims = tokens_->Verify(request.token());
+    if (!claims.ok()) {
+      audit_->Record("deny_open_library", {{"principal", caller.principal},
+                                           {"library", path},
+                                           {"reason", std::string(claims.status().message())}});
+      return absl::Status(claims.status().code(),
+                          absl::StrCat("token: ", claims.status().message()));
+    }
+    token = *std::move(claims);
+  }
   uint64_t serial;
+  v1::Permission permission;
   {
     absl::MutexLock lock(&mu_);
-    ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id()));
-    if (session->libraries.size() >= limits.max_libraries_per_session()) {
+    ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
+    serial = session->serial;
+    absl::Status allowed;
+    if (token.has_value()) {
+      permission = token->permission();
+      allowed = CheckOpen(permission, "the token", path, symbols);
+    } else if (!session->permission.has_value()) {
+      allowed = absl::PermissionDeniedError(
+          "this session's permission has been revoked; open libraries with a token");
+    } else {
+      permission = *session->permission;
+      allowed = CheckOpen(permission, "the session's permission", path, symbols);
+    }
+    if (!allowed.ok()) {
+      audit_->Record("deny_open_library",
+                     {{"principal", caller.principal}, {"session", SessionField(serial)},
+                      {"token_id", token ? token->token_id() : ""}, {"library", path},
+                      {"reason", std::string(allowed.message())}});
+      return allowed;
+    }
+    uint32_t max_libraries = Tighter(limits.max_libraries_per_session(),
+                                     permission.limits().max_libraries_per_session());
+    if (session->libraries.size() >= max_libraries) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "this session already has ", session->libraries.size(),
-          " libraries open, the limit is ", limits.max_libraries_per_session()));
+          " libraries open, the limit is ", max_libraries));
     }
     if (workers_ >= limits.max_workers()) {
       return absl::ResourceExhaustedError(absl::StrCat(
@@ -141,10 +199,21 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
           limits.max_workers()));
     }
     ++workers_;  // reserved while we open outside the lock
-    serial = session->serial;
   }
-  absl::StatusOr<std::unique_ptr<Library>> opened =
-      Library::Open(path, request.symbols(), worker_options_, deadline);
+  WorkerOptions options = worker_options_;
+  options.confinement_profile = permission.confinement_profile();
+  absl::StatusOr<std::unique_ptr<Library>> opened;
+  const v1::PermissionLibrary* entry = FindLibrary(permission, path);
+  if (entry != nullptr && !entry->sha256().empty()) {
+    absl::StatusOr<std::string> copy = pins_->Materialize(path, entry->sha256());
+    if (copy.ok()) {
+      opened = Library::Open(*copy, request.symbols(), options, deadline);
+    } else {
+      opened = copy.status();
+    }
+  } else {
+    opened = Library::Open(path, request.symbols(), options, deadline);
+  }
 
   absl::MutexLock lock(&mu_);
   if (!opened.ok()) {
@@ -153,7 +222,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
              opened.status().ToString());
     return opened.status();
   }
-  absl::StatusOr<Session*> session = FindLocked(request.session_id());
+  absl::StatusOr<Session*> session = FindLocked(request.session_id(), caller);
   if (!session.ok()) {  // closed while we were opening
     --workers_;
     (*opened)->Stop();
@@ -164,24 +233,35 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   response.set_library_handle(handle);
   response.set_resolved_path(path);
   response.set_worker_pid((*opened)->worker_pid());
+  if (token.has_value()) response.set_token_id(token->token_id());
   LOG_INFO("session s%d opened %s as library %d (worker pid %d)", serial, path,
            handle, response.worker_pid());
-  (*session)->libraries[handle] = std::move(*opened);
+  audit_->Record("open_library",
+                 {{"principal", caller.principal}, {"session", SessionField(serial)},
+                  {"token_id", response.token_id()}, {"library", path},
+                  {"handle", absl::StrCat(handle)},
+                  {"confinement_profile", options.confinement_profile}});
+  Handle& h = (*session)->libraries[handle];
+  h.library = std::move(*opened);
+  h.token = std::move(token);
+  h.max_call = absl::Milliseconds(
+      Tighter(limits.max_call_millis(), permission.limits().max_call_millis()));
+  h.audit_calls = audit_->log_calls();
   return response;
 }
 
 absl::StatusOr<v1::CloseLibraryResponse> SessionManager::CloseLibrary(
-    const v1::CloseLibraryRequest& request) {
+    const v1::CloseLibraryRequest& request, const Caller& caller) {
   std::shared_ptr<Library> lib;
   {
     absl::MutexLock lock(&mu_);
-    ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id()));
+    ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
     auto it = session->libraries.find(request.library_handle());
     if (it == session->libraries.end()) {
       return absl::NotFoundError(absl::StrCat(
           "library handle ", request.library_handle(), " is not open in this session"));
     }
-    lib = std::move(it->second);
+    lib = std::move(it->second.library);
     session->libraries.erase(it);
     --workers_;
   }
@@ -190,21 +270,46 @@ absl::StatusOr<v1::CloseLibraryResponse> SessionManager::CloseLibrary(
 }
 
 absl::StatusOr<v1::CallResponse> SessionManager::Call(
-    const v1::CallRequest& request, absl::Time deadline) {
+    const v1::CallRequest& request, const Caller& caller, absl::Time deadline) {
   std::shared_ptr<Library> lib;
   uint64_t serial;
+  std::optional<v1::TokenClaims> token;
+  absl::Duration max_call;
+  bool audit_calls;
   {
     absl::MutexLock lock(&mu_);
-    ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id()));
+    ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
     auto it = session->libraries.find(request.library_handle());
     if (it == session->libraries.end()) {
       return absl::NotFoundError(absl::StrCat(
           "library handle ", request.library_handle(), " is not open in this session"));
     }
-    lib = it->second;
+    lib = it->second.library;
+    token = it->second.token;
+    max_call = it->second.max_call;
+    audit_calls = it->second.audit_calls;
     serial = session->serial;
   }
-  absl::Time cap = now_() + absl::Milliseconds(policy_->limits().max_call_millis());
+  if (token.has_value()) {
+    absl::Status live = tokens_->ConsumeCall(*token);
+    if (!live.ok()) {
+      audit_->Record("deny_call", {{"principal", caller.principal},
+                                   {"session", SessionField(serial)},
+                                   {"token_id", token->token_id()},
+                                   {"symbol", request.symbol()},
+                                   {"reason", std::string(live.message())}});
+      return absl::Status(live.code(), absl::StrCat("library handle ", request.library_handle(),
+                                                    " was opened with a token: ", live.message()));
+    }
+  }
+  if (audit_calls) {
+    audit_->Record("call", {{"principal", caller.principal},
+                            {"session", SessionField(serial)},
+                            {"token_id", token ? token->token_id() : ""},
+                            {"library", lib->path()},
+                            {"symbol", request.symbol()}});
+  }
+  absl::Time cap = now_() + max_call;
   absl::StatusOr<v1::CallResponse> response =
       lib->Call(request, std::min(deadline, cap));
   if (!response.ok() && (absl::IsUnavailable(response.status()) ||
@@ -248,6 +353,30 @@ void SessionManager::CloseAll() {
     }
   }
   for (auto& [id, session] : all) StopAll(*session);
+}
+
+}  // namespace ffibroker
+
+namespace ffibroker {
+
+absl::StatusOr<v1::RevokePermissionsResponse> SessionManager::RevokePermissions(
+    const v1::RevokePermissionsRequest& request, const Caller& caller) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
+  if (session->permission.has_value()) {
+    session->permission.reset();
+    LOG_INFO("session s%d revoked its permission", session->serial);
+    audit_->Record("revoke_permissions", {{"principal", caller.principal},
+                                          {"session", SessionField(session->serial)}});
+  }
+  return v1::RevokePermissionsResponse();
+}
+
+absl::StatusOr<SessionManager::SessionView> SessionManager::View(
+    const std::string& session_id, const Caller& caller) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Session * session, FindLocked(session_id, caller));
+  return SessionView{session->serial, session->principal, session->permission};
 }
 
 }  // namespace ffibroker

@@ -5,11 +5,20 @@
 // response proto. Everything a session opened is stopped when the session is
 // closed, expires (idle timeout) or the daemon shuts down.
 //
+// Authorization: every method takes the authenticated Caller. A session
+// belongs to the principal that created it (other principals get NOT_FOUND,
+// as for an unknown id) and holds a snapshot of that principal's permission
+// taken at creation; RevokePermissions drops it for good. Opening a library
+// needs that permission or a valid token (request.token); calling a library
+// already open needs nothing but its handle, which is bound to its session.
+// A handle opened with a token is also bound to the token: each call
+// re-checks revocation and expiry and takes one call from its quota.
+//
 // Thread-safety: all methods are thread-safe. Library calls run outside the
 // manager's lock, so sessions never wait on each other's calls.
 //
-//   SessionManager sessions(&policy, worker_options);
-//   ASSIGN_OR_RETURN(v1::CreateSessionResponse s, sessions.CreateSession({}));
+//   SessionManager sessions(&policies, &tokens, &audit, &pins, worker_options);
+//   ASSIGN_OR_RETURN(v1::CreateSessionResponse s, sessions.CreateSession({}, caller));
 #ifndef FFIBROKER_DAEMON_SESSION_MANAGER_H_
 #define FFIBROKER_DAEMON_SESSION_MANAGER_H_
 
@@ -23,8 +32,14 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include <optional>
+
+#include "daemon/audit_log.h"
+#include "daemon/identity.h"
 #include "daemon/library.h"
-#include "daemon/policy.h"
+#include "daemon/pinned_library.h"
+#include "daemon/policy_holder.h"
+#include "daemon/token_authority.h"
 #include "daemon/worker_process.h"
 #include "ffibroker/v1/broker.pb.h"
 
@@ -32,23 +47,40 @@ namespace ffibroker {
 
 class SessionManager {
  public:
-  // `policy` is borrowed and must outlive the manager. `now` is the clock
-  // (a seam for tests).
-  SessionManager(const Policy* policy, WorkerOptions worker_options,
+  // Everything passed is borrowed and must outlive the manager. `now` is
+  // the clock (a seam for tests).
+  SessionManager(const PolicyHolder* policies, TokenAuthority* tokens,
+                 AuditLog* audit, PinnedLibraries* pins, WorkerOptions worker_options,
                  std::function<absl::Time()> now = absl::Now);
   ~SessionManager();  // stops every library
 
   absl::StatusOr<v1::CreateSessionResponse> CreateSession(
-      const v1::CreateSessionRequest& request);
+      const v1::CreateSessionRequest& request, const Caller& caller);
   absl::StatusOr<v1::CloseSessionResponse> CloseSession(
-      const v1::CloseSessionRequest& request);
+      const v1::CloseSessionRequest& request, const Caller& caller);
+  // PERMISSION_DENIED if neither the session's permission nor the token
+  // allows the library and every declared symbol; UNAUTHENTICATED /
+  // PERMISSION_DENIED for a bad, expired or revoked token.
   absl::StatusOr<v1::OpenLibraryResponse> OpenLibrary(
-      const v1::OpenLibraryRequest& request, absl::Time deadline);
+      const v1::OpenLibraryRequest& request, const Caller& caller,
+      absl::Time deadline);
   absl::StatusOr<v1::CloseLibraryResponse> CloseLibrary(
-      const v1::CloseLibraryRequest& request);
-  // `deadline` is the client's; the policy's max_call_millis caps it.
+      const v1::CloseLibraryRequest& request, const Caller& caller);
+  // `deadline` is the client's; the permission's max_call_millis caps it.
   absl::StatusOr<v1::CallResponse> Call(const v1::CallRequest& request,
-                                        absl::Time deadline);
+                                        const Caller& caller, absl::Time deadline);
+  // Drops the session's permission (irreversible; idempotent).
+  absl::StatusOr<v1::RevokePermissionsResponse> RevokePermissions(
+      const v1::RevokePermissionsRequest& request, const Caller& caller);
+
+  // What the token service needs to know about a session.
+  struct SessionView {
+    uint64_t serial;
+    std::string principal;
+    std::optional<v1::Permission> permission;  // nullopt once revoked
+  };
+  // NOT_FOUND for an unknown session or one of another principal.
+  absl::StatusOr<SessionView> View(const std::string& session_id, const Caller& caller);
 
   // Ends sessions idle past their timeout; returns how many ended.
   int ExpireIdleSessions();
@@ -56,22 +88,34 @@ class SessionManager {
   void CloseAll();
 
  private:
+  struct Handle {
+    // shared: a call in flight keeps its library alive after CloseLibrary.
+    std::shared_ptr<Library> library;
+    std::optional<v1::TokenClaims> token;  // set if a token opened it
+    absl::Duration max_call;                // from the permission that opened it
+    bool audit_calls = false;
+  };
   struct Session {
     uint64_t serial;  // shown in logs instead of the secret id
+    std::string principal;
+    std::optional<v1::Permission> permission;  // nullopt once revoked
     absl::Duration idle_timeout;
     absl::Time last_used;
     uint64_t next_handle = 1;
-    // shared: a call in flight keeps its library alive after CloseLibrary.
-    std::map<uint64_t, std::shared_ptr<Library>> libraries;
+    std::map<uint64_t, Handle> libraries;
   };
 
-  // The session for `id`, touched; NOT_FOUND if there is none.
-  absl::StatusOr<Session*> FindLocked(const std::string& id)
+  // The session for `id` if it belongs to `caller`, touched; NOT_FOUND
+  // otherwise.
+  absl::StatusOr<Session*> FindLocked(const std::string& id, const Caller& caller)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stops the libraries of a removed session; returns how many.
   static uint32_t StopAll(Session& session);
 
-  const Policy* const policy_;
+  const PolicyHolder* const policies_;
+  TokenAuthority* const tokens_;
+  AuditLog* const audit_;
+  PinnedLibraries* const pins_;
   const WorkerOptions worker_options_;
   const std::function<absl::Time()> now_;
 

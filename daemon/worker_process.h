@@ -47,6 +47,10 @@ struct WorkerOutcome {
 
 struct WorkerOptions {
   std::string worker_path;  // absolute path of ffibroker-worker
+  // Name of the confinement profile the permission that opened the library
+  // names (default "strict"). Carried here for the worker's confinement;
+  // not interpreted yet.
+  std::string confinement_profile = "strict";
 };
 
 class WorkerProcess {

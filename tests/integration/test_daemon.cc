@@ -58,18 +58,31 @@ std::string TempDir() {
 
 }  // namespace
 
+std::string TestDaemon::Catalogue() {
+  return absl::StrCat(
+      "libraries { name: \"scalars\" path: \"", FFIBROKER_SCALARS_LIB, "\" }\n",
+      "libraries { name: \"crashy\" path: \"", FFIBROKER_CRASHY_LIB, "\" }\n",
+      "libraries { name: \"libm.so.6\" path: \"/lib/x86_64-linux-gnu/libm.so.6\" }\n");
+}
+
 absl::StatusOr<std::unique_ptr<TestDaemon>> TestDaemon::Start(
     const std::string& extra_policy, const std::vector<std::string>& extra_flags) {
+  return StartWithPolicy(
+      absl::StrCat(Catalogue(), "principals { name: \"test-user\" uids: ", ::getuid(),
+                   " permission { libraries { library: \"scalars\" }"
+                   " libraries { library: \"crashy\" }"
+                   " libraries { library: \"libm.so.6\" } } }\n",
+                   extra_policy),
+      extra_flags);
+}
+
+absl::StatusOr<std::unique_ptr<TestDaemon>> TestDaemon::StartWithPolicy(
+    const std::string& policy, const std::vector<std::string>& extra_flags) {
   std::unique_ptr<TestDaemon> d(new TestDaemon());
   d->dir_ = TempDir();
   if (d->dir_.empty()) return absl::InternalError("mkdtemp failed");
   d->address_ = absl::StrCat("unix:", d->dir_, "/broker.sock");
-  std::string policy = absl::StrCat(
-      "libraries { name: \"scalars\" path: \"", FFIBROKER_SCALARS_LIB, "\" }\n",
-      "libraries { name: \"crashy\" path: \"", FFIBROKER_CRASHY_LIB, "\" }\n",
-      "libraries { name: \"libm.so.6\" path: \"/lib/x86_64-linux-gnu/libm.so.6\" }\n",
-      extra_policy);
-  std::string policy_path = d->dir_ + "/policy.textproto";
+  std::string policy_path = d->policy_path();
   std::ofstream(policy_path) << policy;
   std::vector<std::string> args = {FFIBROKERD_PATH, "--policy=" + policy_path,
                                    "--listen=" + d->address_};

@@ -1,9 +1,12 @@
 // TestDaemon: a real ffibrokerd from the build tree, on a unix socket in a
 // fresh temporary directory, for end-to-end tests.
 //
-// The policy allows the in-tree native test libraries (by name: "scalars",
-// "crashy") and libm ("libm.so.6"); `extra_policy` is appended verbatim
-// (e.g. a limits block). The daemon's stderr goes to log_path().
+// The policy names the in-tree native test libraries ("scalars", "crashy")
+// and libm ("libm.so.6") in its catalogue and has a principal "test-user"
+// for the test's own uid that may open all three; `extra_policy` is
+// appended verbatim (e.g. a limits block). StartWithPolicy takes the whole
+// policy instead (Catalogue() gives the library lines). The daemon's stderr
+// goes to log_path().
 //
 //   auto daemon = TestDaemon::Start();
 //   ASSERT_TRUE(daemon.ok()) << daemon.status();
@@ -27,6 +30,10 @@ class TestDaemon {
   static absl::StatusOr<std::unique_ptr<TestDaemon>> Start(
       const std::string& extra_policy = "",
       const std::vector<std::string>& extra_flags = {});
+  static absl::StatusOr<std::unique_ptr<TestDaemon>> StartWithPolicy(
+      const std::string& policy, const std::vector<std::string>& extra_flags = {});
+  // The catalogue lines ("libraries { name: ... path: ... }") of Start().
+  static std::string Catalogue();
   // Stops the daemon (SIGTERM, then SIGKILL after 10 s) and removes the
   // temporary directory.
   ~TestDaemon();
@@ -40,6 +47,7 @@ class TestDaemon {
   const std::string& address() const { return address_; }
   const std::string& dir() const { return dir_; }
   std::string log_path() const { return dir_ + "/daemon.log"; }
+  std::string policy_path() const { return dir_ + "/policy.textproto"; }
   std::string ReadLog() const;
   // Direct children of the daemon (its workers).
   std::vector<pid_t> Children() const;

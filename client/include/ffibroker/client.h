@@ -36,24 +36,51 @@ namespace ffibroker {
 class Session;
 class Library;
 
+// How to authenticate to the daemon besides the unix socket's peer
+// credentials (which need nothing from the client).
+struct ConnectOptions {
+  // Sent as "authorization: Bearer KEY" on every RPC. Default: none.
+  std::string api_key;
+  // mTLS for a tcp: address: PEM CA certificates to verify the daemon
+  // against, and the client's PEM certificate chain and private key. All
+  // empty (the default) = plaintext.
+  std::string tls_root_certs;
+  std::string tls_cert_chain;
+  std::string tls_private_key;
+  // Overrides the name checked against the daemon's certificate.
+  std::string tls_server_name;
+};
+
 class Client {
  public:
   // Connects to a daemon at `address`: "unix:/ABS/PATH", "tcp:HOST:PORT"
-  // (plaintext; loopback only) and waits up to `timeout` for the connection.
-  // UNAVAILABLE if nothing answers, INVALID_ARGUMENT for a bad address.
+  // (plaintext on loopback, or TLS when `options` carries certificates) and
+  // waits up to `timeout` for the connection. UNAVAILABLE if nothing
+  // answers (or the TLS handshake fails), INVALID_ARGUMENT for a bad address.
   static absl::StatusOr<std::unique_ptr<Client>> Connect(
       const std::string& address, absl::Duration timeout = absl::Seconds(5));
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(
+      const std::string& address, const ConnectOptions& options,
+      absl::Duration timeout = absl::Seconds(5));
 
   // Starts a session (0 = the daemon's default idle timeout).
   absl::StatusOr<std::unique_ptr<Session>> CreateSession(
       uint32_t idle_timeout_seconds = 0);
 
-  // The generated stub, for RPCs this API does not wrap yet.
+  // Who the daemon says we are (and, with a session id, its permission).
+  absl::StatusOr<v1::WhoamiResponse> Whoami(const std::string& session_id = "");
+
+  // The generated stub, for RPCs this API does not wrap yet. Contexts for
+  // it should go through Prepare() so the API key is sent.
   v1::Broker::Stub* stub() { return stub_.get(); }
+  // Adds the authentication metadata to a context.
+  void Prepare(grpc::ClientContext* context) const;
 
  private:
-  explicit Client(std::unique_ptr<v1::Broker::Stub> stub) : stub_(std::move(stub)) {}
+  Client(std::unique_ptr<v1::Broker::Stub> stub, std::string api_key)
+      : stub_(std::move(stub)), api_key_(std::move(api_key)) {}
   std::unique_ptr<v1::Broker::Stub> stub_;
+  std::string api_key_;
 };
 
 class Session {
@@ -64,8 +91,25 @@ class Session {
 
   // Opens `library` (a policy name like "libm.so.6" or an absolute path)
   // and resolves the declared functions, each written like "f64 cos(f64 x)".
+  // With `token`, the open is authorized by the token instead of the
+  // session's permission (see GrantToken).
   absl::StatusOr<std::unique_ptr<Library>> OpenLibrary(
-      const std::string& library, const std::vector<std::string>& declarations);
+      const std::string& library, const std::vector<std::string>& declarations,
+      const std::string& token = "");
+
+  // Drops this session's permission for good; libraries already open keep
+  // working, new ones need a token.
+  absl::Status RevokePermissions();
+  // A capability token snapshotting this session's permission, narrowed
+  // by `scope` (its session_id is filled in; leave the rest empty for the
+  // whole permission).
+  absl::StatusOr<v1::GrantTokenResponse> GrantToken(v1::GrantTokenRequest scope = {});
+  // Revokes a token this session's principal granted.
+  absl::Status RevokeToken(const std::string& token_id);
+  // Verifies `token` and returns its claims.
+  absl::StatusOr<v1::InspectTokenResponse> InspectToken(const std::string& token);
+  // A narrower token from `request.token()` (session_id is filled in).
+  absl::StatusOr<v1::ExchangeTokenResponse> ExchangeToken(v1::ExchangeTokenRequest request);
 
   // Ends the session on the daemon (releasing all its libraries).
   absl::Status Close();
@@ -76,6 +120,10 @@ class Session {
  private:
   friend class Client;
   Session(Client* client, std::string id) : client_(client), id_(std::move(id)) {}
+  template <typename Request, typename Response>
+  absl::StatusOr<Response> Unary(
+      grpc::Status (v1::Broker::Stub::*rpc)(grpc::ClientContext*, const Request&, Response*),
+      Request request);
   Client* client_;
   std::string id_;
   bool closed_ = false;

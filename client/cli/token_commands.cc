@@ -1,0 +1,126 @@
+#include "client/cli/token_commands.h"
+
+#include <cstdio>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "common/flags.h"
+#include "daemon/policy.h"
+#include "google/protobuf/text_format.h"
+
+namespace ffibroker::cli {
+namespace {
+
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitUnreachable = 3;
+
+int Fail(int code, const absl::Status& status) {
+  std::fprintf(stderr, "ffibroker: %s\n", status.ToString().c_str());
+  return code;
+}
+
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "ffibroker: %s (see ffibroker --help)\n", message.c_str());
+  return kExitUsage;
+}
+
+std::string Text(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::TextFormat::PrintToString(message, &out);
+  return out;
+}
+
+int Grant(Session& session, const std::vector<std::string>& args) {
+  v1::GrantTokenRequest scope;
+  for (size_t i = 2; i < args.size(); ++i) {
+    absl::string_view arg = args[i];
+    if (absl::ConsumePrefix(&arg, "ttl=")) {
+      absl::Duration ttl;
+      if (!absl::ParseDuration(arg, &ttl) || ttl < absl::Seconds(1)) {
+        return Usage(absl::StrCat("ttl: '", arg, "' is not a duration of at least 1s"));
+      }
+      scope.set_ttl_seconds(static_cast<uint32_t>(absl::ToInt64Seconds(ttl)));
+    } else if (absl::ConsumePrefix(&arg, "quota=")) {
+      uint64_t quota;
+      if (!absl::SimpleAtoi(arg, &quota)) return Usage("quota: not a number");
+      scope.set_call_quota(quota);
+    } else if (arg == "no-grant") {
+      scope.add_operations(v1::OPEN_LIBRARY);
+    } else {
+      std::vector<std::string> parts = absl::StrSplit(arg, absl::MaxSplits(':', 1));
+      v1::GrantTokenLibrary* lib = scope.add_libraries();
+      lib->set_library(parts[0]);
+      if (parts.size() == 2) {
+        for (absl::string_view sym : absl::StrSplit(parts[1], ',', absl::SkipEmpty())) {
+          lib->add_symbols(std::string(sym));
+        }
+      }
+    }
+  }
+  absl::StatusOr<v1::GrantTokenResponse> granted = session.GrantToken(scope);
+  if (!granted.ok()) return Fail(kExitFailed, granted.status());
+  std::printf("%s\n", granted->token().c_str());
+  std::fprintf(stderr, "token id %s, expires %s\n", granted->claims().token_id().c_str(),
+               absl::FormatTime(absl::RFC3339_sec,
+                                absl::FromUnixSeconds(granted->claims().expires_unix_seconds()),
+                                absl::UTCTimeZone())
+                   .c_str());
+  return 0;
+}
+
+}  // namespace
+
+int RunToken(const std::string& address, const ConnectOptions& options,
+             const std::vector<std::string>& args) {
+  if (args.size() < 2) return Usage("token needs grant, inspect or revoke");
+  const std::string& verb = args[1];
+  if (verb != "grant" && verb != "inspect" && verb != "revoke") {
+    return Usage(absl::StrCat("unknown token command '", verb, "'"));
+  }
+  if (verb != "grant" && args.size() != 3) {
+    return Usage(absl::StrCat("token ", verb, " takes exactly one argument"));
+  }
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(address, options);
+  if (!client.ok()) return Fail(kExitUnreachable, client.status());
+  absl::StatusOr<std::unique_ptr<Session>> session = (*client)->CreateSession();
+  if (!session.ok()) return Fail(kExitFailed, session.status());
+  if (verb == "grant") return Grant(**session, args);
+  if (verb == "inspect") {
+    absl::StatusOr<v1::InspectTokenResponse> r = (*session)->InspectToken(args[2]);
+    if (!r.ok()) return Fail(kExitFailed, r.status());
+    std::fputs(Text(*r).c_str(), stdout);
+    return 0;
+  }
+  absl::Status revoked = (*session)->RevokeToken(args[2]);
+  if (!revoked.ok()) return Fail(kExitFailed, revoked);
+  std::printf("revoked %s\n", args[2].c_str());
+  return 0;
+}
+
+int RunWhoami(const std::string& address, const ConnectOptions& options) {
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(address, options);
+  if (!client.ok()) return Fail(kExitUnreachable, client.status());
+  absl::StatusOr<v1::WhoamiResponse> who = (*client)->Whoami();
+  if (!who.ok()) return Fail(kExitFailed, who.status());
+  std::printf("%s (%s)\n", who->principal().c_str(), who->authenticated_by().c_str());
+  return 0;
+}
+
+int RunPolicy(const std::vector<std::string>& args) {
+  if (args.size() != 3 || args[1] != "check") return Usage("usage: policy check FILE");
+  absl::StatusOr<Policy> policy = Policy::LoadFile(args[2]);
+  if (!policy.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(policy.status().message()).c_str());
+    return kExitFailed;
+  }
+  for (const std::string& warning : policy->warnings()) {
+    std::fprintf(stderr, "warning: %s\n", warning.c_str());
+  }
+  std::printf("%s: OK (%zu principals)\n", args[2].c_str(), policy->principal_count());
+  return 0;
+}
+
+}  // namespace ffibroker::cli

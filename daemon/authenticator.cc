@@ -1,0 +1,48 @@
+#include "daemon/authenticator.h"
+
+#include <grpcpp/security/auth_context.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/str_cat.h"
+
+namespace ffibroker {
+namespace {
+
+constexpr char kBearer[] = "Bearer ";
+
+}  // namespace
+
+absl::StatusOr<Caller> Authenticator::Authenticate(
+    const grpc::ServerContextBase& context) const {
+  PeerIdentity identity;
+  std::string peer = context.peer();
+  if (acceptor_ != nullptr && absl::StartsWith(peer, "fd:")) {
+    absl::StatusOr<PeerIdentity> unix_peer = acceptor_->Lookup(peer);
+    if (!unix_peer.ok()) return unix_peer.status();
+    identity = *std::move(unix_peer);
+  } else {
+    std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+    if (auth != nullptr && auth->IsPeerAuthenticated()) {
+      identity.transport = PeerIdentity::Transport::kTls;
+      for (const char* property : {"x509_common_name", "x509_subject_alternative_name"}) {
+        for (const grpc::string_ref& value : auth->FindPropertyValues(property)) {
+          identity.tls_names.emplace_back(value.data(), value.size());
+        }
+      }
+    }
+  }
+  const auto& metadata = context.client_metadata();
+  auto key = metadata.find("authorization");
+  if (key != metadata.end()) {
+    absl::string_view value(key->second.data(), key->second.size());
+    if (!absl::ConsumePrefix(&value, kBearer) || value.empty()) {
+      return absl::UnauthenticatedError(
+          "authorization metadata must be \"Bearer API_KEY\"");
+    }
+    identity.api_key_sha256 = Sha256Hex(value);
+  }
+  return policies_->Get()->Authenticate(identity);
+}
+
+}  // namespace ffibroker

@@ -1,0 +1,44 @@
+// PeerIdentity and Caller: who is on the other end of an RPC.
+//
+// PeerIdentity is what the transport proved (peer credentials of a unix
+// socket connection, a verified TLS client certificate) plus the hash of an
+// API key the client presented; Policy::Authenticate maps it to a Caller —
+// a principal of the policy and its permission at this moment.
+//
+// Plain values; copyable. Never holds an API key itself, only its hash.
+#ifndef FFIBROKER_DAEMON_IDENTITY_H_
+#define FFIBROKER_DAEMON_IDENTITY_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "ffibroker/v1/policy.pb.h"
+
+namespace ffibroker {
+
+struct PeerIdentity {
+  enum class Transport { kUnknown, kUnix, kTls };
+  Transport transport = Transport::kUnknown;
+  // kUnix: SO_PEERCRED of the connection, SO_PEERGROUPS if available.
+  pid_t pid = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  // kTls: common name and subject alternative names of the verified client
+  // certificate.
+  std::vector<std::string> tls_names;
+  // Lowercase hex SHA-256 of the API key presented; empty if none.
+  std::string api_key_sha256;
+};
+
+struct Caller {
+  std::string principal;         // the policy's name for it
+  std::string authenticated_by;  // "uid 1000", "tls CN=x", "api key ci"
+  v1::Permission permission;     // defaults applied, paths canonical
+};
+
+}  // namespace ffibroker
+
+#endif  // FFIBROKER_DAEMON_IDENTITY_H_

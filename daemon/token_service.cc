@@ -1,0 +1,215 @@
+#include "daemon/token_service.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/signature.h"
+#include "common/status_macros.h"
+#include "daemon/permission.h"
+
+namespace ffibroker {
+namespace {
+
+// Resolves the requested libraries (names or paths) to canonical paths and
+// checks the symbol names.
+absl::StatusOr<std::vector<LibraryNarrowing>> Resolve(
+    const Policy& policy,
+    const google::protobuf::RepeatedPtrField<v1::GrantTokenLibrary>& libraries) {
+  std::vector<LibraryNarrowing> out;
+  for (int i = 0; i < libraries.size(); ++i) {
+    const v1::GrantTokenLibrary& lib = libraries[i];
+    absl::StatusOr<std::string> path = policy.ResolveLibrary(lib.library());
+    if (!path.ok()) {
+      return absl::Status(path.status().code(),
+                          absl::StrCat("libraries[", i, "]: ", path.status().message()));
+    }
+    LibraryNarrowing n{*path, lib.library(), {}};
+    for (int j = 0; j < lib.symbols_size(); ++j) {
+      if (!IsIdentifier(lib.symbols(j))) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "libraries[", i, "].symbols[", j, "]: '", lib.symbols(j),
+            "' is not a C identifier"));
+      }
+      n.symbols.push_back(lib.symbols(j));
+    }
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<v1::PermissionOperation>> Operations(
+    const google::protobuf::RepeatedField<int>& ops) {
+  std::vector<v1::PermissionOperation> out;
+  for (int i = 0; i < ops.size(); ++i) {
+    if (!v1::PermissionOperation_IsValid(ops[i]) ||
+        ops[i] == v1::PERMISSION_OPERATION_UNSPECIFIED) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("operations[", i, "]: ", ops[i], " is not an operation"));
+    }
+    out.push_back(static_cast<v1::PermissionOperation>(ops[i]));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::GrantTokenResponse> TokenService::Grant(
+    const v1::GrantTokenRequest& request, const Caller& caller) {
+  ASSIGN_OR_RETURN(SessionManager::SessionView session,
+                   sessions_->View(request.session_id(), caller));
+  std::shared_ptr<const Policy> policy = policies_->Get();
+  auto deny = [&](absl::Status status) {
+    audit_->Record("deny_grant_token", {{"principal", caller.principal},
+                                        {"session", SessionField(session.serial)},
+                                        {"reason", std::string(status.message())}});
+    return status;
+  };
+  if (!session.permission.has_value()) {
+    return deny(absl::PermissionDeniedError(
+        "this session's permission has been revoked; it cannot grant tokens"));
+  }
+  if (!AllowsOperation(*session.permission, v1::GRANT_TOKEN)) {
+    return deny(absl::PermissionDeniedError(
+        "the session's permission does not allow granting tokens"));
+  }
+  const v1::Limits& limits = policy->limits();
+  if (request.ttl_seconds() > limits.max_token_ttl_seconds()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ttl_seconds: ", request.ttl_seconds(), " exceeds the policy's maximum of ",
+        limits.max_token_ttl_seconds()));
+  }
+  ASSIGN_OR_RETURN(std::vector<LibraryNarrowing> libraries,
+                   Resolve(*policy, request.libraries()));
+  ASSIGN_OR_RETURN(std::vector<v1::PermissionOperation> ops,
+                   Operations(request.operations()));
+  absl::StatusOr<v1::Permission> narrowed = Narrow(*session.permission, libraries, ops);
+  if (!narrowed.ok()) return deny(narrowed.status());
+
+  v1::TokenClaims claims;
+  claims.set_principal(caller.principal);
+  claims.set_session_serial(session.serial);
+  *claims.mutable_permission() = *std::move(narrowed);
+  claims.set_call_quota(request.call_quota());
+  uint32_t ttl = request.ttl_seconds() != 0 ? request.ttl_seconds()
+                                            : limits.default_token_ttl_seconds();
+  ASSIGN_OR_RETURN(IssuedToken issued, authority_->Issue(claims, absl::Seconds(ttl)));
+  audit_->Record("grant_token", {{"principal", caller.principal},
+                                 {"session", SessionField(session.serial)},
+                                 {"token_id", issued.claims.token_id()},
+                                 {"expires_unix_seconds",
+                                  absl::StrCat(issued.claims.expires_unix_seconds())}});
+  v1::GrantTokenResponse response;
+  response.set_token(std::move(issued.token));
+  *response.mutable_claims() = std::move(issued.claims);
+  return response;
+}
+
+absl::StatusOr<v1::RevokeTokenResponse> TokenService::Revoke(
+    const v1::RevokeTokenRequest& request, const Caller& caller) {
+  ASSIGN_OR_RETURN(SessionManager::SessionView session,
+                   sessions_->View(request.session_id(), caller));
+  if (request.token_id().empty()) {
+    return absl::InvalidArgumentError("token_id: empty");
+  }
+  absl::Status status = authority_->Revoke(request.token_id(), caller.principal);
+  audit_->Record(status.ok() ? "revoke_token" : "deny_revoke_token",
+                 {{"principal", caller.principal},
+                  {"session", SessionField(session.serial)},
+                  {"token_id", request.token_id()},
+                  {"reason", std::string(status.message())}});
+  RETURN_IF_ERROR(status);
+  return v1::RevokeTokenResponse();
+}
+
+absl::StatusOr<v1::InspectTokenResponse> TokenService::Inspect(
+    const v1::InspectTokenRequest& request, const Caller& caller) {
+  RETURN_IF_ERROR(sessions_->View(request.session_id(), caller).status());
+  absl::StatusOr<v1::TokenClaims> claims = authority_->Verify(request.token());
+  if (!claims.ok()) {
+    return absl::Status(claims.status().code(),
+                        absl::StrCat("token: ", claims.status().message()));
+  }
+  v1::InspectTokenResponse response;
+  response.set_calls_remaining(authority_->CallsRemaining(*claims));
+  *response.mutable_claims() = *std::move(claims);
+  return response;
+}
+
+absl::StatusOr<v1::ExchangeTokenResponse> TokenService::Exchange(
+    const v1::ExchangeTokenRequest& request, const Caller& caller) {
+  ASSIGN_OR_RETURN(SessionManager::SessionView session,
+                   sessions_->View(request.session_id(), caller));
+  absl::StatusOr<v1::TokenClaims> parent = authority_->Verify(request.token());
+  auto deny = [&](absl::Status status) {
+    audit_->Record("deny_exchange_token",
+                   {{"principal", caller.principal},
+                    {"session", SessionField(session.serial)},
+                    {"token_id", parent.ok() ? parent->token_id() : ""},
+                    {"reason", std::string(status.message())}});
+    return status;
+  };
+  if (!parent.ok()) {
+    return deny(absl::Status(parent.status().code(),
+                             absl::StrCat("token: ", parent.status().message())));
+  }
+  if (!AllowsOperation(parent->permission(), v1::GRANT_TOKEN)) {
+    return deny(absl::PermissionDeniedError("the token does not allow exchanging it"));
+  }
+  std::shared_ptr<const Policy> policy = policies_->Get();
+  ASSIGN_OR_RETURN(std::vector<LibraryNarrowing> libraries,
+                   Resolve(*policy, request.libraries()));
+  ASSIGN_OR_RETURN(std::vector<v1::PermissionOperation> ops,
+                   Operations(request.operations()));
+  absl::StatusOr<v1::Permission> narrowed = Narrow(parent->permission(), libraries, ops);
+  if (!narrowed.ok()) return deny(narrowed.status());
+  if (!IsSubset(*narrowed, parent->permission())) {  // belt and braces
+    return deny(absl::PermissionDeniedError("the exchange would widen the token"));
+  }
+  if (parent->call_quota() != 0 &&
+      (request.call_quota() == 0 || request.call_quota() > parent->call_quota())) {
+    return deny(absl::PermissionDeniedError(absl::StrCat(
+        "call_quota: must be 1..", parent->call_quota(), " (the token's quota)")));
+  }
+  absl::Duration left = absl::FromUnixSeconds(parent->expires_unix_seconds()) - absl::Now();
+  absl::Duration ttl = request.ttl_seconds() == 0 ? left : absl::Seconds(request.ttl_seconds());
+  if (ttl > left) {
+    return deny(absl::PermissionDeniedError(absl::StrCat(
+        "ttl_seconds: ", request.ttl_seconds(), " outlives the token (",
+        absl::ToInt64Seconds(left), "s left)")));
+  }
+  v1::TokenClaims claims;
+  claims.set_principal(caller.principal);  // the exchanger may revoke it
+  claims.set_session_serial(session.serial);
+  *claims.mutable_permission() = *std::move(narrowed);
+  claims.set_call_quota(request.call_quota() != 0 ? request.call_quota() : parent->call_quota());
+  *claims.mutable_ancestor_ids() = parent->ancestor_ids();
+  claims.add_ancestor_ids(parent->token_id());
+  ASSIGN_OR_RETURN(IssuedToken issued, authority_->Issue(claims, ttl));
+  audit_->Record("exchange_token", {{"principal", caller.principal},
+                                    {"session", SessionField(session.serial)},
+                                    {"parent_token_id", parent->token_id()},
+                                    {"token_id", issued.claims.token_id()}});
+  v1::ExchangeTokenResponse response;
+  response.set_token(std::move(issued.token));
+  *response.mutable_claims() = std::move(issued.claims);
+  return response;
+}
+
+absl::StatusOr<v1::WhoamiResponse> TokenService::Whoami(const v1::WhoamiRequest& request,
+                                                        const Caller& caller) {
+  v1::WhoamiResponse response;
+  response.set_principal(caller.principal);
+  response.set_authenticated_by(caller.authenticated_by);
+  if (!request.session_id().empty()) {
+    ASSIGN_OR_RETURN(SessionManager::SessionView session,
+                     sessions_->View(request.session_id(), caller));
+    if (session.permission.has_value()) {
+      *response.mutable_session_permission() = *session.permission;
+    } else {
+      response.set_session_permission_revoked(true);
+    }
+  }
+  return response;
+}
+
+}  // namespace ffibroker
