@@ -1,6 +1,7 @@
 #include "common/signature.h"
 
 #include <cctype>
+#include <set>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -78,7 +79,8 @@ absl::StatusOr<int64_t> ParseInt(Scanner& s) {
   return negative ? -static_cast<int64_t>(magnitude) : static_cast<int64_t>(magnitude);
 }
 
-absl::StatusOr<v1::Type> ParseBaseType(Scanner& s, bool borrowed) {
+absl::StatusOr<v1::Type> ParseBaseType(Scanner& s, bool borrowed,
+                                       const std::set<std::string>& classes) {
   s.SkipSpace();
   size_t start = s.pos();
   absl::string_view word = s.Word();
@@ -87,7 +89,8 @@ absl::StatusOr<v1::Type> ParseBaseType(Scanner& s, bool borrowed) {
     s.Rewind(start);
     s.SkipSpace();
     return s.Error(absl::StrCat("a type (", ScalarNames(),
-                                ", enum, cstr, in/out/inout u8[N], or a class name)"));
+                                ", enum, cstr, in/out/inout u8[N]",
+                                classes.empty() ? "" : ", or a registered class", ")"));
   };
   if (word.empty()) return type_error();
   if (word == "enum") {
@@ -142,7 +145,7 @@ absl::StatusOr<v1::Type> ParseBaseType(Scanner& s, bool borrowed) {
     if (!s.Consume(']')) return s.Error("']'");
   } else if (const ScalarInfo* info = FindScalarByName(word)) {
     type.set_scalar(info->scalar);
-  } else if (IsIdentifier(word) && !IsReservedTypeWord(std::string(word))) {
+  } else if (classes.count(std::string(word))) {
     if (s.Consume('*')) {
       v1::HandleType* h = type.mutable_handle();
       h->set_class_name(std::string(word));
@@ -162,11 +165,11 @@ absl::StatusOr<v1::Type> ParseBaseType(Scanner& s, bool borrowed) {
 }
 
 // A type with optional array suffixes: `f64[3]`, `u8[2][4]`.
-absl::StatusOr<v1::Type> ParseType(Scanner& s) {
+absl::StatusOr<v1::Type> ParseType(Scanner& s, const std::set<std::string>& classes) {
   size_t start = s.pos();
   bool borrowed = s.Word() == "borrowed";
   if (!borrowed) s.Rewind(start);
-  ASSIGN_OR_RETURN(v1::Type type, ParseBaseType(s, borrowed));
+  ASSIGN_OR_RETURN(v1::Type type, ParseBaseType(s, borrowed, classes));
   if (type.type_case() == v1::Type::kBuffer) return type;
   std::vector<uint32_t> lengths;
   while (s.Consume('[')) {
@@ -206,7 +209,8 @@ bool IsIdentifier(absl::string_view name) {
   return true;
 }
 
-absl::StatusOr<Declaration> ParseDeclaration(absl::string_view text) {
+absl::StatusOr<Declaration> ParseDeclaration(absl::string_view text,
+                                             const std::set<std::string>& classes) {
   Scanner s(text);
   Declaration decl;
   while (true) {
@@ -223,7 +227,7 @@ absl::StatusOr<Declaration> ParseDeclaration(absl::string_view text) {
       break;
     }
   }
-  ASSIGN_OR_RETURN(*decl.signature.mutable_result(), ParseType(s));
+  ASSIGN_OR_RETURN(*decl.signature.mutable_result(), ParseType(s, classes));
   s.SkipSpace();
   size_t name_pos = s.pos();
   decl.name = std::string(s.Word());
@@ -240,7 +244,7 @@ absl::StatusOr<Declaration> ParseDeclaration(absl::string_view text) {
       s.Rewind(void_pos);
       while (true) {
         v1::Parameter* param = decl.signature.add_params();
-        ASSIGN_OR_RETURN(*param->mutable_type(), ParseType(s));
+        ASSIGN_OR_RETURN(*param->mutable_type(), ParseType(s, classes));
         s.SkipSpace();
         size_t pname_pos = s.pos();
         absl::string_view pname = s.Word();
@@ -267,7 +271,8 @@ absl::StatusOr<Declaration> ParseDeclaration(absl::string_view text) {
   return decl;
 }
 
-absl::StatusOr<v1::ClassDefinition> ParseClass(absl::string_view text) {
+absl::StatusOr<v1::ClassDefinition> ParseClass(absl::string_view text,
+                                              const std::set<std::string>& classes) {
   Scanner s(text);
   v1::ClassDefinition def;
   size_t at = s.pos();
@@ -293,7 +298,7 @@ absl::StatusOr<v1::ClassDefinition> ParseClass(absl::string_view text) {
       } else {
         s.Rewind(mut_at);
       }
-      ASSIGN_OR_RETURN(*field->mutable_type(), ParseType(s));
+      ASSIGN_OR_RETURN(*field->mutable_type(), ParseType(s, classes));
       s.SkipSpace();
       size_t name_at = s.pos();
       field->set_name(std::string(s.Word()));

@@ -20,6 +20,7 @@
 #ifndef FFIBROKER_COMMON_SIGNATURE_H_
 #define FFIBROKER_COMMON_SIGNATURE_H_
 
+#include <set>
 #include <string>
 
 #include "absl/status/status.h"
@@ -39,13 +40,17 @@ struct Declaration {
   bool optional = false;       // `optional` prefix
 };
 
-// Parses a declaration. On failure returns INVALID_ARGUMENT saying what was
+// Parses a declaration. `classes` are the class names it may use (the
+// session's registered classes); any other word where a type belongs is a
+// syntax error. On failure returns INVALID_ARGUMENT saying what was
 // expected at which column (1-based) of `text`.
-absl::StatusOr<Declaration> ParseDeclaration(absl::string_view text);
+absl::StatusOr<Declaration> ParseDeclaration(absl::string_view text,
+                                             const std::set<std::string>& classes = {});
 
 // Parses a class definition (see above). INVALID_ARGUMENT with the column
 // on a syntax error; the daemon checks the rest at RegisterClass.
-absl::StatusOr<v1::ClassDefinition> ParseClass(absl::string_view text);
+absl::StatusOr<v1::ClassDefinition> ParseClass(absl::string_view text,
+                                              const std::set<std::string>& classes = {});
 
 // The declaration in the syntax ParseDeclaration reads: "f64 cos(f64 x)".
 std::string FormatDeclaration(absl::string_view name,

@@ -14,7 +14,7 @@ struct Inner { uint8_t tag; double value; };
 struct Outer { int16_t a; Inner inner; float xs[3]; bool flag; };
 
 v1::ClassLayout MustRegister(ClassTable& table, const std::string& text) {
-  auto def = ParseClass(text);
+  auto def = ParseClass(text, {"Inner", "Nope", "R", "P"});
   EXPECT_TRUE(def.ok()) << def.status();
   auto layout = table.Register(*def);
   EXPECT_TRUE(layout.ok()) << layout.status();
@@ -42,7 +42,7 @@ TEST(ClassTableTest, RejectsInvalidDefinitions) {
   ClassTable table;
   MustRegister(table, "P { f64 x; }");
   auto expect_error = [&](const std::string& text, const std::string& want) {
-    auto def = ParseClass(text);
+    auto def = ParseClass(text, {"Inner", "Nope", "R", "P"});
     ASSERT_TRUE(def.ok()) << def.status();
     auto layout = table.Register(*def);
     ASSERT_FALSE(layout.ok()) << text;

@@ -35,6 +35,27 @@ class BrokerService final : public v1::Broker::CallbackService {
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context,
                                  const v1::CallRequest* request,
                                  v1::CallResponse* response) override;
+  grpc::ServerUnaryReactor* RegisterClass(grpc::CallbackServerContext* context,
+                                          const v1::RegisterClassRequest* request,
+                                          v1::RegisterClassResponse* response) override;
+  grpc::ServerUnaryReactor* NewInstance(grpc::CallbackServerContext* context,
+                                        const v1::NewInstanceRequest* request,
+                                        v1::NewInstanceResponse* response) override;
+  grpc::ServerUnaryReactor* ReadFields(grpc::CallbackServerContext* context,
+                                       const v1::ReadFieldsRequest* request,
+                                       v1::ReadFieldsResponse* response) override;
+  grpc::ServerUnaryReactor* WriteFields(grpc::CallbackServerContext* context,
+                                        const v1::WriteFieldsRequest* request,
+                                        v1::WriteFieldsResponse* response) override;
+  grpc::ServerUnaryReactor* FreeInstance(grpc::CallbackServerContext* context,
+                                         const v1::FreeInstanceRequest* request,
+                                         v1::FreeInstanceResponse* response) override;
+  grpc::ServerUnaryReactor* ReadStatic(grpc::CallbackServerContext* context,
+                                       const v1::ReadStaticRequest* request,
+                                       v1::ReadStaticResponse* response) override;
+  grpc::ServerUnaryReactor* WriteStatic(grpc::CallbackServerContext* context,
+                                        const v1::WriteStaticRequest* request,
+                                        v1::WriteStaticResponse* response) override;
 
  private:
   // Runs `handler(deadline)` on the executor and finishes the RPC with its

@@ -15,6 +15,7 @@ namespace ffibroker {
 namespace {
 
 constexpr int kMaxSymbols = 256;
+constexpr int kMaxStatics = 64;
 
 absl::StatusOr<std::string> NewSessionId() {
   char bytes[16];
@@ -25,8 +26,10 @@ absl::StatusOr<std::string> NewSessionId() {
 }
 
 absl::Status ValidateSymbols(
-    const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols) {
-  if (symbols.empty()) {
+    const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
+    const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
+    const ClassTable& classes) {
+  if (symbols.empty() && statics.empty()) {
     return absl::InvalidArgumentError("symbols: declare at least one symbol to resolve");
   }
   if (symbols.size() > kMaxSymbols) {
@@ -44,10 +47,30 @@ absl::Status ValidateSymbols(
       return absl::InvalidArgumentError(
           absl::StrCat("symbols[", i, "]: '", s.name(), "' is declared twice"));
     }
-    absl::Status status = ValidateSignature(s.signature());
+    absl::Status status = ResolveSignature(s.signature(), classes).status();
     if (!status.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("symbol '", s.name(), "': ", status.message()));
+    }
+  }
+  if (statics.size() > kMaxStatics) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "statics: ", statics.size(), " declared, at most ", kMaxStatics));
+  }
+  for (int i = 0; i < statics.size(); ++i) {
+    const v1::StaticDeclaration& s = statics[i];
+    if (!IsIdentifier(s.name())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "statics[", i, "]: name '", s.name(), "' is not a C identifier"));
+    }
+    if (!seen.insert(s.name()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("statics[", i, "]: '", s.name(), "' is declared twice"));
+    }
+    absl::Status status = classes.Resolve(s.type(), TypeUse::kStatic).status();
+    if (!status.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("static '", s.name(), "': ", status.message()));
     }
   }
   return absl::OkStatus();
@@ -115,6 +138,7 @@ absl::StatusOr<v1::CloseSessionResponse> SessionManager::CloseSession(
     workers_ -= static_cast<uint32_t>(session->libraries.size());
   }
   v1::CloseSessionResponse response;
+  ReleaseInstances(session->serial, 0, session->libraries, "was released when its session closed");
   response.set_libraries_released(StopAll(*session));
   LOG_INFO("session s%d closed (%d libraries released)", session->serial,
            response.libraries_released());
@@ -123,13 +147,15 @@ absl::StatusOr<v1::CloseSessionResponse> SessionManager::CloseSession(
 
 absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
     const v1::OpenLibraryRequest& request, absl::Time deadline) {
-  RETURN_IF_ERROR(ValidateSymbols(request.symbols()));
   ASSIGN_OR_RETURN(std::string path, policy_->ResolveLibrary(request.library()));
+  ClassTable classes;  // a snapshot: later registrations do not affect this library
   const v1::Limits& limits = policy_->limits();
   uint64_t serial;
   {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id()));
+    classes = session->classes;
+    RETURN_IF_ERROR(ValidateSymbols(request.symbols(), request.statics(), classes));
     if (session->libraries.size() >= limits.max_libraries_per_session()) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "this session already has ", session->libraries.size(),
@@ -144,7 +170,8 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
     serial = session->serial;
   }
   absl::StatusOr<std::unique_ptr<Library>> opened =
-      Library::Open(path, request.symbols(), worker_options_, deadline);
+      Library::Open(path, request.symbols(), request.statics(), classes, worker_options_,
+                    deadline);
 
   absl::MutexLock lock(&mu_);
   if (!opened.ok()) {
@@ -164,6 +191,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   response.set_library_handle(handle);
   response.set_resolved_path(path);
   response.set_worker_pid((*opened)->worker_pid());
+  for (const std::string& name : (*opened)->missing()) response.add_missing_symbols(name);
   LOG_INFO("session s%d opened %s as library %d (worker pid %d)", serial, path,
            handle, response.worker_pid());
   (*session)->libraries[handle] = std::move(*opened);
@@ -172,25 +200,6 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
 
 absl::StatusOr<v1::CloseLibraryResponse> SessionManager::CloseLibrary(
     const v1::CloseLibraryRequest& request) {
-  std::shared_ptr<Library> lib;
-  {
-    absl::MutexLock lock(&mu_);
-    ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id()));
-    auto it = session->libraries.find(request.library_handle());
-    if (it == session->libraries.end()) {
-      return absl::NotFoundError(absl::StrCat(
-          "library handle ", request.library_handle(), " is not open in this session"));
-    }
-    lib = std::move(it->second);
-    session->libraries.erase(it);
-    --workers_;
-  }
-  lib->Stop();
-  return v1::CloseLibraryResponse();
-}
-
-absl::StatusOr<v1::CallResponse> SessionManager::Call(
-    const v1::CallRequest& request, absl::Time deadline) {
   std::shared_ptr<Library> lib;
   uint64_t serial;
   {
@@ -201,12 +210,25 @@ absl::StatusOr<v1::CallResponse> SessionManager::Call(
       return absl::NotFoundError(absl::StrCat(
           "library handle ", request.library_handle(), " is not open in this session"));
     }
-    lib = it->second;
+    lib = std::move(it->second);
+    session->libraries.erase(it);
     serial = session->serial;
+    --workers_;
   }
-  absl::Time cap = now_() + absl::Milliseconds(policy_->limits().max_call_millis());
+  ReleaseInstances(serial, request.library_handle(), {{request.library_handle(), lib}},
+                   "was released when its library was closed");
+  lib->Stop();
+  return v1::CloseLibraryResponse();
+}
+
+absl::StatusOr<v1::CallResponse> SessionManager::Call(
+    const v1::CallRequest& request, absl::Time deadline) {
+  uint64_t serial;
+  ASSIGN_OR_RETURN(std::shared_ptr<Library> lib,
+                   FindLibrary(request.session_id(), request.library_handle(), &serial));
   absl::StatusOr<v1::CallResponse> response =
-      lib->Call(request, std::min(deadline, cap));
+      lib->Call(request, CapDeadline(deadline),
+                ContextFor(serial, request.library_handle()));
   if (!response.ok() && (absl::IsUnavailable(response.status()) ||
                          absl::IsDeadlineExceeded(response.status()) ||
                          absl::IsDataLoss(response.status()))) {
@@ -231,6 +253,8 @@ int SessionManager::ExpireIdleSessions() {
     }
   }
   for (auto& session : expired) {
+    ReleaseInstances(session->serial, 0, session->libraries,
+                     "was released when its session expired");
     uint32_t n = StopAll(*session);
     LOG_INFO("session s%d expired after %s idle (%d libraries released)",
              session->serial, absl::FormatDuration(session->idle_timeout), n);
@@ -247,7 +271,11 @@ void SessionManager::CloseAll() {
       workers_ -= static_cast<uint32_t>(session->libraries.size());
     }
   }
-  for (auto& [id, session] : all) StopAll(*session);
+  for (auto& [id, session] : all) {
+    ReleaseInstances(session->serial, 0, session->libraries,
+                     "was released when the daemon shut down");
+    StopAll(*session);
+  }
 }
 
 }  // namespace ffibroker

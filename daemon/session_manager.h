@@ -23,6 +23,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/type_table.h"
+#include "daemon/instance_table.h"
 #include "daemon/library.h"
 #include "daemon/policy.h"
 #include "daemon/worker_process.h"
@@ -50,6 +52,24 @@ class SessionManager {
   absl::StatusOr<v1::CallResponse> Call(const v1::CallRequest& request,
                                         absl::Time deadline);
 
+  // Classes and instances (implemented in session_instances.cc; see
+  // docs/classes.md). Instances live in a library's worker; their handles
+  // are checked against the InstanceTable before anything reaches it.
+  absl::StatusOr<v1::RegisterClassResponse> RegisterClass(
+      const v1::RegisterClassRequest& request);
+  absl::StatusOr<v1::NewInstanceResponse> NewInstance(
+      const v1::NewInstanceRequest& request, absl::Time deadline);
+  absl::StatusOr<v1::ReadFieldsResponse> ReadFields(
+      const v1::ReadFieldsRequest& request, absl::Time deadline);
+  absl::StatusOr<v1::WriteFieldsResponse> WriteFields(
+      const v1::WriteFieldsRequest& request, absl::Time deadline);
+  absl::StatusOr<v1::FreeInstanceResponse> FreeInstance(
+      const v1::FreeInstanceRequest& request, absl::Time deadline);
+  absl::StatusOr<v1::ReadStaticResponse> ReadStatic(
+      const v1::ReadStaticRequest& request, absl::Time deadline);
+  absl::StatusOr<v1::WriteStaticResponse> WriteStatic(
+      const v1::WriteStaticRequest& request, absl::Time deadline);
+
   // Ends sessions idle past their timeout; returns how many ended.
   int ExpireIdleSessions();
   // Ends every session (stops every worker). New requests still work.
@@ -63,7 +83,26 @@ class SessionManager {
     uint64_t next_handle = 1;
     // shared: a call in flight keeps its library alive after CloseLibrary.
     std::map<uint64_t, std::shared_ptr<Library>> libraries;
+    ClassTable classes;  // registered classes, append-only
   };
+
+  // The library `handle` of session `id` (touching it), with the session's
+  // serial. NOT_FOUND for an unknown session or library.
+  absl::StatusOr<std::shared_ptr<Library>> FindLibrary(const std::string& id,
+                                                       uint64_t handle, uint64_t* serial);
+  // The record of instance `handle` in session `id` and its library.
+  absl::StatusOr<std::pair<InstanceTable::Record, std::shared_ptr<Library>>> FindInstance(
+      const std::string& id, uint64_t handle);
+  // How calls of library `library` in session `serial` use the instances.
+  InstanceContext ContextFor(uint64_t serial, uint64_t library);
+  // Invalidates the instances of a session (library == 0) or one of its
+  // libraries, calling the destructors of owned library results first.
+  // Returns how many instances were released.
+  uint32_t ReleaseInstances(uint64_t serial, uint64_t library,
+                            const std::map<uint64_t, std::shared_ptr<Library>>& libraries,
+                            const std::string& reason);
+  // The deadline of one library operation.
+  absl::Time CapDeadline(absl::Time deadline) const;
 
   // The session for `id`, touched; NOT_FOUND if there is none.
   absl::StatusOr<Session*> FindLocked(const std::string& id)
@@ -80,6 +119,7 @@ class SessionManager {
   uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 1;
   // Libraries open or being opened, in all sessions (each is one worker).
   uint32_t workers_ ABSL_GUARDED_BY(mu_) = 0;
+  InstanceTable instances_;  // thread-safe on its own
 };
 
 }  // namespace ffibroker
