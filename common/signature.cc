@@ -322,6 +322,34 @@ absl::StatusOr<v1::ClassDefinition> ParseClass(absl::string_view text,
   return def;
 }
 
+absl::StatusOr<v1::StaticDeclaration> ParseStatic(absl::string_view text,
+                                                  const std::set<std::string>& classes) {
+  Scanner s(text);
+  v1::StaticDeclaration decl;
+  while (true) {
+    size_t at = s.pos();
+    absl::string_view word = s.Word();
+    if (word == "optional") {
+      decl.set_optional(true);
+    } else if (word == "mut") {
+      decl.set_mutable_(true);
+    } else {
+      s.Rewind(at);
+      break;
+    }
+  }
+  ASSIGN_OR_RETURN(*decl.mutable_type(), ParseType(s, classes));
+  s.SkipSpace();
+  size_t at = s.pos();
+  decl.set_name(std::string(s.Word()));
+  if (!IsIdentifier(decl.name())) {
+    s.Rewind(at);
+    return s.Error("the variable's name");
+  }
+  if (!s.AtEnd()) return s.Error("the end of the static");
+  return decl;
+}
+
 std::string FormatDeclaration(absl::string_view name,
                               const v1::Signature& signature) {
   std::string out = absl::StrCat(

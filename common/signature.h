@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "ffibroker/v1/broker.pb.h"
 #include "ffibroker/v1/types.pb.h"
 
 namespace ffibroker {
@@ -51,6 +52,11 @@ absl::StatusOr<Declaration> ParseDeclaration(absl::string_view text,
 // on a syntax error; the daemon checks the rest at RegisterClass.
 absl::StatusOr<v1::ClassDefinition> ParseClass(absl::string_view text,
                                               const std::set<std::string>& classes = {});
+
+// Parses an exported variable: `[optional] [mut] TYPE NAME`
+// ("mut i32 counter", "Point origin"). INVALID_ARGUMENT with the column.
+absl::StatusOr<v1::StaticDeclaration> ParseStatic(absl::string_view text,
+                                                  const std::set<std::string>& classes = {});
 
 // The declaration in the syntax ParseDeclaration reads: "f64 cos(f64 x)".
 std::string FormatDeclaration(absl::string_view name,

@@ -14,14 +14,11 @@
 #include "common/flags.h"
 #include "common/literal.h"
 #include "common/signature.h"
+#include "client/cli/typed_call.h"
 #include "ffibroker/client.h"
 
 namespace ffibroker {
 namespace {
-
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitUnreachable = 3;
 
 constexpr char kSynopsis[] =
     "ffibroker [flags] COMMAND ...\n"
@@ -33,53 +30,18 @@ constexpr char kSynopsis[] =
     "      DECLARATION is C-like: 'f64 cos(f64)', 'i32 add(i32 a, i32 b)', 'void f()'.\n"
     "      Types: void bool i8 u8 i16 u16 i32 u32 i64 u64 isize usize f32 f64.\n"
     "      Literals: 42, -7, 0xff, 0.5, -0, nan, inf, 0x1p-1074, true, false.\n"
+    "      --class='Point { f64 x; mut f64 y; } ~point_free' (repeatable, before\n"
+    "      the command) registers a class; then 'Point f(Point* p, cstr s)' etc.\n"
+    "      Class values: {x=1, y=2}; a {..} for Point* makes a temporary instance\n"
+    "      printed after the call; null; cstr: raw text; buffers: hex:0a0b; out: -.\n"
+    "      See docs/classes.md.\n"
     "\n"
     "exit status: 0 ok, 1 the daemon returned an error, 2 usage error,\n"
     "3 cannot reach the daemon";
 
-int Fail(int code, const absl::Status& status) {
-  std::fprintf(stderr, "ffibroker: %s\n", status.ToString().c_str());
-  return code;
-}
-
 int Usage(const std::string& message) {
   std::fprintf(stderr, "ffibroker: %s (see ffibroker --help)\n", message.c_str());
   return kExitUsage;
-}
-
-int RunCall(const std::string& address, absl::Duration timeout,
-            const std::vector<std::string>& args) {
-  if (args.size() < 3) return Usage("call needs LIBRARY and 'DECLARATION'");
-  absl::StatusOr<Declaration> decl = ParseDeclaration(args[2]);
-  if (!decl.ok()) return Fail(kExitUsage, decl.status());
-  size_t given = args.size() - 3;
-  if (given != static_cast<size_t>(decl->signature.params_size())) {
-    return Usage(absl::StrCat(decl->name, " takes ", decl->signature.params_size(),
-                              " argument(s), ", given, " given"));
-  }
-  std::vector<v1::Value> values;
-  for (size_t i = 0; i < given; ++i) {
-    const v1::Parameter& param = decl->signature.params(static_cast<int>(i));
-    absl::StatusOr<v1::Value> value = ParseLiteral(param.type(), args[3 + i]);
-    if (!value.ok()) {
-      return Usage(absl::StrCat("argument ", i + 1, ": ", value.status().message()));
-    }
-    values.push_back(*std::move(value));
-  }
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(address, std::min(timeout, absl::Seconds(5)));
-  if (!client.ok()) return Fail(kExitUnreachable, client.status());
-  absl::StatusOr<std::unique_ptr<Session>> session = (*client)->CreateSession();
-  if (!session.ok()) return Fail(kExitFailed, session.status());
-  absl::StatusOr<std::unique_ptr<Library>> lib =
-      (*session)->OpenLibrary(args[1], {args[2]});
-  if (!lib.ok()) return Fail(kExitFailed, lib.status());
-  absl::StatusOr<v1::CallResponse> response =
-      (*lib)->CallValues(decl->name, values, timeout);
-  if (!response.ok()) return Fail(kExitFailed, response.status());
-  if (response->has_result()) {
-    std::printf("%s\n", FormatValue(response->result()).c_str());
-  }
-  return 0;
 }
 
 }  // namespace
@@ -96,13 +58,26 @@ int main(int argc, char** argv) {
   flags.String("address", &address,
                "daemon address, unix:/ABS/PATH or tcp:HOST:PORT (env FFIBROKER_ADDRESS)");
   flags.Duration("timeout", &timeout, "deadline for the call");
-  absl::StatusOr<std::vector<std::string>> args = flags.Parse(argc, argv);
+  // --class=DEF may repeat; the flag parser takes single values, so the
+  // class definitions are collected here first.
+  std::vector<std::string> classes;
+  std::vector<char*> rest_argv;
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (i > 0 && arg.rfind("--class=", 0) == 0) {
+      classes.push_back(arg.substr(8));
+    } else {
+      rest_argv.push_back(argv[i]);
+    }
+  }
+  absl::StatusOr<std::vector<std::string>> args =
+      flags.Parse(static_cast<int>(rest_argv.size()), rest_argv.data());
   if (flags.help_requested()) {
     std::fputs(flags.Usage().c_str(), stdout);
     return 0;
   }
   if (!args.ok()) return Usage(std::string(args.status().message()));
   if (args->empty()) return Usage("no command given");
-  if ((*args)[0] == "call") return RunCall(address, timeout, *args);
+  if ((*args)[0] == "call") return RunTypedCall(address, timeout, classes, *args);
   return Usage(absl::StrCat("unknown command '", (*args)[0], "'"));
 }

@@ -67,6 +67,7 @@ absl::StatusOr<std::unique_ptr<TestDaemon>> TestDaemon::Start(
   std::string policy = absl::StrCat(
       "libraries { name: \"scalars\" path: \"", FFIBROKER_SCALARS_LIB, "\" }\n",
       "libraries { name: \"crashy\" path: \"", FFIBROKER_CRASHY_LIB, "\" }\n",
+      "libraries { name: \"classes\" path: \"", FFIBROKER_CLASSES_LIB, "\" }\n",
       "libraries { name: \"libm.so.6\" path: \"/lib/x86_64-linux-gnu/libm.so.6\" }\n",
       extra_policy);
   std::string policy_path = d->dir_ + "/policy.textproto";

@@ -2,7 +2,7 @@
 // fresh temporary directory, for end-to-end tests.
 //
 // The policy allows the in-tree native test libraries (by name: "scalars",
-// "crashy") and libm ("libm.so.6"); `extra_policy` is appended verbatim
+// "crashy", "classes") and libm ("libm.so.6"); `extra_policy` is appended verbatim
 // (e.g. a limits block). The daemon's stderr goes to log_path().
 //
 //   auto daemon = TestDaemon::Start();
