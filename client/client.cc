@@ -99,15 +99,26 @@ absl::Status Session::Close() {
 absl::StatusOr<std::unique_ptr<Library>> Session::OpenLibrary(
     const std::string& library, const std::vector<std::string>& declarations,
     const std::string& token) {
+  return OpenLibrary(library, declarations, std::vector<std::string>(), token);
+}
+
+absl::StatusOr<std::unique_ptr<Library>> Session::OpenLibrary(
+    const std::string& library, const std::vector<std::string>& declarations,
+    const std::vector<std::string>& statics, const std::string& token) {
   v1::OpenLibraryRequest request;
   request.set_session_id(id_);
   request.set_library(library);
   request.set_token(token);
   for (const std::string& text : declarations) {
-    ASSIGN_OR_RETURN(Declaration decl, ParseDeclaration(text));
+    ASSIGN_OR_RETURN(Declaration decl, ParseDeclaration(text, classes_));
     v1::SymbolDeclaration* symbol = request.add_symbols();
     symbol->set_name(decl.name);
     *symbol->mutable_signature() = std::move(decl.signature);
+    symbol->set_capture_errno(decl.capture_errno);
+    symbol->set_optional(decl.optional);
+  }
+  for (const std::string& text : statics) {
+    ASSIGN_OR_RETURN(*request.add_statics(), ParseStatic(text, classes_));
   }
   v1::OpenLibraryResponse response;
   grpc::ClientContext context;

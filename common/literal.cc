@@ -6,7 +6,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/types.h"
@@ -112,6 +115,86 @@ absl::StatusOr<v1::Value> ParseLiteral(const v1::Type& type,
   return value;
 }
 
+namespace {
+
+// Splits the inside of `{...}` or `[...]` at top-level commas.
+absl::StatusOr<std::vector<absl::string_view>> SplitItems(absl::string_view text,
+                                                          char open, char close) {
+  text = absl::StripAsciiWhitespace(text);
+  if (text.size() < 2 || text.front() != open || text.back() != close) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", text, "' is not a ", open == '{' ? "{field=value, ...}" : "[value, ...]",
+        " literal"));
+  }
+  text = text.substr(1, text.size() - 2);
+  std::vector<absl::string_view> items;
+  if (absl::StripAsciiWhitespace(text).empty()) return items;
+  int depth = 0;
+  size_t start = 0;
+  for (size_t i = 0; i <= text.size(); ++i) {
+    char c = i < text.size() ? text[i] : ',';
+    if (c == '{' || c == '[') ++depth;
+    if (c == '}' || c == ']') --depth;
+    if (c == ',' && depth == 0) {
+      items.push_back(absl::StripAsciiWhitespace(text.substr(start, i - start)));
+      start = i + 1;
+    }
+  }
+  return items;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Value> ParseInlineLiteral(const TypeDesc& type,
+                                             absl::string_view text) {
+  text = absl::StripAsciiWhitespace(text);
+  v1::Value value;
+  switch (type.kind) {
+    case TypeKind::kScalar:
+    case TypeKind::kEnum: {
+      ASSIGN_OR_RETURN(value, ParseLiteral(MakeScalarType(type.scalar->scalar), text));
+      std::string scratch;
+      RETURN_IF_ERROR(EncodeInline(type, value, &scratch));  // enum set
+      return value;
+    }
+    case TypeKind::kClass: {
+      ASSIGN_OR_RETURN(std::vector<absl::string_view> items, SplitItems(text, '{', '}'));
+      for (absl::string_view item : items) {
+        size_t eq = item.find('=');
+        if (eq == absl::string_view::npos) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("'", item, "' in ", type.name, " literal is not field=value"));
+        }
+        std::string name(absl::StripAsciiWhitespace(item.substr(0, eq)));
+        const FieldDesc* field = type.FindField(name);
+        if (field == nullptr) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("class ", type.name, " has no field '", name, "'"));
+        }
+        v1::FieldValue* fv = value.mutable_struct_value()->add_fields();
+        fv->set_name(name);
+        ASSIGN_OR_RETURN(*fv->mutable_value(),
+                         ParseInlineLiteral(*field->type, item.substr(eq + 1)));
+      }
+      value.mutable_struct_value();
+      return value;
+    }
+    case TypeKind::kArray: {
+      ASSIGN_OR_RETURN(std::vector<absl::string_view> items, SplitItems(text, '[', ']'));
+      value.mutable_array_value();
+      for (absl::string_view item : items) {
+        ASSIGN_OR_RETURN(*value.mutable_array_value()->add_elements(),
+                         ParseInlineLiteral(*type.element, item));
+      }
+      return value;
+    }
+    default:
+      break;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(type.name, " has no inline literal"));
+}
+
 std::string FormatValue(const v1::Value& value) {
   switch (value.value_case()) {
     case v1::Value::kIntValue: return absl::StrCat(value.int_value());
@@ -119,6 +202,25 @@ std::string FormatValue(const v1::Value& value) {
     case v1::Value::kF32Value: return ShortestFloat(value.f32_value());
     case v1::Value::kF64Value: return ShortestFloat(value.f64_value());
     case v1::Value::kBoolValue: return value.bool_value() ? "true" : "false";
+    case v1::Value::kStructValue: {
+      std::string out = "{";
+      for (const v1::FieldValue& f : value.struct_value().fields()) {
+        absl::StrAppend(&out, out.size() > 1 ? ", " : "", f.name(), "=",
+                        FormatValue(f.value()));
+      }
+      return out + "}";
+    }
+    case v1::Value::kArrayValue: {
+      std::string out = "[";
+      for (const v1::Value& e : value.array_value().elements()) {
+        absl::StrAppend(&out, out.size() > 1 ? ", " : "", FormatValue(e));
+      }
+      return out + "]";
+    }
+    case v1::Value::kHandleValue: return absl::StrCat("#", value.handle_value());
+    case v1::Value::kNullValue: return "null";
+    case v1::Value::kStringValue: return absl::StrCat("\"", absl::CEscape(value.string_value()), "\"");
+    case v1::Value::kBytesValue: return absl::StrCat("hex:", absl::BytesToHexString(value.bytes_value()));
     case v1::Value::VALUE_NOT_SET: return "";
   }
   return "";

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/type_desc.h"
 #include "ffibroker/v1/types.pb.h"
 
 namespace ffibroker {
@@ -20,7 +21,17 @@ namespace ffibroker {
 absl::StatusOr<v1::Value> ParseLiteral(const v1::Type& type,
                                        absl::string_view text);
 
-// The shortest text that ParseLiteral reads back to the same value.
+// Parses a literal of a resolved inline type: scalars and enums as above,
+// classes as `{x=1, y=2.5}` (every field, any order), arrays as `[1, 2, 3]`.
+// Handles, strings and buffers have no inline literal (the CLI treats them
+// itself). INVALID_ARGUMENT saying what was expected where.
+absl::StatusOr<v1::Value> ParseInlineLiteral(const TypeDesc& type,
+                                             absl::string_view text);
+
+// The shortest text that ParseLiteral reads back to the same value. Class
+// values print as `{x=1, y=2.5}`, arrays as `[1, 2]`, handles as `#N`,
+// null pointers as `null`, strings quoted with C escapes, bytes as
+// `hex:0a0b`.
 std::string FormatValue(const v1::Value& value);
 
 }  // namespace ffibroker

@@ -72,8 +72,48 @@ absl::StatusOr<const ScalarInfo*> ScalarOf(const v1::Type& type) {
 }
 
 std::string TypeName(const v1::Type& type) {
-  absl::StatusOr<const ScalarInfo*> info = ScalarOf(type);
-  return info.ok() ? (*info)->name : "<invalid type>";
+  switch (type.type_case()) {
+    case v1::Type::kScalar: {
+      absl::StatusOr<const ScalarInfo*> info = ScalarOf(type);
+      return info.ok() ? (*info)->name : "<invalid type>";
+    }
+    case v1::Type::kClassName:
+      return type.class_name();
+    case v1::Type::kHandle:
+      return absl::StrCat(
+          type.handle().ownership() == v1::HandleType::OWNERSHIP_BORROWED ? "borrowed " : "",
+          type.handle().class_name(), "*", type.handle().nullable() ? "?" : "");
+    case v1::Type::kArray:
+      return absl::StrCat(TypeName(type.array().element()), "[", type.array().length(), "]");
+    case v1::Type::kEnumType: {
+      const ScalarInfo* info = FindScalar(type.enum_type().underlying());
+      std::string out = absl::StrCat("enum ", info ? info->name : "<invalid>", "{");
+      for (int i = 0; i < type.enum_type().values_size(); ++i) {
+        absl::StrAppend(&out, i ? "," : "", type.enum_type().values(i));
+      }
+      return out + "}";
+    }
+    case v1::Type::kString:
+      return absl::StrCat("cstr", type.string().nullable() ? "?" : "",
+                          type.string().max_length()
+                              ? absl::StrCat("[", type.string().max_length(), "]")
+                              : "");
+    case v1::Type::kBuffer: {
+      const v1::BufferType& b = type.buffer();
+      const char* dir = b.direction() == v1::BufferType::DIRECTION_IN      ? "in"
+                        : b.direction() == v1::BufferType::DIRECTION_OUT   ? "out"
+                        : b.direction() == v1::BufferType::DIRECTION_INOUT ? "inout"
+                                                                           : "<no direction>";
+      return absl::StrCat(dir, " u8[",
+                          b.length_case() == v1::BufferType::kFixedLength
+                              ? absl::StrCat(b.fixed_length())
+                              : b.length_param(),
+                          "]");
+    }
+    case v1::Type::TYPE_NOT_SET:
+      break;
+  }
+  return "<invalid type>";
 }
 
 v1::Type MakeScalarType(v1::Scalar scalar) {

@@ -1,10 +1,12 @@
 #include "common/value_codec.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/literal.h"
 #include "common/types.h"
 
 namespace ffibroker {
@@ -69,14 +71,19 @@ std::string ValueCaseName(const v1::Value& value) {
     case v1::Value::kF32Value: return "f32_value";
     case v1::Value::kF64Value: return "f64_value";
     case v1::Value::kBoolValue: return "bool_value";
+    case v1::Value::kStructValue: return "struct_value";
+    case v1::Value::kHandleValue: return "handle_value";
+    case v1::Value::kBytesValue: return "bytes_value";
+    case v1::Value::kStringValue: return "string_value";
+    case v1::Value::kArrayValue: return "array_value";
+    case v1::Value::kNullValue: return "null_value";
     case v1::Value::VALUE_NOT_SET: return "no value";
   }
   return "an unknown value member";
 }
 
-absl::Status EncodeValue(const v1::Type& type, const v1::Value& value,
-                         std::string* out) {
-  ASSIGN_OR_RETURN(const ScalarInfo* info, ScalarOf(type));
+absl::Status EncodeScalar(const ScalarInfo* info, const v1::Value& value,
+                          std::string* out) {
   switch (info->klass) {
     case ScalarClass::kVoid:
       return absl::InvalidArgumentError("void has no values");
@@ -127,9 +134,8 @@ absl::Status EncodeValue(const v1::Type& type, const v1::Value& value,
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::Value> DecodeValue(const v1::Type& type,
-                                      absl::string_view bytes) {
-  ASSIGN_OR_RETURN(const ScalarInfo* info, ScalarOf(type));
+absl::StatusOr<v1::Value> DecodeScalar(const ScalarInfo* info,
+                                       absl::string_view bytes) {
   if (bytes.size() != info->size) {
     return absl::InvalidArgumentError(absl::StrCat(
         "expected ", info->size, " bytes for ", info->name, ", got ", bytes.size()));
@@ -174,6 +180,207 @@ absl::StatusOr<v1::Value> DecodeValue(const v1::Type& type,
     value.set_f32_value(f);
   }
   return value;
+}
+
+absl::Status EncodeValue(const v1::Type& type, const v1::Value& value,
+                         std::string* out) {
+  ASSIGN_OR_RETURN(const ScalarInfo* info, ScalarOf(type));
+  return EncodeScalar(info, value, out);
+}
+
+absl::StatusOr<v1::Value> DecodeValue(const v1::Type& type,
+                                      absl::string_view bytes) {
+  ASSIGN_OR_RETURN(const ScalarInfo* info, ScalarOf(type));
+  return DecodeScalar(info, bytes);
+}
+
+namespace {
+
+absl::Status InField(const std::string& path, const absl::Status& status) {
+  if (path.empty() || status.ok()) return status;
+  return absl::Status(status.code(),
+                      absl::StrCat("field '", path, "': ", status.message()));
+}
+
+std::string Join(const std::string& path, const std::string& name) {
+  return path.empty() ? name : absl::StrCat(path, ".", name);
+}
+
+std::string EnumValuesText(const TypeDesc& type) {
+  std::string out;
+  for (int64_t v : type.enum_values) absl::StrAppend(&out, out.empty() ? "" : ", ", v);
+  return absl::StrCat("{", out, "}");
+}
+
+bool EnumAllows(const TypeDesc& type, int64_t v) {
+  return std::binary_search(type.enum_values.begin(), type.enum_values.end(), v);
+}
+
+absl::Status EncodeAt(const TypeDesc& type, const v1::Value& value, char* dst,
+                      const std::string& path);
+
+absl::Status EncodeStructAt(const TypeDesc& type, const v1::StructValue& value,
+                            bool require_all, char* dst, const std::string& path) {
+  std::vector<bool> given(type.fields.size(), false);
+  for (const v1::FieldValue& fv : value.fields()) {
+    const FieldDesc* field = type.FindField(fv.name());
+    if (field == nullptr) {
+      std::string names;
+      for (const FieldDesc& f : type.fields) {
+        absl::StrAppend(&names, names.empty() ? "" : ", ", f.name);
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat("class ", type.name, " has no field '", Join(path, fv.name()),
+                       "' (fields: ", names, ")"));
+    }
+    size_t index = static_cast<size_t>(field - type.fields.data());
+    if (given[index]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("field '", Join(path, fv.name()), "' is given twice"));
+    }
+    given[index] = true;
+    RETURN_IF_ERROR(EncodeAt(*field->type, fv.value(), dst + field->offset,
+                             Join(path, field->name)));
+  }
+  if (require_all) {
+    for (size_t i = 0; i < given.size(); ++i) {
+      if (!given[i]) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "field '", Join(path, type.fields[i].name), "' of ", type.name,
+            " is missing (a class value needs every field)"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EncodeAt(const TypeDesc& type, const v1::Value& value, char* dst,
+                      const std::string& path) {
+  switch (type.kind) {
+    case TypeKind::kScalar:
+    case TypeKind::kEnum: {
+      std::string bytes;
+      RETURN_IF_ERROR(InField(path, EncodeScalar(type.scalar, value, &bytes)));
+      if (type.kind == TypeKind::kEnum) {
+        int64_t v = value.value_case() == v1::Value::kIntValue
+                        ? value.int_value()
+                        : static_cast<int64_t>(value.uint_value());
+        bool ok = EnumAllows(type, v) &&
+                  (value.value_case() == v1::Value::kIntValue || value.uint_value() <= INT64_MAX);
+        if (!ok) {
+          return InField(path, absl::InvalidArgumentError(absl::StrCat(
+                                   FormatValue(value), " is not a value of ",
+                                   type.name, " (allowed: ", EnumValuesText(type), ")")));
+        }
+      }
+      std::memcpy(dst, bytes.data(), bytes.size());
+      return absl::OkStatus();
+    }
+    case TypeKind::kClass:
+      if (value.value_case() != v1::Value::kStructValue) {
+        return InField(path, absl::InvalidArgumentError(absl::StrCat(
+                                 "expected struct_value for ", type.name, ", got ",
+                                 ValueCaseName(value))));
+      }
+      return EncodeStructAt(type, value.struct_value(), true, dst, path);
+    case TypeKind::kArray: {
+      if (value.value_case() != v1::Value::kArrayValue ||
+          static_cast<uint32_t>(value.array_value().elements_size()) != type.length) {
+        return InField(path, absl::InvalidArgumentError(absl::StrCat(
+                                 "expected array_value with ", type.length,
+                                 " elements for ", type.name, ", got ",
+                                 value.value_case() == v1::Value::kArrayValue
+                                     ? absl::StrCat(value.array_value().elements_size(),
+                                                    " elements")
+                                     : ValueCaseName(value))));
+      }
+      for (uint32_t i = 0; i < type.length; ++i) {
+        RETURN_IF_ERROR(EncodeAt(*type.element, value.array_value().elements(i),
+                                 dst + i * type.element->size,
+                                 absl::StrCat(path, "[", i, "]")));
+      }
+      return absl::OkStatus();
+    }
+    default:
+      break;
+  }
+  return InField(path, absl::InvalidArgumentError(
+                           absl::StrCat(type.name, " has no inline representation")));
+}
+
+absl::StatusOr<v1::Value> DecodeAt(const TypeDesc& type, const char* src,
+                                   const std::string& path) {
+  switch (type.kind) {
+    case TypeKind::kScalar:
+    case TypeKind::kEnum: {
+      absl::StatusOr<v1::Value> value =
+          DecodeScalar(type.scalar, absl::string_view(src, type.size));
+      if (!value.ok()) return InField(path, value.status());
+      if (type.kind == TypeKind::kEnum) {
+        int64_t v = value->value_case() == v1::Value::kIntValue
+                        ? value->int_value()
+                        : static_cast<int64_t>(value->uint_value());
+        if (!EnumAllows(type, v) || (value->value_case() == v1::Value::kUintValue &&
+                                     value->uint_value() > INT64_MAX)) {
+          return InField(path, absl::InvalidArgumentError(absl::StrCat(
+                                   FormatValue(*value),
+                                   " is not a declared value of ", type.name)));
+        }
+      }
+      return value;
+    }
+    case TypeKind::kClass: {
+      v1::Value value;
+      v1::StructValue* out = value.mutable_struct_value();
+      for (const FieldDesc& f : type.fields) {
+        ASSIGN_OR_RETURN(v1::Value fv, DecodeAt(*f.type, src + f.offset, Join(path, f.name)));
+        v1::FieldValue* field = out->add_fields();
+        field->set_name(f.name);
+        *field->mutable_value() = std::move(fv);
+      }
+      return value;
+    }
+    case TypeKind::kArray: {
+      v1::Value value;
+      v1::ArrayValue* out = value.mutable_array_value();
+      for (uint32_t i = 0; i < type.length; ++i) {
+        ASSIGN_OR_RETURN(*out->add_elements(),
+                         DecodeAt(*type.element, src + i * type.element->size,
+                                  absl::StrCat(path, "[", i, "]")));
+      }
+      return value;
+    }
+    default:
+      break;
+  }
+  return InField(path, absl::InvalidArgumentError(
+                           absl::StrCat(type.name, " has no inline representation")));
+}
+
+}  // namespace
+
+absl::Status EncodeInline(const TypeDesc& type, const v1::Value& value,
+                          std::string* out) {
+  std::string bytes(type.size, '\0');
+  RETURN_IF_ERROR(EncodeAt(type, value, bytes.data(), ""));
+  out->append(bytes);
+  return absl::OkStatus();
+}
+
+absl::Status EncodeFields(const TypeDesc& klass, const v1::StructValue& fields,
+                          bool require_all, std::string* bytes) {
+  if (bytes->size() != klass.size) {
+    return absl::InternalError("EncodeFields: buffer is not the class size");
+  }
+  return EncodeStructAt(klass, fields, require_all, bytes->data(), "");
+}
+
+absl::StatusOr<v1::Value> DecodeInline(const TypeDesc& type, absl::string_view bytes) {
+  if (bytes.size() != type.size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expected ", type.size, " bytes for ", type.name, ", got ", bytes.size()));
+  }
+  return DecodeAt(type, bytes.data(), "");
 }
 
 std::string DescribeArgument(int index, const v1::Parameter& param) {

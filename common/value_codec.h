@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/type_desc.h"
 #include "ffibroker/v1/types.pb.h"
 #include "google/protobuf/repeated_field.h"
 
@@ -33,6 +34,26 @@ absl::Status EncodeValue(const v1::Type& type, const v1::Value& value,
 // what was wrong with the bytes.
 absl::StatusOr<v1::Value> DecodeValue(const v1::Type& type,
                                       absl::string_view bytes);
+
+// The walker over resolved types (scalars, enums, classes by value,
+// arrays): validates `value` against `type` and appends exactly type.size
+// native bytes (padding zeroed). INVALID_ARGUMENT naming the field path
+// ("field 'origin.x': 300 is out of range for u8 (0..255)").
+absl::Status EncodeInline(const TypeDesc& type, const v1::Value& value,
+                          std::string* out);
+
+// Writes the given fields of class `klass` into `*bytes` (exactly
+// klass.size bytes, other fields untouched). With `require_all` every field
+// must be given. Validation as EncodeInline; on failure `*bytes` may be
+// partly written (callers encode into a copy).
+absl::Status EncodeFields(const TypeDesc& klass, const v1::StructValue& fields,
+                          bool require_all, std::string* bytes);
+
+// Decodes and validates type.size native bytes: bools 0/1, enum values
+// from the declared set, recursively through classes and arrays.
+// INVALID_ARGUMENT naming the field path otherwise (callers reading worker
+// memory report it as DATA_LOSS).
+absl::StatusOr<v1::Value> DecodeInline(const TypeDesc& type, absl::string_view bytes);
 
 // Encodes every argument of a call against `signature` (assumed valid, see
 // ValidateSignature). Errors are INVALID_ARGUMENT naming the argument:

@@ -123,4 +123,60 @@ grpc::ServerUnaryReactor* BrokerService::Whoami(
   });
 }
 
+grpc::ServerUnaryReactor* BrokerService::RegisterClass(grpc::CallbackServerContext* context,
+                                               const v1::RegisterClassRequest* request,
+                                               v1::RegisterClassResponse* response) {
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
+    return sessions_->RegisterClass(*request, caller);
+  });
+}
+
+grpc::ServerUnaryReactor* BrokerService::NewInstance(grpc::CallbackServerContext* context,
+                                               const v1::NewInstanceRequest* request,
+                                               v1::NewInstanceResponse* response) {
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
+    return sessions_->NewInstance(*request, caller, deadline);
+  });
+}
+
+grpc::ServerUnaryReactor* BrokerService::ReadFields(grpc::CallbackServerContext* context,
+                                               const v1::ReadFieldsRequest* request,
+                                               v1::ReadFieldsResponse* response) {
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
+    return sessions_->ReadFields(*request, caller, deadline);
+  });
+}
+
+grpc::ServerUnaryReactor* BrokerService::WriteFields(grpc::CallbackServerContext* context,
+                                               const v1::WriteFieldsRequest* request,
+                                               v1::WriteFieldsResponse* response) {
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
+    return sessions_->WriteFields(*request, caller, deadline);
+  });
+}
+
+grpc::ServerUnaryReactor* BrokerService::FreeInstance(grpc::CallbackServerContext* context,
+                                               const v1::FreeInstanceRequest* request,
+                                               v1::FreeInstanceResponse* response) {
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
+    return sessions_->FreeInstance(*request, caller, deadline);
+  });
+}
+
+grpc::ServerUnaryReactor* BrokerService::ReadStatic(grpc::CallbackServerContext* context,
+                                               const v1::ReadStaticRequest* request,
+                                               v1::ReadStaticResponse* response) {
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
+    return sessions_->ReadStatic(*request, caller, deadline);
+  });
+}
+
+grpc::ServerUnaryReactor* BrokerService::WriteStatic(grpc::CallbackServerContext* context,
+                                               const v1::WriteStaticRequest* request,
+                                               v1::WriteStaticResponse* response) {
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
+    return sessions_->WriteStatic(*request, caller, deadline);
+  });
+}
+
 }  // namespace ffibroker

@@ -57,6 +57,27 @@ class BrokerService final : public v1::Broker::CallbackService {
   grpc::ServerUnaryReactor* Whoami(grpc::CallbackServerContext* context,
                                    const v1::WhoamiRequest* request,
                                    v1::WhoamiResponse* response) override;
+  grpc::ServerUnaryReactor* RegisterClass(grpc::CallbackServerContext* context,
+                                          const v1::RegisterClassRequest* request,
+                                          v1::RegisterClassResponse* response) override;
+  grpc::ServerUnaryReactor* NewInstance(grpc::CallbackServerContext* context,
+                                        const v1::NewInstanceRequest* request,
+                                        v1::NewInstanceResponse* response) override;
+  grpc::ServerUnaryReactor* ReadFields(grpc::CallbackServerContext* context,
+                                       const v1::ReadFieldsRequest* request,
+                                       v1::ReadFieldsResponse* response) override;
+  grpc::ServerUnaryReactor* WriteFields(grpc::CallbackServerContext* context,
+                                        const v1::WriteFieldsRequest* request,
+                                        v1::WriteFieldsResponse* response) override;
+  grpc::ServerUnaryReactor* FreeInstance(grpc::CallbackServerContext* context,
+                                         const v1::FreeInstanceRequest* request,
+                                         v1::FreeInstanceResponse* response) override;
+  grpc::ServerUnaryReactor* ReadStatic(grpc::CallbackServerContext* context,
+                                       const v1::ReadStaticRequest* request,
+                                       v1::ReadStaticResponse* response) override;
+  grpc::ServerUnaryReactor* WriteStatic(grpc::CallbackServerContext* context,
+                                        const v1::WriteStaticRequest* request,
+                                        v1::WriteStaticResponse* response) override;
 
  private:
   // Authenticates the caller, then runs `handler(caller, deadline)` on the

@@ -7,6 +7,7 @@
 #include "common/status_macros.h"
 #include "common/types.h"
 #include "common/value_codec.h"
+#include "daemon/call_codec.h"
 
 namespace ffibroker {
 namespace {
@@ -41,21 +42,147 @@ absl::Status OpenError(const worker::v1::Error& error) {
 absl::StatusOr<std::unique_ptr<Library>> Library::Open(
     std::string path,
     const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
-    const WorkerOptions& options, absl::Time deadline) {
+    const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
+    const ClassTable& classes, const WorkerOptions& options, absl::Time deadline) {
   worker::v1::Open open;
   open.set_path(path);
+  for (const v1::ClassDefinition& def : classes.definitions()) *open.add_classes() = def;
+  std::vector<ResolvedSignature> signatures;
   for (const v1::SymbolDeclaration& s : symbols) {
     worker::v1::Symbol* symbol = open.add_symbols();
     symbol->set_name(s.name());
     *symbol->mutable_signature() = s.signature();
+    symbol->set_optional(s.optional());
+    ASSIGN_OR_RETURN(ResolvedSignature sig, ResolveSignature(s.signature(), classes));
+    signatures.push_back(std::move(sig));
+  }
+  std::map<std::string, StaticInfo> static_infos;
+  for (const v1::StaticDeclaration& s : statics) {
+    worker::v1::Symbol* symbol = open.add_statics();
+    symbol->set_name(s.name());
+    *symbol->mutable_signature()->mutable_result() = s.type();
+    symbol->set_optional(s.optional());
+    ASSIGN_OR_RETURN(TypeRef type, classes.Resolve(s.type(), TypeUse::kStatic));
+    static_infos[s.name()] = StaticInfo{open.statics_size() - 1, type, s.mutable_()};
   }
   std::unique_ptr<Library> lib(new Library(std::move(path), std::move(open), options));
+  lib->signatures_ = std::move(signatures);
+  lib->statics_ = std::move(static_infos);
+  lib->symbol_missing_.assign(symbols.size(), false);
+  lib->static_missing_.assign(statics.size(), false);
   for (int i = 0; i < lib->open_.symbols_size(); ++i) {
     lib->symbol_index_[lib->open_.symbols(i).name()] = i;
+    lib->capture_errno_.push_back(symbols[i].capture_errno());
   }
   absl::MutexLock lock(&lib->call_mu_);
   RETURN_IF_ERROR(lib->StartWorker(deadline));
+  RETURN_IF_ERROR(lib->ProbeOptional(deadline));
   return lib;
+}
+
+absl::Status Library::ProbeOptional(absl::Time deadline) {
+  auto probe = [&](bool symbol, int index, const std::string& name,
+                   std::vector<bool>& missing) -> absl::Status {
+    worker::v1::DaemonToWorker request;
+    worker::v1::StaticAccess* access = request.mutable_static_access();
+    access->set_index(static_cast<uint32_t>(index));
+    access->set_probe(true);
+    access->set_probe_symbol(symbol);
+    ASSIGN_OR_RETURN(worker::v1::InstanceResult r,
+                     InstanceOpLocked(request, 0, deadline, nullptr));
+    if (!r.found()) {
+      missing[index] = true;
+      missing_.push_back(name);
+    }
+    return absl::OkStatus();
+  };
+  for (int i = 0; i < open_.symbols_size(); ++i) {
+    if (open_.symbols(i).optional()) {
+      RETURN_IF_ERROR(probe(true, i, open_.symbols(i).name(), symbol_missing_));
+    }
+  }
+  for (int i = 0; i < open_.statics_size(); ++i) {
+    if (open_.statics(i).optional()) {
+      RETURN_IF_ERROR(probe(false, i, open_.statics(i).name(), static_missing_));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Library::StaticInfo> Library::FindStatic(const std::string& name) const {
+  auto it = statics_.find(name);
+  if (it == statics_.end()) {
+    return absl::NotFoundError(absl::StrCat(
+        "static '", name, "' was not declared when ", path_, " was opened"));
+  }
+  if (static_missing_[it->second.index]) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("optional static '", name, "' is not exported by ", path_));
+  }
+  return it->second;
+}
+
+absl::StatusOr<WorkerProcess*> Library::LiveWorker(absl::Time deadline) {
+  WorkerProcess* worker;
+  {
+    absl::MutexLock lock(&worker_mu_);
+    if (stopped_) return absl::FailedPreconditionError("library was closed");
+    worker = worker_.get();
+  }
+  if (worker == nullptr || !worker->alive()) {
+    absl::Status restarted = StartWorker(deadline);
+    if (!restarted.ok()) {
+      return absl::Status(restarted.code(),
+                          absl::StrCat("could not restart the worker: ", restarted.message()));
+    }
+    absl::MutexLock lock(&worker_mu_);
+    worker = worker_.get();
+  }
+  return worker;
+}
+
+absl::StatusOr<worker::v1::InstanceResult> Library::InstanceOp(
+    const worker::v1::DaemonToWorker& request, uint64_t generation, absl::Time deadline,
+    uint64_t* used) {
+  absl::MutexLock call_lock(&call_mu_);
+  return InstanceOpLocked(request, generation, deadline, used);
+}
+
+absl::StatusOr<worker::v1::InstanceResult> Library::InstanceOpLocked(
+    const worker::v1::DaemonToWorker& request, uint64_t generation, absl::Time deadline,
+    uint64_t* used) {
+  WorkerProcess* worker;
+  if (generation != 0) {
+    {
+      absl::MutexLock lock(&worker_mu_);
+      if (stopped_) return absl::FailedPreconditionError("library was closed");
+      worker = worker_.get();
+    }
+    if (generation != generation_ || worker == nullptr || !worker->alive()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the instance is stale: the worker of ", path_,
+          " that held it died and was replaced, and its instances were lost"));
+    }
+  } else {
+    ASSIGN_OR_RETURN(worker, LiveWorker(deadline));
+  }
+  if (used != nullptr) *used = generation_;
+  absl::StatusOr<worker::v1::WorkerToDaemon> reply = worker->Exchange(request, deadline);
+  if (!reply.ok()) {
+    return absl::Status(reply.status().code(),
+                        absl::StrCat("instance operation in ", path_,
+                                     " failed: ", reply.status().message()));
+  }
+  if (!reply->has_instance_result()) {
+    // The daemon validated the request, so an error answer is a lie too.
+    worker->Abandon(reply->has_error()
+                        ? absl::StrCat("refused a validated instance operation: ",
+                                       Sanitize(reply->error().message()))
+                        : "answered an instance operation with something else");
+    return absl::UnavailableError(absl::StrCat(
+        "instance operation in ", path_, " failed: worker ", worker->outcome().message));
+  }
+  return std::move(*reply->mutable_instance_result());
 }
 
 absl::Status Library::StartWorker(absl::Time deadline) {
@@ -77,11 +204,13 @@ absl::Status Library::StartWorker(absl::Time deadline) {
   absl::MutexLock lock(&worker_mu_);
   if (stopped_) return absl::FailedPreconditionError("library was closed");
   worker_ = std::move(worker);
+  ++generation_;
   return absl::OkStatus();
 }
 
 absl::StatusOr<v1::CallResponse> Library::Call(const v1::CallRequest& request,
-                                               absl::Time deadline) {
+                                               absl::Time deadline,
+                                               const InstanceContext& instances) {
   auto it = symbol_index_.find(request.symbol());
   if (it == symbol_index_.end()) {
     std::vector<std::string> names;
@@ -91,31 +220,27 @@ absl::StatusOr<v1::CallResponse> Library::Call(const v1::CallRequest& request,
         " was opened (declared: ", absl::StrJoin(names, ", "), ")"));
   }
   const worker::v1::Symbol& symbol = open_.symbols(it->second);
-  absl::StatusOr<std::vector<std::string>> args =
-      EncodeArguments(symbol.signature(), request.args());
-  if (!args.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(symbol.name(), ": ", args.status().message()));
+  if (symbol_missing_[it->second]) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "optional symbol '", symbol.name(), "' is not exported by ", path_));
   }
-  worker::v1::DaemonToWorker message;
-  message.mutable_call()->set_symbol_index(static_cast<uint32_t>(it->second));
-  for (std::string& arg : *args) message.mutable_call()->add_args(std::move(arg));
+  const ResolvedSignature& sig = signatures_[it->second];
 
   absl::MutexLock call_lock(&call_mu_);
-  WorkerProcess* worker;
-  {
-    absl::MutexLock lock(&worker_mu_);
-    if (stopped_) return absl::FailedPreconditionError("library was closed");
-    worker = worker_.get();
-  }
-  if (worker == nullptr || !worker->alive()) {
-    absl::Status restarted = StartWorker(deadline);
-    if (!restarted.ok()) {
-      return absl::Status(restarted.code(),
-                          absl::StrCat("could not restart the worker: ", restarted.message()));
-    }
-    absl::MutexLock lock(&worker_mu_);
-    worker = worker_.get();
+  ASSIGN_OR_RETURN(WorkerProcess * worker, LiveWorker(deadline));
+  const uint64_t generation = generation_;
+  HandleHooks hooks;
+  hooks.map = [&](const TypeDesc& klass, uint64_t handle) {
+    return instances.map(klass, handle, generation);
+  };
+  hooks.adopt = [&](const TypeDesc& type, uint64_t worker_id) {
+    return instances.adopt(type, worker_id, generation);
+  };
+  worker::v1::DaemonToWorker message;
+  message.mutable_call()->set_symbol_index(static_cast<uint32_t>(it->second));
+  absl::Status encoded = EncodeCall(sig, request.args(), hooks, message.mutable_call());
+  if (!encoded.ok()) {
+    return absl::Status(encoded.code(), absl::StrCat(symbol.name(), ": ", encoded.message()));
   }
   absl::StatusOr<worker::v1::WorkerToDaemon> reply = worker->Exchange(message, deadline);
   if (!reply.ok()) {
@@ -132,27 +257,22 @@ absl::StatusOr<v1::CallResponse> Library::Call(const v1::CallRequest& request,
         "call to '", symbol.name(), "' in ", path_, " failed: worker ",
         worker->outcome().message));
   }
-  // Size is protocol (a wrong size means a lying worker: kill it); the
-  // value itself is the library's (a trap representation is reported).
-  const v1::Type& result_type = symbol.signature().result();
-  ASSIGN_OR_RETURN(const ScalarInfo* result_info, ScalarOf(result_type));
-  if (reply->result().value().size() != result_info->size) {
-    worker->Abandon(absl::StrCat("sent ", reply->result().value().size(),
-                                 " result bytes for ", result_info->name));
+  // Sizes are protocol (a wrong size means a lying worker: kill it); the
+  // values themselves are the library's (a trap representation is reported).
+  bool violation = false;
+  absl::StatusOr<v1::CallResponse> response = DecodeCallResult(
+      symbol.name(), sig, message.call(), reply->result(), hooks, &violation);
+  if (violation) {
+    worker->Abandon(std::string(response.status().message()));
     return absl::UnavailableError(absl::StrCat(
         "call to '", symbol.name(), "' in ", path_, " failed: worker ",
         worker->outcome().message));
   }
-  v1::CallResponse response;
-  if (result_info->klass == ScalarClass::kVoid) return response;
-  absl::StatusOr<v1::Value> value =
-      DecodeValue(result_type, reply->result().value());
-  if (!value.ok()) {
-    return absl::DataLossError(absl::StrCat("'", symbol.name(), "' in ", path_,
-                                            " returned an invalid result: ",
-                                            value.status().message()));
+  if (!response.ok()) {
+    return absl::Status(response.status().code(),
+                        absl::StrCat(response.status().message(), " (in ", path_, ")"));
   }
-  *response.mutable_result() = std::move(*value);
+  if (capture_errno_[it->second]) response->set_errno_value(reply->result().errno_value());
   return response;
 }
 

@@ -15,44 +15,86 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/type_table.h"
 #include "daemon/worker_process.h"
 #include "ffibroker/v1/broker.pb.h"
 #include "ffibroker/worker/v1/worker.pb.h"
 
 namespace ffibroker {
 
+// How a library call reaches the daemon's instance table: `map` checks a
+// handle argument and returns the worker's instance id, `adopt` turns a
+// pointer result into a new handle. `generation` is the worker generation
+// the call runs in (instances of other generations are stale).
+struct InstanceContext {
+  std::function<absl::StatusOr<uint64_t>(const TypeDesc& klass, uint64_t handle,
+                                         uint64_t generation)>
+      map;
+  std::function<uint64_t(const TypeDesc& type, uint64_t worker_id, uint64_t generation)> adopt;
+};
+
 class Library {
  public:
   // Starts a worker that loads `path` (absolute, already allowed by policy)
-  // and resolves `symbols` (already validated). NOT_FOUND for a missing
+  // and resolves `symbols` and `statics` (already resolved against
+  // `classes`, the session's classes at open time). NOT_FOUND for a missing
   // symbol, FAILED_PRECONDITION if the loader refused the file,
   // UNAVAILABLE if the worker could not start or died while loading.
   static absl::StatusOr<std::unique_ptr<Library>> Open(
       std::string path,
       const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
-      const WorkerOptions& options, absl::Time deadline);
+      const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
+      const ClassTable& classes, const WorkerOptions& options, absl::Time deadline);
 
   // Validates `request` against the declared signature and runs it.
   // INVALID_ARGUMENT / NOT_FOUND for bad input (the worker never sees it);
   // DEADLINE_EXCEEDED if the deadline passed (the worker is killed);
   // UNAVAILABLE if the worker died (naming the signal) or broke the
   // protocol; DATA_LOSS if the library returned an invalid value (e.g. a
-  // bool that is neither 0 nor 1).
+  // bool that is neither 0 nor 1); FAILED_PRECONDITION for a missing
+  // optional symbol.
   absl::StatusOr<v1::CallResponse> Call(const v1::CallRequest& request,
-                                        absl::Time deadline);
+                                        absl::Time deadline,
+                                        const InstanceContext& instances);
+
+  // Runs one instance or static operation (worker::v1::InstanceNew, ...)
+  // and validates the reply kind. `generation` is the worker generation the
+  // instance lives in, or 0 for "whatever is current" (InstanceNew, statics;
+  // starts a worker if needed); `*used` receives the generation that served
+  // it. FAILED_PRECONDITION if the instance's worker is gone (stale);
+  // errors of a dead worker as Call's.
+  absl::StatusOr<worker::v1::InstanceResult> InstanceOp(
+      const worker::v1::DaemonToWorker& request, uint64_t generation,
+      absl::Time deadline, uint64_t* used = nullptr);
+
+  // Optional symbols and statics the library does not export.
+  const std::vector<std::string>& missing() const { return missing_; }
+  // The static named `name`: its index, type and mutability; NOT_FOUND if
+  // not declared, FAILED_PRECONDITION if optional and missing.
+  struct StaticInfo {
+    int index;
+    TypeRef type;
+    bool is_mutable;
+  };
+  absl::StatusOr<StaticInfo> FindStatic(const std::string& name) const;
 
   // Kills the worker and refuses further calls (FAILED_PRECONDITION).
   void Stop();
 
   const std::string& path() const { return path_; }
+  // How many of the session's classes the worker knows (those registered
+  // before the library was opened).
+  int class_count() const { return open_.classes_size(); }
   pid_t worker_pid() const;
 
  private:
@@ -61,16 +103,32 @@ class Library {
 
   // Starts a worker and loads the library in it; on success installs it.
   absl::Status StartWorker(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(call_mu_);
+  // The running worker, restarted first if it died.
+  absl::StatusOr<WorkerProcess*> LiveWorker(absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(call_mu_);
+  absl::StatusOr<worker::v1::InstanceResult> InstanceOpLocked(
+      const worker::v1::DaemonToWorker& request, uint64_t generation,
+      absl::Time deadline, uint64_t* used) ABSL_EXCLUSIVE_LOCKS_REQUIRED(call_mu_);
+  // Asks the fresh worker which optional symbols and statics it lacks.
+  absl::Status ProbeOptional(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(call_mu_);
 
   const std::string path_;
   const worker::v1::Open open_;           // the request that loads us
   const WorkerOptions options_;
   std::map<std::string, int> symbol_index_;  // name -> index in open_
+  std::vector<ResolvedSignature> signatures_;  // by symbol index
+  std::vector<bool> capture_errno_;            // by symbol index
+  std::vector<bool> symbol_missing_;           // by symbol index
+  std::map<std::string, StaticInfo> statics_;
+  std::vector<bool> static_missing_;           // by static index
+  std::vector<std::string> missing_;
 
   absl::Mutex call_mu_;  // serializes calls and worker replacement
   mutable absl::Mutex worker_mu_;  // guards the pointer for Stop()/worker_pid()
   std::unique_ptr<WorkerProcess> worker_ ABSL_GUARDED_BY(worker_mu_);
   bool stopped_ ABSL_GUARDED_BY(worker_mu_) = false;
+  // Incremented by every worker start; instances of older ones are gone.
+  uint64_t generation_ ABSL_GUARDED_BY(call_mu_) = 0;
 };
 
 }  // namespace ffibroker

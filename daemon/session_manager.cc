@@ -16,6 +16,7 @@ namespace ffibroker {
 namespace {
 
 constexpr int kMaxSymbols = 256;
+constexpr int kMaxStatics = 64;
 
 absl::StatusOr<std::string> NewSessionId() {
   char bytes[16];
@@ -26,8 +27,10 @@ absl::StatusOr<std::string> NewSessionId() {
 }
 
 absl::Status ValidateSymbols(
-    const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols) {
-  if (symbols.empty()) {
+    const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
+    const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
+    const ClassTable& classes) {
+  if (symbols.empty() && statics.empty()) {
     return absl::InvalidArgumentError("symbols: declare at least one symbol to resolve");
   }
   if (symbols.size() > kMaxSymbols) {
@@ -45,10 +48,30 @@ absl::Status ValidateSymbols(
       return absl::InvalidArgumentError(
           absl::StrCat("symbols[", i, "]: '", s.name(), "' is declared twice"));
     }
-    absl::Status status = ValidateSignature(s.signature());
+    absl::Status status = ResolveSignature(s.signature(), classes).status();
     if (!status.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("symbol '", s.name(), "': ", status.message()));
+    }
+  }
+  if (statics.size() > kMaxStatics) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "statics: ", statics.size(), " declared, at most ", kMaxStatics));
+  }
+  for (int i = 0; i < statics.size(); ++i) {
+    const v1::StaticDeclaration& s = statics[i];
+    if (!IsIdentifier(s.name())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "statics[", i, "]: name '", s.name(), "' is not a C identifier"));
+    }
+    if (!seen.insert(s.name()).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("statics[", i, "]: '", s.name(), "' is declared twice"));
+    }
+    absl::Status status = classes.Resolve(s.type(), TypeUse::kStatic).status();
+    if (!status.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("static '", s.name(), "': ", status.message()));
     }
   }
   return absl::OkStatus();
@@ -79,6 +102,13 @@ absl::StatusOr<SessionManager::Session*> SessionManager::FindLocked(
   }
   it->second->last_used = now_();
   return it->second.get();
+}
+
+std::map<uint64_t, std::shared_ptr<Library>> SessionManager::LibrariesOf(
+    const Session& session) {
+  std::map<uint64_t, std::shared_ptr<Library>> libraries;
+  for (const auto& [handle, h] : session.libraries) libraries[handle] = h.library;
+  return libraries;
 }
 
 uint32_t SessionManager::StopAll(Session& session) {
@@ -134,6 +164,7 @@ absl::StatusOr<v1::CloseSessionResponse> SessionManager::CloseSession(
     workers_ -= static_cast<uint32_t>(session->libraries.size());
   }
   v1::CloseSessionResponse response;
+  ReleaseInstances(session->serial, 0, LibrariesOf(*session), "was released when its session closed");
   response.set_libraries_released(StopAll(*session));
   LOG_INFO("session s%d closed (%d libraries released)", session->serial,
            response.libraries_released());
@@ -143,10 +174,10 @@ absl::StatusOr<v1::CloseSessionResponse> SessionManager::CloseSession(
 absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
     const v1::OpenLibraryRequest& request, const Caller& caller,
     absl::Time deadline) {
-  RETURN_IF_ERROR(ValidateSymbols(request.symbols()));
   std::shared_ptr<const Policy> policy = policies_->Get();
   ASSIGN_OR_RETURN(std::string path, policy->ResolveLibrary(request.library()));
   const v1::Limits& limits = policy->limits();
+  ClassTable classes;  // a snapshot: later registrations do not affect this library
   std::vector<std::string> symbols;
   for (const v1::SymbolDeclaration& s : request.symbols()) symbols.push_back(s.name());
   // The token (verified on every use) or the session's permission decides.
@@ -168,6 +199,8 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
     serial = session->serial;
+    classes = session->classes;
+    RETURN_IF_ERROR(ValidateSymbols(request.symbols(), request.statics(), classes));
     absl::Status allowed;
     if (token.has_value()) {
       permission = token->permission();
@@ -203,16 +236,18 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   WorkerOptions options = worker_options_;
   options.confinement_profile = permission.confinement_profile();
   absl::StatusOr<std::unique_ptr<Library>> opened;
-  const v1::PermissionLibrary* entry = FindLibrary(permission, path);
+  const v1::PermissionLibrary* entry = ffibroker::FindLibrary(permission, path);
   if (entry != nullptr && !entry->sha256().empty()) {
     absl::StatusOr<std::string> copy = pins_->Materialize(path, entry->sha256());
     if (copy.ok()) {
-      opened = Library::Open(*copy, request.symbols(), options, deadline);
+      opened = Library::Open(*copy, request.symbols(), request.statics(), classes, options,
+                             deadline);
     } else {
       opened = copy.status();
     }
   } else {
-    opened = Library::Open(path, request.symbols(), options, deadline);
+    opened = Library::Open(path, request.symbols(), request.statics(), classes, options,
+                           deadline);
   }
 
   absl::MutexLock lock(&mu_);
@@ -234,6 +269,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   response.set_resolved_path(path);
   response.set_worker_pid((*opened)->worker_pid());
   if (token.has_value()) response.set_token_id(token->token_id());
+  for (const std::string& name : (*opened)->missing()) response.add_missing_symbols(name);
   LOG_INFO("session s%d opened %s as library %d (worker pid %d)", serial, path,
            handle, response.worker_pid());
   audit_->Record("open_library",
@@ -253,6 +289,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
 absl::StatusOr<v1::CloseLibraryResponse> SessionManager::CloseLibrary(
     const v1::CloseLibraryRequest& request, const Caller& caller) {
   std::shared_ptr<Library> lib;
+  uint64_t serial;
   {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
@@ -263,8 +300,11 @@ absl::StatusOr<v1::CloseLibraryResponse> SessionManager::CloseLibrary(
     }
     lib = std::move(it->second.library);
     session->libraries.erase(it);
+    serial = session->serial;
     --workers_;
   }
+  ReleaseInstances(serial, request.library_handle(), {{request.library_handle(), lib}},
+                   "was released when its library was closed");
   lib->Stop();
   return v1::CloseLibraryResponse();
 }
@@ -309,9 +349,9 @@ absl::StatusOr<v1::CallResponse> SessionManager::Call(
                             {"library", lib->path()},
                             {"symbol", request.symbol()}});
   }
-  absl::Time cap = now_() + max_call;
   absl::StatusOr<v1::CallResponse> response =
-      lib->Call(request, std::min(deadline, cap));
+      lib->Call(request, std::min(deadline, now_() + max_call),
+                ContextFor(serial, request.library_handle()));
   if (!response.ok() && (absl::IsUnavailable(response.status()) ||
                          absl::IsDeadlineExceeded(response.status()) ||
                          absl::IsDataLoss(response.status()))) {
@@ -336,6 +376,8 @@ int SessionManager::ExpireIdleSessions() {
     }
   }
   for (auto& session : expired) {
+    ReleaseInstances(session->serial, 0, LibrariesOf(*session),
+                     "was released when its session expired");
     uint32_t n = StopAll(*session);
     LOG_INFO("session s%d expired after %s idle (%d libraries released)",
              session->serial, absl::FormatDuration(session->idle_timeout), n);
@@ -352,7 +394,11 @@ void SessionManager::CloseAll() {
       workers_ -= static_cast<uint32_t>(session->libraries.size());
     }
   }
-  for (auto& [id, session] : all) StopAll(*session);
+  for (auto& [id, session] : all) {
+    ReleaseInstances(session->serial, 0, LibrariesOf(*session),
+                     "was released when the daemon shut down");
+    StopAll(*session);
+  }
 }
 
 }  // namespace ffibroker

@@ -36,6 +36,8 @@
 
 #include "daemon/audit_log.h"
 #include "daemon/identity.h"
+#include "common/type_table.h"
+#include "daemon/instance_table.h"
 #include "daemon/library.h"
 #include "daemon/pinned_library.h"
 #include "daemon/policy_holder.h"
@@ -82,6 +84,24 @@ class SessionManager {
   // NOT_FOUND for an unknown session or one of another principal.
   absl::StatusOr<SessionView> View(const std::string& session_id, const Caller& caller);
 
+  // Classes and instances (implemented in session_instances.cc; see
+  // docs/classes.md). Instances live in a library's worker; their handles
+  // are checked against the InstanceTable before anything reaches it.
+  absl::StatusOr<v1::RegisterClassResponse> RegisterClass(
+      const v1::RegisterClassRequest& request, const Caller& caller);
+  absl::StatusOr<v1::NewInstanceResponse> NewInstance(
+      const v1::NewInstanceRequest& request, const Caller& caller, absl::Time deadline);
+  absl::StatusOr<v1::ReadFieldsResponse> ReadFields(
+      const v1::ReadFieldsRequest& request, const Caller& caller, absl::Time deadline);
+  absl::StatusOr<v1::WriteFieldsResponse> WriteFields(
+      const v1::WriteFieldsRequest& request, const Caller& caller, absl::Time deadline);
+  absl::StatusOr<v1::FreeInstanceResponse> FreeInstance(
+      const v1::FreeInstanceRequest& request, const Caller& caller, absl::Time deadline);
+  absl::StatusOr<v1::ReadStaticResponse> ReadStatic(
+      const v1::ReadStaticRequest& request, const Caller& caller, absl::Time deadline);
+  absl::StatusOr<v1::WriteStaticResponse> WriteStatic(
+      const v1::WriteStaticRequest& request, const Caller& caller, absl::Time deadline);
+
   // Ends sessions idle past their timeout; returns how many ended.
   int ExpireIdleSessions();
   // Ends every session (stops every worker). New requests still work.
@@ -103,7 +123,29 @@ class SessionManager {
     absl::Time last_used;
     uint64_t next_handle = 1;
     std::map<uint64_t, Handle> libraries;
+    ClassTable classes;  // registered classes, append-only
   };
+
+  // The library `handle` of session `id` owned by `caller` (touching it),
+  // with the session's serial. NOT_FOUND for an unknown session or library.
+  absl::StatusOr<std::shared_ptr<Library>> FindLibrary(const std::string& id,
+                                                       const Caller& caller,
+                                                       uint64_t handle, uint64_t* serial);
+  // The record of instance `handle` in session `id` and its library.
+  absl::StatusOr<std::pair<InstanceTable::Record, std::shared_ptr<Library>>> FindInstance(
+      const std::string& id, const Caller& caller, uint64_t handle);
+  // How calls of library `library` in session `serial` use the instances.
+  InstanceContext ContextFor(uint64_t serial, uint64_t library);
+  // Invalidates the instances of a session (library == 0) or one of its
+  // libraries, calling the destructors of owned library results first.
+  // Returns how many instances were released.
+  uint32_t ReleaseInstances(uint64_t serial, uint64_t library,
+                            const std::map<uint64_t, std::shared_ptr<Library>>& libraries,
+                            const std::string& reason);
+  // The libraries of `session` by handle.
+  static std::map<uint64_t, std::shared_ptr<Library>> LibrariesOf(const Session& session);
+  // The deadline of one library operation.
+  absl::Time CapDeadline(absl::Time deadline) const;
 
   // The session for `id` if it belongs to `caller`, touched; NOT_FOUND
   // otherwise.
@@ -124,6 +166,7 @@ class SessionManager {
   uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 1;
   // Libraries open or being opened, in all sessions (each is one worker).
   uint32_t workers_ ABSL_GUARDED_BY(mu_) = 0;
+  InstanceTable instances_;  // thread-safe on its own
 };
 
 }  // namespace ffibroker

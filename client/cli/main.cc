@@ -18,14 +18,11 @@
 #include "common/literal.h"
 #include "common/signature.h"
 #include "client/cli/token_commands.h"
+#include "client/cli/typed_call.h"
 #include "ffibroker/client.h"
 
 namespace ffibroker {
 namespace {
-
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitUnreachable = 3;
 
 constexpr char kSynopsis[] =
     "ffibroker [flags] COMMAND ...\n"
@@ -38,6 +35,11 @@ constexpr char kSynopsis[] =
     "      Types: void bool i8 u8 i16 u16 i32 u32 i64 u64 isize usize f32 f64.\n"
     "      Literals: 42, -7, 0xff, 0.5, -0, nan, inf, 0x1p-1074, true, false.\n"
     "      With --token=TOKEN the library is opened with that capability token.\n"
+    "      --class='Point { f64 x; mut f64 y; } ~point_free' (repeatable, before\n"
+    "      the command) registers a class; then 'Point f(Point* p, cstr s)' etc.\n"
+    "      Class values: {x=1, y=2}; a {..} for Point* makes a temporary instance\n"
+    "      printed after the call; null; cstr: raw text; buffers: hex:0a0b; out: -.\n"
+    "      See docs/classes.md.\n"
     "{TOKEN_VERBS}"
     "\n"
     "authentication: the unix socket identifies your uid; FFIBROKER_API_KEY (env)\n"
@@ -46,50 +48,9 @@ constexpr char kSynopsis[] =
     "exit status: 0 ok, 1 the daemon returned an error, 2 usage error,\n"
     "3 cannot reach the daemon";
 
-int Fail(int code, const absl::Status& status) {
-  std::fprintf(stderr, "ffibroker: %s\n", status.ToString().c_str());
-  return code;
-}
-
 int Usage(const std::string& message) {
   std::fprintf(stderr, "ffibroker: %s (see ffibroker --help)\n", message.c_str());
   return kExitUsage;
-}
-
-int RunCall(const std::string& address, const ConnectOptions& options,
-            const std::string& token, absl::Duration timeout,
-            const std::vector<std::string>& args) {
-  if (args.size() < 3) return Usage("call needs LIBRARY and 'DECLARATION'");
-  absl::StatusOr<Declaration> decl = ParseDeclaration(args[2]);
-  if (!decl.ok()) return Fail(kExitUsage, decl.status());
-  size_t given = args.size() - 3;
-  if (given != static_cast<size_t>(decl->signature.params_size())) {
-    return Usage(absl::StrCat(decl->name, " takes ", decl->signature.params_size(),
-                              " argument(s), ", given, " given"));
-  }
-  std::vector<v1::Value> values;
-  for (size_t i = 0; i < given; ++i) {
-    const v1::Parameter& param = decl->signature.params(static_cast<int>(i));
-    absl::StatusOr<v1::Value> value = ParseLiteral(param.type(), args[3 + i]);
-    if (!value.ok()) {
-      return Usage(absl::StrCat("argument ", i + 1, ": ", value.status().message()));
-    }
-    values.push_back(*std::move(value));
-  }
-  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(address, options, std::min(timeout, absl::Seconds(5)));
-  if (!client.ok()) return Fail(kExitUnreachable, client.status());
-  absl::StatusOr<std::unique_ptr<Session>> session = (*client)->CreateSession();
-  if (!session.ok()) return Fail(kExitFailed, session.status());
-  absl::StatusOr<std::unique_ptr<Library>> lib =
-      (*session)->OpenLibrary(args[1], {args[2]}, token);
-  if (!lib.ok()) return Fail(kExitFailed, lib.status());
-  absl::StatusOr<v1::CallResponse> response =
-      (*lib)->CallValues(decl->name, values, timeout);
-  if (!response.ok()) return Fail(kExitFailed, response.status());
-  if (response->has_result()) {
-    std::printf("%s\n", FormatValue(response->result()).c_str());
-  }
-  return 0;
 }
 
 }  // namespace
@@ -111,7 +72,20 @@ int main(int argc, char** argv) {
   flags.String("tls-ca", &tls_ca, "PEM CA file to verify the daemon (mTLS)");
   flags.String("tls-cert", &tls_cert, "PEM client certificate chain file (mTLS)");
   flags.String("tls-key", &tls_key, "PEM client private key file (mTLS)");
-  absl::StatusOr<std::vector<std::string>> args = flags.Parse(argc, argv);
+  // --class=DEF may repeat; the flag parser takes single values, so the
+  // class definitions are collected here first.
+  std::vector<std::string> classes;
+  std::vector<char*> rest_argv;
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (i > 0 && arg.rfind("--class=", 0) == 0) {
+      classes.push_back(arg.substr(8));
+    } else {
+      rest_argv.push_back(argv[i]);
+    }
+  }
+  absl::StatusOr<std::vector<std::string>> args =
+      flags.Parse(static_cast<int>(rest_argv.size()), rest_argv.data());
   if (flags.help_requested()) {
     std::fputs(flags.Usage().c_str(), stdout);
     return 0;
@@ -132,7 +106,7 @@ int main(int argc, char** argv) {
     *out = text.str();
   }
   const std::string& verb = (*args)[0];
-  if (verb == "call") return RunCall(address, options, token, timeout, *args);
+  if (verb == "call") return RunTypedCall(address, options, token, timeout, classes, *args);
   if (verb == "token") return cli::RunToken(address, options, *args);
   if (verb == "whoami") return cli::RunWhoami(address, options);
   if (verb == "policy") return cli::RunPolicy(*args);

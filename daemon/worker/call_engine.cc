@@ -8,9 +8,33 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/types.h"
-#include "daemon/worker/ffi_types.h"
 
 namespace ffibroker {
+namespace {
+
+void* Lookup(void* handle, const std::string& name) {
+  ::dlerror();
+  return ::dlsym(handle, name.c_str());
+}
+
+uint64_t ReadU64(const std::string& bytes) {
+  uint64_t v = 0;
+  std::memcpy(&v, bytes.data(), sizeof v);
+  return v;
+}
+
+std::string U64Bytes(uint64_t v) {
+  return std::string(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+// 8-byte aligned, zeroed storage of at least `size` bytes.
+struct Block {
+  explicit Block(size_t size) : words((size + 7) / 8 + 1, 0) {}
+  void* data() { return words.data(); }
+  std::vector<uint64_t> words;
+};
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<CallEngine>> CallEngine::Open(
     const worker::v1::Open& open) {
@@ -21,27 +45,40 @@ absl::StatusOr<std::unique_ptr<CallEngine>> CallEngine::Open(
         absl::StrCat("dlopen failed: ", err ? err : "unknown error"));
   }
   std::unique_ptr<CallEngine> engine(new CallEngine(handle));
+  for (const v1::ClassDefinition& def : open.classes()) {
+    absl::StatusOr<v1::ClassLayout> layout = engine->classes_.Register(def);
+    if (!layout.ok()) return absl::InvalidArgumentError(layout.status().message());
+    const std::string& dtor = engine->classes_.classes().back()->destructor;
+    engine->destructors_.push_back(
+        dtor.empty() ? nullptr
+                     : reinterpret_cast<InstanceStore::Destructor>(Lookup(handle, dtor)));
+  }
   for (const worker::v1::Symbol& symbol : open.symbols()) {
     auto p = std::make_unique<Prepared>();
     p->name = symbol.name();
-    ::dlerror();
-    void* address = ::dlsym(handle, symbol.name().c_str());
-    if (address == nullptr) {
+    ASSIGN_OR_RETURN(p->sig, ResolveSignature(symbol.signature(), engine->classes_));
+    void* address = Lookup(handle, symbol.name());
+    if (address == nullptr && !symbol.optional()) {
       return absl::NotFoundError(
           absl::StrCat("symbol '", symbol.name(), "' not found in ", open.path()));
     }
     // POSIX guarantees object and function pointers share a representation.
     p->fn = reinterpret_cast<void (*)()>(address);
-    const v1::Signature& sig = symbol.signature();
-    for (const v1::Parameter& param : sig.params()) {
-      ASSIGN_OR_RETURN(ffi_type* t, FfiTypeOf(param.type()));
-      ASSIGN_OR_RETURN(const ScalarInfo* info, ScalarOf(param.type()));
-      p->arg_types.push_back(t);
-      p->arg_sizes.push_back(info->size);
+    const TypeDesc& result = *p->sig.result;
+    if (p->fn != nullptr && result.kind == TypeKind::kHandle &&
+        result.ownership == v1::HandleType::OWNERSHIP_OWNED &&
+        engine->destructors_[result.element->class_index] == nullptr) {
+      return absl::NotFoundError(absl::StrCat(
+          "destructor '", result.element->destructor, "' of class ",
+          result.element->name, " (needed by '", symbol.name(), "') not found in ",
+          open.path()));
     }
-    ASSIGN_OR_RETURN(ffi_type* rtype, FfiTypeOf(sig.result()));
-    ASSIGN_OR_RETURN(const ScalarInfo* rinfo, ScalarOf(sig.result()));
-    p->result_size = rinfo->size;
+    for (const TypeRef& param : p->sig.params) p->arg_types.push_back(param->ffi);
+    ffi_type* rtype = result.ffi;
+    if (p->sig.proto.convention() == v1::Signature::CONVENTION_FFI_RETURN) {
+      if (result.size != 0) p->arg_types.push_back(&ffi_type_pointer);
+      rtype = &ffi_type_sint32;
+    }
     if (ffi_prep_cif(&p->cif, FFI_DEFAULT_ABI,
                      static_cast<unsigned>(p->arg_types.size()), rtype,
                      p->arg_types.data()) != FFI_OK) {
@@ -50,46 +87,220 @@ absl::StatusOr<std::unique_ptr<CallEngine>> CallEngine::Open(
     }
     engine->symbols_.push_back(std::move(p));
   }
+  for (const worker::v1::Symbol& symbol : open.statics()) {
+    Static s;
+    ASSIGN_OR_RETURN(s.type, engine->classes_.Resolve(symbol.signature().result(),
+                                                      TypeUse::kStatic));
+    s.address = Lookup(handle, symbol.name());
+    if (s.address == nullptr && !symbol.optional()) {
+      return absl::NotFoundError(
+          absl::StrCat("static '", symbol.name(), "' not found in ", open.path()));
+    }
+    engine->statics_.push_back(std::move(s));
+  }
   return engine;
 }
 
 CallEngine::~CallEngine() = default;
 
-absl::StatusOr<worker::v1::Result> CallEngine::Call(
-    const worker::v1::Call& call) {
+absl::Status CallEngine::EncodePointerResult(const TypeDesc& type, void* ptr,
+                                             worker::v1::Result* out) {
+  if (type.kind == TypeKind::kHandle) {
+    if (ptr == nullptr) {
+      out->set_value(U64Bytes(0));
+      return absl::OkStatus();
+    }
+    const TypeDesc& klass = *type.element;
+    bool owned = type.ownership == v1::HandleType::OWNERSHIP_OWNED;
+    uint64_t id = instances_.Add(
+        ptr, klass.size,
+        owned ? InstanceStore::Origin::kOwned : InstanceStore::Origin::kBorrowed,
+        owned ? destructors_[klass.class_index] : nullptr);
+    out->set_value(U64Bytes(id));
+    return absl::OkStatus();
+  }
+  // kString: at most max_length + 1 bytes, so the daemon can see "too long".
+  if (ptr == nullptr) {
+    out->set_null_result(true);
+    return absl::OkStatus();
+  }
+  const char* s = static_cast<const char*>(ptr);
+  out->set_value(s, ::strnlen(s, static_cast<size_t>(type.max_length) + 1));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<worker::v1::Result> CallEngine::Call(const worker::v1::Call& call) {
   if (call.symbol_index() >= symbols_.size()) {
     return absl::InvalidArgumentError(
         absl::StrCat("no symbol with index ", call.symbol_index()));
   }
   Prepared& p = *symbols_[call.symbol_index()];
-  if (static_cast<size_t>(call.args_size()) != p.arg_sizes.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", p.name, "' takes ", p.arg_sizes.size(), " arguments, got ",
-        call.args_size()));
+  if (p.fn == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("'", p.name, "' was not found"));
   }
-  // Every scalar fits an 8-byte, 8-aligned slot; the frame owns them.
-  std::vector<uint64_t> slots(p.arg_sizes.size());
-  std::vector<void*> avalues(p.arg_sizes.size());
-  for (size_t i = 0; i < p.arg_sizes.size(); ++i) {
+  const size_t n = p.sig.params.size();
+  if (static_cast<size_t>(call.args_size()) != n) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", p.name, "' takes ", n, " arguments, got ", call.args_size()));
+  }
+  std::vector<bool> is_null(n, false);
+  for (uint32_t i : call.arg_null()) {
+    if (i < n) is_null[i] = true;
+  }
+  // The frame: every temporary of this call lives here until it returns.
+  std::vector<Block> blocks;
+  blocks.reserve(n + 1);
+  std::vector<void*> slots(n + 1, nullptr);  // pointer-typed arguments
+  std::vector<void*> avalues(n + 1, nullptr);
+  for (size_t i = 0; i < n; ++i) {
+    const TypeDesc& type = *p.sig.params[i];
     const std::string& bytes = call.args(static_cast<int>(i));
-    if (bytes.size() != p.arg_sizes[i] || bytes.size() > sizeof(uint64_t)) {
+    auto bad_size = [&](size_t want) {
       return absl::InvalidArgumentError(absl::StrCat(
           "argument ", i + 1, " of '", p.name, "' has ", bytes.size(),
-          " bytes, expected ", p.arg_sizes[i]));
+          " bytes, expected ", want));
+    };
+    switch (type.kind) {
+      case TypeKind::kHandle: {
+        if (bytes.size() != 8) return bad_size(8);
+        uint64_t id = ReadU64(bytes);
+        if (id != 0) {
+          ASSIGN_OR_RETURN(slots[i], instances_.Pointer(id));
+        }
+        avalues[i] = &slots[i];
+        continue;
+      }
+      case TypeKind::kString:
+        if (!is_null[i]) {
+          blocks.emplace_back(bytes.size() + 1);
+          std::memcpy(blocks.back().data(), bytes.data(), bytes.size());
+          slots[i] = blocks.back().data();
+        }
+        avalues[i] = &slots[i];
+        continue;
+      case TypeKind::kBuffer: {
+        size_t size = bytes.size();
+        bool out_only = type.buffer.direction() == v1::BufferType::DIRECTION_OUT;
+        if (out_only) {
+          if (bytes.size() != 8) return bad_size(8);
+          size = ReadU64(bytes);
+          if (size > kMaxBufferLength) return bad_size(kMaxBufferLength);
+        }
+        blocks.emplace_back(size);
+        if (!out_only) std::memcpy(blocks.back().data(), bytes.data(), size);
+        slots[i] = blocks.back().data();
+        avalues[i] = &slots[i];
+        continue;
+      }
+      default:
+        if (bytes.size() != type.size) return bad_size(type.size);
+        blocks.emplace_back(type.size);
+        std::memcpy(blocks.back().data(), bytes.data(), bytes.size());
+        avalues[i] = blocks.back().data();
     }
-    std::memcpy(&slots[i], bytes.data(), bytes.size());
-    avalues[i] = &slots[i];
   }
-  // libffi widens small integral results to a full ffi_arg; on a
-  // little-endian host the value's own bytes come first.
-  alignas(16) unsigned char result[16] = {};
-  static_assert(sizeof(ffi_arg) <= sizeof(result), "result buffer too small");
+  const TypeDesc& result = *p.sig.result;
+  bool ffi_return = p.sig.proto.convention() == v1::Signature::CONVENTION_FFI_RETURN;
+  // The result (or, for FfiReturn, the out-pointer's target). libffi widens
+  // small integral results to a full ffi_arg; little-endian puts the value
+  // first.
+  Block value(std::max<size_t>(result.size, sizeof(ffi_arg)));
+  alignas(16) unsigned char status_word[16] = {};
+  void* out_target = value.data();
+  if (ffi_return && result.size != 0) avalues[n] = &out_target;
   errno = 0;
-  ffi_call(&p.cif, p.fn, result, avalues.data());
+  ffi_call(&p.cif, p.fn, ffi_return ? static_cast<void*>(status_word) : value.data(),
+           avalues.data());
   int saved_errno = errno;
+
   worker::v1::Result out;
-  out.set_value(reinterpret_cast<const char*>(result), p.result_size);
   out.set_errno_value(saved_errno);
+  if (ffi_return) {
+    int32_t status;
+    std::memcpy(&status, status_word, sizeof status);
+    out.set_ffi_return(status);
+    if (status != 0) return out;  // the out value is only written on success
+  }
+  if (result.kind == TypeKind::kHandle || result.kind == TypeKind::kString) {
+    void* ptr;
+    std::memcpy(&ptr, value.data(), sizeof ptr);
+    RETURN_IF_ERROR(EncodePointerResult(result, ptr, &out));
+  } else {
+    out.set_value(static_cast<const char*>(value.data()), result.size);
+  }
+  // Out and inout buffers, in parameter order; blocks_ holds them in the
+  // order they were made, so find each by its slot.
+  for (size_t i = 0; i < n; ++i) {
+    const TypeDesc& type = *p.sig.params[i];
+    if (type.kind != TypeKind::kBuffer ||
+        type.buffer.direction() == v1::BufferType::DIRECTION_IN) {
+      continue;
+    }
+    const std::string& bytes = call.args(static_cast<int>(i));
+    size_t size = type.buffer.direction() == v1::BufferType::DIRECTION_OUT ? ReadU64(bytes)
+                                                                           : bytes.size();
+    out.add_outputs(static_cast<const char*>(slots[i]), size);
+  }
+  return out;
+}
+
+absl::StatusOr<worker::v1::InstanceResult> CallEngine::NewInstance(
+    const worker::v1::InstanceNew& req) {
+  if (req.class_index() >= classes_.classes().size()) {
+    return absl::InvalidArgumentError(absl::StrCat("no class ", req.class_index()));
+  }
+  const TypeDesc& klass = *classes_.classes()[req.class_index()];
+  worker::v1::InstanceResult out;
+  ASSIGN_OR_RETURN(uint64_t id, instances_.Allocate(klass.size, klass.align, req.init()));
+  out.set_instance_id(id);
+  return out;
+}
+
+absl::StatusOr<worker::v1::InstanceResult> CallEngine::ReadInstance(
+    const worker::v1::InstanceRead& req) {
+  worker::v1::InstanceResult out;
+  ASSIGN_OR_RETURN(*out.mutable_data(),
+                   instances_.Read(req.instance_id(), req.offset(), req.size()));
+  return out;
+}
+
+absl::StatusOr<worker::v1::InstanceResult> CallEngine::WriteInstance(
+    const worker::v1::InstanceWrite& req) {
+  RETURN_IF_ERROR(instances_.Write(req.instance_id(), req.offset(), req.data()));
+  return worker::v1::InstanceResult();
+}
+
+absl::StatusOr<worker::v1::InstanceResult> CallEngine::FreeInstance(
+    const worker::v1::InstanceFree& req) {
+  worker::v1::InstanceResult out;
+  ASSIGN_OR_RETURN(bool called, instances_.Free(req.instance_id()));
+  out.set_destructor_called(called);
+  return out;
+}
+
+absl::StatusOr<worker::v1::InstanceResult> CallEngine::AccessStatic(
+    const worker::v1::StaticAccess& req) {
+  worker::v1::InstanceResult out;
+  if (req.probe()) {
+    if (req.probe_symbol()) {
+      out.set_found(req.index() < symbols_.size() && symbols_[req.index()]->fn != nullptr);
+    } else {
+      out.set_found(req.index() < statics_.size() && statics_[req.index()].address != nullptr);
+    }
+    return out;
+  }
+  if (req.index() >= statics_.size() || statics_[req.index()].address == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("no static ", req.index()));
+  }
+  const Static& s = statics_[req.index()];
+  if (req.write()) {
+    if (req.data().size() != s.type->size) {
+      return absl::InvalidArgumentError("static write size mismatch");
+    }
+    std::memcpy(s.address, req.data().data(), s.type->size);
+    return out;
+  }
+  out.set_data(static_cast<const char*>(s.address), s.type->size);
   return out;
 }
 

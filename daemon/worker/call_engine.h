@@ -1,9 +1,15 @@
-// CallEngine: the worker's loaded library and its prepared calls.
+// CallEngine: the worker's loaded library, its prepared calls and instances.
 //
-// Open() dlopens the library, resolves every declared symbol and prepares
-// one ffi_cif per symbol, all before the worker locks itself down; Call()
-// then only copies bytes and runs ffi_call. Not thread-safe; the worker
-// serves one call at a time.
+// Open() dlopens the library, rebuilds the session's classes (same layouts
+// as the daemon, see common/type_table.h), resolves every declared symbol,
+// static and class destructor and prepares one ffi_cif per symbol, all
+// before the worker locks itself down; Call() then only materializes the
+// arguments in a per-call frame (which owns every temporary: struct copies,
+// string and buffer copies), runs ffi_call and encodes the result. Instance
+// operations go through the InstanceStore (ids, never addresses). Nothing
+// here opens files or sockets after Open.
+//
+// Not thread-safe; the worker serves one request at a time.
 //
 //   ASSIGN_OR_RETURN(auto engine, CallEngine::Open(open_request));
 //   ASSIGN_OR_RETURN(worker::v1::Result result, engine->Call(call_request));
@@ -17,16 +23,18 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/type_table.h"
+#include "daemon/worker/instance_store.h"
 #include "ffibroker/worker/v1/worker.pb.h"
 
 namespace ffibroker {
 
 class CallEngine {
  public:
-  // Loads `open.path` and prepares every symbol. Errors carry a
-  // worker::v1::Error code in their payload-free form: NOT_FOUND for a
-  // missing symbol, FAILED_PRECONDITION for a dlopen failure,
-  // INVALID_ARGUMENT for an unpreparable signature.
+  // Loads `open.path` and prepares every symbol. NOT_FOUND for a missing
+  // (non-optional) symbol, static or needed destructor, FAILED_PRECONDITION
+  // for a dlopen failure, INVALID_ARGUMENT for an invalid class or an
+  // unpreparable signature.
   static absl::StatusOr<std::unique_ptr<CallEngine>> Open(
       const worker::v1::Open& open);
   ~CallEngine();
@@ -34,24 +42,42 @@ class CallEngine {
   CallEngine& operator=(const CallEngine&) = delete;
 
   // Runs one call. INVALID_ARGUMENT if the request does not match the
-  // prepared signature (wrong index, count or sizes); never touches memory
-  // outside the call's own frame in that case.
+  // prepared signature (wrong index, count, sizes or instance ids); never
+  // touches memory outside the call's own frame and known instances then.
   absl::StatusOr<worker::v1::Result> Call(const worker::v1::Call& call);
+
+  // Instance and static operations; errors as InstanceStore's.
+  absl::StatusOr<worker::v1::InstanceResult> NewInstance(const worker::v1::InstanceNew& req);
+  absl::StatusOr<worker::v1::InstanceResult> ReadInstance(const worker::v1::InstanceRead& req);
+  absl::StatusOr<worker::v1::InstanceResult> WriteInstance(const worker::v1::InstanceWrite& req);
+  absl::StatusOr<worker::v1::InstanceResult> FreeInstance(const worker::v1::InstanceFree& req);
+  absl::StatusOr<worker::v1::InstanceResult> AccessStatic(const worker::v1::StaticAccess& req);
 
  private:
   struct Prepared {
     std::string name;
-    void (*fn)() = nullptr;
+    void (*fn)() = nullptr;  // null: optional and missing
+    ResolvedSignature sig;
     ffi_cif cif;
     std::vector<ffi_type*> arg_types;
-    std::vector<size_t> arg_sizes;
-    size_t result_size = 0;
+  };
+  struct Static {
+    void* address = nullptr;  // null: optional and missing
+    TypeRef type;
   };
 
   explicit CallEngine(void* handle) : handle_(handle) {}
 
+  // Turns a pointer result into result bytes (instance id, string bytes).
+  absl::Status EncodePointerResult(const TypeDesc& type, void* ptr,
+                                   worker::v1::Result* out);
+
   void* handle_;  // from dlopen; never dlclosed (the worker exits instead)
+  ClassTable classes_;
+  std::vector<InstanceStore::Destructor> destructors_;  // by class index
   std::vector<std::unique_ptr<Prepared>> symbols_;  // stable addresses for cifs
+  std::vector<Static> statics_;
+  InstanceStore instances_;
 };
 
 }  // namespace ffibroker

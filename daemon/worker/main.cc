@@ -36,6 +36,35 @@ worker::v1::Error::Code OpenErrorCode(const absl::Status& status) {
   }
 }
 
+bool IsInstanceRequest(const worker::v1::DaemonToWorker& request) {
+  switch (request.msg_case()) {
+    case worker::v1::DaemonToWorker::kInstanceNew:
+    case worker::v1::DaemonToWorker::kInstanceRead:
+    case worker::v1::DaemonToWorker::kInstanceWrite:
+    case worker::v1::DaemonToWorker::kInstanceFree:
+    case worker::v1::DaemonToWorker::kStaticAccess:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::StatusOr<worker::v1::InstanceResult> ServeInstance(
+    CallEngine& engine, const worker::v1::DaemonToWorker& request) {
+  switch (request.msg_case()) {
+    case worker::v1::DaemonToWorker::kInstanceNew:
+      return engine.NewInstance(request.instance_new());
+    case worker::v1::DaemonToWorker::kInstanceRead:
+      return engine.ReadInstance(request.instance_read());
+    case worker::v1::DaemonToWorker::kInstanceWrite:
+      return engine.WriteInstance(request.instance_write());
+    case worker::v1::DaemonToWorker::kInstanceFree:
+      return engine.FreeInstance(request.instance_free());
+    default:
+      return engine.AccessStatic(request.static_access());
+  }
+}
+
 int Serve(Transport& channel) {
   worker::v1::WorkerToDaemon hello;
   hello.mutable_hello()->set_protocol_version(kWorkerProtocolVersion);
@@ -61,6 +90,13 @@ int Serve(Transport& channel) {
       absl::StatusOr<worker::v1::Result> result = engine->Call(request.call());
       if (result.ok()) {
         *reply.mutable_result() = std::move(*result);
+      } else {
+        reply = ErrorReply(worker::v1::Error::CODE_BAD_REQUEST, result.status());
+      }
+    } else if (engine != nullptr && IsInstanceRequest(request)) {
+      absl::StatusOr<worker::v1::InstanceResult> result = ServeInstance(*engine, request);
+      if (result.ok()) {
+        *reply.mutable_instance_result() = std::move(*result);
       } else {
         reply = ErrorReply(worker::v1::Error::CODE_BAD_REQUEST, result.status());
       }

@@ -61,6 +61,7 @@ std::string TempDir() {
 std::string TestDaemon::Catalogue() {
   return absl::StrCat(
       "libraries { name: \"scalars\" path: \"", FFIBROKER_SCALARS_LIB, "\" }\n",
+      "libraries { name: \"classes\" path: \"", FFIBROKER_CLASSES_LIB, "\" }\n",
       "libraries { name: \"crashy\" path: \"", FFIBROKER_CRASHY_LIB, "\" }\n",
       "libraries { name: \"libm.so.6\" path: \"/lib/x86_64-linux-gnu/libm.so.6\" }\n");
 }
@@ -71,7 +72,8 @@ absl::StatusOr<std::unique_ptr<TestDaemon>> TestDaemon::Start(
       absl::StrCat(Catalogue(), "principals { name: \"test-user\" uids: ", ::getuid(),
                    " permission { libraries { library: \"scalars\" }"
                    " libraries { library: \"crashy\" }"
-                   " libraries { library: \"libm.so.6\" } } }\n",
+                   " libraries { library: \"libm.so.6\" }"
+                  " libraries { library: \"classes\" } } }\n",
                    extra_policy),
       extra_flags);
 }

@@ -1,9 +1,9 @@
 // TestDaemon: a real ffibrokerd from the build tree, on a unix socket in a
 // fresh temporary directory, for end-to-end tests.
 //
-// The policy names the in-tree native test libraries ("scalars", "crashy")
+// The policy names the in-tree native test libraries ("scalars", "crashy", "classes")
 // and libm ("libm.so.6") in its catalogue and has a principal "test-user"
-// for the test's own uid that may open all three; `extra_policy` is
+// for the test's own uid that may open all four; `extra_policy` is
 // appended verbatim (e.g. a limits block). StartWithPolicy takes the whole
 // policy instead (Catalogue() gives the library lines). The daemon's stderr
 // goes to log_path().

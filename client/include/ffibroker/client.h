@@ -21,6 +21,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -35,6 +36,10 @@ namespace ffibroker {
 
 class Session;
 class Library;
+class Instance;  // ffibroker/instance.h
+
+// An instance argument: its handle (see ffibroker/instance.h).
+v1::Value ToValue(const Instance& instance);
 
 // How to authenticate to the daemon besides the unix socket's peer
 // credentials (which need nothing from the client).
@@ -96,6 +101,12 @@ class Session {
   absl::StatusOr<std::unique_ptr<Library>> OpenLibrary(
       const std::string& library, const std::vector<std::string>& declarations,
       const std::string& token = "");
+  // The same, also resolving exported variables written like
+  // "mut i32 counter" or "optional f64 scale" (classes registered before
+  // may be named in declarations; see docs/classes.md).
+  absl::StatusOr<std::unique_ptr<Library>> OpenLibrary(
+      const std::string& library, const std::vector<std::string>& declarations,
+      const std::vector<std::string>& statics, const std::string& token = "");
 
   // Drops this session's permission for good; libraries already open keep
   // working, new ones need a token.
@@ -110,6 +121,12 @@ class Session {
   absl::StatusOr<v1::InspectTokenResponse> InspectToken(const std::string& token);
   // A narrower token from `request.token()` (session_id is filled in).
   absl::StatusOr<v1::ExchangeTokenResponse> ExchangeToken(v1::ExchangeTokenRequest request);
+
+  // Registers a class written like "Point { f64 x; mut f64 y; } ~point_free"
+  // or "opaque Counter" (see docs/classes.md) and returns its C layout.
+  // Libraries opened afterwards may name it in their declarations.
+  absl::StatusOr<v1::ClassLayout> RegisterClass(const std::string& definition);
+  absl::StatusOr<v1::ClassLayout> RegisterClass(const v1::ClassDefinition& definition);
 
   // Ends the session on the daemon (releasing all its libraries).
   absl::Status Close();
@@ -127,6 +144,7 @@ class Session {
   Client* client_;
   std::string id_;
   bool closed_ = false;
+  std::set<std::string> classes_;  // registered class names
 };
 
 class Library {
@@ -145,7 +163,7 @@ class Library {
   // Typed call: arguments are converted with ToValue, the result with
   // FromValue<R>. For R = void the return type is absl::Status.
   template <typename R, typename... Args>
-  auto Call(const std::string& symbol, Args... args)
+  auto Call(const std::string& symbol, const Args&... args)
       -> std::conditional_t<std::is_void_v<R>, absl::Status, absl::StatusOr<R>> {
     absl::StatusOr<v1::CallResponse> response =
         CallValues(symbol, std::vector<v1::Value>{ToValue(args)...});
@@ -160,12 +178,40 @@ class Library {
     }
   }
 
+  // Allocates an instance of a struct class in this library's worker with
+  // the given fields (others zero). Freed when the Instance is destroyed.
+  absl::StatusOr<std::unique_ptr<Instance>> NewInstance(
+      const std::string& class_name, const v1::Value& fields = v1::Value());
+
+  // Calls a function whose result is a class pointer and wraps the handle
+  // (nullptr for a NULL result). Typed like Call.
+  template <typename... Args>
+  absl::StatusOr<std::unique_ptr<Instance>> CallInstance(const std::string& symbol,
+                                                         const Args&... args) {
+    absl::StatusOr<v1::CallResponse> response =
+        CallValues(symbol, std::vector<v1::Value>{ToValue(args)...});
+    if (!response.ok()) return response.status();
+    return AdoptResult(symbol, *response);
+  }
+
+  // Wraps a handle result of CallValues (nullptr for null_value).
+  absl::StatusOr<std::unique_ptr<Instance>> AdoptResult(const std::string& symbol,
+                                                        const v1::CallResponse& response);
+
+  // Reads / writes an exported variable declared with OpenLibrary's
+  // `statics` (see Session::OpenLibrary).
+  absl::StatusOr<v1::Value> ReadStatic(const std::string& name);
+  absl::Status WriteStatic(const std::string& name, const v1::Value& value);
+
   // Releases the library (its worker is stopped).
   absl::Status Close();
 
+  Session* session() const { return session_; }
   uint64_t handle() const { return handle_; }
   const std::string& resolved_path() const { return resolved_path_; }
   pid_t worker_pid() const { return worker_pid_; }
+  // Optional symbols and statics the library does not export.
+  const std::vector<std::string>& missing_symbols() const { return missing_; }
 
  private:
   friend class Session;
@@ -173,11 +219,13 @@ class Library {
       : session_(session),
         handle_(opened.library_handle()),
         resolved_path_(opened.resolved_path()),
-        worker_pid_(opened.worker_pid()) {}
+        worker_pid_(opened.worker_pid()),
+        missing_(opened.missing_symbols().begin(), opened.missing_symbols().end()) {}
   Session* session_;
   uint64_t handle_;
   std::string resolved_path_;
   pid_t worker_pid_;
+  std::vector<std::string> missing_;
   bool closed_ = false;
 };
 

@@ -12,13 +12,18 @@
 
 #include <cstdint>
 #include <limits>
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <type_traits>
 
 #include "absl/status/statusor.h"
 #include "ffibroker/v1/types.pb.h"
 
 namespace ffibroker {
+
+// A Value passes through unchanged (struct values, strings, bytes, null).
+inline v1::Value ToValue(const v1::Value& v) { return v; }
 
 template <typename T>
 v1::Value ToValue(T v) {
@@ -37,6 +42,44 @@ v1::Value ToValue(T v) {
     value.set_uint_value(static_cast<uint64_t>(v));
   }
   return value;
+}
+
+// A class value from named fields: StructOf({{"x", ToValue(1.0)}, ...}).
+inline v1::Value StructOf(
+    std::initializer_list<std::pair<std::string, v1::Value>> fields) {
+  v1::Value value;
+  for (const auto& [name, field] : fields) {
+    v1::FieldValue* f = value.mutable_struct_value()->add_fields();
+    f->set_name(name);
+    *f->mutable_value() = field;
+  }
+  value.mutable_struct_value();
+  return value;
+}
+
+// A string, bytes or null-pointer argument.
+inline v1::Value StringValue(std::string s) {
+  v1::Value value;
+  value.set_string_value(std::move(s));
+  return value;
+}
+inline v1::Value BytesValue(std::string b) {
+  v1::Value value;
+  value.set_bytes_value(std::move(b));
+  return value;
+}
+inline v1::Value NullValue() {
+  v1::Value value;
+  value.set_null_value(true);
+  return value;
+}
+
+// The value of field `name` of a struct value, or nullptr.
+inline const v1::Value* FieldOf(const v1::Value& value, const std::string& name) {
+  for (const v1::FieldValue& f : value.struct_value().fields()) {
+    if (f.name() == name) return &f.value();
+  }
+  return nullptr;
 }
 
 namespace internal {

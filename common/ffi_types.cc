@@ -1,10 +1,8 @@
-#include "daemon/worker/ffi_types.h"
+#include "common/ffi_types.h"
 
 #include <sys/types.h>
 
-#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "common/types.h"
 
 namespace ffibroker {
 
@@ -12,10 +10,8 @@ static_assert(sizeof(ssize_t) == 8 && sizeof(size_t) == 8,
               "isize/usize are mapped to 64-bit libffi types");
 static_assert(sizeof(bool) == 1, "bool is mapped to a 1-byte libffi type");
 
-absl::StatusOr<ffi_type*> FfiTypeOf(const v1::Type& type) {
-  ASSIGN_OR_RETURN(const ScalarInfo* info, ScalarOf(type));
-  switch (info->scalar) {
-    case v1::SCALAR_VOID: return &ffi_type_void;
+ffi_type* FfiScalarType(const ScalarInfo& info) {
+  switch (info.scalar) {
     case v1::SCALAR_BOOL: return &ffi_type_uint8;
     case v1::SCALAR_I8: return &ffi_type_sint8;
     case v1::SCALAR_U8: return &ffi_type_uint8;
@@ -29,10 +25,13 @@ absl::StatusOr<ffi_type*> FfiTypeOf(const v1::Type& type) {
     case v1::SCALAR_USIZE: return &ffi_type_uint64;
     case v1::SCALAR_F32: return &ffi_type_float;
     case v1::SCALAR_F64: return &ffi_type_double;
-    default: break;
+    default: return &ffi_type_void;  // SCALAR_VOID; the table has no others
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("no libffi type for ", info->name));
+}
+
+absl::StatusOr<ffi_type*> FfiTypeOf(const v1::Type& type) {
+  ASSIGN_OR_RETURN(const ScalarInfo* info, ScalarOf(type));
+  return FfiScalarType(*info);
 }
 
 }  // namespace ffibroker

@@ -1,0 +1,97 @@
+// TypeDesc: a resolved type, the descriptor the value codec walks.
+//
+// A v1::Type names classes by name; a TypeDesc has them resolved (within
+// one session's ClassTable, see common/type_table.h) and carries the C
+// layout (size, alignment, field offsets) and the libffi type, computed once
+// with libffi when the class is registered. The daemon and the worker build
+// TypeDescs with the same code from the same definitions, so they agree on
+// every offset.
+//
+// TypeDescs are immutable once built and shared (TypeRef); a class's
+// descriptor lives as long as anything refers to it.
+#ifndef FFIBROKER_COMMON_TYPE_DESC_H_
+#define FFIBROKER_COMMON_TYPE_DESC_H_
+
+#include <ffi.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/types.h"
+#include "ffibroker/v1/types.pb.h"
+
+namespace ffibroker {
+
+enum class TypeKind {
+  kScalar,  // scalar (incl. void)
+  kEnum,    // integer scalar restricted to `enum_values`
+  kClass,   // a registered class by value (or, if opaque, only its name)
+  kArray,   // element[length]
+  kHandle,  // pointer to a class, carried as an instance handle
+  kString,  // const char*
+  kBuffer,  // uint8_t* with direction and length
+};
+
+struct TypeDesc;
+using TypeRef = std::shared_ptr<const TypeDesc>;
+
+struct FieldDesc {
+  std::string name;
+  TypeRef type;
+  size_t offset = 0;
+  size_t padding_after = 0;
+  bool is_mutable = false;
+};
+
+struct TypeDesc {
+  TypeKind kind = TypeKind::kScalar;
+  // Text as written in declarations: "u8", "Point", "f64[3]", "Point*".
+  std::string name;
+  // Native size and alignment. Pointer-like kinds (handle, string, buffer)
+  // have the size of a pointer; an opaque class has 0.
+  size_t size = 0;
+  size_t align = 1;
+  // The libffi type of a value of this type (for pointer-like kinds,
+  // ffi_type_pointer). Points into this object or to static storage.
+  ffi_type* ffi = nullptr;
+
+  const ScalarInfo* scalar = nullptr;  // kScalar; kEnum's representation
+  std::vector<int64_t> enum_values;    // kEnum, sorted
+  // kClass:
+  std::vector<FieldDesc> fields;
+  bool opaque = false;
+  std::string destructor;  // symbol, or empty
+  int class_index = -1;    // registration order in its ClassTable
+  // kArray: element type and count. kHandle: `element` is the class.
+  TypeRef element;
+  uint32_t length = 0;
+  // kHandle:
+  v1::HandleType::Ownership ownership = v1::HandleType::OWNERSHIP_OWNED;
+  bool nullable = false;  // kHandle, kString parameters
+  // kString:
+  uint32_t max_length = 0;
+  // kBuffer:
+  v1::BufferType buffer;
+
+  // Storage behind `ffi` for composite kinds.
+  ffi_type ffi_storage{};
+  std::vector<ffi_type*> ffi_elements;
+
+  // The field named `name`, or nullptr.
+  const FieldDesc* FindField(const std::string& field_name) const;
+  // True for kinds whose value lives inline in C memory (scalar, enum,
+  // class by value, array), i.e. what may be a field or a static.
+  bool is_inline() const {
+    return kind == TypeKind::kScalar || kind == TypeKind::kEnum ||
+           kind == TypeKind::kClass || kind == TypeKind::kArray;
+  }
+};
+
+// The shared descriptor of a scalar (static storage).
+TypeRef ScalarDesc(const ScalarInfo& info);
+
+}  // namespace ffibroker
+
+#endif  // FFIBROKER_COMMON_TYPE_DESC_H_

@@ -1,0 +1,94 @@
+// ClassTable: the classes registered in one session, and type resolution.
+//
+// RegisterClass validates a v1::ClassDefinition (names, field types, no
+// recursion by value, non-zero size), computes its C layout with libffi
+// (ffi_get_struct_offsets) and returns it as a v1::ClassLayout. Resolve
+// turns a v1::Type into a TypeDesc where the type is used (a field, a
+// parameter, a result, a static), rejecting what is not valid there.
+// ResolveSignature does that for a whole signature.
+//
+// The daemon keeps one table per session; the worker rebuilds the same
+// table from Open.classes (same code, same layouts).
+//
+// Thread-safety: not thread-safe; a table is cheap to copy (it shares the
+// immutable descriptors), so readers take a snapshot.
+//
+//   ClassTable classes;
+//   ASSIGN_OR_RETURN(v1::ClassLayout layout, classes.Register(definition));
+//   ASSIGN_OR_RETURN(ResolvedSignature sig, ResolveSignature(proto, classes));
+#ifndef FFIBROKER_COMMON_TYPE_TABLE_H_
+#define FFIBROKER_COMMON_TYPE_TABLE_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/type_desc.h"
+#include "ffibroker/v1/types.pb.h"
+
+namespace ffibroker {
+
+// Most classes per session, fields per class, array length; the default
+// and largest string length; the largest buffer.
+inline constexpr int kMaxClasses = 256;
+inline constexpr int kMaxFields = 256;
+inline constexpr uint32_t kMaxArrayLength = 4096;
+inline constexpr uint32_t kDefaultMaxStringLength = 65536;
+inline constexpr uint32_t kMaxBufferLength = 16u << 20;
+
+// Where a type is used; decides which kinds are valid.
+enum class TypeUse { kField, kParam, kResult, kStatic };
+
+class ClassTable {
+ public:
+  // Adds a class. INVALID_ARGUMENT naming the problem (bad name, unknown or
+  // invalid field type, duplicate field, no fields, zero size),
+  // ALREADY_EXISTS for a name already registered, RESOURCE_EXHAUSTED past
+  // kMaxClasses. A class can only use classes registered before it, so
+  // recursion by value is impossible (a self reference is reported as such).
+  absl::StatusOr<v1::ClassLayout> Register(const v1::ClassDefinition& def);
+
+  // The descriptor of `type` used as `use`, or INVALID_ARGUMENT.
+  absl::StatusOr<TypeRef> Resolve(const v1::Type& type, TypeUse use) const;
+
+  // The class named `name`, or nullptr.
+  TypeRef FindClass(const std::string& name) const;
+  // Definitions in registration order (what the worker is sent).
+  const std::vector<v1::ClassDefinition>& definitions() const { return definitions_; }
+  // Classes in registration order (index = TypeDesc::class_index).
+  const std::vector<TypeRef>& classes() const { return classes_; }
+
+ private:
+  std::vector<v1::ClassDefinition> definitions_;
+  std::vector<TypeRef> classes_;
+  std::map<std::string, TypeRef> by_name_;
+};
+
+// A signature with its types resolved.
+struct ResolvedSignature {
+  v1::Signature proto;
+  TypeRef result;
+  std::vector<TypeRef> params;
+  // For each parameter: the index of the parameter holding a buffer's
+  // length, or -1.
+  std::vector<int> length_param;
+};
+
+// Validates and resolves `signature` against `classes`: result and
+// parameter kinds valid where they are used, names C identifiers, at most
+// kMaxParams, buffer length parameters exist and are integers.
+// INVALID_ARGUMENT naming the offending part otherwise.
+absl::StatusOr<ResolvedSignature> ResolveSignature(const v1::Signature& signature,
+                                                   const ClassTable& classes);
+
+// The C layout of a registered class.
+v1::ClassLayout LayoutOf(const TypeDesc& klass);
+
+// True for words that cannot name a class (scalars and declaration
+// keywords).
+bool IsReservedTypeWord(const std::string& word);
+
+}  // namespace ffibroker
+
+#endif  // FFIBROKER_COMMON_TYPE_TABLE_H_

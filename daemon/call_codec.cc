@@ -1,0 +1,279 @@
+#include "daemon/call_codec.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "common/value_codec.h"
+
+namespace ffibroker {
+namespace {
+
+std::string U64Bytes(uint64_t v) {
+  return std::string(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+uint64_t ReadU64(absl::string_view bytes) {
+  uint64_t v = 0;
+  std::memcpy(&v, bytes.data(), sizeof v);
+  return v;
+}
+
+absl::Status Invalid(const std::string& what) { return absl::InvalidArgumentError(what); }
+
+// The integer value of a length argument (already validated as its type).
+absl::StatusOr<uint64_t> LengthOf(const v1::Value& value) {
+  if (value.value_case() == v1::Value::kUintValue) return value.uint_value();
+  if (value.value_case() == v1::Value::kIntValue && value.int_value() >= 0) {
+    return static_cast<uint64_t>(value.int_value());
+  }
+  return Invalid("a buffer length must not be negative");
+}
+
+absl::Status EncodeArg(const ResolvedSignature& sig, int i,
+                       const google::protobuf::RepeatedPtrField<v1::Value>& args,
+                       const HandleHooks& hooks, worker::v1::Call* out) {
+  const TypeDesc& type = *sig.params[i];
+  const v1::Value& value = args[i];
+  std::string* bytes = out->add_args();
+  auto wrong = [&](const char* expected) {
+    return Invalid(absl::StrCat("expected ", expected, " for ", type.name, ", got ",
+                                ValueCaseName(value)));
+  };
+  switch (type.kind) {
+    case TypeKind::kHandle: {
+      if (value.value_case() == v1::Value::kNullValue) {
+        if (!type.nullable) {
+          return Invalid(absl::StrCat("null is not allowed (declare '", type.name,
+                                      "?' if the function accepts NULL)"));
+        }
+        *bytes = U64Bytes(0);
+        return absl::OkStatus();
+      }
+      if (value.value_case() != v1::Value::kHandleValue) return wrong("handle_value");
+      ASSIGN_OR_RETURN(uint64_t id, hooks.map(*type.element, value.handle_value()));
+      *bytes = U64Bytes(id);
+      return absl::OkStatus();
+    }
+    case TypeKind::kString: {
+      if (value.value_case() == v1::Value::kNullValue) {
+        if (!type.nullable) return Invalid("null is not allowed (declare 'cstr?')");
+        out->add_arg_null(static_cast<uint32_t>(i));
+        return absl::OkStatus();
+      }
+      if (value.value_case() != v1::Value::kStringValue) return wrong("string_value");
+      const std::string& s = value.string_value();
+      if (s.size() > type.max_length) {
+        return Invalid(absl::StrCat("string of ", s.size(), " bytes is longer than ",
+                                    type.max_length));
+      }
+      if (s.find('\0') != std::string::npos) {
+        return Invalid("a C string cannot contain a NUL byte");
+      }
+      if (!IsValidUtf8(s)) return Invalid("string is not valid UTF-8");
+      *bytes = s;
+      return absl::OkStatus();
+    }
+    case TypeKind::kBuffer: {
+      const v1::BufferType& b = type.buffer;
+      uint64_t length = b.fixed_length();
+      if (b.length_case() == v1::BufferType::kLengthParam) {
+        ASSIGN_OR_RETURN(length, LengthOf(args[sig.length_param[i]]));
+      }
+      if (length > kMaxBufferLength) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "buffer of ", length, " bytes is larger than the limit (", kMaxBufferLength, ")"));
+      }
+      if (b.direction() == v1::BufferType::DIRECTION_OUT) {
+        if (value.value_case() != v1::Value::kBytesValue &&
+            value.value_case() != v1::Value::VALUE_NOT_SET) {
+          return wrong("bytes_value (ignored) or nothing");
+        }
+        *bytes = U64Bytes(length);
+        return absl::OkStatus();
+      }
+      if (value.value_case() != v1::Value::kBytesValue) return wrong("bytes_value");
+      if (value.bytes_value().size() != length) {
+        return Invalid(absl::StrCat(
+            value.bytes_value().size(), " bytes given but the buffer's length is ", length,
+            b.length_case() == v1::BufferType::kLengthParam
+                ? absl::StrCat(" (parameter '", b.length_param(), "')")
+                : std::string()));
+      }
+      *bytes = value.bytes_value();
+      return absl::OkStatus();
+    }
+    default:
+      return EncodeInline(type, value, bytes);
+  }
+}
+
+absl::Status FfiReturnStatus(const std::string& symbol, int32_t status) {
+  std::string message = absl::StrCat("'", symbol, "' returned FfiReturn ",
+                                     FfiReturnName(status), " (", status, ")");
+  switch (status) {
+    case -1: return absl::InvalidArgumentError(message);     // ArgIsNull
+    case -2: return absl::AbortedError(message);             // ExecutionFail
+    case -3: return absl::NotFoundError(message);            // UnknownHandle
+    case -4: return absl::InternalError(message);            // UnrecoverableError
+    case -5: return absl::DataLossError(message);            // TrapRepresentation
+    case -6: return absl::InvalidArgumentError(message);     // ConversionFailed
+    default: return absl::UnknownError(message);
+  }
+}
+
+}  // namespace
+
+const char* FfiReturnName(int32_t status) {
+  switch (status) {
+    case 0: return "Ok";
+    case -1: return "ArgIsNull";
+    case -2: return "ExecutionFail";
+    case -3: return "UnknownHandle";
+    case -4: return "UnrecoverableError";
+    case -5: return "TrapRepresentation";
+    case -6: return "ConversionFailed";
+    default: return "unknown";
+  }
+}
+
+bool IsValidUtf8(absl::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;  // truncated sequence
+    for (size_t k = 1; k <= n; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static const uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+absl::Status EncodeCall(const ResolvedSignature& sig,
+                        const google::protobuf::RepeatedPtrField<v1::Value>& args,
+                        const HandleHooks& hooks, worker::v1::Call* out) {
+  if (static_cast<size_t>(args.size()) != sig.params.size()) {
+    return Invalid(absl::StrCat("expected ", sig.params.size(), " argument",
+                                sig.params.size() == 1 ? "" : "s", ", got ", args.size()));
+  }
+  for (int i = 0; i < args.size(); ++i) {
+    absl::Status status = EncodeArg(sig, i, args, hooks, out);
+    if (!status.ok()) {
+      return absl::Status(status.code(), absl::StrCat(DescribeArgument(i, sig.proto.params(i)),
+                                                      ": ", status.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::CallResponse> DecodeCallResult(const std::string& symbol,
+                                                  const ResolvedSignature& sig,
+                                                  const worker::v1::Call& sent,
+                                                  const worker::v1::Result& result,
+                                                  const HandleHooks& hooks,
+                                                  bool* violation) {
+  *violation = false;
+  auto protocol = [&](const std::string& what) {
+    *violation = true;
+    return absl::UnavailableError(what);
+  };
+  if (sig.proto.convention() == v1::Signature::CONVENTION_FFI_RETURN &&
+      result.ffi_return() != 0) {
+    if (!result.value().empty() || result.null_result()) {
+      return protocol("sent a value with a failed FfiReturn status");
+    }
+    return FfiReturnStatus(symbol, result.ffi_return());
+  }
+  if (sig.proto.convention() == v1::Signature::CONVENTION_PLAIN && result.ffi_return() != 0) {
+    return protocol("sent an FfiReturn status for a plain function");
+  }
+  v1::CallResponse response;
+  const TypeDesc& type = *sig.result;
+  const std::string& bytes = result.value();
+  auto data_loss = [&](absl::string_view what) {
+    return absl::DataLossError(
+        absl::StrCat("'", symbol, "' returned an invalid result: ", what));
+  };
+  if (result.null_result() && type.kind != TypeKind::kString) {
+    return protocol("sent a null result for a non-string type");
+  }
+  switch (type.kind) {
+    case TypeKind::kHandle: {
+      if (bytes.size() != 8) return protocol(absl::StrCat("sent ", bytes.size(), " bytes for a handle"));
+      uint64_t id = ReadU64(bytes);
+      if (id == 0) {
+        response.mutable_result()->set_null_value(true);
+      } else {
+        response.mutable_result()->set_handle_value(hooks.adopt(type, id));
+      }
+      break;
+    }
+    case TypeKind::kString:
+      if (result.null_result()) {
+        if (!bytes.empty()) return protocol("sent bytes with a null string");
+        response.mutable_result()->set_null_value(true);
+        break;
+      }
+      if (bytes.size() > type.max_length) {
+        return data_loss(absl::StrCat("string longer than ", type.max_length, " bytes"));
+      }
+      if (bytes.find('\0') != std::string::npos) {
+        return protocol("sent a string containing NUL");
+      }
+      if (!IsValidUtf8(bytes)) return data_loss("string is not valid UTF-8");
+      response.mutable_result()->set_string_value(bytes);
+      break;
+    default: {
+      if (bytes.size() != type.size) {
+        return protocol(absl::StrCat("sent ", bytes.size(), " result bytes for ", type.name));
+      }
+      if (type.size == 0) break;  // void
+      absl::StatusOr<v1::Value> value = DecodeInline(type, bytes);
+      if (!value.ok()) return data_loss(value.status().message());
+      *response.mutable_result() = std::move(*value);
+    }
+  }
+  int outputs = 0;
+  for (size_t i = 0; i < sig.params.size(); ++i) {
+    const TypeDesc& param = *sig.params[i];
+    if (param.kind != TypeKind::kBuffer ||
+        param.buffer.direction() == v1::BufferType::DIRECTION_IN) {
+      continue;
+    }
+    if (outputs >= result.outputs_size()) return protocol("sent too few output buffers");
+    const std::string& arg = sent.args(static_cast<int>(i));
+    uint64_t want = param.buffer.direction() == v1::BufferType::DIRECTION_OUT ? ReadU64(arg)
+                                                                              : arg.size();
+    const std::string& got = result.outputs(outputs++);
+    if (got.size() != want) return protocol("sent an output buffer of the wrong size");
+    v1::OutputValue* out = response.add_outputs();
+    out->set_param_index(static_cast<uint32_t>(i));
+    out->mutable_value()->set_bytes_value(got);
+  }
+  if (outputs != result.outputs_size()) return protocol("sent too many output buffers");
+  return response;
+}
+
+}  // namespace ffibroker

@@ -1,0 +1,59 @@
+// The daemon's half of a call with classes: client Values <-> the worker's
+// native encoding (see worker.proto), built on the one value codec.
+//
+// EncodeCall validates every argument against the resolved signature
+// (values, enum sets, UTF-8, buffer sizes and length parameters, handles via
+// HandleHooks) before anything reaches the worker. DecodeCallResult treats
+// the worker's reply as hostile: sizes are protocol (a mismatch is a
+// protocol violation, the worker is killed), values are the library's (an
+// invalid bool, enum, UTF-8 or overlong string is DATA_LOSS naming it).
+//
+// Stateless and thread-compatible; the hooks carry the session context.
+#ifndef FFIBROKER_DAEMON_CALL_CODEC_H_
+#define FFIBROKER_DAEMON_CALL_CODEC_H_
+
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/statusor.h"
+#include "common/type_table.h"
+#include "ffibroker/v1/broker.pb.h"
+#include "ffibroker/worker/v1/worker.pb.h"
+
+namespace ffibroker {
+
+struct HandleHooks {
+  // A client handle used as an argument of class `klass` -> the worker's
+  // instance id; an error Status (unknown, foreign, stale, wrong class or
+  // library) otherwise.
+  std::function<absl::StatusOr<uint64_t>(const TypeDesc& klass, uint64_t handle)> map;
+  // A pointer result (worker instance id != 0) -> a new client handle.
+  std::function<uint64_t(const TypeDesc& handle_type, uint64_t worker_id)> adopt;
+};
+
+// Fills `out` (args, arg_null) for `args`. INVALID_ARGUMENT naming the
+// argument ("argument 1 (p: Point*): ..."), or the hook's status.
+absl::Status EncodeCall(const ResolvedSignature& sig,
+                        const google::protobuf::RepeatedPtrField<v1::Value>& args,
+                        const HandleHooks& hooks, worker::v1::Call* out);
+
+// Validates `result` (the reply to `sent`). A protocol violation is
+// returned as UNAVAILABLE with `*violation` set (the caller kills the
+// worker); invalid library values are DATA_LOSS; a non-zero FfiReturn
+// status is mapped to its gRPC code (see docs/classes.md).
+absl::StatusOr<v1::CallResponse> DecodeCallResult(const std::string& symbol,
+                                                  const ResolvedSignature& sig,
+                                                  const worker::v1::Call& sent,
+                                                  const worker::v1::Result& result,
+                                                  const HandleHooks& hooks,
+                                                  bool* violation);
+
+// True if `text` is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
+bool IsValidUtf8(absl::string_view text);
+
+// The name of an FfiReturn status ("ExecutionFail"), or "unknown".
+const char* FfiReturnName(int32_t status);
+
+}  // namespace ffibroker
+
+#endif  // FFIBROKER_DAEMON_CALL_CODEC_H_

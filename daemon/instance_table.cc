@@ -1,0 +1,97 @@
+#include "daemon/instance_table.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace ffibroker {
+
+uint64_t InstanceTable::Add(Record record) {
+  absl::MutexLock lock(&mu_);
+  uint32_t index;
+  if (!free_.empty()) {
+    index = free_.back();
+    free_.pop_back();
+  } else {
+    index = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  Slot& slot = slots_[index];
+  slot.live = true;
+  slot.record = std::move(record);
+  ++live_;
+  return (static_cast<uint64_t>(index) + 1) << 32 | slot.generation;
+}
+
+absl::StatusOr<InstanceTable::Slot*> InstanceTable::FindLocked(uint64_t handle,
+                                                               uint64_t session) const {
+  uint64_t index = (handle >> 32) - 1;
+  uint32_t generation = static_cast<uint32_t>(handle);
+  if ((handle >> 32) == 0 || index >= slots_.size() || generation == 0 ||
+      generation > slots_[index].generation ||
+      (generation == slots_[index].generation && !slots_[index].live)) {
+    return absl::NotFoundError(
+        absl::StrCat("instance handle ", handle, " is unknown (never issued by this daemon)"));
+  }
+  Slot& slot = slots_[index];
+  if (generation < slot.generation) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "instance handle ", handle, " is stale: it ",
+        generation + 1 == slot.generation ? slot.gone_reason : "was freed",
+        " (use after free)"));
+  }
+  if (slot.record.session != session) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("instance handle ", handle, " belongs to another session"));
+  }
+  return &slot;
+}
+
+absl::StatusOr<InstanceTable::Record> InstanceTable::Find(uint64_t handle,
+                                                          uint64_t session) const {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Slot * slot, FindLocked(handle, session));
+  return slot->record;
+}
+
+absl::StatusOr<InstanceTable::Record> InstanceTable::Take(uint64_t handle, uint64_t session,
+                                                          const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Slot * slot, FindLocked(handle, session));
+  Record record = std::move(slot->record);
+  slot->live = false;
+  slot->record = Record();
+  slot->gone_reason = reason;
+  ++slot->generation;
+  --live_;
+  // A slot whose generation would wrap is retired rather than reused.
+  if (slot->generation != UINT32_MAX) free_.push_back(static_cast<uint32_t>((handle >> 32) - 1));
+  return record;
+}
+
+std::vector<std::pair<uint64_t, InstanceTable::Record>> InstanceTable::TakeAll(
+    uint64_t session, uint64_t library, const std::string& reason) {
+  std::vector<uint64_t> handles;
+  {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      const Slot& slot = slots_[i];
+      if (slot.live && slot.record.session == session &&
+          (library == 0 || slot.record.library == library)) {
+        handles.push_back((static_cast<uint64_t>(i) + 1) << 32 | slot.generation);
+      }
+    }
+  }
+  std::vector<std::pair<uint64_t, Record>> out;
+  for (uint64_t h : handles) {
+    absl::StatusOr<Record> r = Take(h, session, reason);
+    if (r.ok()) out.emplace_back(h, std::move(*r));
+  }
+  return out;
+}
+
+size_t InstanceTable::live() const {
+  absl::MutexLock lock(&mu_);
+  return live_;
+}
+
+}  // namespace ffibroker

@@ -1,0 +1,74 @@
+// InstanceTable: every instance handle the daemon has handed out.
+//
+// A handle is a 64-bit number: the table slot (high 32 bits, from 1) and
+// the slot's generation (low 32 bits). The record behind it names the
+// class, the owner session and library, the worker's own instance id and
+// the worker generation the instance lives in. Nothing reaches a worker
+// until a handle has been checked here: an unknown (forged) handle is
+// NOT_FOUND, a handle of another session PERMISSION_DENIED, a freed one (or
+// one whose library was closed or whose worker died) FAILED_PRECONDITION
+// with the reason. A freed slot's generation moves on, so an old handle
+// never names a new instance.
+//
+// Thread-safety: thread-safe.
+//
+//   uint64_t h = table.Add(record);
+//   ASSIGN_OR_RETURN(InstanceTable::Record r, table.Find(h, session_serial));
+#ifndef FFIBROKER_DAEMON_INSTANCE_TABLE_H_
+#define FFIBROKER_DAEMON_INSTANCE_TABLE_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/type_desc.h"
+
+namespace ffibroker {
+
+class InstanceTable {
+ public:
+  struct Record {
+    uint64_t session = 0;   // owner session serial
+    uint64_t library = 0;   // library handle within that session
+    TypeRef klass;          // the class pointed to
+    uint64_t worker_id = 0; // the worker's instance id
+    uint64_t generation = 0;  // worker generation it lives in
+    bool owned = false;     // a library result to destroy on release
+  };
+
+  // Adds a live record; returns its handle (never 0).
+  uint64_t Add(Record record);
+  // The live record of `handle` if `session` owns it; errors as above.
+  absl::StatusOr<Record> Find(uint64_t handle, uint64_t session) const;
+  // Find, then removes it; later uses report "was <reason>".
+  absl::StatusOr<Record> Take(uint64_t handle, uint64_t session, const std::string& reason);
+  // Removes every live record of `session` (and, if library != 0, only of
+  // that library), remembering `reason`; returns them with their handles.
+  std::vector<std::pair<uint64_t, Record>> TakeAll(uint64_t session, uint64_t library,
+                                                   const std::string& reason);
+  // Number of live records (for tests and logs).
+  size_t live() const;
+
+ private:
+  struct Slot {
+    uint32_t generation = 1;
+    bool live = false;
+    Record record;
+    std::string gone_reason;  // why the previous generation ended
+  };
+  absl::StatusOr<Slot*> FindLocked(uint64_t handle, uint64_t session) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  mutable absl::Mutex mu_;
+  mutable std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint32_t> free_ ABSL_GUARDED_BY(mu_);
+  size_t live_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace ffibroker
+
+#endif  // FFIBROKER_DAEMON_INSTANCE_TABLE_H_
