@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "client/cli/cli_output.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/flags.h"
@@ -48,10 +49,6 @@ constexpr char kSynopsis[] =
     "exit status: 0 ok, 1 the daemon returned an error, 2 usage error,\n"
     "3 cannot reach the daemon";
 
-int Usage(const std::string& message) {
-  std::fprintf(stderr, "ffibroker: %s (see ffibroker --help)\n", message.c_str());
-  return kExitUsage;
-}
 
 }  // namespace
 }  // namespace ffibroker

@@ -1,3 +1,4 @@
+#include "client/cli/cli_output.h"
 #include "client/cli/token_commands.h"
 
 #include <cstdio>
@@ -13,19 +14,7 @@
 namespace ffibroker::cli {
 namespace {
 
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitUnreachable = 3;
 
-int Fail(int code, const absl::Status& status) {
-  std::fprintf(stderr, "ffibroker: %s\n", status.ToString().c_str());
-  return code;
-}
-
-int Usage(const std::string& message) {
-  std::fprintf(stderr, "ffibroker: %s (see ffibroker --help)\n", message.c_str());
-  return kExitUsage;
-}
 
 std::string Text(const google::protobuf::Message& message) {
   std::string out;

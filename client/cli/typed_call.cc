@@ -1,3 +1,4 @@
+#include "client/cli/cli_output.h"
 #include "client/cli/typed_call.h"
 
 #include <algorithm>
@@ -17,15 +18,6 @@
 namespace ffibroker {
 namespace {
 
-int Fail(int code, const absl::Status& status) {
-  std::fprintf(stderr, "ffibroker: %s\n", status.ToString().c_str());
-  return code;
-}
-
-int Usage(const std::string& message) {
-  std::fprintf(stderr, "ffibroker: %s (see ffibroker --help)\n", message.c_str());
-  return kExitUsage;
-}
 
 // One command-line argument, parsed against its resolved parameter type.
 struct CliArg {

@@ -1,8 +1,9 @@
 // The `ffibroker call` command: one call with classes, handles, strings and
 // buffers, in one short-lived session.
 //
-//   ffibroker call --class='Point { f64 x; mut f64 y; } ~point_free' \
+//   ffibroker call --class='Point { f64 x; mut f64 y; } ~point_free'
 //       classes 'Point* point_new(f64, f64)' 1 2      # prints #H {x=1, y=2}
+//   (one command line)
 //
 // Argument literals by parameter type: scalars and enums as in
 // common/literal.h; a class by value as `{x=1, y=2}`; a class pointer as a
@@ -19,11 +20,6 @@
 #include "ffibroker/client.h"
 
 namespace ffibroker {
-
-// Exit codes shared with main.cc.
-inline constexpr int kExitFailed = 1;
-inline constexpr int kExitUsage = 2;
-inline constexpr int kExitUnreachable = 3;
 
 // Runs `call LIBRARY DECL ARGS...` (args[0] == "call") after registering
 // `classes`, connecting with `options` and opening the library with `token`
