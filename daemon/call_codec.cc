@@ -67,6 +67,11 @@ absl::Status EncodeArg(const ResolvedSignature& sig, int i,
         return Invalid(absl::StrCat("string of ", s.size(), " bytes is longer than ",
                                     type.max_length));
       }
+      if (s.size() > hooks.max_string_bytes) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "string of ", s.size(), " bytes is longer than the policy allows (limits.max_string_bytes ",
+            hooks.max_string_bytes, ")"));
+      }
       if (s.find('\0') != std::string::npos) {
         return Invalid("a C string cannot contain a NUL byte");
       }
@@ -80,9 +85,10 @@ absl::Status EncodeArg(const ResolvedSignature& sig, int i,
       if (b.length_case() == v1::BufferType::kLengthParam) {
         ASSIGN_OR_RETURN(length, LengthOf(args[sig.length_param[i]]));
       }
-      if (length > kMaxBufferLength) {
+      if (length > hooks.max_buffer_bytes) {
         return absl::ResourceExhaustedError(absl::StrCat(
-            "buffer of ", length, " bytes is larger than the limit (", kMaxBufferLength, ")"));
+            "buffer of ", length, " bytes is larger than the policy allows (limits.max_buffer_bytes ",
+            hooks.max_buffer_bytes, ")"));
       }
       if (b.direction() == v1::BufferType::DIRECTION_OUT) {
         if (value.value_case() != v1::Value::kBytesValue &&

@@ -29,6 +29,10 @@ struct HandleHooks {
   std::function<absl::StatusOr<uint64_t>(const TypeDesc& klass, uint64_t handle)> map;
   // A pointer result (worker instance id != 0) -> a new client handle.
   std::function<uint64_t(const TypeDesc& handle_type, uint64_t worker_id)> adopt;
+  // The policy's bounds on what one argument may carry (Limits
+  // max_buffer_bytes / max_string_bytes); never above the built-in caps.
+  uint64_t max_buffer_bytes = kMaxBufferLength;
+  uint64_t max_string_bytes = kDefaultMaxStringLength;
 };
 
 // Fills `out` (args, arg_null) for `args`. INVALID_ARGUMENT naming the

@@ -236,6 +236,8 @@ absl::StatusOr<v1::CallResponse> Library::Call(const v1::CallRequest& request,
   hooks.adopt = [&](const TypeDesc& type, uint64_t worker_id) {
     return instances.adopt(type, worker_id, generation);
   };
+  hooks.max_buffer_bytes = instances.max_buffer_bytes;
+  hooks.max_string_bytes = instances.max_string_bytes;
   worker::v1::DaemonToWorker message;
   message.mutable_call()->set_symbol_index(static_cast<uint32_t>(it->second));
   absl::Status encoded = EncodeCall(sig, request.args(), hooks, message.mutable_call());

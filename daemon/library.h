@@ -41,6 +41,9 @@ struct InstanceContext {
                                          uint64_t generation)>
       map;
   std::function<uint64_t(const TypeDesc& type, uint64_t worker_id, uint64_t generation)> adopt;
+  // The policy's per-argument bounds (see HandleHooks).
+  uint64_t max_buffer_bytes = kMaxBufferLength;
+  uint64_t max_string_bytes = kDefaultMaxStringLength;
 };
 
 class Library {

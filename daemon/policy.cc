@@ -1,5 +1,7 @@
 #include "daemon/policy.h"
 
+#include "common/type_table.h"
+
 #include <grp.h>
 #include <openssl/sha.h>
 #include <pwd.h>
@@ -300,6 +302,13 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
   Default(&policy.limits_, &v1::Limits::max_session_idle_seconds, &v1::Limits::set_max_session_idle_seconds, 3600);
   Default(&policy.limits_, &v1::Limits::default_token_ttl_seconds, &v1::Limits::set_default_token_ttl_seconds, 3600);
   Default(&policy.limits_, &v1::Limits::max_token_ttl_seconds, &v1::Limits::set_max_token_ttl_seconds, 86400);
+  Default(&policy.limits_, &v1::Limits::max_buffer_bytes, &v1::Limits::set_max_buffer_bytes, kMaxBufferLength);
+  Default(&policy.limits_, &v1::Limits::max_string_bytes, &v1::Limits::set_max_string_bytes, kDefaultMaxStringLength);
+  if (policy.limits_.max_buffer_bytes() > kMaxBufferLength ||
+      policy.limits_.max_string_bytes() > kDefaultMaxStringLength) {
+    errors.push_back(absl::StrCat(source, ": limits.max_buffer_bytes is at most ", kMaxBufferLength,
+                                  " and limits.max_string_bytes at most ", kDefaultMaxStringLength));
+  }
   Where lim = top.Nested("limits");
   if (policy.limits_.default_session_idle_seconds() >
       policy.limits_.max_session_idle_seconds()) {

@@ -61,6 +61,9 @@ SessionManager::FindInstance(const std::string& id, const Caller& caller,
 
 InstanceContext SessionManager::ContextFor(uint64_t serial, uint64_t library) {
   InstanceContext context;
+  std::shared_ptr<const Policy> policy = policies_->Get();
+  context.max_buffer_bytes = policy->limits().max_buffer_bytes();
+  context.max_string_bytes = policy->limits().max_string_bytes();
   context.map = [this, serial, library](const TypeDesc& klass, uint64_t handle,
                                         uint64_t generation) -> absl::StatusOr<uint64_t> {
     ASSIGN_OR_RETURN(InstanceTable::Record record, instances_.Find(handle, serial));

@@ -314,7 +314,7 @@ TEST_F(ClassesTest, StringsAndBuffers) {
               absl::StatusCode::kInvalidArgument, {"2 bytes given", "parameter 'n'"});
   ExpectError(lib->CallValues("fill", {BytesValue(""), ToValue(uint64_t{1} << 40), ToValue(1)})
                   .status(),
-              absl::StatusCode::kResourceExhausted, {"larger than the limit"});
+              absl::StatusCode::kResourceExhausted, {"larger than the policy allows (limits.max_buffer_bytes 16777216)"});
   auto reversed = lib->CallValues("reverse4", {BytesValue("abcd")});
   ASSERT_TRUE(reversed.ok()) << reversed.status();
   EXPECT_EQ(reversed->outputs(0).value().bytes_value(), "dcba");
@@ -383,6 +383,31 @@ TEST_F(ClassesTest, ErrnoStaticsAndOptionalSymbols) {
               {"not exported"});
   ExpectError(lib->ReadStatic("undeclared").status(), absl::StatusCode::kNotFound,
               {"not declared"});
+}
+
+TEST(ClassesPolicyTest, PolicyBoundsBuffersAndStrings) {
+  auto daemon = TestDaemon::Start("limits { max_buffer_bytes: 4 max_string_bytes: 5 }");
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto client = (*daemon)->Connect();
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto session = (*client)->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto lib = (*session)->OpenLibrary(
+      "classes", {"u64 str_len(cstr? s)", "void fill(out u8[n] buf, u64 n, u8 v)",
+                  "u32 sum_bytes(in u8[n] buf, u64 n)"});
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  // At the bounds: accepted.
+  EXPECT_EQ(*(*lib)->Call<uint64_t>("str_len", StringValue("abcde")), 5u);
+  EXPECT_EQ(*(*lib)->Call<uint32_t>("sum_bytes", BytesValue("\x01\x02\x03\x04"), uint64_t{4}), 10u);
+  // One past: refused before the worker sees it, naming the policy limit.
+  ExpectError((*lib)->Call<uint64_t>("str_len", StringValue("abcdef")).status(),
+              absl::StatusCode::kResourceExhausted, {"argument 1", "limits.max_string_bytes 5"});
+  ExpectError((*lib)->Call<uint32_t>("sum_bytes", BytesValue("\x01\x02\x03\x04\x05"),
+                                     uint64_t{5}).status(),
+              absl::StatusCode::kResourceExhausted, {"limits.max_buffer_bytes 4"});
+  ExpectError((*lib)->CallValues("fill", {BytesValue(""), ToValue(uint64_t{5}), ToValue(uint8_t{1})})
+                  .status(),
+              absl::StatusCode::kResourceExhausted, {"limits.max_buffer_bytes 4"});
 }
 
 }  // namespace
