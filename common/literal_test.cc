@@ -8,6 +8,7 @@
 
 #include "common/types.h"
 #include "ffibroker/v1/types.pb.h"
+#include "absl/base/casts.h"
 #include "gtest/gtest.h"
 
 namespace ffibroker {
@@ -15,16 +16,9 @@ namespace {
 
 v1::Type T(v1::Scalar s) { return MakeScalarType(s); }
 
-uint64_t Bits(double d) {
-  uint64_t b;
-  std::memcpy(&b, &d, sizeof b);
-  return b;
-}
-uint32_t Bits(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, sizeof b);
-  return b;
-}
+// The bit pattern of a float, for bit-exact comparisons.
+inline uint64_t Bits(double d) { return absl::bit_cast<uint64_t>(d); }
+inline uint32_t Bits(float f) { return absl::bit_cast<uint32_t>(f); }
 
 v1::Value Parsed(v1::Scalar s, absl::string_view text) {
   absl::StatusOr<v1::Value> v = ParseLiteral(T(s), text);

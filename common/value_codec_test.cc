@@ -13,6 +13,7 @@
 
 #include "common/types.h"
 #include "ffibroker/v1/types.pb.h"
+#include "absl/base/casts.h"
 #include "gtest/gtest.h"
 
 namespace ffibroker {
@@ -31,9 +32,10 @@ template <typename T>
 std::string Bytes(T v) {
   return std::string(reinterpret_cast<const char*>(&v), sizeof v);
 }
-uint64_t Bits(double d) { uint64_t b; std::memcpy(&b, &d, sizeof b); return b; }
-uint32_t Bits(float f) { uint32_t b; std::memcpy(&b, &f, sizeof b); return b; }
-double DoubleFromBits(uint64_t b) { double d; std::memcpy(&d, &b, sizeof d); return d; }
+// Bit patterns of floats, for bit-exact comparisons.
+inline uint64_t Bits(double d) { return absl::bit_cast<uint64_t>(d); }
+inline uint32_t Bits(float f) { return absl::bit_cast<uint32_t>(f); }
+inline double DoubleFromBits(uint64_t b) { return absl::bit_cast<double>(b); }
 
 // Encodes `value` as `type`, expecting failure; checks the code, that the
 // output was left untouched, and that the message mentions `needles`.

@@ -17,6 +17,7 @@
 #include "common/value_codec.h"
 #include "ffibroker/v1/types.pb.h"
 #include "ffibroker/worker/v1/worker.pb.h"
+#include "absl/base/casts.h"
 #include "gtest/gtest.h"
 
 namespace ffibroker {
@@ -47,16 +48,9 @@ v1::Value Bool(bool v) {
   value.set_bool_value(v);
   return value;
 }
-uint64_t Bits(double d) {
-  uint64_t b;
-  std::memcpy(&b, &d, sizeof b);
-  return b;
-}
-uint32_t Bits(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, sizeof b);
-  return b;
-}
+// The bit pattern of a float, for bit-exact comparisons.
+inline uint64_t Bits(double d) { return absl::bit_cast<uint64_t>(d); }
+inline uint32_t Bits(float f) { return absl::bit_cast<uint32_t>(f); }
 
 // An Open of `path` declaring `decls` in order.
 worker::v1::Open MakeOpen(const std::vector<std::string>& decls,

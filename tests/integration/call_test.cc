@@ -15,20 +15,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class CallTest : public ::testing::Test {
+class CallTest : public DaemonSessionTest {
  protected:
-  void SetUp() override {
-    auto daemon = TestDaemon::Start();
-    ASSERT_TRUE(daemon.ok()) << daemon.status();
-    daemon_ = std::move(*daemon);
-    auto client = daemon_->Connect();
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(*client);
-    auto session = client_->CreateSession();
-    ASSERT_TRUE(session.ok()) << session.status();
-    session_ = std::move(*session);
-  }
-
   std::unique_ptr<Library> Open(const std::string& name,
                                 const std::vector<std::string>& decls) {
     auto lib = session_->OpenLibrary(name, decls);
@@ -36,9 +24,6 @@ class CallTest : public ::testing::Test {
     return lib.ok() ? std::move(*lib) : nullptr;
   }
 
-  std::unique_ptr<TestDaemon> daemon_;
-  std::unique_ptr<Client> client_;
-  std::unique_ptr<Session> session_;
 };
 
 TEST_F(CallTest, CosInLibmRunsInAWorker) {

@@ -31,18 +31,11 @@ bool Eventually(P predicate) {
   return true;
 }
 
-class LifecycleTest : public ::testing::Test {
+class LifecycleTest : public DaemonSessionTest {
  protected:
   void SetUp() override {
-    auto daemon = TestDaemon::Start();
-    ASSERT_TRUE(daemon.ok()) << daemon.status();
-    daemon_ = std::move(*daemon);
-    auto client = daemon_->Connect();
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(*client);
-    auto session = client_->CreateSession();
-    ASSERT_TRUE(session.ok()) << session.status();
-    session_ = std::move(*session);
+    DaemonSessionTest::SetUp();
+    if (HasFatalFailure()) return;
     auto lib = session_->OpenLibrary(kCrashy, kCrashyDecls);
     ASSERT_TRUE(lib.ok()) << lib.status();
     lib_ = std::move(*lib);
@@ -55,9 +48,6 @@ class LifecycleTest : public ::testing::Test {
     for (pid_t child : daemon_->Children()) EXPECT_NE(ProcessState(child), 'Z');
   }
 
-  std::unique_ptr<TestDaemon> daemon_;
-  std::unique_ptr<Client> client_;
-  std::unique_ptr<Session> session_;
   std::unique_ptr<Library> lib_;
 };
 

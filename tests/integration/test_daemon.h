@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "ffibroker/client.h"
+#include "gtest/gtest.h"
 
 namespace ffibroker::testing {
 
@@ -74,6 +75,29 @@ CliResult RunCli(const std::vector<std::string>& args);
 bool ProcessExists(pid_t pid);
 // The state letter from /proc/PID/stat ('Z' for a zombie), or 0 if gone.
 char ProcessState(pid_t pid);
+
+// A fixture with a fresh daemon, a client connected to it and one session:
+// what most end-to-end tests start from. Derived fixtures that need more
+// call DaemonSessionTest::SetUp() first and return if it failed
+// (HasFatalFailure()).
+class DaemonSessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto daemon = TestDaemon::Start();
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    daemon_ = std::move(*daemon);
+    auto client = daemon_->Connect();
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = std::move(*client);
+    auto session = client_->CreateSession();
+    ASSERT_TRUE(session.ok()) << session.status();
+    session_ = std::move(*session);
+  }
+
+  std::unique_ptr<TestDaemon> daemon_;
+  std::unique_ptr<Client> client_;
+  std::unique_ptr<Session> session_;
+};
 
 }  // namespace ffibroker::testing
 
