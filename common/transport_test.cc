@@ -1,1 +1,233 @@
-// placeholder: being written
+#include "common/transport.h"
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/unique_fd.h"
+#include "ffibroker/worker/v1/worker.pb.h"
+#include "gtest/gtest.h"
+
+namespace ffibroker {
+namespace {
+
+using Msg = worker::v1::WorkerToDaemon;
+
+class TransportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto pair = SeqpacketTransport::Pair();
+    ASSERT_TRUE(pair.ok()) << pair.status();
+    a_ = std::move(pair->first);
+    b_ = std::move(pair->second);
+  }
+
+  static absl::Time Soon() { return absl::Now() + absl::Seconds(10); }
+
+  std::unique_ptr<SeqpacketTransport> a_;
+  std::unique_ptr<SeqpacketTransport> b_;
+};
+
+Msg ResultMessage(const std::string& bytes, int err) {
+  Msg m;
+  m.mutable_result()->set_value(bytes);
+  m.mutable_result()->set_errno_value(err);
+  return m;
+}
+
+TEST_F(TransportTest, PairHasDistinctCloseOnExecDescriptors) {
+  ASSERT_GE(a_->fd(), 0);
+  ASSERT_GE(b_->fd(), 0);
+  EXPECT_NE(a_->fd(), b_->fd());
+  for (int fd : {a_->fd(), b_->fd()}) {
+    int flags = ::fcntl(fd, F_GETFD);
+    ASSERT_GE(flags, 0);
+    EXPECT_TRUE(flags & FD_CLOEXEC) << "fd " << fd;
+    int type = 0;
+    socklen_t len = sizeof type;
+    ASSERT_EQ(::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len), 0);
+    EXPECT_EQ(type, SOCK_SEQPACKET);
+  }
+}
+
+TEST_F(TransportTest, RoundTripBothDirections) {
+  const std::string bytes("\x00\x01\xff\x7f", 4);
+  ASSERT_TRUE(a_->Send(ResultMessage(bytes, 34)).ok());
+  Msg got;
+  absl::Status status = b_->Receive(&got, Soon(), -1);
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_TRUE(got.has_result());
+  EXPECT_EQ(got.result().value(), bytes);
+  EXPECT_EQ(got.result().errno_value(), 34);
+
+  Msg hello;
+  hello.mutable_hello()->set_protocol_version(7);
+  ASSERT_TRUE(b_->Send(hello).ok());
+  Msg back;
+  ASSERT_TRUE(a_->Receive(&back, absl::InfiniteFuture(), -1).ok());
+  ASSERT_TRUE(back.has_hello());
+  EXPECT_EQ(back.hello().protocol_version(), 7u);
+}
+
+TEST_F(TransportTest, MessagesKeepTheirBoundariesAndOrder) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(a_->Send(ResultMessage(std::string(i, 'x'), i)).ok());
+  }
+  for (int i = 0; i < 5; ++i) {
+    Msg got;
+    ASSERT_TRUE(b_->Receive(&got, Soon(), -1).ok());
+    EXPECT_EQ(got.result().value(), std::string(i, 'x'));
+    EXPECT_EQ(got.result().errno_value(), i);
+  }
+}
+
+TEST_F(TransportTest, EmptyMessageRoundTrips) {
+  ASSERT_TRUE(a_->Send(Msg()).ok());
+  Msg got = ResultMessage("stale", 1);
+  absl::Status status = b_->Receive(&got, Soon(), -1);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(got.msg_case(), Msg::MSG_NOT_SET);
+}
+
+TEST_F(TransportTest, DeadlineInThePast) {
+  Msg got;
+  absl::Status status = b_->Receive(&got, absl::Now() - absl::Seconds(1), -1);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+}
+
+TEST_F(TransportTest, DeadlineSoon) {
+  Msg got;
+  absl::Time start = absl::Now();
+  absl::Status status = b_->Receive(&got, start + absl::Milliseconds(50), -1);
+  absl::Duration waited = absl::Now() - start;
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+  EXPECT_GE(waited, absl::Milliseconds(49));
+  EXPECT_LT(waited, absl::Seconds(5));
+}
+
+TEST_F(TransportTest, PeerDestroyedIsUnavailable) {
+  a_.reset();
+  Msg got;
+  absl::Status status = b_->Receive(&got, Soon(), -1);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  // Sending to the departed peer is UNAVAILABLE too (and raises no SIGPIPE).
+  status = b_->Send(ResultMessage("x", 0));
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+}
+
+TEST_F(TransportTest, QueuedMessageIsDeliveredBeforeHangUp) {
+  ASSERT_TRUE(a_->Send(ResultMessage("last words", 0)).ok());
+  a_.reset();
+  Msg got;
+  absl::Status status = b_->Receive(&got, Soon(), -1);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(got.result().value(), "last words");
+  EXPECT_EQ(b_->Receive(&got, Soon(), -1).code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(TransportTest, GarbagePacketIsDataLoss) {
+  // Field 4 (error), length-delimited, claims 16 bytes but carries 2.
+  const char truncated[] = "\x22\x10zz";
+  ASSERT_EQ(::send(a_->fd(), truncated, 4, 0), 4);
+  // An unterminated varint.
+  const std::string bad_varint(11, '\xff');
+  ASSERT_EQ(::send(a_->fd(), bad_varint.data(), bad_varint.size(), 0),
+            static_cast<ssize_t>(bad_varint.size()));
+  Msg got;
+  EXPECT_EQ(b_->Receive(&got, Soon(), -1).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(b_->Receive(&got, Soon(), -1).code(), absl::StatusCode::kDataLoss);
+  // The channel stays usable: the next well-formed packet parses.
+  ASSERT_TRUE(a_->Send(ResultMessage("ok", 0)).ok());
+  absl::Status status = b_->Receive(&got, Soon(), -1);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(got.result().value(), "ok");
+}
+
+TEST_F(TransportTest, OversizedRawPacketIsDataLoss) {
+  const std::string big(kMaxMessageBytes + 1, '\0');
+  ASSERT_EQ(::send(a_->fd(), big.data(), big.size(), 0),
+            static_cast<ssize_t>(big.size()))
+      << "errno " << errno;
+  Msg got;
+  EXPECT_EQ(b_->Receive(&got, Soon(), -1).code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(TransportTest, WatchedPipeAborts) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  UniqueFd r(p[0]), w(p[1]);
+  Msg got;
+  // Not readable yet: the deadline decides.
+  EXPECT_EQ(b_->Receive(&got, absl::Now() + absl::Milliseconds(20), r.get()).code(),
+            absl::StatusCode::kDeadlineExceeded);
+  ASSERT_EQ(::write(w.get(), "x", 1), 1);
+  absl::Status status = b_->Receive(&got, Soon(), r.get());
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+}
+
+TEST_F(TransportTest, WatchedEventfdAborts) {
+  UniqueFd efd(::eventfd(0, EFD_CLOEXEC));
+  ASSERT_TRUE(efd.valid());
+  uint64_t one = 1;
+  ASSERT_EQ(::write(efd.get(), &one, sizeof one), static_cast<ssize_t>(sizeof one));
+  Msg got;
+  absl::Status status = b_->Receive(&got, absl::InfiniteFuture(), efd.get());
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+}
+
+TEST_F(TransportTest, WatchedPipeClosedByWriterAborts) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  UniqueFd r(p[0]);
+  ::close(p[1]);  // EOF makes the read end readable
+  Msg got;
+  EXPECT_EQ(b_->Receive(&got, Soon(), r.get()).code(), absl::StatusCode::kAborted);
+}
+
+TEST_F(TransportTest, PendingMessageWinsOverWatchedDescriptor) {
+  UniqueFd efd(::eventfd(1, EFD_CLOEXEC));
+  ASSERT_TRUE(efd.valid());
+  ASSERT_TRUE(a_->Send(ResultMessage("first", 0)).ok());
+  Msg got;
+  absl::Status status = b_->Receive(&got, Soon(), efd.get());
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(got.result().value(), "first");
+  EXPECT_EQ(b_->Receive(&got, Soon(), efd.get()).code(), absl::StatusCode::kAborted);
+}
+
+TEST_F(TransportTest, OversizedSendIsInvalidArgument) {
+  Msg m;
+  m.mutable_error()->set_message(std::string(kMaxMessageBytes + 1, 'e'));
+  absl::Status status = a_->Send(m);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  // Nothing reached the peer.
+  Msg got;
+  EXPECT_EQ(b_->Receive(&got, absl::Now() + absl::Milliseconds(20), -1).code(),
+            absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST_F(TransportTest, NearMaximalMessageRoundTrips) {
+  // The serialized message is exactly kMaxMessageBytes long: the field tag
+  // (1 byte) and length varint (3 bytes) plus the payload; inside Result
+  // (tag 1 byte + 3-byte length).
+  const size_t payload = kMaxMessageBytes - 8;
+  Msg m = ResultMessage(std::string(payload, 'v'), 0);
+  ASSERT_EQ(m.ByteSizeLong(), kMaxMessageBytes);
+  absl::Status status = a_->Send(m);
+  ASSERT_TRUE(status.ok()) << status;
+  Msg got;
+  status = b_->Receive(&got, Soon(), -1);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(got.result().value().size(), payload);
+}
+
+}  // namespace
+}  // namespace ffibroker

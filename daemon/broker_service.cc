@@ -70,4 +70,12 @@ grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* conte
   });
 }
 
+grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* context,
+                                                   const v1::GetStatusRequest*,
+                                                   v1::GetStatusResponse* response) {
+  return Dispatch(context, response, [this](absl::Time deadline) {
+    return sessions_->GetStatus(deadline);
+  });
+}
+
 }  // namespace ffibroker

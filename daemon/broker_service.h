@@ -35,6 +35,9 @@ class BrokerService final : public v1::Broker::CallbackService {
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context,
                                  const v1::CallRequest* request,
                                  v1::CallResponse* response) override;
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
+                                      const v1::GetStatusRequest* request,
+                                      v1::GetStatusResponse* response) override;
 
  private:
   // Runs `handler(deadline)` on the executor and finishes the RPC with its

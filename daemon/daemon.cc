@@ -113,6 +113,24 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   ASSIGN_OR_RETURN(Policy policy, Policy::LoadFile(options.policy_path));
   d->policy_ = std::make_unique<Policy>(std::move(policy));
   for (const std::string& warning : d->policy_->warnings()) LOG_WARNING("%s", warning);
+  std::string profiles_dir = options.profiles_dir;
+  if (profiles_dir.empty()) {
+    size_t slash = options.policy_path.rfind('/');
+    profiles_dir = (slash == std::string::npos ? std::string(".")
+                                               : options.policy_path.substr(0, slash)) +
+                   "/profiles";
+  }
+  ASSIGN_OR_RETURN(ProfileSet profiles, ProfileSet::LoadDirectory(profiles_dir));
+  d->profiles_ = std::make_unique<ProfileSet>(std::move(profiles));
+  for (const std::string& name : d->policy_->ReferencedProfiles()) {
+    absl::StatusOr<const Profile*> found = d->profiles_->Find(name);
+    if (!found.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(options.policy_path, ": ", found.status().message()));
+    }
+  }
+  d->launcher_ = std::make_unique<WorkerLauncher>(d->options_.worker_path, d->profiles_.get(),
+                                                  d->policy_->required_layers());
 
   ASSIGN_OR_RETURN(ListenAddress address,
                    ParseListenAddress(options.listen.empty() ? d->policy_->listen()
@@ -122,8 +140,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
     RETURN_IF_ERROR(PrepareUnixSocket(address.path));
   }
 
-  d->sessions_ = std::make_unique<SessionManager>(
-      d->policy_.get(), WorkerOptions{d->options_.worker_path});
+  d->sessions_ = std::make_unique<SessionManager>(d->policy_.get(), d->launcher_.get());
   d->executor_ = std::make_unique<Executor>(options.threads);
   d->service_ = std::make_unique<BrokerService>(d->sessions_.get(), d->executor_.get());
 
@@ -198,6 +215,7 @@ Daemon::~Daemon() {
   executor_.reset();
   service_.reset();
   sessions_.reset();
+  launcher_.reset();
 }
 
 }  // namespace ffibroker

@@ -18,6 +18,8 @@
 #include "daemon/broker_service.h"
 #include "daemon/executor.h"
 #include "daemon/policy.h"
+#include "daemon/profiles.h"
+#include "daemon/worker_launcher.h"
 #include "daemon/session_manager.h"
 
 namespace ffibroker {
@@ -26,6 +28,7 @@ struct DaemonOptions {
   std::string policy_path;
   std::string listen;          // overrides the policy's when non-empty
   std::string worker_path;     // ffibroker-worker; default: beside ffibrokerd
+  std::string profiles_dir;    // confinement profiles; default: profiles/ beside the policy
   std::string tls_cert_path;   // PEM; required for a non-loopback TCP listener
   std::string tls_key_path;
   int threads = 16;
@@ -53,6 +56,8 @@ class Daemon {
 
   DaemonOptions options_;
   std::unique_ptr<Policy> policy_;
+  std::unique_ptr<ProfileSet> profiles_;
+  std::unique_ptr<WorkerLauncher> launcher_;
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<BrokerService> service_;

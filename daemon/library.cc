@@ -1,7 +1,5 @@
 #include "daemon/library.h"
 
-#include <cctype>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
@@ -10,31 +8,6 @@
 
 namespace ffibroker {
 namespace {
-
-// Worker text is untrusted: keep it short and printable before it reaches
-// a client or a log.
-std::string Sanitize(const std::string& text) {
-  std::string out;
-  for (char c : text.substr(0, 300)) {
-    out.push_back(std::isprint(static_cast<unsigned char>(c)) ? c : '?');
-  }
-  if (text.size() > 300) out += "...";
-  return out;
-}
-
-absl::Status OpenError(const worker::v1::Error& error) {
-  std::string message = Sanitize(error.message());
-  switch (error.code()) {
-    case worker::v1::Error::CODE_SYMBOL_NOT_FOUND:
-      return absl::NotFoundError(message);
-    case worker::v1::Error::CODE_LOAD_FAILED:
-      return absl::FailedPreconditionError(message);
-    case worker::v1::Error::CODE_PREP_FAILED:
-      return absl::InvalidArgumentError(message);
-    default:
-      return absl::InternalError(absl::StrCat("worker refused to open: ", message));
-  }
-}
 
 }  // namespace
 
@@ -49,7 +22,8 @@ absl::StatusOr<std::unique_ptr<Library>> Library::Open(
     symbol->set_name(s.name());
     *symbol->mutable_signature() = s.signature();
   }
-  std::unique_ptr<Library> lib(new Library(std::move(path), std::move(open), options));
+  std::unique_ptr<Library> lib(
+      new Library(std::move(path), std::move(open), launcher, std::move(profile)));
   for (int i = 0; i < lib->open_.symbols_size(); ++i) {
     lib->symbol_index_[lib->open_.symbols(i).name()] = i;
   }
@@ -59,24 +33,17 @@ absl::StatusOr<std::unique_ptr<Library>> Library::Open(
 }
 
 absl::Status Library::StartWorker(absl::Time deadline) {
-  ASSIGN_OR_RETURN(std::unique_ptr<WorkerProcess> worker,
-                   WorkerProcess::Spawn(options_, deadline));
-  worker::v1::DaemonToWorker request;
-  *request.mutable_open() = open_;
-  absl::StatusOr<worker::v1::WorkerToDaemon> reply = worker->Exchange(request, deadline);
-  if (!reply.ok()) {
-    return absl::Status(reply.status().code(),
-                        absl::StrCat("while loading ", path_, ": ", reply.status().message()));
-  }
-  if (reply->has_error()) return OpenError(reply->error());
-  if (!reply->has_opened()) {
-    worker->Abandon("answered Open with something other than Opened");
-    return absl::UnavailableError(
-        absl::StrCat("while loading ", path_, ": worker ", worker->outcome().message));
+  v1::WorkerLayers layers;
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> worker =
+      launcher_->Launch(open_, profile_, deadline, &layers);
+  if (!worker.ok()) {
+    return absl::Status(worker.status().code(),
+                        absl::StrCat("while loading ", path_, ": ", worker.status().message()));
   }
   absl::MutexLock lock(&worker_mu_);
   if (stopped_) return absl::FailedPreconditionError("library was closed");
-  worker_ = std::move(worker);
+  worker_ = std::move(*worker);
+  layers_ = std::move(layers);
   return absl::OkStatus();
 }
 
@@ -124,10 +91,8 @@ absl::StatusOr<v1::CallResponse> Library::Call(const v1::CallRequest& request,
                                      " failed: ", reply.status().message()));
   }
   if (!reply->has_result()) {
-    worker->Abandon(reply->has_error()
-                        ? absl::StrCat("refused a validated call: ",
-                                       Sanitize(reply->error().message()))
-                        : "answered Call with something other than a result");
+    worker->Abandon(reply->has_error() ? "refused a call the daemon had validated"
+                                       : "answered Call with something other than a result");
     return absl::UnavailableError(absl::StrCat(
         "call to '", symbol.name(), "' in ", path_, " failed: worker ",
         worker->outcome().message));
@@ -160,6 +125,11 @@ void Library::Stop() {
   absl::MutexLock lock(&worker_mu_);
   stopped_ = true;
   if (worker_ != nullptr) worker_->Kill();
+}
+
+v1::WorkerLayers Library::layers() const {
+  absl::MutexLock lock(&worker_mu_);
+  return layers_;
 }
 
 pid_t Library::worker_pid() const {

@@ -90,7 +90,16 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
       continue;
     }
     policy.allowed_paths_.insert(*canonical);
+    if (!rule.profile().empty()) policy.profile_by_path_[*canonical] = rule.profile();
     if (!rule.name().empty()) policy.path_by_name_[rule.name()] = *canonical;
+  }
+  policy.default_profile_ = proto.default_profile().empty() ? "strict" : proto.default_profile();
+  for (int layer : proto.require_layers()) {
+    if (layer == v1::LAYER_UNSPECIFIED || !v1::Layer_IsValid(layer)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": require_layers: ", layer, " is not a layer"));
+    }
+    policy.required_layers_.push_back(static_cast<v1::Layer>(layer));
   }
   policy.limits_ = proto.limits();
   Default(&policy.limits_, &v1::Limits::max_sessions, &v1::Limits::set_max_sessions, 256);
@@ -131,6 +140,21 @@ absl::StatusOr<std::string> Policy::ResolveLibrary(
         "library '", requested, "' is not allowed by the policy"));
   }
   return *canonical;
+}
+
+}  // namespace ffibroker
+
+namespace ffibroker {
+
+std::string Policy::ProfileFor(const std::string& canonical_path) const {
+  auto it = profile_by_path_.find(canonical_path);
+  return it != profile_by_path_.end() ? it->second : default_profile_;
+}
+
+std::vector<std::string> Policy::ReferencedProfiles() const {
+  std::vector<std::string> names = {default_profile_};
+  for (const auto& [path, profile] : profile_by_path_) names.push_back(profile);
+  return names;
 }
 
 }  // namespace ffibroker

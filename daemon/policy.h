@@ -36,6 +36,14 @@ class Policy {
   // INVALID_ARGUMENT for a relative path.
   absl::StatusOr<std::string> ResolveLibrary(absl::string_view requested) const;
 
+  // The confinement profile for a library resolved by ResolveLibrary: its
+  // rule's profile, else the policy's default_profile, else "strict".
+  std::string ProfileFor(const std::string& canonical_path) const;
+  const std::string& default_profile() const { return default_profile_; }
+  // Every profile name the policy refers to (to check they exist).
+  std::vector<std::string> ReferencedProfiles() const;
+  const std::vector<v1::Layer>& required_layers() const { return required_layers_; }
+
   // The limits with defaults applied to every unset field.
   const v1::Limits& limits() const { return limits_; }
   // The listen address (default applied).
@@ -51,6 +59,9 @@ class Policy {
   std::string listen_;
   std::map<std::string, std::string> path_by_name_;  // name -> canonical path
   std::set<std::string> allowed_paths_;              // canonical paths
+  std::map<std::string, std::string> profile_by_path_;  // canonical path -> profile
+  std::string default_profile_;
+  std::vector<v1::Layer> required_layers_;
   std::vector<std::string> warnings_;
 };
 

@@ -1,1 +1,270 @@
-// placeholder: being written
+#include "daemon/policy.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+namespace ffibroker {
+namespace {
+
+// A fresh temporary directory (canonical path) holding fake library files.
+class PolicyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "policy_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr) << tmpl;
+    char buf[PATH_MAX];
+    ASSERT_NE(::realpath(tmpl.c_str(), buf), nullptr);
+    dir_ = buf;
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  // Creates an empty file at dir_/rel and returns its path.
+  std::string MakeFile(const std::string& rel) {
+    std::string path = absl::StrCat(dir_, "/", rel);
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    std::ofstream(path).put('\0');
+    EXPECT_TRUE(std::filesystem::exists(path)) << path;
+    return path;
+  }
+
+  absl::StatusOr<Policy> ParseOk(const std::string& text) {
+    absl::StatusOr<Policy> policy = Policy::Parse(text, "test.textproto");
+    EXPECT_TRUE(policy.ok()) << policy.status();
+    return policy;
+  }
+
+  std::string dir_;
+};
+
+std::string Rule(const std::string& name, const std::string& path) {
+  return absl::StrCat("libraries { name: \"", name, "\" path: \"", path, "\" }\n");
+}
+
+TEST_F(PolicyTest, SyntaxErrorReportsSourceLineAndColumn) {
+  absl::StatusOr<Policy> policy =
+      Policy::Parse("listen: \"unix:/x\"\n  bogus_field: 1\n", "my.textproto");
+  ASSERT_FALSE(policy.ok());
+  EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument);
+  // Line 2; protobuf places the column at the token after the unknown name.
+  EXPECT_TRUE(absl::StartsWith(policy.status().message(), "my.textproto:2:"))
+      << policy.status();
+  EXPECT_TRUE(absl::StrContains(policy.status().message(), "bogus_field"))
+      << policy.status();
+
+  // First line, first column.
+  policy = Policy::Parse("}", "p");
+  ASSERT_FALSE(policy.ok());
+  EXPECT_TRUE(absl::StartsWith(policy.status().message(), "p:1:1:")) << policy.status();
+
+  // A type error inside a nested message: the string starts on line 3,
+  // column 17 (both 1-based).
+  policy = Policy::Parse("limits {\n\n  max_sessions: \"many\"\n}\n", "q");
+  ASSERT_FALSE(policy.ok());
+  EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(policy.status().message(), "q:3:17:")) << policy.status();
+}
+
+TEST_F(PolicyTest, RelativeLibraryPathRejected) {
+  absl::StatusOr<Policy> policy =
+      Policy::Parse(Rule("x", "lib/libx.so"), "test.textproto");
+  EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(policy.status().message(), "lib/libx.so"))
+      << policy.status();
+  EXPECT_TRUE(absl::StrContains(policy.status().message(), "test.textproto"))
+      << policy.status();
+  EXPECT_EQ(Policy::Parse("libraries { path: \"\" }", "t").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(PolicyTest, DuplicateNamesRejected) {
+  std::string a = MakeFile("a.so"), b = MakeFile("b.so");
+  absl::StatusOr<Policy> policy =
+      Policy::Parse(Rule("lib", a) + Rule("lib", b), "test.textproto");
+  EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(policy.status().message(), "'lib'")) << policy.status();
+}
+
+// policy.proto: a name is "unique within the policy"; whether the first
+// rule's file exists on this machine does not make the policy less wrong.
+TEST_F(PolicyTest, DuplicateNameRejectedEvenIfFirstFileIsMissing) {
+  std::string b = MakeFile("b.so");
+  absl::StatusOr<Policy> policy =
+      Policy::Parse(Rule("lib", dir_ + "/missing.so") + Rule("lib", b), "test.textproto");
+  EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument)
+      << "duplicate name 'lib' accepted";
+}
+
+TEST_F(PolicyTest, NameWithSlashRejected) {
+  std::string a = MakeFile("a.so");
+  EXPECT_EQ(Policy::Parse(Rule("x/y", a), "t").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(PolicyTest, MissingLibraryIsAWarning) {
+  std::string present = MakeFile("present.so");
+  std::string missing = dir_ + "/missing.so";
+  absl::StatusOr<Policy> policy =
+      ParseOk(Rule("present", present) + Rule("missing", missing));
+  ASSERT_TRUE(policy.ok());
+  ASSERT_EQ(policy->warnings().size(), 1u);
+  EXPECT_TRUE(absl::StrContains(policy->warnings()[0], missing))
+      << policy->warnings()[0];
+  EXPECT_TRUE(policy->ResolveLibrary("present").ok());
+  EXPECT_EQ(policy->ResolveLibrary("missing").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(PolicyTest, NoWarningsForACleanPolicy) {
+  absl::StatusOr<Policy> policy = ParseOk(Rule("a", MakeFile("a.so")));
+  ASSERT_TRUE(policy.ok());
+  EXPECT_TRUE(policy->warnings().empty());
+}
+
+TEST_F(PolicyTest, DefaultsApplied) {
+  absl::StatusOr<Policy> policy = ParseOk("");
+  ASSERT_TRUE(policy.ok());
+  const v1::Limits& l = policy->limits();
+  EXPECT_EQ(l.max_sessions(), 256u);
+  EXPECT_EQ(l.max_libraries_per_session(), 16u);
+  EXPECT_EQ(l.max_workers(), 64u);
+  EXPECT_EQ(l.max_call_millis(), 30000u);
+  EXPECT_EQ(l.default_session_idle_seconds(), 300u);
+  EXPECT_EQ(l.max_session_idle_seconds(), 3600u);
+  EXPECT_EQ(policy->listen(), kDefaultListenAddress);
+  EXPECT_EQ(policy->ResolveLibrary("anything").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(PolicyTest, ExplicitLimitsKeptOthersDefaulted) {
+  absl::StatusOr<Policy> policy = ParseOk(
+      "listen: \"tcp:127.0.0.1:9\"\n"
+      "limits { max_sessions: 5 max_call_millis: 100 }\n");
+  ASSERT_TRUE(policy.ok());
+  EXPECT_EQ(policy->listen(), "tcp:127.0.0.1:9");
+  EXPECT_EQ(policy->limits().max_sessions(), 5u);
+  EXPECT_EQ(policy->limits().max_call_millis(), 100u);
+  EXPECT_EQ(policy->limits().max_workers(), 64u);
+  EXPECT_EQ(policy->limits().max_libraries_per_session(), 16u);
+}
+
+TEST_F(PolicyTest, DefaultIdleAboveMaximumRejected) {
+  EXPECT_EQ(Policy::Parse("limits { default_session_idle_seconds: 4000 }", "t")
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Policy::Parse("limits { default_session_idle_seconds: 4000 "
+                            "max_session_idle_seconds: 4000 }",
+                            "t")
+                  .ok());
+}
+
+TEST_F(PolicyTest, LoadFile) {
+  std::string lib = MakeFile("l.so");
+  std::string file = dir_ + "/policy.textproto";
+  std::ofstream(file) << Rule("l", lib);
+  absl::StatusOr<Policy> policy = Policy::LoadFile(file);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_EQ(policy->ResolveLibrary("l").value_or(""), lib);
+
+  std::ofstream(file) << "\nnope {}\n";
+  policy = Policy::LoadFile(file);
+  EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(policy.status().message(), file + ":2:"))
+      << policy.status();
+
+  EXPECT_EQ(Policy::LoadFile(dir_ + "/absent.textproto").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(PolicyTest, ResolveByNameAndPath) {
+  std::string lib = MakeFile("libfoo.so.1");
+  absl::StatusOr<Policy> policy = ParseOk(Rule("libfoo.so.1", lib));
+  ASSERT_TRUE(policy.ok());
+  absl::StatusOr<std::string> by_name = policy->ResolveLibrary("libfoo.so.1");
+  ASSERT_TRUE(by_name.ok()) << by_name.status();
+  EXPECT_EQ(*by_name, lib);
+  absl::StatusOr<std::string> by_path = policy->ResolveLibrary(lib);
+  ASSERT_TRUE(by_path.ok()) << by_path.status();
+  EXPECT_EQ(*by_path, lib);
+  // A rule without a name is reachable by path only.
+  std::string anon = MakeFile("anon.so");
+  policy = ParseOk(absl::StrCat("libraries { path: \"", anon, "\" }"));
+  ASSERT_TRUE(policy.ok());
+  EXPECT_EQ(policy->ResolveLibrary(anon).value_or(""), anon);
+  EXPECT_EQ(policy->ResolveLibrary("anon.so").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(PolicyTest, ResolveThroughSymlinkToAllowedFile) {
+  std::string lib = MakeFile("real/libbar.so.2");
+  std::string link = dir_ + "/libbar.so";
+  ASSERT_EQ(::symlink(lib.c_str(), link.c_str()), 0);
+  absl::StatusOr<Policy> policy = ParseOk(Rule("bar", lib));
+  ASSERT_TRUE(policy.ok());
+  absl::StatusOr<std::string> resolved = policy->ResolveLibrary(link);
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ(*resolved, lib);
+}
+
+TEST_F(PolicyTest, RuleNamingASymlinkAllowsTarget) {
+  std::string lib = MakeFile("real/libbaz.so.3");
+  std::string link = dir_ + "/libbaz.so";
+  ASSERT_EQ(::symlink(lib.c_str(), link.c_str()), 0);
+  absl::StatusOr<Policy> policy = ParseOk(Rule("baz", link));
+  ASSERT_TRUE(policy.ok());
+  EXPECT_EQ(policy->ResolveLibrary("baz").value_or(""), lib);
+  EXPECT_EQ(policy->ResolveLibrary(link).value_or(""), lib);
+  EXPECT_EQ(policy->ResolveLibrary(lib).value_or(""), lib);
+}
+
+TEST_F(PolicyTest, ResolveErrors) {
+  std::string lib = MakeFile("allowed.so");
+  std::string other = MakeFile("other.so");
+  absl::StatusOr<Policy> policy = ParseOk(Rule("allowed", lib));
+  ASSERT_TRUE(policy.ok());
+  EXPECT_EQ(policy->ResolveLibrary("unknown").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(policy->ResolveLibrary(dir_ + "/nonexistent.so").status().code(),
+            absl::StatusCode::kNotFound);
+  absl::Status denied = policy->ResolveLibrary(other).status();
+  EXPECT_EQ(denied.code(), absl::StatusCode::kPermissionDenied) << denied;
+  EXPECT_TRUE(absl::StrContains(denied.message(), other)) << denied;
+  EXPECT_EQ(policy->ResolveLibrary("a/b.so").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(policy->ResolveLibrary("./allowed.so").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(policy->ResolveLibrary("").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // A symlink to a file that is not listed grants nothing.
+  std::string link = dir_ + "/sneaky.so";
+  ASSERT_EQ(::symlink(other.c_str(), link.c_str()), 0);
+  EXPECT_EQ(policy->ResolveLibrary(link).status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(PolicyTest, DotDotPathsAreCanonicalized) {
+  std::string lib = MakeFile("x/lib.so");
+  MakeFile("outside.so");
+  absl::StatusOr<Policy> policy = ParseOk(Rule("lib", lib));
+  ASSERT_TRUE(policy.ok());
+  absl::StatusOr<std::string> ok = policy->ResolveLibrary(dir_ + "/x/../x/lib.so");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(*ok, lib);
+  EXPECT_EQ(policy->ResolveLibrary(dir_ + "/x/./lib.so").value_or(""), lib);
+  EXPECT_EQ(policy->ResolveLibrary(dir_ + "/x/../outside.so").status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace ffibroker

@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <set>
 #include <vector>
 
@@ -55,9 +56,9 @@ absl::Status ValidateSymbols(
 
 }  // namespace
 
-SessionManager::SessionManager(const Policy* policy, WorkerOptions worker_options,
+SessionManager::SessionManager(const Policy* policy, WorkerLauncher* launcher,
                                std::function<absl::Time()> now)
-    : policy_(policy), worker_options_(std::move(worker_options)), now_(std::move(now)) {}
+    : policy_(policy), launcher_(launcher), now_(std::move(now)) {}
 
 SessionManager::~SessionManager() { CloseAll(); }
 
@@ -144,7 +145,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
     serial = session->serial;
   }
   absl::StatusOr<std::unique_ptr<Library>> opened =
-      Library::Open(path, request.symbols(), worker_options_, deadline);
+      Library::Open(path, request.symbols(), launcher_, policy_->ProfileFor(path), deadline);
 
   absl::MutexLock lock(&mu_);
   if (!opened.ok()) {
@@ -164,6 +165,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   response.set_library_handle(handle);
   response.set_resolved_path(path);
   response.set_worker_pid((*opened)->worker_pid());
+  *response.mutable_layers() = (*opened)->layers();
   LOG_INFO("session s%d opened %s as library %d (worker pid %d)", serial, path,
            handle, response.worker_pid());
   (*session)->libraries[handle] = std::move(*opened);
@@ -208,9 +210,37 @@ absl::StatusOr<v1::CallResponse> SessionManager::Call(
   absl::StatusOr<v1::CallResponse> response =
       lib->Call(request, std::min(deadline, cap));
   if (!response.ok() && (absl::IsUnavailable(response.status()) ||
+                         absl::IsPermissionDenied(response.status()) ||
+                         absl::IsResourceExhausted(response.status()) ||
                          absl::IsDeadlineExceeded(response.status()) ||
                          absl::IsDataLoss(response.status()))) {
     LOG_WARNING("session s%d: %s", serial, response.status().ToString());
+  }
+  return response;
+}
+
+absl::StatusOr<v1::GetStatusResponse> SessionManager::GetStatus(absl::Time deadline) {
+  v1::GetStatusResponse response;
+  response.set_default_profile(policy_->default_profile());
+  for (const Profile* profile : launcher_->profiles().All()) {
+    v1::ProfileStatus* p = response.add_profiles();
+    p->set_name(profile->name());
+    p->set_description(profile->description());
+    p->set_syscalls(static_cast<uint32_t>(profile->syscall_count()));
+  }
+  for (v1::Layer layer : policy_->required_layers()) response.add_required_layers(layer);
+  {
+    absl::MutexLock lock(&mu_);
+    response.set_workers(workers_);
+  }
+  // A probe loads nothing; it shows what any worker gets right now.
+  absl::Time cap = now_() + absl::Seconds(10);
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> probe = launcher_->Launch(
+      worker::v1::Open(), policy_->default_profile(), std::min(deadline, cap),
+      response.mutable_probe());
+  if (!probe.ok()) {
+    return absl::Status(probe.status().code(),
+                        absl::StrCat("probe worker: ", probe.status().message()));
   }
   return response;
 }

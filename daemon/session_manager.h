@@ -25,16 +25,16 @@
 #include "absl/time/time.h"
 #include "daemon/library.h"
 #include "daemon/policy.h"
-#include "daemon/worker_process.h"
+#include "daemon/worker_launcher.h"
 #include "ffibroker/v1/broker.pb.h"
 
 namespace ffibroker {
 
 class SessionManager {
  public:
-  // `policy` is borrowed and must outlive the manager. `now` is the clock
-  // (a seam for tests).
-  SessionManager(const Policy* policy, WorkerOptions worker_options,
+  // `policy` and `launcher` are borrowed and must outlive the manager.
+  // `now` is the clock (a seam for tests).
+  SessionManager(const Policy* policy, WorkerLauncher* launcher,
                  std::function<absl::Time()> now = absl::Now);
   ~SessionManager();  // stops every library
 
@@ -49,6 +49,10 @@ class SessionManager {
   // `deadline` is the client's; the policy's max_call_millis caps it.
   absl::StatusOr<v1::CallResponse> Call(const v1::CallRequest& request,
                                         absl::Time deadline);
+
+  // The profiles, required layers, worker count, and the layers of a probe
+  // worker started now under the default profile.
+  absl::StatusOr<v1::GetStatusResponse> GetStatus(absl::Time deadline);
 
   // Ends sessions idle past their timeout; returns how many ended.
   int ExpireIdleSessions();
@@ -72,7 +76,7 @@ class SessionManager {
   static uint32_t StopAll(Session& session);
 
   const Policy* const policy_;
-  const WorkerOptions worker_options_;
+  WorkerLauncher* const launcher_;
   const std::function<absl::Time()> now_;
 
   absl::Mutex mu_;

@@ -1,1 +1,253 @@
-// placeholder: being written
+#include "daemon/worker_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/signature.h"
+#include "ffibroker/worker/v1/worker.pb.h"
+#include "gtest/gtest.h"
+
+namespace ffibroker {
+namespace {
+
+absl::Time Soon() { return absl::Now() + absl::Seconds(20); }
+
+std::unique_ptr<WorkerProcess> SpawnWorker() {
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> w =
+      WorkerProcess::Spawn(WorkerOptions{FFIBROKER_WORKER_PATH}, Soon());
+  EXPECT_TRUE(w.ok()) << w.status();
+  return w.ok() ? std::move(*w) : nullptr;
+}
+
+worker::v1::DaemonToWorker OpenRequest(const std::string& path,
+                                       const std::string& decl_text) {
+  worker::v1::DaemonToWorker req;
+  req.mutable_open()->set_path(path);
+  absl::StatusOr<Declaration> decl = ParseDeclaration(decl_text);
+  EXPECT_TRUE(decl.ok()) << decl.status();
+  worker::v1::Symbol* sym = req.mutable_open()->add_symbols();
+  sym->set_name(decl.ok() ? decl->name : "");
+  if (decl.ok()) *sym->mutable_signature() = decl->signature;
+  return req;
+}
+
+worker::v1::DaemonToWorker CallRequest(uint32_t index) {
+  worker::v1::DaemonToWorker req;
+  req.mutable_call()->set_symbol_index(index);
+  return req;
+}
+
+// Spawns a worker and opens `decl` in `lib`; null on failure.
+std::unique_ptr<WorkerProcess> OpenedWorker(const std::string& lib,
+                                            const std::string& decl) {
+  std::unique_ptr<WorkerProcess> w = SpawnWorker();
+  if (w == nullptr) return nullptr;
+  absl::StatusOr<worker::v1::WorkerToDaemon> r = w->Exchange(OpenRequest(lib, decl), Soon());
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (!r.ok()) return nullptr;
+  EXPECT_TRUE(r->has_opened()) << r->ShortDebugString();
+  return r->has_opened() ? std::move(w) : nullptr;
+}
+
+// True once `pid` is no longer our child (reaped by someone).
+bool Reaped(pid_t pid) {
+  errno = 0;
+  return ::waitpid(pid, nullptr, WNOHANG) == -1 && errno == ECHILD;
+}
+
+TEST(WorkerProcessTest, SpawnCompletesHandshake) {
+  std::unique_ptr<WorkerProcess> w = SpawnWorker();
+  ASSERT_NE(w, nullptr);
+  EXPECT_GT(w->pid(), 0);
+  EXPECT_NE(w->pid(), ::getpid());
+  EXPECT_TRUE(w->alive());
+  EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kRunning);
+  EXPECT_EQ(::kill(w->pid(), 0), 0);
+}
+
+TEST(WorkerProcessTest, CallsShareTheWorkersState) {
+  std::unique_ptr<WorkerProcess> w =
+      OpenedWorker(FFIBROKER_SCALARS_LIB, "i32 counter_next()");
+  ASSERT_NE(w, nullptr);
+  for (int32_t expected : {1, 2}) {
+    absl::StatusOr<worker::v1::WorkerToDaemon> r = w->Exchange(CallRequest(0), Soon());
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_TRUE(r->has_result()) << r->ShortDebugString();
+    ASSERT_EQ(r->result().value().size(), sizeof(int32_t));
+    int32_t got;
+    std::memcpy(&got, r->result().value().data(), sizeof got);
+    EXPECT_EQ(got, expected);
+  }
+  EXPECT_TRUE(w->alive());
+}
+
+TEST(WorkerProcessTest, OpenFailureIsAnErrorReplyNotADeath) {
+  std::unique_ptr<WorkerProcess> w = SpawnWorker();
+  ASSERT_NE(w, nullptr);
+  absl::StatusOr<worker::v1::WorkerToDaemon> r =
+      w->Exchange(OpenRequest(FFIBROKER_SCALARS_LIB, "i32 not_exported()"), Soon());
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->has_error()) << r->ShortDebugString();
+  EXPECT_EQ(r->error().code(), worker::v1::Error::CODE_SYMBOL_NOT_FOUND);
+  EXPECT_TRUE(absl::StrContains(r->error().message(), "not_exported"));
+  EXPECT_TRUE(w->alive());
+}
+
+TEST(WorkerProcessTest, SegfaultIsUnavailableAndReaped) {
+  std::unique_ptr<WorkerProcess> w =
+      OpenedWorker(FFIBROKER_CRASHY_LIB, "i32 crash_segv()");
+  ASSERT_NE(w, nullptr);
+  const pid_t pid = w->pid();
+  absl::StatusOr<worker::v1::WorkerToDaemon> r = w->Exchange(CallRequest(0), Soon());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "SIGSEGV")) << r.status();
+  WorkerOutcome outcome = w->outcome();
+  EXPECT_EQ(outcome.kind, WorkerOutcome::Kind::kSignaled) << outcome.message;
+  EXPECT_EQ(outcome.code, SIGSEGV);
+  EXPECT_TRUE(absl::StrContains(outcome.message, "SIGSEGV")) << outcome.message;
+  EXPECT_FALSE(w->alive());
+  EXPECT_TRUE(Reaped(pid));
+  // Dead for good: the next exchange fails without waiting.
+  r = w->Exchange(CallRequest(0), Soon());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kSignaled);
+}
+
+TEST(WorkerProcessTest, AbortIsSignaled) {
+  std::unique_ptr<WorkerProcess> w = OpenedWorker(FFIBROKER_CRASHY_LIB, "void crash_abort()");
+  ASSERT_NE(w, nullptr);
+  absl::StatusOr<worker::v1::WorkerToDaemon> r = w->Exchange(CallRequest(0), Soon());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "SIGABRT")) << r.status();
+  EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kSignaled);
+  EXPECT_EQ(w->outcome().code, SIGABRT);
+}
+
+TEST(WorkerProcessTest, ExitMidCallIsExited) {
+  std::unique_ptr<WorkerProcess> w = OpenedWorker(FFIBROKER_CRASHY_LIB, "i32 exit_midcall()");
+  ASSERT_NE(w, nullptr);
+  const pid_t pid = w->pid();
+  absl::StatusOr<worker::v1::WorkerToDaemon> r = w->Exchange(CallRequest(0), Soon());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kExited) << w->outcome().message;
+  EXPECT_EQ(w->outcome().code, 7);
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "7")) << r.status();
+  EXPECT_TRUE(Reaped(pid));
+}
+
+TEST(WorkerProcessTest, MissedDeadlineIsTimedOut) {
+  std::unique_ptr<WorkerProcess> w = OpenedWorker(FFIBROKER_CRASHY_LIB, "void hang()");
+  ASSERT_NE(w, nullptr);
+  const pid_t pid = w->pid();
+  absl::Time start = absl::Now();
+  absl::StatusOr<worker::v1::WorkerToDaemon> r =
+      w->Exchange(CallRequest(0), start + absl::Milliseconds(200));
+  absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+  EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kTimedOut) << w->outcome().message;
+  EXPECT_FALSE(w->alive());
+  EXPECT_GE(took, absl::Milliseconds(190));
+  EXPECT_LT(took, absl::Seconds(10));
+  EXPECT_TRUE(Reaped(pid));
+}
+
+TEST(WorkerProcessTest, KillFromAnotherThreadStopsAHungCall) {
+  std::unique_ptr<WorkerProcess> w = OpenedWorker(FFIBROKER_CRASHY_LIB, "void hang()");
+  ASSERT_NE(w, nullptr);
+  const pid_t pid = w->pid();
+  WorkerProcess* raw = w.get();
+  std::thread killer([raw] {
+    absl::SleepFor(absl::Milliseconds(150));
+    raw->Kill();
+  });
+  absl::Time start = absl::Now();
+  absl::StatusOr<worker::v1::WorkerToDaemon> r =
+      w->Exchange(CallRequest(0), start + absl::Seconds(30));
+  absl::Duration took = absl::Now() - start;
+  killer.join();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kStopped) << w->outcome().message;
+  EXPECT_FALSE(w->alive());
+  EXPECT_LT(took, absl::Seconds(10));
+  EXPECT_TRUE(Reaped(pid));
+}
+
+TEST(WorkerProcessTest, KillBeforeExchange) {
+  std::unique_ptr<WorkerProcess> w = SpawnWorker();
+  ASSERT_NE(w, nullptr);
+  w->Kill();
+  EXPECT_FALSE(w->alive());
+  EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kStopped);
+  absl::StatusOr<worker::v1::WorkerToDaemon> r =
+      w->Exchange(OpenRequest(FFIBROKER_SCALARS_LIB, "i32 counter_next()"), Soon());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+}
+
+TEST(WorkerProcessTest, AbandonRecordsProtocolViolation) {
+  std::unique_ptr<WorkerProcess> w = SpawnWorker();
+  ASSERT_NE(w, nullptr);
+  const pid_t pid = w->pid();
+  w->Abandon("replied with the wrong kind");
+  EXPECT_FALSE(w->alive());
+  EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kProtocolViolation);
+  EXPECT_TRUE(absl::StrContains(w->outcome().message, "replied with the wrong kind"));
+  EXPECT_TRUE(Reaped(pid));
+}
+
+TEST(WorkerProcessTest, SpawnOfMissingBinaryIsUnavailable) {
+  std::string dir = ::testing::TempDir() + "worker_process_test.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> w =
+      WorkerProcess::Spawn(WorkerOptions{dir + "/no-such-worker"}, Soon());
+  EXPECT_EQ(w.status().code(), absl::StatusCode::kUnavailable) << w.status();
+  ::rmdir(dir.c_str());
+}
+
+TEST(WorkerProcessTest, SpawnOfANonExecutableFormatIsUnavailable) {
+  // An empty file with the execute bit: exec fails with ENOEXEC.
+  std::string dir = ::testing::TempDir() + "worker_process_test.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  std::string path = dir + "/empty-worker";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> w =
+      WorkerProcess::Spawn(WorkerOptions{path}, Soon());
+  EXPECT_EQ(w.status().code(), absl::StatusCode::kUnavailable) << w.status();
+  ::unlink(path.c_str());
+  ::rmdir(dir.c_str());
+}
+
+TEST(WorkerProcessTest, DestructorKillsAndReaps) {
+  std::unique_ptr<WorkerProcess> w = SpawnWorker();
+  ASSERT_NE(w, nullptr);
+  const pid_t pid = w->pid();
+  ASSERT_EQ(::kill(pid, 0), 0);
+  w.reset();
+  errno = 0;
+  EXPECT_EQ(::kill(pid, 0), -1);
+  EXPECT_EQ(errno, ESRCH);
+  EXPECT_TRUE(Reaped(pid));
+}
+
+TEST(WorkerProcessTest, SignalName) {
+  EXPECT_TRUE(absl::StartsWith(SignalName(SIGSEGV), "SIGSEGV")) << SignalName(SIGSEGV);
+  EXPECT_TRUE(absl::StartsWith(SignalName(SIGKILL), "SIGKILL")) << SignalName(SIGKILL);
+  EXPECT_FALSE(absl::StartsWith(SignalName(SIGABRT), "SIGSEGV"));
+}
+
+}  // namespace
+}  // namespace ffibroker
