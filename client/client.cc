@@ -72,6 +72,15 @@ absl::StatusOr<v1::WhoamiResponse> Client::Whoami(const std::string& session_id)
   return response;
 }
 
+absl::StatusOr<v1::GetStatusResponse> Client::GetStatus() {
+  v1::GetStatusResponse response;
+  grpc::ClientContext context;
+  Prepare(&context);
+  RETURN_IF_ERROR(
+      FromGrpcStatus(stub_->GetStatus(&context, v1::GetStatusRequest(), &response)));
+  return response;
+}
+
 absl::StatusOr<std::unique_ptr<Session>> Client::CreateSession(
     uint32_t idle_timeout_seconds) {
   v1::CreateSessionRequest request;

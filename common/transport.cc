@@ -9,9 +9,6 @@
 #include "absl/strings/str_cat.h"
 
 namespace ffibroker {
-namespace {
-constexpr char kFrameByte = 'F';
-}  // namespace
 
 absl::StatusOr<std::pair<std::unique_ptr<SeqpacketTransport>,
                          std::unique_ptr<SeqpacketTransport>>>
@@ -34,7 +31,7 @@ absl::Status SeqpacketTransport::Send(
     const google::protobuf::MessageLite& message) {
   // Every packet starts with a frame byte, so an empty message is never a
   // zero-length packet (which recv() cannot tell from a closed peer).
-  std::string bytes(1, kFrameByte);
+  std::string bytes(1, kTransportFrameByte);
   if (!message.AppendToString(&bytes)) {
     return absl::InternalError("could not serialize a channel message");
   }
@@ -94,7 +91,7 @@ absl::Status SeqpacketTransport::Receive(google::protobuf::MessageLite* message,
     return absl::DataLossError(absl::StrCat("packet of ", n,
                                             " bytes exceeds the channel limit"));
   }
-  if (buffer_[0] != kFrameByte) {
+  if (buffer_[0] != kTransportFrameByte) {
     return absl::DataLossError(absl::StrCat("packet of ", n, " bytes without a frame byte"));
   }
   if (!message->ParseFromArray(buffer_.get() + 1, static_cast<int>(n - 1))) {

@@ -23,6 +23,10 @@
 
 namespace ffibroker {
 
+// The first byte of every packet (see SeqpacketTransport::Send). Exposed for
+// the worker's fatal-signal reporter, which writes a packet by hand.
+inline constexpr char kTransportFrameByte = 'F';
+
 // Largest message either side accepts. Bigger packets are rejected whole.
 inline constexpr size_t kMaxMessageBytes = 1 << 20;
 

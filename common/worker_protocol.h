@@ -7,7 +7,7 @@ namespace ffibroker {
 
 // Bumped whenever the meaning of a worker message changes. The daemon
 // refuses a worker whose Hello carries another version.
-inline constexpr unsigned kWorkerProtocolVersion = 2;
+inline constexpr unsigned kWorkerProtocolVersion = 3;
 
 // The descriptor number of the channel in the worker process.
 inline constexpr int kWorkerChannelFd = 3;

@@ -179,4 +179,12 @@ grpc::ServerUnaryReactor* BrokerService::WriteStatic(grpc::CallbackServerContext
   });
 }
 
+grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* context,
+                                                   const v1::GetStatusRequest*,
+                                                   v1::GetStatusResponse* response) {
+  return Dispatch(context, response, [this](const Caller& caller, absl::Time deadline) {
+    return sessions_->GetStatus(caller, deadline);
+  });
+}
+
 }  // namespace ffibroker

@@ -78,6 +78,9 @@ class BrokerService final : public v1::Broker::CallbackService {
   grpc::ServerUnaryReactor* WriteStatic(grpc::CallbackServerContext* context,
                                         const v1::WriteStaticRequest* request,
                                         v1::WriteStaticResponse* response) override;
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
+                                      const v1::GetStatusRequest* request,
+                                      v1::GetStatusResponse* response) override;
 
  private:
   // Authenticates the caller, then runs `handler(caller, deadline)` on the

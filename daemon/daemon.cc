@@ -113,7 +113,30 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   }
   ASSIGN_OR_RETURN(Policy policy, Policy::LoadFile(options.policy_path));
   for (const std::string& warning : policy.warnings()) LOG_WARNING("%s", warning);
-  d->policies_ = std::make_unique<PolicyHolder>(std::move(policy), options.policy_path);
+  // Profiles are loaded once; a policy (at start or on SIGHUP) may only name
+  // profiles that exist.
+  std::string profiles_dir = options.profiles_dir;
+  if (profiles_dir.empty()) {
+    size_t slash = options.policy_path.rfind('/');
+    profiles_dir = (slash == std::string::npos ? std::string(".")
+                                               : options.policy_path.substr(0, slash)) +
+                   "/profiles";
+  }
+  ASSIGN_OR_RETURN(ProfileSet profiles, ProfileSet::LoadDirectory(profiles_dir));
+  d->profiles_ = std::make_unique<ProfileSet>(std::move(profiles));
+  PolicyHolder::Validator validate = [profiles = d->profiles_.get(),
+                                      path = options.policy_path](const Policy& p) {
+    for (const std::string& name : p.ReferencedProfiles()) {
+      absl::StatusOr<const Profile*> found = profiles->Find(name);
+      if (!found.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ": ", found.status().message()));
+      }
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(validate(policy));
+  d->policies_ =
+      std::make_unique<PolicyHolder>(std::move(policy), options.policy_path, validate);
   std::shared_ptr<const Policy> current = d->policies_->Get();
   if (current->principal_count() == 0) {
     LOG_WARNING("the policy lists no principals: every client will be refused");
@@ -134,11 +157,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
     ASSIGN_OR_RETURN(d->acceptor_, PeerAcceptor::Listen(address.path));
   }
 
-  WorkerOptions worker_options;
-  worker_options.worker_path = d->options_.worker_path;
+  d->launcher_ = std::make_unique<WorkerLauncher>(d->options_.worker_path, d->profiles_.get());
   d->sessions_ = std::make_unique<SessionManager>(
       d->policies_.get(), d->token_authority_.get(), d->audit_.get(), d->pins_.get(),
-      worker_options);
+      d->launcher_.get());
   d->token_service_ = std::make_unique<TokenService>(
       d->sessions_.get(), d->policies_.get(), d->token_authority_.get(), d->audit_.get());
   d->authenticator_ = std::make_unique<Authenticator>(d->acceptor_.get(), d->policies_.get());
@@ -260,6 +282,7 @@ Daemon::~Daemon() {
   service_.reset();
   token_service_.reset();
   sessions_.reset();
+  launcher_.reset();
 }
 
 }  // namespace ffibroker

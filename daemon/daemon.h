@@ -24,6 +24,8 @@
 #include "daemon/peer_acceptor.h"
 #include "daemon/pinned_library.h"
 #include "daemon/policy_holder.h"
+#include "daemon/profiles.h"
+#include "daemon/worker_launcher.h"
 #include "daemon/session_manager.h"
 #include "daemon/token_authority.h"
 #include "daemon/token_service.h"
@@ -34,6 +36,7 @@ struct DaemonOptions {
   std::string policy_path;
   std::string listen;          // overrides the policy's when non-empty
   std::string worker_path;     // ffibroker-worker; default: beside ffibrokerd
+  std::string profiles_dir;    // confinement profiles; default: profiles/ beside the policy
   std::string tls_cert_path;   // PEM; required for a non-loopback TCP listener
   std::string tls_key_path;
   int threads = 16;
@@ -67,6 +70,8 @@ class Daemon {
   std::unique_ptr<TokenAuthority> token_authority_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<PinnedLibraries> pins_;
+  std::unique_ptr<ProfileSet> profiles_;
+  std::unique_ptr<WorkerLauncher> launcher_;
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<TokenService> token_service_;
   std::unique_ptr<PeerAcceptor> acceptor_;

@@ -1,7 +1,5 @@
 #include "daemon/library.h"
 
-#include <cctype>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
@@ -12,38 +10,13 @@
 namespace ffibroker {
 namespace {
 
-// Worker text is untrusted: keep it short and printable before it reaches
-// a client or a log.
-std::string Sanitize(const std::string& text) {
-  std::string out;
-  for (char c : text.substr(0, 300)) {
-    out.push_back(std::isprint(static_cast<unsigned char>(c)) ? c : '?');
-  }
-  if (text.size() > 300) out += "...";
-  return out;
-}
-
-absl::Status OpenError(const worker::v1::Error& error) {
-  std::string message = Sanitize(error.message());
-  switch (error.code()) {
-    case worker::v1::Error::CODE_SYMBOL_NOT_FOUND:
-      return absl::NotFoundError(message);
-    case worker::v1::Error::CODE_LOAD_FAILED:
-      return absl::FailedPreconditionError(message);
-    case worker::v1::Error::CODE_PREP_FAILED:
-      return absl::InvalidArgumentError(message);
-    default:
-      return absl::InternalError(absl::StrCat("worker refused to open: ", message));
-  }
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Library>> Library::Open(
     std::string path,
     const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
     const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
-    const ClassTable& classes, const WorkerOptions& options, absl::Time deadline) {
+    const ClassTable& classes, WorkerSpec spec, absl::Time deadline) {
   worker::v1::Open open;
   open.set_path(path);
   for (const v1::ClassDefinition& def : classes.definitions()) *open.add_classes() = def;
@@ -65,7 +38,7 @@ absl::StatusOr<std::unique_ptr<Library>> Library::Open(
     ASSIGN_OR_RETURN(TypeRef type, classes.Resolve(s.type(), TypeUse::kStatic));
     static_infos[s.name()] = StaticInfo{open.statics_size() - 1, type, s.mutable_()};
   }
-  std::unique_ptr<Library> lib(new Library(std::move(path), std::move(open), options));
+  std::unique_ptr<Library> lib(new Library(std::move(path), std::move(open), std::move(spec)));
   lib->signatures_ = std::move(signatures);
   lib->statics_ = std::move(static_infos);
   lib->symbol_missing_.assign(symbols.size(), false);
@@ -177,7 +150,7 @@ absl::StatusOr<worker::v1::InstanceResult> Library::InstanceOpLocked(
     // The daemon validated the request, so an error answer is a lie too.
     worker->Abandon(reply->has_error()
                         ? absl::StrCat("refused a validated instance operation: ",
-                                       Sanitize(reply->error().message()))
+                                       SanitizeWorkerText(reply->error().message()))
                         : "answered an instance operation with something else");
     return absl::UnavailableError(absl::StrCat(
         "instance operation in ", path_, " failed: worker ", worker->outcome().message));
@@ -186,24 +159,17 @@ absl::StatusOr<worker::v1::InstanceResult> Library::InstanceOpLocked(
 }
 
 absl::Status Library::StartWorker(absl::Time deadline) {
-  ASSIGN_OR_RETURN(std::unique_ptr<WorkerProcess> worker,
-                   WorkerProcess::Spawn(options_, deadline));
-  worker::v1::DaemonToWorker request;
-  *request.mutable_open() = open_;
-  absl::StatusOr<worker::v1::WorkerToDaemon> reply = worker->Exchange(request, deadline);
-  if (!reply.ok()) {
-    return absl::Status(reply.status().code(),
-                        absl::StrCat("while loading ", path_, ": ", reply.status().message()));
-  }
-  if (reply->has_error()) return OpenError(reply->error());
-  if (!reply->has_opened()) {
-    worker->Abandon("answered Open with something other than Opened");
-    return absl::UnavailableError(
-        absl::StrCat("while loading ", path_, ": worker ", worker->outcome().message));
+  v1::WorkerLayers layers;
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> worker =
+      spec_.launcher->Launch(open_, spec_.profile, spec_.required_layers, deadline, &layers);
+  if (!worker.ok()) {
+    return absl::Status(worker.status().code(),
+                        absl::StrCat("while loading ", path_, ": ", worker.status().message()));
   }
   absl::MutexLock lock(&worker_mu_);
   if (stopped_) return absl::FailedPreconditionError("library was closed");
-  worker_ = std::move(worker);
+  worker_ = std::move(*worker);
+  layers_ = std::move(layers);
   ++generation_;
   return absl::OkStatus();
 }
@@ -251,10 +217,8 @@ absl::StatusOr<v1::CallResponse> Library::Call(const v1::CallRequest& request,
                                      " failed: ", reply.status().message()));
   }
   if (!reply->has_result()) {
-    worker->Abandon(reply->has_error()
-                        ? absl::StrCat("refused a validated call: ",
-                                       Sanitize(reply->error().message()))
-                        : "answered Call with something other than a result");
+    worker->Abandon(reply->has_error() ? "refused a call the daemon had validated"
+                                       : "answered Call with something other than a result");
     return absl::UnavailableError(absl::StrCat(
         "call to '", symbol.name(), "' in ", path_, " failed: worker ",
         worker->outcome().message));
@@ -282,6 +246,11 @@ void Library::Stop() {
   absl::MutexLock lock(&worker_mu_);
   stopped_ = true;
   if (worker_ != nullptr) worker_->Kill();
+}
+
+v1::WorkerLayers Library::layers() const {
+  absl::MutexLock lock(&worker_mu_);
+  return layers_;
 }
 
 pid_t Library::worker_pid() const {

@@ -26,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/type_table.h"
+#include "daemon/worker_launcher.h"
 #include "daemon/worker_process.h"
 #include "ffibroker/v1/broker.pb.h"
 #include "ffibroker/worker/v1/worker.pb.h"
@@ -46,6 +47,13 @@ struct InstanceContext {
   uint64_t max_string_bytes = kDefaultMaxStringLength;
 };
 
+// How a library's workers are started and confined.
+struct WorkerSpec {
+  WorkerLauncher* launcher = nullptr;  // borrowed; outlives the library
+  std::string profile = "strict";      // confinement profile name
+  std::vector<v1::Layer> required_layers;  // from the policy at open time
+};
+
 class Library {
  public:
   // Starts a worker that loads `path` (absolute, already allowed by policy)
@@ -53,19 +61,22 @@ class Library {
   // `classes`, the session's classes at open time). NOT_FOUND for a missing
   // symbol, FAILED_PRECONDITION if the loader refused the file,
   // UNAVAILABLE if the worker could not start or died while loading.
+  // `spec` says how its workers are confined.
   static absl::StatusOr<std::unique_ptr<Library>> Open(
       std::string path,
       const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
       const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
-      const ClassTable& classes, const WorkerOptions& options, absl::Time deadline);
+      const ClassTable& classes, WorkerSpec spec, absl::Time deadline);
 
   // Validates `request` against the declared signature and runs it.
   // INVALID_ARGUMENT / NOT_FOUND for bad input (the worker never sees it);
   // DEADLINE_EXCEEDED if the deadline passed (the worker is killed);
+  // PERMISSION_DENIED naming the syscall if the library made one its
+  // profile forbids; RESOURCE_EXHAUSTED if it ran out of memory or CPU time;
   // UNAVAILABLE if the worker died (naming the signal) or broke the
   // protocol; DATA_LOSS if the library returned an invalid value (e.g. a
   // bool that is neither 0 nor 1); FAILED_PRECONDITION for a missing
-  // optional symbol.
+  // optional symbol. After any worker end the next call starts a new worker.
   absl::StatusOr<v1::CallResponse> Call(const v1::CallRequest& request,
                                         absl::Time deadline,
                                         const InstanceContext& instances);
@@ -99,10 +110,12 @@ class Library {
   // before the library was opened).
   int class_count() const { return open_.classes_size(); }
   pid_t worker_pid() const;
+  // The layers in force in the current worker.
+  v1::WorkerLayers layers() const;
 
  private:
-  Library(std::string path, worker::v1::Open open, WorkerOptions options)
-      : path_(std::move(path)), open_(std::move(open)), options_(std::move(options)) {}
+  Library(std::string path, worker::v1::Open open, WorkerSpec spec)
+      : path_(std::move(path)), open_(std::move(open)), spec_(std::move(spec)) {}
 
   // Starts a worker and loads the library in it; on success installs it.
   absl::Status StartWorker(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(call_mu_);
@@ -117,7 +130,7 @@ class Library {
 
   const std::string path_;
   const worker::v1::Open open_;           // the request that loads us
-  const WorkerOptions options_;
+  const WorkerSpec spec_;
   std::map<std::string, int> symbol_index_;  // name -> index in open_
   std::vector<ResolvedSignature> signatures_;  // by symbol index
   std::vector<bool> capture_errno_;            // by symbol index
@@ -132,6 +145,7 @@ class Library {
   bool stopped_ ABSL_GUARDED_BY(worker_mu_) = false;
   // Incremented by every worker start; instances of older ones are gone.
   uint64_t generation_ ABSL_GUARDED_BY(call_mu_) = 0;
+  v1::WorkerLayers layers_ ABSL_GUARDED_BY(worker_mu_);
 };
 
 }  // namespace ffibroker

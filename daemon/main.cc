@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
                "else unix:/run/ffibroker/ffibrokerd.sock)");
   flags.String("worker", &options.worker_path,
                "path of ffibroker-worker (default: beside ffibrokerd)");
+  flags.String("profiles", &options.profiles_dir,
+               "directory of confinement profiles (default: profiles/ beside the policy)");
   flags.String("tls-cert", &options.tls_cert_path, "PEM certificate chain for a TCP listener");
   flags.String("tls-key", &options.tls_key_path, "PEM private key for a TCP listener");
   flags.Int("threads", &threads, "threads serving requests");

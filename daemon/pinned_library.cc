@@ -68,7 +68,9 @@ absl::StatusOr<std::string> PinnedLibraries::Materialize(const std::string& path
   struct stat st;
   if (::stat(target.c_str(), &st) == 0) return target;  // ours; same bytes
   std::string temp = absl::StrCat(target, ".tmp");
-  UniqueFd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0500));
+  // Readable by anyone (the worker runs as an unprivileged uid); the 0700
+  // directory keeps everyone but the daemon's user out.
+  UniqueFd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0444));
   if (!out.valid()) return ErrnoStatus(absl::StrCat("create ", temp), errno);
   size_t done = 0;
   while (done < bytes->size()) {

@@ -293,6 +293,15 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
     policy.principals_.push_back(std::move(r));
   }
 
+  for (int i = 0; i < proto.require_layers_size(); ++i) {
+    int layer = proto.require_layers(i);
+    if (layer == v1::LAYER_UNSPECIFIED || !v1::Layer_IsValid(layer)) {
+      errors.push_back(absl::StrCat(top.At("require_layers", i), ": ", layer,
+                                    " is not a confinement layer"));
+      continue;
+    }
+    policy.required_layers_.push_back(static_cast<v1::Layer>(layer));
+  }
   policy.limits_ = proto.limits();
   Default(&policy.limits_, &v1::Limits::max_sessions, &v1::Limits::set_max_sessions, 256);
   Default(&policy.limits_, &v1::Limits::max_libraries_per_session, &v1::Limits::set_max_libraries_per_session, 16);
@@ -391,6 +400,14 @@ absl::StatusOr<Caller> Policy::Authenticate(const PeerIdentity& id) const {
           "the connection carries no identity: use the unix socket, a TLS client "
           "certificate or an API key");
   }
+}
+
+std::set<std::string> Policy::ReferencedProfiles() const {
+  std::set<std::string> names;
+  for (const ResolvedPrincipal& p : principals_) {
+    names.insert(p.permission.confinement_profile());
+  }
+  return names;
 }
 
 }  // namespace ffibroker

@@ -46,6 +46,12 @@ class Policy {
   // wins. PERMISSION_DENIED if none matches (naming the uid or TLS name).
   absl::StatusOr<Caller> Authenticate(const PeerIdentity& identity) const;
 
+  // Every confinement profile name a principal's permission names (to check
+  // they exist before the policy is put in force).
+  std::set<std::string> ReferencedProfiles() const;
+  // Layers every worker must have (Policy.require_layers).
+  const std::vector<v1::Layer>& required_layers() const { return required_layers_; }
+
   // The limits with defaults applied to every unset field.
   const v1::Limits& limits() const { return limits_; }
   // The listen address (default applied).
@@ -80,6 +86,7 @@ class Policy {
   std::map<std::string, std::string> path_by_name_;  // name -> canonical path
   std::vector<ResolvedPrincipal> principals_;
   std::map<std::string, KeyOwner> key_owners_;  // sha256 hex -> owner
+  std::vector<v1::Layer> required_layers_;
   std::vector<std::string> warnings_;
 };
 

@@ -1,5 +1,8 @@
 // PolicyHolder: the policy currently in force, swappable atomically.
 //
+// A validator given at construction (the daemon checks that every profile
+// a policy names exists) must accept a new policy before it is swapped in.
+//
 // Readers take a shared_ptr snapshot and use it for the whole request, so a
 // reload never changes a policy under a request's feet; Reload() parses the
 // new file completely before swapping, so a bad file leaves the old policy
@@ -13,6 +16,7 @@
 #ifndef FFIBROKER_DAEMON_POLICY_HOLDER_H_
 #define FFIBROKER_DAEMON_POLICY_HOLDER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -25,8 +29,12 @@ namespace ffibroker {
 
 class PolicyHolder {
  public:
-  PolicyHolder(Policy initial, std::string path)
-      : path_(std::move(path)), current_(std::make_shared<const Policy>(std::move(initial))) {}
+  using Validator = std::function<absl::Status(const Policy&)>;
+
+  // `initial` must have passed `validate` already.
+  PolicyHolder(Policy initial, std::string path, Validator validate = nullptr)
+      : path_(std::move(path)), validate_(std::move(validate)),
+        current_(std::make_shared<const Policy>(std::move(initial))) {}
 
   // The policy in force now.
   std::shared_ptr<const Policy> Get() const {
@@ -40,6 +48,10 @@ class PolicyHolder {
   absl::Status Reload() {
     absl::StatusOr<Policy> loaded = Policy::LoadFile(path_);
     if (!loaded.ok()) return loaded.status();
+    if (validate_) {
+      absl::Status valid = validate_(*loaded);
+      if (!valid.ok()) return valid;
+    }
     auto next = std::make_shared<const Policy>(*std::move(loaded));
     absl::MutexLock lock(&mu_);
     current_ = std::move(next);
@@ -50,6 +62,7 @@ class PolicyHolder {
 
  private:
   const std::string path_;
+  const Validator validate_;
   mutable absl::Mutex mu_;
   std::shared_ptr<const Policy> current_ ABSL_GUARDED_BY(mu_);
 };

@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <set>
 #include <vector>
 
@@ -86,10 +87,10 @@ uint32_t Tighter(uint32_t daemon, uint32_t permission) {
 
 SessionManager::SessionManager(const PolicyHolder* policies, TokenAuthority* tokens,
                                AuditLog* audit, PinnedLibraries* pins,
-                               WorkerOptions worker_options,
+                               WorkerLauncher* launcher,
                                std::function<absl::Time()> now)
     : policies_(policies), tokens_(tokens), audit_(audit), pins_(pins),
-      worker_options_(std::move(worker_options)), now_(std::move(now)) {}
+      launcher_(launcher), now_(std::move(now)) {}
 
 SessionManager::~SessionManager() { CloseAll(); }
 
@@ -233,20 +234,22 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
     }
     ++workers_;  // reserved while we open outside the lock
   }
-  WorkerOptions options = worker_options_;
-  options.confinement_profile = permission.confinement_profile();
+  WorkerSpec spec;
+  spec.launcher = launcher_;
+  spec.profile = permission.confinement_profile();
+  spec.required_layers = policy->required_layers();
   absl::StatusOr<std::unique_ptr<Library>> opened;
   const v1::PermissionLibrary* entry = ffibroker::FindLibrary(permission, path);
   if (entry != nullptr && !entry->sha256().empty()) {
     absl::StatusOr<std::string> copy = pins_->Materialize(path, entry->sha256());
     if (copy.ok()) {
-      opened = Library::Open(*copy, request.symbols(), request.statics(), classes, options,
+      opened = Library::Open(*copy, request.symbols(), request.statics(), classes, spec,
                              deadline);
     } else {
       opened = copy.status();
     }
   } else {
-    opened = Library::Open(path, request.symbols(), request.statics(), classes, options,
+    opened = Library::Open(path, request.symbols(), request.statics(), classes, spec,
                            deadline);
   }
 
@@ -270,13 +273,14 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   response.set_worker_pid((*opened)->worker_pid());
   if (token.has_value()) response.set_token_id(token->token_id());
   for (const std::string& name : (*opened)->missing()) response.add_missing_symbols(name);
+  *response.mutable_layers() = (*opened)->layers();
   LOG_INFO("session s%d opened %s as library %d (worker pid %d)", serial, path,
            handle, response.worker_pid());
   audit_->Record("open_library",
                  {{"principal", caller.principal}, {"session", SessionField(serial)},
                   {"token_id", response.token_id()}, {"library", path},
                   {"handle", absl::StrCat(handle)},
-                  {"confinement_profile", options.confinement_profile}});
+                  {"confinement_profile", spec.profile}});
   Handle& h = (*session)->libraries[handle];
   h.library = std::move(*opened);
   h.token = std::move(token);
@@ -353,10 +357,43 @@ absl::StatusOr<v1::CallResponse> SessionManager::Call(
       lib->Call(request, std::min(deadline, now_() + max_call),
                 ContextFor(serial, request.library_handle()));
   if (!response.ok() && (absl::IsUnavailable(response.status()) ||
+                         absl::IsPermissionDenied(response.status()) ||
+                         absl::IsResourceExhausted(response.status()) ||
                          absl::IsDeadlineExceeded(response.status()) ||
                          absl::IsDataLoss(response.status()))) {
     LOG_WARNING("session s%d: %s", serial, response.status().ToString());
   }
+  return response;
+}
+
+absl::StatusOr<v1::GetStatusResponse> SessionManager::GetStatus(const Caller& caller,
+                                                                absl::Time deadline) {
+  std::shared_ptr<const Policy> policy = policies_->Get();
+  v1::GetStatusResponse response;
+  response.set_default_profile(kDefaultConfinementProfile);
+  for (const Profile* profile : launcher_->profiles().All()) {
+    v1::ProfileStatus* p = response.add_profiles();
+    p->set_name(profile->name());
+    p->set_description(profile->description());
+    p->set_syscalls(static_cast<uint32_t>(profile->syscall_count()));
+  }
+  for (v1::Layer layer : policy->required_layers()) response.add_required_layers(layer);
+  {
+    absl::MutexLock lock(&mu_);
+    response.set_workers(workers_);
+  }
+  // A probe loads nothing; it shows what any worker gets right now. One at
+  // a time, so status requests cannot be used to multiply processes.
+  absl::MutexLock probe_lock(&probe_mu_);
+  absl::Time cap = now_() + absl::Seconds(10);
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> probe =
+      launcher_->Launch(worker::v1::Open(), kDefaultConfinementProfile, /*required=*/{},
+                        std::min(deadline, cap), response.mutable_probe());
+  if (!probe.ok()) {
+    return absl::Status(probe.status().code(),
+                        absl::StrCat("probe worker: ", probe.status().message()));
+  }
+  LOG_INFO("%s read the daemon status", caller.principal);
   return response;
 }
 

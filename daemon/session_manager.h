@@ -42,7 +42,7 @@
 #include "daemon/pinned_library.h"
 #include "daemon/policy_holder.h"
 #include "daemon/token_authority.h"
-#include "daemon/worker_process.h"
+#include "daemon/worker_launcher.h"
 #include "ffibroker/v1/broker.pb.h"
 
 namespace ffibroker {
@@ -52,7 +52,7 @@ class SessionManager {
   // Everything passed is borrowed and must outlive the manager. `now` is
   // the clock (a seam for tests).
   SessionManager(const PolicyHolder* policies, TokenAuthority* tokens,
-                 AuditLog* audit, PinnedLibraries* pins, WorkerOptions worker_options,
+                 AuditLog* audit, PinnedLibraries* pins, WorkerLauncher* launcher,
                  std::function<absl::Time()> now = absl::Now);
   ~SessionManager();  // stops every library
 
@@ -101,6 +101,10 @@ class SessionManager {
       const v1::ReadStaticRequest& request, const Caller& caller, absl::Time deadline);
   absl::StatusOr<v1::WriteStaticResponse> WriteStatic(
       const v1::WriteStaticRequest& request, const Caller& caller, absl::Time deadline);
+
+  // The profiles, required layers, worker count, and the layers of a probe
+  // worker started now under the default profile.
+  absl::StatusOr<v1::GetStatusResponse> GetStatus(const Caller& caller, absl::Time deadline);
 
   // Ends sessions idle past their timeout; returns how many ended.
   int ExpireIdleSessions();
@@ -158,9 +162,10 @@ class SessionManager {
   TokenAuthority* const tokens_;
   AuditLog* const audit_;
   PinnedLibraries* const pins_;
-  const WorkerOptions worker_options_;
+  WorkerLauncher* const launcher_;
   const std::function<absl::Time()> now_;
 
+  absl::Mutex probe_mu_;  // one status probe worker at a time
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
   uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 1;

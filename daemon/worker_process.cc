@@ -1,9 +1,9 @@
 #include "daemon/worker_process.h"
 
+#include <cctype>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -15,33 +15,25 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/worker_protocol.h"
+#include "daemon/profiles.h"
 
 namespace ffibroker {
 namespace {
-
-int PidfdOpen(pid_t pid) {
-  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-}
 
 int PidfdSendSignal(int pidfd, int sig) {
   return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
 }
 
-// RAII for the posix_spawn attribute and file-action objects.
-struct SpawnSetup {
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  SpawnSetup() {
-    posix_spawn_file_actions_init(&actions);
-    posix_spawnattr_init(&attr);
-  }
-  ~SpawnSetup() {
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-  }
-};
-
 }  // namespace
+
+std::string SanitizeWorkerText(const std::string& text) {
+  std::string out;
+  for (char c : text.substr(0, 300)) {
+    out.push_back(std::isprint(static_cast<unsigned char>(c)) ? c : '?');
+  }
+  if (text.size() > 300) out += "...";
+  return out;
+}
 
 std::string SignalName(int sig) {
   const char* abbrev = ::sigabbrev_np(sig);
@@ -51,59 +43,23 @@ std::string SignalName(int sig) {
 }
 
 absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
-    const WorkerOptions& options, absl::Time deadline) {
+    SandboxPlan plan, absl::Time deadline, SandboxError* error,
+    worker::v1::Hello* hello_out) {
   ASSIGN_OR_RETURN(auto channel, SeqpacketTransport::Pair());
   std::unique_ptr<SeqpacketTransport> ours = std::move(channel.first);
   std::unique_ptr<SeqpacketTransport> theirs = std::move(channel.second);
-
-  SpawnSetup setup;
-  // dup2 onto the same number would leave close-on-exec set; make sure the
-  // source is a different descriptor.
-  UniqueFd moved;
-  int child_fd = theirs->fd();
-  if (child_fd == kWorkerChannelFd) {
-    moved.reset(::fcntl(child_fd, F_DUPFD_CLOEXEC, kWorkerChannelFd + 1));
-    if (!moved.valid()) return ErrnoStatus("dup of the worker channel", errno);
-    child_fd = moved.get();
-  }
-  posix_spawn_file_actions_adddup2(&setup.actions, child_fd, kWorkerChannelFd);
-  posix_spawn_file_actions_addclosefrom_np(&setup.actions, kWorkerChannelFd + 1);
-  // The daemon blocks its shutdown signals in every thread; the worker
-  // starts with none blocked and default dispositions, in its own process
-  // group so a terminal's Ctrl-C reaches only the daemon.
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&setup.attr, &none);
-  posix_spawnattr_setsigdefault(&setup.attr, &all);
-  posix_spawnattr_setpgroup(&setup.attr, 0);
-  posix_spawnattr_setflags(&setup.attr, POSIX_SPAWN_SETSIGMASK |
-                                            POSIX_SPAWN_SETSIGDEF |
-                                            POSIX_SPAWN_SETPGROUP);
-
-  std::string parent = absl::StrCat("--parent-pid=", ::getpid());
-  std::vector<char*> argv = {const_cast<char*>("ffibroker-worker"),
-                             parent.data(), nullptr};
-  char* envp[] = {nullptr};  // the worker inherits no environment
-  pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, options.worker_path.c_str(), &setup.actions,
-                         &setup.attr, argv.data(), envp);
-  if (rc != 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot start worker ", options.worker_path, ": ", ::strerror(rc)));
-  }
-  UniqueFd pidfd(PidfdOpen(pid));
-  if (!pidfd.valid()) {
-    int err = errno;
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    return ErrnoStatus("pidfd_open", err);
+  plan.channel_fd = theirs->fd();
+  absl::StatusOr<SandboxedChild> child = SpawnSandboxed(plan, error);
+  if (!child.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot start worker ", plan.executable, ": ", child.status().message()));
   }
   theirs.reset();
-  moved.reset();
-
+  pid_t pid = child->pid;
   std::unique_ptr<WorkerProcess> worker(
-      new WorkerProcess(pid, std::move(pidfd), std::move(ours)));
+      new WorkerProcess(pid, std::move(child->pidfd), std::move(ours)));
+  worker->uid_ = child->uid;
+  worker->uid_in_namespace_ = child->uid_in_namespace;
   worker::v1::WorkerToDaemon hello;
   absl::Status status = worker->channel_->Receive(&hello, deadline, worker->pidfd_.get());
   if (!status.ok()) {
@@ -126,6 +82,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
     worker->Abandon(why);
     return absl::UnavailableError(absl::StrCat("worker failed to start: ", why));
   }
+  *hello_out = hello.hello();
   return worker;
 }
 
@@ -198,14 +155,19 @@ absl::StatusOr<worker::v1::WorkerToDaemon> WorkerProcess::Exchange(
   absl::Status status = channel_->Send(request);
   worker::v1::WorkerToDaemon reply;
   if (status.ok()) status = channel_->Receive(&reply, deadline, pidfd_.get());
-  if (status.ok()) return reply;
+  if (status.ok() && !reply.has_fatal()) return reply;
+  if (status.ok()) {
+    RecordFatal(reply.fatal());
+    Reap(absl::Seconds(1));  // the handler exits right after reporting
+    return OutcomeStatus();
+  }
 
   switch (status.code()) {
     case absl::StatusCode::kDeadlineExceeded:
       Record(WorkerOutcome::Kind::kTimedOut, SIGKILL,
              "killed because the call's deadline passed");
       KillAndReap();
-      return absl::DeadlineExceededError(outcome().message);
+      return OutcomeStatus();
     case absl::StatusCode::kUnavailable:  // channel closed: dead or dying
     case absl::StatusCode::kAborted:      // pidfd readable: it has ended
       Reap(absl::Seconds(1));
@@ -216,7 +178,51 @@ absl::StatusOr<worker::v1::WorkerToDaemon> WorkerProcess::Exchange(
       KillAndReap();
       break;
   }
-  return absl::UnavailableError(absl::StrCat("worker ", outcome().message));
+  return OutcomeStatus();
+}
+
+void WorkerProcess::RecordFatal(const worker::v1::Fatal& fatal) {
+  int sig = fatal.signal();
+  if (sig <= 0 || sig >= NSIG) {
+    Record(WorkerOutcome::Kind::kProtocolViolation, 0,
+           absl::StrCat("broke the worker protocol: fatal report with signal ", sig));
+    return;
+  }
+  constexpr int kSysSeccomp = 1;  // si_code of a seccomp SIGSYS
+  if (sig == SIGSYS && fatal.si_code() == kSysSeccomp) {
+    int nr = fatal.syscall();
+    Record(WorkerOutcome::Kind::kViolation, nr,
+           absl::StrCat("was stopped for the forbidden system call ",
+                        nr >= 0 && nr < 4096 ? SyscallName(nr) : "?", " (#", nr, ")"));
+    return;
+  }
+  if (sig == SIGXCPU) {
+    Record(WorkerOutcome::Kind::kResourceLimit, sig,
+           "exceeded its CPU time limit (SIGXCPU)");
+    return;
+  }
+  uint64_t peak = fatal.max_rss_kb() > 0 ? static_cast<uint64_t>(fatal.max_rss_kb()) * 1024 : 0;
+  if (address_space_limit_ > 0 && peak >= address_space_limit_ / 2 &&
+      (sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT)) {
+    Record(WorkerOutcome::Kind::kResourceLimit, sig,
+           absl::StrCat("ran out of memory (peak resident ", peak >> 20,
+                        " MiB, address-space limit ", address_space_limit_ >> 20,
+                        " MiB) and was killed by signal ", SignalName(sig)));
+    return;
+  }
+  Record(WorkerOutcome::Kind::kSignaled, sig,
+         absl::StrCat("killed by signal ", SignalName(sig)));
+}
+
+absl::Status WorkerProcess::OutcomeStatus() const {
+  WorkerOutcome end = outcome();
+  std::string message = absl::StrCat("worker ", end.message);
+  switch (end.kind) {
+    case WorkerOutcome::Kind::kViolation: return absl::PermissionDeniedError(message);
+    case WorkerOutcome::Kind::kResourceLimit: return absl::ResourceExhaustedError(message);
+    case WorkerOutcome::Kind::kTimedOut: return absl::DeadlineExceededError(message);
+    default: return absl::UnavailableError(message);
+  }
 }
 
 }  // namespace ffibroker

@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "common/transport.h"
 #include "common/unique_fd.h"
+#include "daemon/sandbox_spawn.h"
 #include "ffibroker/worker/v1/worker.pb.h"
 
 namespace ffibroker {
@@ -39,27 +40,29 @@ struct WorkerOutcome {
     kTimedOut,           // killed by the daemon because a deadline passed
     kStopped,            // killed by the daemon on close or shutdown
     kProtocolViolation,  // killed because it broke the worker protocol
+    kViolation,          // made a syscall its profile forbids; `code` is its number
+    kResourceLimit,      // hit a resource limit (memory, CPU time)
   };
   Kind kind = Kind::kRunning;
   int code = 0;         // exit status or signal number
   std::string message;  // e.g. "killed by signal SIGSEGV (Segmentation fault)"
 };
 
-struct WorkerOptions {
-  std::string worker_path;  // absolute path of ffibroker-worker
-  // Name of the confinement profile the permission that opened the library
-  // names (default "strict"). Carried here for the worker's confinement;
-  // not interpreted yet.
-  std::string confinement_profile = "strict";
-};
+// Worker text is untrusted: keep at most 300 characters, printable ones,
+// before it reaches a client or a log.
+std::string SanitizeWorkerText(const std::string& text);
 
 class WorkerProcess {
  public:
-  // Starts a worker and completes the handshake (its Hello must carry
-  // kWorkerProtocolVersion) before `deadline`. UNAVAILABLE if the worker
-  // could not be started or failed the handshake, with the reason.
+  // Starts a worker as `plan` says (its channel_fd is filled in here) and
+  // completes the handshake (its Hello must carry kWorkerProtocolVersion)
+  // before `deadline`; the Hello is stored in `*hello`. On a sandbox set-up
+  // failure `*error` says which step failed (for falling back to fewer
+  // layers). UNAVAILABLE if the worker could not start or failed the
+  // handshake, with the reason.
   static absl::StatusOr<std::unique_ptr<WorkerProcess>> Spawn(
-      const WorkerOptions& options, absl::Time deadline);
+      SandboxPlan plan, absl::Time deadline, SandboxError* error,
+      worker::v1::Hello* hello);
 
   ~WorkerProcess();
   WorkerProcess(const WorkerProcess&) = delete;
@@ -67,8 +70,9 @@ class WorkerProcess {
 
   // Sends `request` and waits for the reply. If the worker dies, breaks the
   // protocol or misses `deadline`, it is killed and reaped and the status
-  // says so: DEADLINE_EXCEEDED for the deadline, UNAVAILABLE with
-  // outcome().message otherwise. After a failure the worker is dead for good.
+  // says so (see OutcomeStatus). A Fatal report from the worker's signal
+  // handler is such an end, never a reply. After a failure the worker is
+  // dead for good.
   absl::StatusOr<worker::v1::WorkerToDaemon> Exchange(
       const worker::v1::DaemonToWorker& request, absl::Time deadline);
 
@@ -82,11 +86,25 @@ class WorkerProcess {
 
   bool alive() const;
   pid_t pid() const { return pid_; }
+  // The worker's uid in the initial user namespace, and as it sees itself.
+  uint32_t uid() const { return uid_; }
+  uint32_t uid_in_namespace() const { return uid_in_namespace_; }
   WorkerOutcome outcome() const;
+  // The outcome as a status: PERMISSION_DENIED for a syscall violation,
+  // RESOURCE_EXHAUSTED for a resource limit, DEADLINE_EXCEEDED for a
+  // timeout, UNAVAILABLE otherwise; the message is "worker " + message.
+  absl::Status OutcomeStatus() const;
+
+  // The address-space limit the worker runs under, used to explain a crash
+  // caused by running out of memory.
+  void set_address_space_limit(uint64_t bytes) { address_space_limit_ = bytes; }
 
  private:
   WorkerProcess(pid_t pid, UniqueFd pidfd, std::unique_ptr<Transport> channel)
       : pid_(pid), pidfd_(std::move(pidfd)), channel_(std::move(channel)) {}
+
+  // Records the end a Fatal report describes (validated: it is untrusted).
+  void RecordFatal(const worker::v1::Fatal& fatal);
 
   // Records `kind` unless an outcome is already recorded (first one wins).
   void Record(WorkerOutcome::Kind kind, int code, std::string message);
@@ -97,6 +115,9 @@ class WorkerProcess {
   void Reap(absl::Duration grace);
 
   const pid_t pid_;
+  uint32_t uid_ = 0;
+  uint32_t uid_in_namespace_ = 0;
+  uint64_t address_space_limit_ = 0;
   const UniqueFd pidfd_;
   std::unique_ptr<Transport> channel_;
   std::atomic<bool> stop_requested_{false};

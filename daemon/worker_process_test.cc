@@ -1,6 +1,8 @@
 #include "daemon/worker_process.h"
 
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -14,6 +16,7 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/signature.h"
@@ -25,9 +28,25 @@ namespace {
 
 absl::Time Soon() { return absl::Now() + absl::Seconds(20); }
 
+// A plan without namespaces: these tests are about the protocol and the
+// process lifecycle (tests/integration covers the sandbox).
+SandboxPlan PlanFor(const std::string& executable) {
+  SandboxPlan plan;
+  plan.executable = executable;
+  plan.argv = {"ffibroker-worker", absl::StrCat("--parent-pid=", ::getpid())};
+  plan.user_ns = plan.mount_ns = plan.pid_ns = false;
+  plan.net_ns = plan.ipc_ns = plan.uts_ns = false;
+  return plan;
+}
+
+absl::StatusOr<std::unique_ptr<WorkerProcess>> Spawn(const std::string& executable) {
+  SandboxError error;
+  worker::v1::Hello hello;
+  return WorkerProcess::Spawn(PlanFor(executable), Soon(), &error, &hello);
+}
+
 std::unique_ptr<WorkerProcess> SpawnWorker() {
-  absl::StatusOr<std::unique_ptr<WorkerProcess>> w =
-      WorkerProcess::Spawn(WorkerOptions{FFIBROKER_WORKER_PATH}, Soon());
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> w = Spawn(FFIBROKER_WORKER_PATH);
   EXPECT_TRUE(w.ok()) << w.status();
   return w.ok() ? std::move(*w) : nullptr;
 }
@@ -36,6 +55,15 @@ worker::v1::DaemonToWorker OpenRequest(const std::string& path,
                                        const std::string& decl_text) {
   worker::v1::DaemonToWorker req;
   req.mutable_open()->set_path(path);
+  // Limits generous enough for any test, and a seccomp program that allows
+  // everything: the profiles have their own tests.
+  worker::v1::Lockdown* lockdown = req.mutable_open()->mutable_lockdown();
+  lockdown->set_address_space_bytes(uint64_t{4} << 30);
+  lockdown->set_cpu_seconds(60);
+  lockdown->set_open_files(64);
+  sock_filter allow_all = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  lockdown->set_seccomp_bpf(std::string(reinterpret_cast<const char*>(&allow_all),
+                                        sizeof allow_all));
   absl::StatusOr<Declaration> decl = ParseDeclaration(decl_text);
   EXPECT_TRUE(decl.ok()) << decl.status();
   worker::v1::Symbol* sym = req.mutable_open()->add_symbols();
@@ -211,7 +239,7 @@ TEST(WorkerProcessTest, SpawnOfMissingBinaryIsUnavailable) {
   std::string dir = ::testing::TempDir() + "worker_process_test.XXXXXX";
   ASSERT_NE(::mkdtemp(dir.data()), nullptr);
   absl::StatusOr<std::unique_ptr<WorkerProcess>> w =
-      WorkerProcess::Spawn(WorkerOptions{dir + "/no-such-worker"}, Soon());
+      Spawn(dir + "/no-such-worker");
   EXPECT_EQ(w.status().code(), absl::StatusCode::kUnavailable) << w.status();
   ::rmdir(dir.c_str());
 }
@@ -225,7 +253,7 @@ TEST(WorkerProcessTest, SpawnOfANonExecutableFormatIsUnavailable) {
   ASSERT_GE(fd, 0);
   ::close(fd);
   absl::StatusOr<std::unique_ptr<WorkerProcess>> w =
-      WorkerProcess::Spawn(WorkerOptions{path}, Soon());
+      Spawn(path);
   EXPECT_EQ(w.status().code(), absl::StatusCode::kUnavailable) << w.status();
   ::unlink(path.c_str());
   ::rmdir(dir.c_str());

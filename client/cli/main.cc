@@ -18,6 +18,7 @@
 #include "common/flags.h"
 #include "common/literal.h"
 #include "common/signature.h"
+#include "client/cli/status_command.h"
 #include "client/cli/token_commands.h"
 #include "client/cli/typed_call.h"
 #include "ffibroker/client.h"
@@ -42,6 +43,7 @@ constexpr char kSynopsis[] =
     "      printed after the call; null; cstr: raw text; buffers: hex:0a0b; out: -.\n"
     "      See docs/classes.md.\n"
     "{TOKEN_VERBS}"
+    "{STATUS_VERB}"
     "\n"
     "authentication: the unix socket identifies your uid; FFIBROKER_API_KEY (env)\n"
     "is sent as an API key; --tls-ca/--tls-cert/--tls-key select mTLS.\n"
@@ -61,7 +63,8 @@ int main(int argc, char** argv) {
                             : "unix:/run/ffibroker/ffibrokerd.sock";
   absl::Duration timeout = absl::Seconds(60);
   std::string token, tls_ca, tls_cert, tls_key;
-  FlagSet flags(absl::StrReplaceAll(kSynopsis, {{"{TOKEN_VERBS}", cli::kTokenSynopsis}}));
+  FlagSet flags(absl::StrReplaceAll(kSynopsis, {{"{TOKEN_VERBS}", cli::kTokenSynopsis},
+                                               {"{STATUS_VERB}", cli::kStatusSynopsis}}));
   flags.String("address", &address,
                "daemon address, unix:/ABS/PATH or tcp:HOST:PORT (env FFIBROKER_ADDRESS)");
   flags.Duration("timeout", &timeout, "deadline for the call");
@@ -106,6 +109,7 @@ int main(int argc, char** argv) {
   if (verb == "call") return RunTypedCall(address, options, token, timeout, classes, *args);
   if (verb == "token") return cli::RunToken(address, options, *args);
   if (verb == "whoami") return cli::RunWhoami(address, options);
+  if (verb == "status") return cli::RunStatus(address, options);
   if (verb == "policy") return cli::RunPolicy(*args);
   return Usage(absl::StrCat("unknown command '", (*args)[0], "'"));
 }

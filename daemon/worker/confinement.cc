@@ -1,6 +1,5 @@
 #include "daemon/worker/confinement.h"
 
-#include <fcntl.h>
 #include <linux/close_range.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -18,21 +17,16 @@ absl::Status ApplyEarlyConfinement(pid_t expected_parent, int channel_fd) {
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
     return ErrnoStatus("prctl(PR_SET_PDEATHSIG)", errno);
   }
-  // The daemon may have died between spawning us and the prctl above.
-  if (::getppid() != expected_parent) {
+  // The daemon may have died between spawning us and the prctl above. In
+  // our own pid namespace the parent is invisible (expected_parent 0); the
+  // parent-death signal was then already armed before exec.
+  if (expected_parent != 0 && ::getppid() != expected_parent) {
     return absl::FailedPreconditionError(
         absl::StrCat("parent ", expected_parent, " is gone"));
   }
   if (::syscall(SYS_close_range, channel_fd + 1, ~0U, 0) != 0) {
     return ErrnoStatus("close_range", errno);
   }
-  // stdin/stdout point at nothing useful; keep the numbers taken so no later
-  // open() lands on them.
-  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (devnull < 0) return ErrnoStatus("open /dev/null", errno);
-  ::dup2(devnull, STDIN_FILENO);
-  ::dup2(devnull, STDOUT_FILENO);
-  if (devnull > STDERR_FILENO && devnull != channel_fd) ::close(devnull);
   return absl::OkStatus();
 }
 

@@ -1,8 +1,10 @@
 // The worker's self-confinement, applied in the order DESIGN.md gives.
 //
-// This first layer makes the worker die with the daemon and hold no
-// descriptor but its channel. Later layers (namespaces, rlimits, Landlock,
-// no_new_privs, seccomp) are added here in their order.
+// The first layer: the worker dies with the daemon and holds no descriptor
+// but its channel (and /dev/null on 0-2). Namespaces, the minimal root, the
+// unprivileged uid and no_new_privs are applied before exec by the daemon's
+// spawner (daemon/sandbox_spawn.h); rlimits, Landlock and seccomp by
+// lockdown.h.
 #ifndef FFIBROKER_DAEMON_WORKER_CONFINEMENT_H_
 #define FFIBROKER_DAEMON_WORKER_CONFINEMENT_H_
 
@@ -12,10 +14,11 @@
 
 namespace ffibroker {
 
-// Arranges SIGKILL on the parent's death and exits if the parent is already
-// gone (its pid is no longer our parent); then closes every descriptor above
-// `channel_fd` and stdin/stdout (stderr stays for diagnostics). Returns an
-// error only if a step that must succeed failed.
+// Arranges SIGKILL on the parent's death and fails if the parent is already
+// gone (`expected_parent` is no longer our parent; 0 = we are in our own pid
+// namespace and cannot see it); then closes every descriptor above
+// `channel_fd`. (The spawner already did both before exec; this is the
+// worker not trusting that it was started correctly.)
 absl::Status ApplyEarlyConfinement(pid_t expected_parent, int channel_fd);
 
 }  // namespace ffibroker

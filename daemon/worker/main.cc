@@ -15,6 +15,7 @@
 #include "common/worker_protocol.h"
 #include "daemon/worker/call_engine.h"
 #include "daemon/worker/confinement.h"
+#include "daemon/worker/lockdown.h"
 #include "ffibroker/worker/v1/worker.pb.h"
 
 namespace ffibroker {
@@ -32,6 +33,7 @@ worker::v1::Error::Code OpenErrorCode(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kNotFound: return worker::v1::Error::CODE_SYMBOL_NOT_FOUND;
     case absl::StatusCode::kFailedPrecondition: return worker::v1::Error::CODE_LOAD_FAILED;
+    case absl::StatusCode::kInternal: return worker::v1::Error::CODE_LOCKDOWN_FAILED;
     default: return worker::v1::Error::CODE_PREP_FAILED;
   }
 }
@@ -65,10 +67,31 @@ absl::StatusOr<worker::v1::InstanceResult> ServeInstance(
   }
 }
 
+// Applies the lockdown around loading: rlimits and Landlock, dlopen and
+// cif preparation, then the fatal-signal reporter and seccomp. An empty
+// path is a probe: everything but the load.
+absl::StatusOr<std::unique_ptr<CallEngine>> OpenLocked(const worker::v1::Open& open,
+                                                       v1::WorkerLayers* layers) {
+  absl::Status status = LockdownBeforeLoad(open.lockdown(), open.path(), layers);
+  if (!status.ok()) return absl::InternalError(status.ToString());
+  std::unique_ptr<CallEngine> engine;
+  if (!open.path().empty()) {
+    absl::StatusOr<std::unique_ptr<CallEngine>> opened = CallEngine::Open(open);
+    if (!opened.ok()) return opened.status();
+    engine = std::move(*opened);
+  }
+  status = LockdownAfterLoad(open.lockdown(), kWorkerChannelFd, layers);
+  if (!status.ok()) return absl::InternalError(status.ToString());
+  return engine;
+}
+
 int Serve(Transport& channel) {
   worker::v1::WorkerToDaemon hello;
   hello.mutable_hello()->set_protocol_version(kWorkerProtocolVersion);
+  ReportEarlyLayers(hello.mutable_hello()->mutable_layers());
+  v1::WorkerLayers layers = hello.hello().layers();
   if (!channel.Send(hello).ok()) return 1;
+  bool opened_once = false;
 
   std::unique_ptr<CallEngine> engine;
   while (true) {
@@ -77,12 +100,13 @@ int Serve(Transport& channel) {
     if (absl::IsUnavailable(status)) return 0;  // the daemon closed us
     if (!status.ok()) return 1;
     worker::v1::WorkerToDaemon reply;
-    if (request.has_open() && engine == nullptr) {
+    if (request.has_open() && !opened_once) {
+      opened_once = true;
       absl::StatusOr<std::unique_ptr<CallEngine>> opened =
-          CallEngine::Open(request.open());
+          OpenLocked(request.open(), &layers);
       if (opened.ok()) {
         engine = std::move(*opened);
-        reply.mutable_opened();
+        *reply.mutable_opened()->mutable_layers() = layers;
       } else {
         reply = ErrorReply(OpenErrorCode(opened.status()), opened.status());
       }
@@ -116,9 +140,10 @@ int main(int argc, char** argv) {
   InitLogging("ffibroker-worker", LogLevel::kWarning);
   FlagSet flags("ffibroker-worker --parent-pid=PID  (started by ffibrokerd)");
   int64_t parent_pid = 0;
-  flags.Int("parent-pid", &parent_pid, "pid of the daemon that started us");
+  flags.Int("parent-pid", &parent_pid, "pid of the daemon that started us (0: invisible, own pid namespace)");
+  parent_pid = -1;
   absl::StatusOr<std::vector<std::string>> rest = flags.Parse(argc, argv);
-  if (!rest.ok() || !rest->empty() || flags.help_requested() || parent_pid <= 0) {
+  if (!rest.ok() || !rest->empty() || flags.help_requested() || parent_pid < 0) {
     ::write(STDERR_FILENO, "ffibroker-worker is started by ffibrokerd, not by hand\n", 56);
     return 2;
   }

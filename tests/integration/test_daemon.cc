@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -88,6 +89,12 @@ absl::StatusOr<std::unique_ptr<TestDaemon>> TestDaemon::StartWithPolicy(
   std::ofstream(policy_path) << policy;
   std::vector<std::string> args = {FFIBROKERD_PATH, "--policy=" + policy_path,
                                    "--listen=" + d->address_};
+  // The bundled profiles, unless the test brings its own.
+  bool own_profiles = false;
+  for (const std::string& flag : extra_flags) {
+    own_profiles = own_profiles || absl::StartsWith(flag, "--profiles=");
+  }
+  if (!own_profiles) args.push_back(absl::StrCat("--profiles=", FFIBROKER_PROFILES_DIR));
   args.insert(args.end(), extra_flags.begin(), extra_flags.end());
   d->pid_ = Spawn(args, "/dev/null", d->log_path());
   if (d->pid_ < 0) return absl::InternalError("cannot spawn ffibrokerd");

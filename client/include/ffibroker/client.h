@@ -74,6 +74,9 @@ class Client {
 
   // Who the daemon says we are (and, with a session id, its permission).
   absl::StatusOr<v1::WhoamiResponse> Whoami(const std::string& session_id = "");
+  // The daemon's confinement: its profiles and the layers a worker started
+  // now gets (the daemon starts a probe worker to find out).
+  absl::StatusOr<v1::GetStatusResponse> GetStatus();
 
   // The generated stub, for RPCs this API does not wrap yet. Contexts for
   // it should go through Prepare() so the API key is sent.

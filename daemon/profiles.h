@@ -1,0 +1,78 @@
+// Confinement profiles: loading, validation and compilation to seccomp BPF.
+//
+// Profiles are text-format ffibroker.v1.ConfinementProfile files, one per
+// profile, in a directory (policy/profiles/). They are validated when the
+// daemon starts — unknown syscall names, bad argument indexes, include
+// cycles are reported as FILE:LINE:COLUMN — and compiled with libseccomp in
+// the daemon; the worker only installs the resulting program.
+//
+// Immutable once loaded; thread-safe.
+//
+//   ASSIGN_OR_RETURN(ProfileSet profiles, ProfileSet::LoadDirectory("policy/profiles"));
+//   ASSIGN_OR_RETURN(const Profile* strict, profiles.Find("strict"));
+//   ASSIGN_OR_RETURN(std::string bpf, strict->Compile({/*channel_fd=*/3, /*self_pid=*/1}));
+#ifndef FFIBROKER_DAEMON_PROFILES_H_
+#define FFIBROKER_DAEMON_PROFILES_H_
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ffibroker/v1/confinement.pb.h"
+
+namespace ffibroker {
+
+// Values a profile's rules may refer to that are known only per worker.
+struct SeccompContext {
+  int channel_fd = 3;
+  pid_t self_pid = 1;  // as the worker sees itself (1 in its own pid namespace)
+};
+
+// One profile with its includes flattened.
+class Profile {
+ public:
+  const std::string& name() const { return proto_.name(); }
+  const std::string& description() const { return proto_.description(); }
+  // Distinct syscalls the profile allows (fail_with_errno rules excluded).
+  int syscall_count() const { return syscall_count_; }
+  const std::vector<std::string>& readable_paths() const { return readable_paths_; }
+  uint64_t address_space_bytes() const;
+  uint64_t cpu_seconds() const;
+  uint64_t open_files() const;
+
+  // A seccomp program (struct sock_filter[]) whose default action is
+  // SECCOMP_RET_TRAP (the worker reports the syscall and exits).
+  // INTERNAL if libseccomp fails (a validated profile does not).
+  absl::StatusOr<std::string> Compile(const SeccompContext& context) const;
+
+ private:
+  friend class ProfileSet;
+  v1::ConfinementProfile proto_;  // rules of the profile and its includes
+  std::vector<std::string> readable_paths_;
+  int syscall_count_ = 0;
+};
+
+class ProfileSet {
+ public:
+  // Loads every *.textproto in `directory`. INVALID_ARGUMENT naming the
+  // file, line and column of the first mistake; NOT_FOUND if the directory
+  // cannot be read or holds no profile.
+  static absl::StatusOr<ProfileSet> LoadDirectory(const std::string& directory);
+
+  // NOT_FOUND naming the known profiles.
+  absl::StatusOr<const Profile*> Find(const std::string& name) const;
+  std::vector<const Profile*> All() const;
+
+ private:
+  std::map<std::string, Profile> profiles_;
+};
+
+// "openat" for 257 on this architecture; "syscall 999" if unknown.
+std::string SyscallName(int number);
+
+}  // namespace ffibroker
+
+#endif  // FFIBROKER_DAEMON_PROFILES_H_

@@ -1,0 +1,363 @@
+#include "daemon/sandbox_spawn.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/close_range.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/worker_protocol.h"
+
+namespace ffibroker {
+namespace {
+
+constexpr uint32_t kNobody = 65534;
+constexpr char kNewRoot[] = "/tmp";  // mount point of the new root, in the new namespace
+
+// Everything the child needs, prepared before clone3 so that the child only
+// reads memory and makes system calls.
+struct ChildPlan {
+  struct Bind {
+    std::string source, target;  // target is inside kNewRoot
+    unsigned long flags;         // remount flags (read-only + locked ones)
+    bool is_file;
+    // Filled in by the child: the source opened (see RunChild) and the
+    // "/proc/self/fd/N" path the bind mount uses.
+    int fd = -1;
+    char fd_path[40] = {};
+  };
+  bool mount_ns = false;
+  bool user_ns = false;
+  bool set_ids = false;          // switch to kNobody
+  bool drop_groups = false;      // no user namespace: setgroups(0)
+  std::vector<std::string> mkdirs;
+  std::vector<std::pair<std::string, std::string>> symlinks;  // target, linkpath
+  std::vector<Bind> binds;
+  std::string old_root, old_root_inside;
+  int sync_fd = -1;              // read: one byte "go" once ids are mapped
+  int error_fd = -1;             // write: {step, errno} on failure
+  int channel_fd = -1;
+  int devnull_fd = -1;
+  const char* executable = nullptr;
+  std::vector<char*> argv;
+};
+
+struct ChildFailure {
+  int step;
+  int err;
+};
+
+const char* const kStepNames[] = {
+    "wait for the daemon", "make mounts private", "open a bind source", "mount the new root", "mkdir",
+    "symlink", "create a bind target", "bind-mount", "remount read-only", "pivot_root",
+    "detach the old root", "setgroups", "setresgid", "setresuid", "no_new_privs",
+    "parent-death signal", "dup2", "close_range", "reset signals", "execve"};
+enum ChildStep {
+  kWait, kPrivate, kOpenSource, kTmpfs, kMkdir, kSymlink, kBindTarget, kBind, kRemount, kPivot,
+  kDetach, kSetgroups, kSetresgid, kSetresuid, kNoNewPrivs, kPdeathsig, kDup2,
+  kCloseRange, kSignals, kExecve};
+
+[[noreturn]] void ChildFail(const ChildPlan& plan, int step) {
+  ChildFailure failure{step, errno};
+  ssize_t ignored = ::write(plan.error_fd, &failure, sizeof failure);
+  (void)ignored;
+  ::_exit(127);
+}
+
+// glibc's set*id wrappers would try to synchronize threads that do not
+// exist in this child: use the raw system calls.
+void SwitchIds(const ChildPlan& plan) {
+  if (plan.drop_groups && ::syscall(SYS_setgroups, 0, nullptr) != 0) ChildFail(plan, kSetgroups);
+  if (plan.set_ids) {
+    if (::syscall(SYS_setresgid, kNobody, kNobody, kNobody) != 0) ChildFail(plan, kSetresgid);
+    if (::syscall(SYS_setresuid, kNobody, kNobody, kNobody) != 0) ChildFail(plan, kSetresuid);
+  }
+}
+
+// "/proc/self/fd/" + fd into `out` (40 bytes); async-signal-safe.
+void FdPath(int fd, char* out) {
+  const char prefix[] = "/proc/self/fd/";
+  size_t n = 0;
+  for (; prefix[n] != '\0'; ++n) out[n] = prefix[n];
+  char digits[12];
+  size_t d = 0;
+  do {
+    digits[d++] = static_cast<char>('0' + fd % 10);
+    fd /= 10;
+  } while (fd > 0);
+  while (d > 0) out[n++] = digits[--d];
+  out[n] = '\0';
+}
+
+// Runs in the child of clone3 (its own copy of memory): raw system calls
+// and writes to `plan` only.
+[[noreturn]] void RunChild(ChildPlan& plan) {
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(plan, kPdeathsig);
+  char go = 0;
+  if (::read(plan.sync_fd, &go, 1) != 1) ChildFail(plan, kWait);  // daemon gone
+  // The bind sources are opened now: in this mount namespace (a bind
+  // source must belong to it), before the new root hides them (a source
+  // under it, e.g. a pinned copy in /tmp) and with the daemon's uid (the
+  // source may be in a directory only it can search).
+  if (plan.mount_ns) {
+    for (ChildPlan::Bind& bind : plan.binds) {
+      bind.fd = ::open(bind.source.c_str(), O_PATH | O_CLOEXEC);
+      if (bind.fd < 0) ChildFail(plan, kOpenSource);
+      FdPath(bind.fd, bind.fd_path);
+    }
+  }
+  // In a user namespace the ids switch first: files the child creates in
+  // its new root need an owner mapped in the namespace (a root daemon's uid
+  // 0 is not), and the capabilities held in the namespace survive the
+  // switch until execve. Without one, the switch must wait for the mounts.
+  if (plan.user_ns) SwitchIds(plan);
+  if (plan.mount_ns) {
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ChildFail(plan, kPrivate);
+    if (::mount("ffibroker-root", kNewRoot, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                "mode=0755,size=65536") != 0) {
+      ChildFail(plan, kTmpfs);
+    }
+    for (const std::string& dir : plan.mkdirs) {
+      if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) ChildFail(plan, kMkdir);
+    }
+    for (const auto& [target, link] : plan.symlinks) {
+      if (::symlink(target.c_str(), link.c_str()) != 0) ChildFail(plan, kSymlink);
+    }
+    for (const ChildPlan::Bind& bind : plan.binds) {
+      if (bind.is_file) {
+        int fd = ::open(bind.target.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0444);
+        if (fd < 0) ChildFail(plan, kBindTarget);
+        ::close(fd);
+      } else if (::mkdir(bind.target.c_str(), 0755) != 0 && errno != EEXIST) {
+        ChildFail(plan, kBindTarget);
+      }
+      if (::mount(bind.fd_path, bind.target.c_str(), nullptr, MS_BIND | MS_REC,
+                  nullptr) != 0) {
+        ChildFail(plan, kBind);
+      }
+      if (::mount(nullptr, bind.target.c_str(), nullptr,
+                  MS_BIND | MS_REMOUNT | MS_RDONLY | bind.flags, nullptr) != 0) {
+        ChildFail(plan, kRemount);
+      }
+    }
+    if (::mkdir(plan.old_root.c_str(), 0700) != 0) ChildFail(plan, kMkdir);
+    if (::syscall(SYS_pivot_root, kNewRoot, plan.old_root.c_str()) != 0) ChildFail(plan, kPivot);
+    if (::chdir("/") != 0 || ::umount2(plan.old_root_inside.c_str(), MNT_DETACH) != 0 ||
+        ::rmdir(plan.old_root_inside.c_str()) != 0) {
+      ChildFail(plan, kDetach);
+    }
+    if (::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                nullptr) != 0) {
+      ChildFail(plan, kRemount);
+    }
+  }
+  if (!plan.user_ns) SwitchIds(plan);
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ChildFail(plan, kNoNewPrivs);
+  // A change of credentials clears the parent-death signal: set it again.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ChildFail(plan, kPdeathsig);
+  if (::dup2(plan.channel_fd, kWorkerChannelFd) != kWorkerChannelFd) ChildFail(plan, kDup2);
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (::dup2(plan.devnull_fd, fd) != fd) ChildFail(plan, kDup2);
+  }
+  // Everything else closes at exec (the error pipe only if exec succeeds).
+  if (::syscall(SYS_close_range, kWorkerChannelFd + 1, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    ChildFail(plan, kCloseRange);
+  }
+  struct sigaction dfl = {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // EINVAL for KILL/STOP: fine
+  sigset_t none;
+  sigemptyset(&none);
+  if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0) ChildFail(plan, kSignals);
+  char* envp[] = {nullptr};
+  ::execve(plan.executable, plan.argv.data(), envp);
+  ChildFail(plan, kExecve);
+}
+
+// Flags a read-only remount of a bind of `path` must keep (the kernel
+// refuses to drop nosuid/nodev/noexec/atime flags locked by the source).
+unsigned long LockedFlags(const std::string& path) {
+  struct statvfs st;
+  unsigned long flags = MS_NOSUID | MS_NODEV;
+  if (::statvfs(path.c_str(), &st) != 0) return flags;
+  if (st.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+  if (st.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+  if (st.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+  if (st.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+  return flags;
+}
+
+// Fills the mount part of `plan`: system library dirs, the executable and
+// the readable paths, each once, parents before children.
+void PlanRoot(const SandboxPlan& in, ChildPlan* plan) {
+  std::set<std::string> dirs;
+  auto add_parents = [&](const std::string& path) {
+    for (size_t slash = path.find('/', 1); slash != std::string::npos;
+         slash = path.find('/', slash + 1)) {
+      std::string dir = absl::StrCat(kNewRoot, path.substr(0, slash));
+      if (dirs.insert(dir).second) plan->mkdirs.push_back(dir);
+    }
+  };
+  std::vector<std::string> bound;
+  auto covered = [&](const std::string& path) {
+    for (const std::string& b : bound) {
+      if (path == b || (path.size() > b.size() && path.compare(0, b.size(), b) == 0 &&
+                        path[b.size()] == '/')) {
+        return true;
+      }
+    }
+    return false;
+  };
+  auto bind = [&](const std::string& path) {
+    char real[PATH_MAX];
+    if (::realpath(path.c_str(), real) == nullptr) return;
+    std::string source = real;
+    if (covered(source)) return;
+    struct stat st;
+    if (::stat(source.c_str(), &st) != 0) return;
+    add_parents(source);
+    plan->binds.push_back({source, absl::StrCat(kNewRoot, source), LockedFlags(source),
+                           !S_ISDIR(st.st_mode)});
+    bound.push_back(source);
+  };
+  for (const char* dir : {"/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/lib64", "/lib32"}) {
+    struct stat st;
+    if (::lstat(dir, &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      char target[PATH_MAX];
+      ssize_t n = ::readlink(dir, target, sizeof target - 1);
+      if (n <= 0) continue;
+      add_parents(dir);
+      plan->symlinks.emplace_back(std::string(target, static_cast<size_t>(n)),
+                                  absl::StrCat(kNewRoot, dir));
+    } else if (S_ISDIR(st.st_mode)) {
+      bind(dir);
+    }
+  }
+  bind(in.executable);
+  for (const std::string& path : in.readable_paths) bind(path);
+  plan->old_root = absl::StrCat(kNewRoot, "/.old-root");
+  plan->old_root_inside = "/.old-root";
+}
+
+bool WriteFile(const std::string& path, const std::string& text) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxError* error) {
+  auto fail = [&](SandboxStep step, absl::Status status) {
+    error->step = step;
+    error->status = status;
+    return status;
+  };
+  bool root = ::geteuid() == 0;
+  ChildPlan plan;
+  plan.mount_ns = in.mount_ns;
+  plan.user_ns = in.user_ns;
+  plan.set_ids = in.user_ns || root;
+  plan.drop_groups = !in.user_ns && root;
+  if (plan.mount_ns) PlanRoot(in, &plan);
+  plan.executable = in.executable.c_str();
+  for (const std::string& a : in.argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
+  plan.argv.push_back(nullptr);
+  plan.channel_fd = in.channel_fd;
+
+  int sync[2], errors[2];
+  if (::pipe2(sync, O_CLOEXEC) != 0) return fail(SandboxStep::kOther, ErrnoStatus("pipe2", errno));
+  UniqueFd sync_read(sync[0]), sync_write(sync[1]);
+  if (::pipe2(errors, O_CLOEXEC) != 0) return fail(SandboxStep::kOther, ErrnoStatus("pipe2", errno));
+  UniqueFd error_read(errors[0]), error_write(errors[1]);
+  UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!devnull.valid()) return fail(SandboxStep::kOther, ErrnoStatus("open /dev/null", errno));
+  plan.sync_fd = sync_read.get();
+  plan.error_fd = error_write.get();
+  plan.devnull_fd = devnull.get();
+
+  uint64_t flags = CLONE_PIDFD;
+  if (in.user_ns) flags |= CLONE_NEWUSER;
+  if (in.mount_ns) flags |= CLONE_NEWNS;
+  if (in.pid_ns) flags |= CLONE_NEWPID;
+  if (in.net_ns) flags |= CLONE_NEWNET;
+  if (in.ipc_ns) flags |= CLONE_NEWIPC;
+  if (in.uts_ns) flags |= CLONE_NEWUTS;
+  int pidfd = -1;
+  clone_args args = {};
+  args.flags = flags;
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid < 0) return fail(SandboxStep::kClone, ErrnoStatus("clone3 with namespaces", errno));
+  if (pid == 0) RunChild(plan);
+
+  SandboxedChild child;
+  child.pid = static_cast<pid_t>(pid);
+  child.pidfd.reset(pidfd);
+  sync_read.reset();
+  error_write.reset();
+  auto reap = [&] {
+    ::kill(child.pid, SIGKILL);
+    ::waitpid(child.pid, nullptr, 0);
+  };
+  uint32_t outer_uid = root ? kNobody : ::geteuid();
+  uint32_t outer_gid = root ? kNobody : ::getegid();
+  if (in.user_ns) {
+    std::string proc = absl::StrCat("/proc/", child.pid);
+    if (!WriteFile(proc + "/setgroups", "deny") ||
+        !WriteFile(proc + "/gid_map", absl::StrCat(kNobody, " ", outer_gid, " 1")) ||
+        !WriteFile(proc + "/uid_map", absl::StrCat(kNobody, " ", outer_uid, " 1"))) {
+      int err = errno;
+      reap();
+      return fail(SandboxStep::kUserMap, ErrnoStatus("map the worker's user namespace", err));
+    }
+  }
+  char go = 1;
+  if (::write(sync_write.get(), &go, 1) != 1) {
+    reap();
+    return fail(SandboxStep::kOther, ErrnoStatus("start the worker", errno));
+  }
+  sync_write.reset();
+  ChildFailure failure;
+  ssize_t n;
+  do {
+    n = ::read(error_read.get(), &failure, sizeof failure);
+  } while (n < 0 && errno == EINTR);
+  if (n != 0) {
+    reap();
+    if (n != sizeof failure || failure.step < 0 || failure.step > kExecve) {
+      return fail(SandboxStep::kOther, absl::InternalError("worker setup failed"));
+    }
+    SandboxStep step = failure.step <= kDetach    ? SandboxStep::kMount
+                       : failure.step <= kSetresuid ? SandboxStep::kCredentials
+                       : failure.step == kExecve   ? SandboxStep::kExec
+                                                   : SandboxStep::kOther;
+    if (failure.step == kWait || failure.step == kPdeathsig) step = SandboxStep::kOther;
+    return fail(step, absl::FailedPreconditionError(absl::StrCat(
+                          "worker setup failed at '", kStepNames[failure.step], "': ",
+                          ::strerror(failure.err))));
+  }
+  child.uid = plan.set_ids ? outer_uid : ::geteuid();
+  child.uid_in_namespace = plan.set_ids ? kNobody : ::geteuid();
+  return child;
+}
+
+}  // namespace ffibroker

@@ -1,0 +1,65 @@
+// SpawnSandboxed: starts the worker executable in new namespaces.
+//
+// The daemon is multi-threaded, so the child of clone3 runs only raw system
+// calls on data prepared before the clone (async-signal-safe), then execs.
+// In order, the child: arranges SIGKILL on the daemon's death and waits for
+// the daemon to map its user namespace; builds a minimal read-only root
+// (tmpfs with the system library directories, the worker executable and the
+// readable paths bind-mounted read-only) and pivots into it; switches to an
+// unprivileged uid (65534 "nobody": mapped to 65534 outside when the daemon
+// is root, to the daemon's own uid otherwise); sets no_new_privs; puts its
+// channel on fd 3 and /dev/null on 0-2; execs. A failure at any step is
+// reported back with the step's name and errno.
+#ifndef FFIBROKER_DAEMON_SANDBOX_SPAWN_H_
+#define FFIBROKER_DAEMON_SANDBOX_SPAWN_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/unique_fd.h"
+
+namespace ffibroker {
+
+struct SandboxPlan {
+  std::string executable;          // absolute path of the worker
+  std::vector<std::string> argv;   // including argv[0]
+  int channel_fd = -1;             // becomes fd 3 in the child (borrowed)
+  bool user_ns = true;
+  bool mount_ns = true;            // needs user_ns or a root daemon
+  bool pid_ns = true;
+  bool net_ns = true;
+  bool ipc_ns = true;
+  bool uts_ns = true;
+  // Files or directories to make readable inside the new root (the
+  // library, profile paths). System library directories are always there.
+  std::vector<std::string> readable_paths;
+};
+
+struct SandboxedChild {
+  pid_t pid = -1;
+  UniqueFd pidfd;
+  uint32_t uid = 0;              // the child's uid in the initial namespace
+  uint32_t uid_in_namespace = 0; // as the child sees it
+};
+
+// Which step failed, for choosing a fallback: kClone means the kernel
+// refused the namespaces themselves, kMount the minimal root.
+enum class SandboxStep { kNone, kClone, kUserMap, kMount, kCredentials, kExec, kOther };
+
+struct SandboxError {
+  SandboxStep step = SandboxStep::kNone;
+  absl::Status status;
+};
+
+// Starts the child. On failure returns the step and a status whose message
+// names the step and the errno ("bind-mount /usr/lib: Operation not
+// permitted"); the child (if any) has been reaped.
+absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& plan,
+                                              SandboxError* error);
+
+}  // namespace ffibroker
+
+#endif  // FFIBROKER_DAEMON_SANDBOX_SPAWN_H_

@@ -1,0 +1,197 @@
+#include "daemon/worker_launcher.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "common/worker_protocol.h"
+
+namespace ffibroker {
+namespace {
+
+bool InForce(const v1::WorkerLayers& layers, v1::Layer layer) {
+  return std::find(layers.in_force().begin(), layers.in_force().end(), layer) !=
+         layers.in_force().end();
+}
+
+void AddRefused(v1::WorkerLayers* layers, v1::Layer layer, const std::string& reason) {
+  v1::RefusedLayer* r = layers->add_refused();
+  r->set_layer(layer);
+  r->set_reason(reason);
+}
+
+absl::Status OpenError(const worker::v1::Error& error) {
+  std::string message = SanitizeWorkerText(error.message());
+  switch (error.code()) {
+    case worker::v1::Error::CODE_SYMBOL_NOT_FOUND: return absl::NotFoundError(message);
+    case worker::v1::Error::CODE_LOAD_FAILED: return absl::FailedPreconditionError(message);
+    case worker::v1::Error::CODE_PREP_FAILED: return absl::InvalidArgumentError(message);
+    case worker::v1::Error::CODE_LOCKDOWN_FAILED:
+      return absl::FailedPreconditionError(absl::StrCat("worker could not lock down: ", message));
+    default: return absl::InternalError(absl::StrCat("worker refused to open: ", message));
+  }
+}
+
+}  // namespace
+
+std::string LayerName(v1::Layer layer) {
+  std::string name = v1::Layer_Name(layer);
+  if (name.rfind("LAYER_", 0) == 0) name = name.substr(6);
+  return absl::AsciiStrToLower(name);
+}
+
+WorkerLauncher::WorkerLauncher(std::string worker_path, const ProfileSet* profiles)
+    : worker_path_(std::move(worker_path)), profiles_(profiles) {
+  working_.executable = worker_path_;
+}
+
+absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::SpawnWithFallback(
+    SandboxPlan* plan_in_out, absl::Time deadline, worker::v1::Hello* hello,
+    v1::WorkerLayers* layers) {
+  SandboxPlan& plan = *plan_in_out;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    plan.argv = {"ffibroker-worker",
+                 absl::StrCat("--parent-pid=", plan.pid_ns ? 0 : ::getpid())};
+    SandboxError error;
+    absl::StatusOr<std::unique_ptr<WorkerProcess>> worker =
+        WorkerProcess::Spawn(plan, deadline, &error, hello);
+    if (worker.ok()) {
+      absl::MutexLock lock(&mu_);
+      for (const v1::RefusedLayer& r : refused_) *layers->add_refused() = r;
+      return worker;
+    }
+    // Drop what the kernel refused and try again with less.
+    std::vector<v1::Layer> dropped;
+    if (error.step == SandboxStep::kClone || error.step == SandboxStep::kUserMap) {
+      if (plan.user_ns && ::geteuid() == 0) {
+        plan.user_ns = false;  // root can still unshare the rest
+        dropped = {v1::LAYER_USER_NAMESPACE};
+      } else {
+        dropped = {v1::LAYER_USER_NAMESPACE, v1::LAYER_MOUNT_NAMESPACE, v1::LAYER_PID_NAMESPACE,
+                   v1::LAYER_NET_NAMESPACE,  v1::LAYER_IPC_NAMESPACE,   v1::LAYER_UTS_NAMESPACE};
+        plan.user_ns = plan.mount_ns = plan.pid_ns = plan.net_ns = plan.ipc_ns = plan.uts_ns = false;
+      }
+    } else if (error.step == SandboxStep::kMount && plan.mount_ns) {
+      plan.mount_ns = false;
+      dropped = {v1::LAYER_MOUNT_NAMESPACE};
+    } else {
+      return worker.status();
+    }
+    absl::MutexLock lock(&mu_);
+    working_.user_ns = plan.user_ns;
+    working_.mount_ns = plan.mount_ns;
+    working_.pid_ns = plan.pid_ns;
+    working_.net_ns = plan.net_ns;
+    working_.ipc_ns = plan.ipc_ns;
+    working_.uts_ns = plan.uts_ns;
+    for (v1::Layer layer : dropped) {
+      v1::RefusedLayer r;
+      r.set_layer(layer);
+      r.set_reason(std::string(error.status.message()));
+      refused_.push_back(r);
+    }
+  }
+  return absl::UnavailableError("cannot start a worker in any sandbox configuration");
+}
+
+void WorkerLauncher::AddDaemonLayers(const SandboxPlan& plan, const WorkerProcess& worker,
+                                     v1::WorkerLayers* layers) {
+  std::pair<bool, v1::Layer> namespaces[] = {
+      {plan.user_ns, v1::LAYER_USER_NAMESPACE}, {plan.mount_ns, v1::LAYER_MOUNT_NAMESPACE},
+      {plan.pid_ns, v1::LAYER_PID_NAMESPACE},   {plan.net_ns, v1::LAYER_NET_NAMESPACE},
+      {plan.ipc_ns, v1::LAYER_IPC_NAMESPACE},   {plan.uts_ns, v1::LAYER_UTS_NAMESPACE}};
+  for (auto [on, layer] : namespaces) {
+    if (on) layers->add_in_force(layer);
+  }
+  layers->set_uid(worker.uid());
+  if (worker.uid() != 0) {
+    layers->add_in_force(v1::LAYER_UNPRIVILEGED_UID);
+  } else {
+    AddRefused(layers, v1::LAYER_UNPRIVILEGED_UID, "the worker runs as uid 0");
+  }
+}
+
+absl::Status WorkerLauncher::CheckRequired(const std::vector<v1::Layer>& required,
+                                           const v1::WorkerLayers& layers) const {
+  for (v1::Layer layer : required) {
+    if (InForce(layers, layer)) continue;
+    std::string why = "not available";
+    for (const v1::RefusedLayer& r : layers.refused()) {
+      if (r.layer() == layer) why = r.reason();
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the policy requires the ", LayerName(layer), " layer, which a worker cannot get here: ",
+        why));
+  }
+  return absl::OkStatus();
+}
+
+void WorkerLauncher::WarnRefused(const v1::WorkerLayers& layers) {
+  absl::MutexLock lock(&mu_);
+  for (const v1::RefusedLayer& r : layers.refused()) {
+    if (warned_.insert(r.layer()).second) {
+      LOG_WARNING("confinement layer %s is not in force: %s", LayerName(r.layer()), r.reason());
+    }
+  }
+}
+
+absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::Launch(
+    worker::v1::Open open, const std::string& profile_name,
+    const std::vector<v1::Layer>& required, absl::Time deadline, v1::WorkerLayers* layers) {
+  ASSIGN_OR_RETURN(const Profile* profile, profiles_->Find(profile_name));
+  SandboxPlan plan;
+  {
+    absl::MutexLock lock(&mu_);
+    plan = working_;
+  }
+  plan.readable_paths = profile->readable_paths();
+  if (!open.path().empty()) plan.readable_paths.push_back(open.path());
+
+  worker::v1::Hello hello;
+  v1::WorkerLayers early;
+  ASSIGN_OR_RETURN(std::unique_ptr<WorkerProcess> worker,
+                   SpawnWithFallback(&plan, deadline, &hello, &early));
+  worker->set_address_space_limit(profile->address_space_bytes());
+
+  SeccompContext context;
+  context.channel_fd = kWorkerChannelFd;
+  context.self_pid = plan.pid_ns ? 1 : worker->pid();
+  ASSIGN_OR_RETURN(std::string bpf, profile->Compile(context));
+  worker::v1::Lockdown* lockdown = open.mutable_lockdown();
+  lockdown->set_seccomp_bpf(std::move(bpf));
+  lockdown->set_profile(profile->name());
+  lockdown->set_profile_syscalls(static_cast<uint32_t>(profile->syscall_count()));
+  lockdown->set_address_space_bytes(profile->address_space_bytes());
+  lockdown->set_cpu_seconds(profile->cpu_seconds());
+  lockdown->set_open_files(profile->open_files());
+  for (const std::string& path : profile->readable_paths()) lockdown->add_readable_paths(path);
+
+  worker::v1::DaemonToWorker request;
+  *request.mutable_open() = std::move(open);
+  absl::StatusOr<worker::v1::WorkerToDaemon> reply = worker->Exchange(request, deadline);
+  if (!reply.ok()) return reply.status();
+  if (reply->has_error()) return OpenError(reply->error());
+  if (!reply->has_opened()) {
+    worker->Abandon("answered Open with something other than Opened");
+    return worker->OutcomeStatus();
+  }
+  // The worker's report is untrusted: keep only what it can know about
+  // itself, and add what the daemon knows.
+  *layers = reply->opened().layers();
+  layers->clear_uid();
+  for (const v1::RefusedLayer& r : early.refused()) *layers->add_refused() = r;
+  AddDaemonLayers(plan, *worker, layers);
+  if (InForce(*layers, v1::LAYER_SECCOMP)) {
+    layers->set_seccomp_profile(profile->name());
+    layers->set_seccomp_syscalls(static_cast<uint32_t>(profile->syscall_count()));
+  }
+  WarnRefused(*layers);
+  RETURN_IF_ERROR(CheckRequired(required, *layers));
+  return worker;
+}
+
+}  // namespace ffibroker

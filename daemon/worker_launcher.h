@@ -1,0 +1,80 @@
+// WorkerLauncher: starts confined workers and reports what confines them.
+//
+// Launch() spawns a worker in its sandbox (daemon/sandbox_spawn.h), compiles
+// the profile's seccomp program for that worker, sends the Open request with
+// the lockdown, and checks the layers the worker reports against the
+// policy's required layers. Layers the kernel refuses are remembered (later
+// workers do not retry them) and logged once as warnings.
+//
+// Thread-safe. Borrows the profile set, which must outlive it.
+//
+//   WorkerLauncher launcher(worker_path, &profiles);
+//   ASSIGN_OR_RETURN(auto worker, launcher.Launch(open, "strict", {}, deadline, &layers));
+#ifndef FFIBROKER_DAEMON_WORKER_LAUNCHER_H_
+#define FFIBROKER_DAEMON_WORKER_LAUNCHER_H_
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "daemon/profiles.h"
+#include "daemon/sandbox_spawn.h"
+#include "daemon/worker_process.h"
+#include "ffibroker/v1/confinement.pb.h"
+#include "ffibroker/worker/v1/worker.pb.h"
+
+namespace ffibroker {
+
+class WorkerLauncher {
+ public:
+  WorkerLauncher(std::string worker_path, const ProfileSet* profiles);
+
+  // Starts a worker that loads `open.path()` (empty: a probe that loads
+  // nothing) under `profile`. On success `*layers` holds every layer in
+  // force; a worker lacking one of `required` is killed. Errors: NOT_FOUND (missing symbol, unknown profile),
+  // FAILED_PRECONDITION (the loader refused the file, or a required layer
+  // is not available, naming it and why), UNAVAILABLE (the worker could not
+  // start or died while loading), DEADLINE_EXCEEDED.
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> Launch(worker::v1::Open open,
+                                                        const std::string& profile,
+                                                        const std::vector<v1::Layer>& required,
+                                                        absl::Time deadline,
+                                                        v1::WorkerLayers* layers);
+
+  const ProfileSet& profiles() const { return *profiles_; }
+
+ private:
+  // Spawns with the namespaces known to work, dropping the ones the kernel
+  // refuses (and remembering that).
+  // `*plan` ends up as the configuration the worker was started with.
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> SpawnWithFallback(
+      SandboxPlan* plan, absl::Time deadline, worker::v1::Hello* hello,
+      v1::WorkerLayers* layers);
+  // Adds what only the daemon knows (namespaces, uid outside) to `layers`.
+  void AddDaemonLayers(const SandboxPlan& plan, const WorkerProcess& worker,
+                       v1::WorkerLayers* layers);
+  // FAILED_PRECONDITION naming the first required layer not in force.
+  absl::Status CheckRequired(const std::vector<v1::Layer>& required,
+                             const v1::WorkerLayers& layers) const;
+  void WarnRefused(const v1::WorkerLayers& layers);
+
+  const std::string worker_path_;
+  const ProfileSet* const profiles_;
+
+  absl::Mutex mu_;
+  SandboxPlan working_ ABSL_GUARDED_BY(mu_);  // namespaces not (yet) refused
+  std::vector<v1::RefusedLayer> refused_ ABSL_GUARDED_BY(mu_);
+  std::set<int> warned_ ABSL_GUARDED_BY(mu_);
+};
+
+// "LAYER_SECCOMP" -> "seccomp", for messages.
+std::string LayerName(v1::Layer layer);
+
+}  // namespace ffibroker
+
+#endif  // FFIBROKER_DAEMON_WORKER_LAUNCHER_H_
