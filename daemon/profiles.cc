@@ -113,6 +113,9 @@ uint64_t Profile::cpu_seconds() const {
 uint64_t Profile::open_files() const {
   return proto_.open_files() ? proto_.open_files() : 32;
 }
+uint64_t Profile::processes() const {
+  return proto_.max_threads() ? uint64_t{proto_.max_threads()} + 1 : 0;
+}
 
 absl::StatusOr<std::string> Profile::Compile(const SeccompContext& context) const {
   std::unique_ptr<void, SeccompDeleter> ctx(seccomp_init(SCMP_ACT_TRAP));

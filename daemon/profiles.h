@@ -42,6 +42,8 @@ class Profile {
   uint64_t address_space_bytes() const;
   uint64_t cpu_seconds() const;
   uint64_t open_files() const;
+  // RLIMIT_NPROC: 0, or 1 + max_threads (the worker itself counts).
+  uint64_t processes() const;
 
   // A seccomp program (struct sock_filter[]) whose default action is
   // SECCOMP_RET_TRAP (the worker reports the syscall and exits).

@@ -168,6 +168,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::Launch(
   lockdown->set_address_space_bytes(profile->address_space_bytes());
   lockdown->set_cpu_seconds(profile->cpu_seconds());
   lockdown->set_open_files(profile->open_files());
+  lockdown->set_processes(profile->processes());
   for (const std::string& path : profile->readable_paths()) lockdown->add_readable_paths(path);
 
   worker::v1::DaemonToWorker request;

@@ -131,6 +131,14 @@ void WorkerProcess::KillAndReap() {
   } else if (WIFEXITED(wstatus)) {
     Record(WorkerOutcome::Kind::kExited, WEXITSTATUS(wstatus),
            absl::StrCat("exited with status ", WEXITSTATUS(wstatus)));
+  } else if (WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGSYS) {
+    // Only seccomp sends SIGSYS (no profile lets a worker send signals but
+    // SIGABRT to itself). Unreported: the signal was blocked when the
+    // syscall was made (glibc's pthread_create blocks all), so the kernel
+    // killed the worker without running its reporter.
+    Record(WorkerOutcome::Kind::kViolation, -1,
+           "was stopped for a forbidden system call (which one is unknown: the library "
+           "had blocked SIGSYS when it made it)");
   } else if (WIFSIGNALED(wstatus)) {
     Record(WorkerOutcome::Kind::kSignaled, WTERMSIG(wstatus),
            absl::StrCat("killed by signal ", SignalName(WTERMSIG(wstatus))));

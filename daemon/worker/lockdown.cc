@@ -130,7 +130,8 @@ absl::Status LockdownBeforeLoad(const worker::v1::Lockdown& lockdown,
   for (absl::Status s : {SetLimit(RLIMIT_AS, as, as, "AS"),
                          SetLimit(RLIMIT_CPU, cpu, cpu + 1, "CPU"),
                          SetLimit(RLIMIT_NOFILE, files, files, "NOFILE"),
-                         SetLimit(RLIMIT_NPROC, 0, 0, "NPROC"),
+                         SetLimit(RLIMIT_NPROC, lockdown.processes(), lockdown.processes(),
+                                  "NPROC"),
                          SetLimit(RLIMIT_FSIZE, 0, 0, "FSIZE"),
                          SetLimit(RLIMIT_CORE, 0, 0, "CORE")}) {
     if (!s.ok()) return s;
@@ -139,7 +140,7 @@ absl::Status LockdownBeforeLoad(const worker::v1::Lockdown& lockdown,
   layers->set_address_space_limit_bytes(as);
   layers->set_cpu_limit_seconds(cpu);
   layers->set_open_files_limit(files);
-  layers->set_processes_limit(0);
+  layers->set_processes_limit(lockdown.processes());
   layers->set_file_size_limit_bytes(0);
   layers->set_core_limit_bytes(0);
 
