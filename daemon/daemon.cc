@@ -157,7 +157,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
     ASSIGN_OR_RETURN(d->acceptor_, PeerAcceptor::Listen(address.path));
   }
 
-  d->launcher_ = std::make_unique<WorkerLauncher>(d->options_.worker_path, d->profiles_.get());
+  ASSIGN_OR_RETURN(std::set<v1::Layer> disabled, ParseNamespaceLayers(options.disable_layers));
+  d->launcher_ =
+      std::make_unique<WorkerLauncher>(d->options_.worker_path, d->profiles_.get(), disabled);
   d->sessions_ = std::make_unique<SessionManager>(
       d->policies_.get(), d->token_authority_.get(), d->audit_.get(), d->pins_.get(),
       d->launcher_.get());

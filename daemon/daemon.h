@@ -37,6 +37,9 @@ struct DaemonOptions {
   std::string listen;          // overrides the policy's when non-empty
   std::string worker_path;     // ffibroker-worker; default: beside ffibrokerd
   std::string profiles_dir;    // confinement profiles; default: profiles/ beside the policy
+  // Namespace layers not to use, comma-separated ("net_namespace,..."): for
+  // hosts where they are unwanted. Reported as refused, like the kernel's.
+  std::string disable_layers;
   std::string tls_cert_path;   // PEM; required for a non-loopback TCP listener
   std::string tls_key_path;
   int threads = 16;

@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
                "path of ffibroker-worker (default: beside ffibrokerd)");
   flags.String("profiles", &options.profiles_dir,
                "directory of confinement profiles (default: profiles/ beside the policy)");
+  flags.String("disable-layers", &options.disable_layers,
+               "namespace layers workers must not use, comma-separated (user_namespace, "
+               "mount_namespace, pid_namespace, net_namespace, ipc_namespace, uts_namespace)");
   flags.String("tls-cert", &options.tls_cert_path, "PEM certificate chain for a TCP listener");
   flags.String("tls-key", &options.tls_key_path, "PEM private key for a TCP listener");
   flags.Int("threads", &threads, "threads serving requests");

@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -36,6 +38,32 @@ absl::Status OpenError(const worker::v1::Error& error) {
   }
 }
 
+constexpr v1::Layer kNamespaceLayers[] = {
+    v1::LAYER_USER_NAMESPACE, v1::LAYER_MOUNT_NAMESPACE, v1::LAYER_PID_NAMESPACE,
+    v1::LAYER_NET_NAMESPACE,  v1::LAYER_IPC_NAMESPACE,   v1::LAYER_UTS_NAMESPACE};
+
+bool* NamespaceFlag(SandboxPlan* plan, v1::Layer layer) {
+  switch (layer) {
+    case v1::LAYER_USER_NAMESPACE: return &plan->user_ns;
+    case v1::LAYER_MOUNT_NAMESPACE: return &plan->mount_ns;
+    case v1::LAYER_PID_NAMESPACE: return &plan->pid_ns;
+    case v1::LAYER_NET_NAMESPACE: return &plan->net_ns;
+    case v1::LAYER_IPC_NAMESPACE: return &plan->ipc_ns;
+    case v1::LAYER_UTS_NAMESPACE: return &plan->uts_ns;
+    default: return nullptr;
+  }
+}
+
+bool NamespaceOn(const SandboxPlan& plan, v1::Layer layer) {
+  bool* flag = NamespaceFlag(const_cast<SandboxPlan*>(&plan), layer);
+  return flag != nullptr && *flag;
+}
+
+void SetNamespace(SandboxPlan* plan, v1::Layer layer, bool on) {
+  bool* flag = NamespaceFlag(plan, layer);
+  if (flag != nullptr) *flag = on;
+}
+
 }  // namespace
 
 std::string LayerName(v1::Layer layer) {
@@ -44,9 +72,35 @@ std::string LayerName(v1::Layer layer) {
   return absl::AsciiStrToLower(name);
 }
 
-WorkerLauncher::WorkerLauncher(std::string worker_path, const ProfileSet* profiles)
+absl::StatusOr<std::set<v1::Layer>> ParseNamespaceLayers(const std::string& text) {
+  std::set<v1::Layer> layers;
+  for (absl::string_view name : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    name = absl::StripAsciiWhitespace(name);
+    v1::Layer layer = v1::LAYER_UNSPECIFIED;
+    for (v1::Layer ns : kNamespaceLayers) {
+      if (LayerName(ns) == name) layer = ns;
+    }
+    if (layer == v1::LAYER_UNSPECIFIED) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--disable-layers: '", name, "' is not a namespace layer (one of user_namespace, "
+          "mount_namespace, pid_namespace, net_namespace, ipc_namespace, uts_namespace)"));
+    }
+    layers.insert(layer);
+  }
+  return layers;
+}
+
+WorkerLauncher::WorkerLauncher(std::string worker_path, const ProfileSet* profiles,
+                               const std::set<v1::Layer>& disabled)
     : worker_path_(std::move(worker_path)), profiles_(profiles) {
   working_.executable = worker_path_;
+  for (v1::Layer layer : disabled) {
+    SetNamespace(&working_, layer, false);
+    v1::RefusedLayer r;
+    r.set_layer(layer);
+    r.set_reason("disabled by --disable-layers");
+    refused_.push_back(r);
+  }
 }
 
 absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::SpawnWithFallback(
@@ -66,29 +120,24 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::SpawnWithFallback
     }
     // Drop what the kernel refused and try again with less.
     std::vector<v1::Layer> dropped;
+    auto drop = [&](v1::Layer layer) {
+      if (!NamespaceOn(plan, layer)) return;
+      SetNamespace(&plan, layer, false);
+      dropped.push_back(layer);
+    };
     if (error.step == SandboxStep::kClone || error.step == SandboxStep::kUserMap) {
       if (plan.user_ns && ::geteuid() == 0) {
-        plan.user_ns = false;  // root can still unshare the rest
-        dropped = {v1::LAYER_USER_NAMESPACE};
+        drop(v1::LAYER_USER_NAMESPACE);  // root can still unshare the rest
       } else {
-        dropped = {v1::LAYER_USER_NAMESPACE, v1::LAYER_MOUNT_NAMESPACE, v1::LAYER_PID_NAMESPACE,
-                   v1::LAYER_NET_NAMESPACE,  v1::LAYER_IPC_NAMESPACE,   v1::LAYER_UTS_NAMESPACE};
-        plan.user_ns = plan.mount_ns = plan.pid_ns = plan.net_ns = plan.ipc_ns = plan.uts_ns = false;
+        for (v1::Layer layer : kNamespaceLayers) drop(layer);
       }
-    } else if (error.step == SandboxStep::kMount && plan.mount_ns) {
-      plan.mount_ns = false;
-      dropped = {v1::LAYER_MOUNT_NAMESPACE};
-    } else {
-      return worker.status();
+    } else if (error.step == SandboxStep::kMount) {
+      drop(v1::LAYER_MOUNT_NAMESPACE);
     }
+    if (dropped.empty()) return worker.status();
     absl::MutexLock lock(&mu_);
-    working_.user_ns = plan.user_ns;
-    working_.mount_ns = plan.mount_ns;
-    working_.pid_ns = plan.pid_ns;
-    working_.net_ns = plan.net_ns;
-    working_.ipc_ns = plan.ipc_ns;
-    working_.uts_ns = plan.uts_ns;
     for (v1::Layer layer : dropped) {
+      SetNamespace(&working_, layer, false);
       v1::RefusedLayer r;
       r.set_layer(layer);
       r.set_reason(std::string(error.status.message()));
@@ -100,12 +149,8 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::SpawnWithFallback
 
 void WorkerLauncher::AddDaemonLayers(const SandboxPlan& plan, const WorkerProcess& worker,
                                      v1::WorkerLayers* layers) {
-  std::pair<bool, v1::Layer> namespaces[] = {
-      {plan.user_ns, v1::LAYER_USER_NAMESPACE}, {plan.mount_ns, v1::LAYER_MOUNT_NAMESPACE},
-      {plan.pid_ns, v1::LAYER_PID_NAMESPACE},   {plan.net_ns, v1::LAYER_NET_NAMESPACE},
-      {plan.ipc_ns, v1::LAYER_IPC_NAMESPACE},   {plan.uts_ns, v1::LAYER_UTS_NAMESPACE}};
-  for (auto [on, layer] : namespaces) {
-    if (on) layers->add_in_force(layer);
+  for (v1::Layer layer : kNamespaceLayers) {
+    if (NamespaceOn(plan, layer)) layers->add_in_force(layer);
   }
   layers->set_uid(worker.uid());
   if (worker.uid() != 0) {
@@ -147,6 +192,20 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::Launch(
   {
     absl::MutexLock lock(&mu_);
     plan = working_;
+    // A required layer known to be refused: do not even start the worker.
+    v1::WorkerLayers known;
+    for (const v1::RefusedLayer& r : refused_) *known.add_refused() = r;
+    for (v1::Layer layer : kNamespaceLayers) {
+      if (NamespaceOn(plan, layer)) known.add_in_force(layer);
+    }
+    std::vector<v1::Layer> required_namespaces;
+    for (v1::Layer layer : required) {
+      if (std::find(std::begin(kNamespaceLayers), std::end(kNamespaceLayers), layer) !=
+          std::end(kNamespaceLayers)) {
+        required_namespaces.push_back(layer);
+      }
+    }
+    RETURN_IF_ERROR(CheckRequired(required_namespaces, known));
   }
   plan.readable_paths = profile->readable_paths();
   if (!open.path().empty()) plan.readable_paths.push_back(open.path());

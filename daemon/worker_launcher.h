@@ -32,7 +32,9 @@ namespace ffibroker {
 
 class WorkerLauncher {
  public:
-  WorkerLauncher(std::string worker_path, const ProfileSet* profiles);
+  // Namespace layers in `disabled` are never used (reported as refused).
+  WorkerLauncher(std::string worker_path, const ProfileSet* profiles,
+                 const std::set<v1::Layer>& disabled = {});
 
   // Starts a worker that loads `open.path()` (empty: a probe that loads
   // nothing) under `profile`. On success `*layers` holds every layer in
@@ -72,8 +74,12 @@ class WorkerLauncher {
   std::set<int> warned_ ABSL_GUARDED_BY(mu_);
 };
 
-// "LAYER_SECCOMP" -> "seccomp", for messages.
+// LAYER_SECCOMP -> "seccomp", for messages.
 std::string LayerName(v1::Layer layer);
+
+// "net_namespace,pid_namespace" -> those layers. INVALID_ARGUMENT naming an
+// unknown name or a layer that is not a namespace. Empty text: none.
+absl::StatusOr<std::set<v1::Layer>> ParseNamespaceLayers(const std::string& text);
 
 }  // namespace ffibroker
 

@@ -106,6 +106,9 @@ absl::StatusOr<std::unique_ptr<TestDaemon>> TestDaemon::StartWithPolicy(
   while (::stat(socket_path.c_str(), &st) != 0 && d->alive() && absl::Now() < give_up) {
     absl::SleepFor(absl::Milliseconds(5));
   }
+  if (!d->alive()) {
+    return absl::UnavailableError(absl::StrCat("daemon exited at start\nlog:\n", d->ReadLog()));
+  }
   absl::StatusOr<std::unique_ptr<Client>> client = d->Connect();
   if (!client.ok()) {
     return absl::UnavailableError(absl::StrCat(

@@ -215,6 +215,8 @@ class Library {
   pid_t worker_pid() const { return worker_pid_; }
   // Optional symbols and statics the library does not export.
   const std::vector<std::string>& missing_symbols() const { return missing_; }
+  // The confinement layers in force in the worker that opened it.
+  const v1::WorkerLayers& layers() const { return layers_; }
 
  private:
   friend class Session;
@@ -223,12 +225,14 @@ class Library {
         handle_(opened.library_handle()),
         resolved_path_(opened.resolved_path()),
         worker_pid_(opened.worker_pid()),
-        missing_(opened.missing_symbols().begin(), opened.missing_symbols().end()) {}
+        missing_(opened.missing_symbols().begin(), opened.missing_symbols().end()),
+        layers_(opened.layers()) {}
   Session* session_;
   uint64_t handle_;
   std::string resolved_path_;
   pid_t worker_pid_;
   std::vector<std::string> missing_;
+  v1::WorkerLayers layers_;
   bool closed_ = false;
 };
 
