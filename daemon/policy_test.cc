@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace ffibroker {
@@ -263,6 +264,30 @@ TEST_F(PolicyTest, DotDotPathsAreCanonicalized) {
   EXPECT_EQ(policy->ResolveLibrary(dir_ + "/x/./lib.so").value_or(""), lib);
   EXPECT_EQ(policy->ResolveLibrary(dir_ + "/x/../outside.so").value_or(""),
             dir_ + "/outside.so");
+}
+
+}  // namespace
+}  // namespace ffibroker
+
+namespace ffibroker {
+namespace {
+
+TEST(PolicyLayersTest, RequiredLayersAndReferencedProfiles) {
+  absl::StatusOr<Policy> policy = Policy::Parse(
+      "require_layers: [LAYER_SECCOMP, LAYER_PID_NAMESPACE]\n"
+      "principals { name: \"a\" uids: 1 }\n"
+      "principals { name: \"b\" uids: 2 permission { confinement_profile: \"threads\" } }\n",
+      "p.textproto");
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_THAT(policy->required_layers(),
+              ::testing::ElementsAre(v1::LAYER_SECCOMP, v1::LAYER_PID_NAMESPACE));
+  // "a" gets the default.
+  EXPECT_THAT(policy->ReferencedProfiles(), ::testing::ElementsAre("strict", "threads"));
+
+  absl::StatusOr<Policy> bad = Policy::Parse("require_layers: 99\n", "p.textproto");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              ::testing::HasSubstr("p.textproto:1:1: require_layers[0]: 99 is not a confinement layer"));
 }
 
 }  // namespace
