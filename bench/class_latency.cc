@@ -3,31 +3,17 @@
 // (tests' TestDaemon, with the in-tree classes library).
 //
 // Usage: class_latency [--iterations=N]   (default 2000)
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <vector>
 
+#include "bench/median.h"
 #include "common/flags.h"
 #include "ffibroker/instance.h"
 #include "tests/integration/test_daemon.h"
 
 namespace ffibroker {
 namespace {
-
-double MedianUs(int iterations, const std::function<bool()>& op) {
-  for (int i = 0; i < iterations / 10 + 1; ++i) op();
-  std::vector<double> us;
-  for (int i = 0; i < iterations; ++i) {
-    auto start = std::chrono::steady_clock::now();
-    if (!op()) return -1;
-    us.push_back(std::chrono::duration<double, std::micro>(
-                     std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(us.begin(), us.end());
-  return us[us.size() / 2];
-}
 
 int Run(int iterations) {
   auto daemon = testing::TestDaemon::Start();
