@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <map>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
@@ -62,6 +64,66 @@ bool NamespaceOn(const SandboxPlan& plan, v1::Layer layer) {
 void SetNamespace(SandboxPlan* plan, v1::Layer layer, bool on) {
   bool* flag = NamespaceFlag(plan, layer);
   if (flag != nullptr) *flag = on;
+}
+
+// The layers a worker applies itself (the others are the daemon's to report).
+bool WorkerApplied(int layer) {
+  return layer == v1::LAYER_RLIMITS || layer == v1::LAYER_LANDLOCK ||
+         layer == v1::LAYER_NO_NEW_PRIVS || layer == v1::LAYER_NO_CAPABILITIES ||
+         layer == v1::LAYER_SECCOMP;
+}
+
+// Copies the worker's report into `out`, keeping only WorkerApplied layers
+// and the limits; refusal reasons are sanitized.
+void KeepWorkerLayers(const v1::WorkerLayers& report, v1::WorkerLayers* out) {
+  *out = report;
+  out->clear_in_force();
+  out->clear_refused();
+  out->clear_uid();
+  out->clear_seccomp_profile();
+  out->clear_seccomp_syscalls();
+  for (int layer : report.in_force()) {
+    if (WorkerApplied(layer) && !InForce(*out, static_cast<v1::Layer>(layer))) {
+      out->add_in_force(static_cast<v1::Layer>(layer));
+    }
+  }
+  for (const v1::RefusedLayer& r : report.refused()) {
+    if (WorkerApplied(r.layer()) && !InForce(*out, r.layer())) {
+      AddRefused(out, r.layer(), SanitizeWorkerText(r.reason()));
+    }
+  }
+}
+
+// What the kernel says about the worker's seccomp, no_new_privs and
+// capabilities must match its claims. OK if /proc cannot be read.
+absl::Status VerifyWithKernel(pid_t pid, const v1::WorkerLayers& layers) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  if (!in) return absl::OkStatus();
+  std::map<std::string, std::string> fields;
+  for (std::string line; std::getline(in, line);) {
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    fields[line.substr(0, colon)] =
+        std::string(absl::StripAsciiWhitespace(absl::string_view(line).substr(colon + 1)));
+  }
+  auto mismatch = [&](const char* layer, const std::string& field) {
+    return absl::UnavailableError(absl::StrCat("claimed the ", layer, " layer, but the kernel shows ",
+                                               field, ": '", fields[field], "'"));
+  };
+  if (InForce(layers, v1::LAYER_SECCOMP) && fields["Seccomp"] != "2") {
+    return mismatch("seccomp", "Seccomp");
+  }
+  if (InForce(layers, v1::LAYER_NO_NEW_PRIVS) && fields["NoNewPrivs"] != "1") {
+    return mismatch("no_new_privs", "NoNewPrivs");
+  }
+  if (InForce(layers, v1::LAYER_NO_CAPABILITIES)) {
+    for (const char* caps : {"CapEff", "CapPrm"}) {
+      if (fields[caps].find_first_not_of('0') != std::string::npos) {
+        return mismatch("no_capabilities", caps);
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -239,10 +301,14 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::Launch(
     worker->Abandon("answered Open with something other than Opened");
     return worker->OutcomeStatus();
   }
-  // The worker's report is untrusted: keep only what it can know about
-  // itself, and add what the daemon knows.
-  *layers = reply->opened().layers();
-  layers->clear_uid();
+  // The worker's report is untrusted (the library's constructors ran before
+  // seccomp): keep only the layers a worker sets up itself, check them
+  // against what the kernel shows, and add what the daemon knows.
+  KeepWorkerLayers(reply->opened().layers(), layers);
+  if (absl::Status verified = VerifyWithKernel(worker->pid(), *layers); !verified.ok()) {
+    worker->Abandon(std::string(verified.message()));
+    return worker->OutcomeStatus();
+  }
   for (const v1::RefusedLayer& r : early.refused()) *layers->add_refused() = r;
   AddDaemonLayers(plan, *worker, layers);
   if (InForce(*layers, v1::LAYER_SECCOMP)) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -104,6 +105,36 @@ TEST(WorkerProcessTest, SpawnCompletesHandshake) {
   EXPECT_TRUE(w->alive());
   EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kRunning);
   EXPECT_EQ(::kill(w->pid(), 0), 0);
+}
+
+// Container runtimes often make clone3 fail with ENOSYS; spawning falls back
+// to clone, namespaces included. Run in a child whose filter does that.
+TEST(WorkerProcessTest, SpawnFallsBackToCloneWithoutClone3) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (ctx == nullptr || seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0 ||
+        seccomp_load(ctx) != 0) {
+      ::_exit(10);
+    }
+    SandboxPlan plan = PlanFor(FFIBROKER_WORKER_PATH);
+    plan.argv = {"ffibroker-worker", "--parent-pid=0"};
+    plan.user_ns = plan.mount_ns = plan.pid_ns = plan.net_ns = plan.ipc_ns = plan.uts_ns = true;
+    SandboxError error;
+    worker::v1::Hello hello;
+    absl::StatusOr<std::unique_ptr<WorkerProcess>> w =
+        WorkerProcess::Spawn(plan, Soon(), &error, &hello);
+    if (w.ok()) ::_exit(0);
+    // Without namespaces (a kernel that refuses them) it must still work.
+    plan = PlanFor(FFIBROKER_WORKER_PATH);
+    w = WorkerProcess::Spawn(plan, Soon(), &error, &hello);
+    ::_exit(w.ok() ? 1 : 2);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  // 0: with namespaces; 1: only without (this kernel refuses them).
+  EXPECT_LE(WEXITSTATUS(status), 1);
 }
 
 TEST(WorkerProcessTest, CallsShareTheWorkersState) {
