@@ -1,5 +1,6 @@
 #include "daemon/profiles.h"
 
+#include <linux/seccomp.h>
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -102,6 +103,35 @@ struct SeccompDeleter {
   void operator()(void* ctx) const { seccomp_release(ctx); }
 };
 
+// What dlopen needs beyond a profile, and seccomp(SECCOMP_SET_MODE_FILTER,
+// SECCOMP_FILTER_FLAG_TSYNC, ...) for installing the profile's own filter.
+v1::ConfinementProfile LoaderRules() {
+  v1::ConfinementProfile loader;
+  auto allow = [&](const char* name) {
+    v1::SyscallRule* rule = loader.add_allow();
+    rule->set_name(name);
+    return rule;
+  };
+  auto arg = [](v1::SyscallRule* rule, uint32_t index, v1::ArgOp op, uint64_t value,
+                uint64_t mask = 0) {
+    v1::ArgCondition* c = rule->add_args();
+    c->set_index(index);
+    c->set_op(op);
+    c->set_value(value);
+    c->set_mask(mask);
+  };
+  // Read-only: flags & (O_ACCMODE|O_CREAT|O_TRUNC|O_APPEND|__O_TMPFILE) == 0.
+  arg(allow("openat"), 2, v1::ARG_OP_MASKED_EQ, 0, 0x400643);
+  for (const char* name : {"read", "pread64", "close", "fstat", "newfstatat", "mmap",
+                           "mprotect", "munmap", "brk"}) {
+    allow(name);
+  }
+  v1::SyscallRule* install = allow("seccomp");
+  arg(install, 0, v1::ARG_OP_EQ, SECCOMP_SET_MODE_FILTER);
+  arg(install, 1, v1::ARG_OP_EQ, SECCOMP_FILTER_FLAG_TSYNC);
+  return loader;
+}
+
 }  // namespace
 
 uint64_t Profile::address_space_bytes() const {
@@ -117,11 +147,17 @@ uint64_t Profile::processes() const {
   return proto_.max_threads() ? uint64_t{proto_.max_threads()} + 1 : 0;
 }
 
-absl::StatusOr<std::string> Profile::Compile(const SeccompContext& context) const {
+
+absl::StatusOr<std::string> Profile::Compile(const SeccompContext& context, bool loading) const {
   std::unique_ptr<void, SeccompDeleter> ctx(seccomp_init(SCMP_ACT_TRAP));
   if (!ctx) return absl::InternalError("seccomp_init failed");
   seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-  for (const v1::SyscallRule& rule : proto_.allow()) {
+  std::vector<v1::SyscallRule> rules(proto_.allow().begin(), proto_.allow().end());
+  if (loading) {
+    v1::ConfinementProfile loader = LoaderRules();
+    rules.insert(rules.end(), loader.allow().begin(), loader.allow().end());
+  }
+  for (const v1::SyscallRule& rule : rules) {
     int nr = seccomp_syscall_resolve_name(rule.name().c_str());
     std::vector<scmp_arg_cmp> cmps;
     for (const v1::ArgCondition& arg : rule.args()) {

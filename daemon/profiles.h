@@ -47,8 +47,13 @@ class Profile {
 
   // A seccomp program (struct sock_filter[]) whose default action is
   // SECCOMP_RET_TRAP (the worker reports the syscall and exits).
+  // `loading`: the filter the worker installs before dlopen, which adds to
+  // the profile what the dynamic loader needs (read-only openat, executable
+  // mappings) and installing the final filter. A library constructor can
+  // at worst keep those; it can never get more.
   // INTERNAL if libseccomp fails (a validated profile does not).
-  absl::StatusOr<std::string> Compile(const SeccompContext& context) const;
+  absl::StatusOr<std::string> Compile(const SeccompContext& context,
+                                      bool loading = false) const;
 
  private:
   friend class ProfileSet;

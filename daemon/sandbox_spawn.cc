@@ -43,7 +43,7 @@ struct ChildPlan {
   bool mount_ns = false;
   bool user_ns = false;
   bool set_ids = false;          // switch to kNobody
-  bool drop_groups = false;      // no user namespace: setgroups(0)
+  bool drop_groups = false;      // root daemon: setgroups(0) (its groups may include 0)
   std::vector<std::string> mkdirs;
   std::vector<std::pair<std::string, std::string>> symlinks;  // target, linkpath
   std::vector<Bind> binds;
@@ -145,7 +145,8 @@ void FdPath(int fd, char* out) {
       } else if (::mkdir(bind.target.c_str(), 0755) != 0 && errno != EEXIST) {
         ChildFail(plan, kBindTarget);
       }
-      if (::mount(bind.fd_path, bind.target.c_str(), nullptr, MS_BIND | MS_REC,
+      // Not MS_REC: a submount would escape the read-only remount below.
+      if (::mount(bind.fd_path, bind.target.c_str(), nullptr, MS_BIND,
                   nullptr) != 0) {
         ChildFail(plan, kBind);
       }
@@ -222,7 +223,7 @@ void PlanRoot(const SandboxPlan& in, ChildPlan* plan) {
     }
     return false;
   };
-  auto bind = [&](const std::string& path) {
+  auto bind = [&](const std::string& path, bool exec) {
     char real[PATH_MAX];
     if (::realpath(path.c_str(), real) == nullptr) return;
     std::string source = real;
@@ -230,8 +231,8 @@ void PlanRoot(const SandboxPlan& in, ChildPlan* plan) {
     struct stat st;
     if (::stat(source.c_str(), &st) != 0) return;
     add_parents(source);
-    plan->binds.push_back({source, absl::StrCat(kNewRoot, source), LockedFlags(source),
-                           !S_ISDIR(st.st_mode)});
+    unsigned long flags = LockedFlags(source) | (exec ? 0 : MS_NOEXEC);
+    plan->binds.push_back({source, absl::StrCat(kNewRoot, source), flags, !S_ISDIR(st.st_mode)});
     bound.push_back(source);
   };
   for (const char* dir : {"/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/lib64", "/lib32"}) {
@@ -245,13 +246,22 @@ void PlanRoot(const SandboxPlan& in, ChildPlan* plan) {
       plan->symlinks.emplace_back(std::string(target, static_cast<size_t>(n)),
                                   absl::StrCat(kNewRoot, dir));
     } else if (S_ISDIR(st.st_mode)) {
-      bind(dir);
+      bind(dir, /*exec=*/true);
     }
   }
-  bind(in.executable);
-  for (const std::string& path : in.readable_paths) bind(path);
+  bind(in.executable, /*exec=*/true);
+  for (const std::string& path : in.library_paths) bind(path, /*exec=*/true);
+  for (const std::string& path : in.readable_paths) bind(path, /*exec=*/false);
   plan->old_root = absl::StrCat(kNewRoot, "/.old-root");
   plan->old_root_inside = "/.old-root";
+}
+
+// Whether `err` means the kernel (or its configuration) does not allow an
+// operation, as opposed to a transient or resource failure. ENOSPC is what
+// clone returns when user.max_user_namespaces is 0.
+bool KernelRefused(int err) {
+  return err == EPERM || err == EACCES || err == EINVAL || err == ENOSYS || err == ENOSPC ||
+         err == EUSERS;
 }
 
 bool WriteFile(const std::string& path, const std::string& text) {
@@ -275,13 +285,15 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxErro
   plan.mount_ns = in.mount_ns;
   plan.user_ns = in.user_ns;
   plan.set_ids = in.user_ns || root;
-  plan.drop_groups = !in.user_ns && root;
+  plan.drop_groups = root;
   if (plan.mount_ns) PlanRoot(in, &plan);
   plan.executable = in.executable.c_str();
   for (const std::string& a : in.argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
   plan.argv.push_back(nullptr);
-  plan.channel_fd = in.channel_fd;
 
+  // Every descriptor the child uses sits at 10 or above, so its dup2 onto
+  // 0-3 cannot overwrite one it still needs (a daemon started with stdio
+  // closed hands out low numbers).
   int sync[2], errors[2];
   if (::pipe2(sync, O_CLOEXEC) != 0) return fail(SandboxStep::kOther, ErrnoStatus("pipe2", errno));
   UniqueFd sync_read(sync[0]), sync_write(sync[1]);
@@ -289,9 +301,17 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxErro
   UniqueFd error_read(errors[0]), error_write(errors[1]);
   UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!devnull.valid()) return fail(SandboxStep::kOther, ErrnoStatus("open /dev/null", errno));
-  plan.sync_fd = sync_read.get();
-  plan.error_fd = error_write.get();
-  plan.devnull_fd = devnull.get();
+  UniqueFd high_sync(::fcntl(sync_read.get(), F_DUPFD_CLOEXEC, 10));
+  UniqueFd high_error(::fcntl(error_write.get(), F_DUPFD_CLOEXEC, 10));
+  UniqueFd high_devnull(::fcntl(devnull.get(), F_DUPFD_CLOEXEC, 10));
+  UniqueFd high_channel(::fcntl(in.channel_fd, F_DUPFD_CLOEXEC, 10));
+  for (const UniqueFd* fd : {&high_sync, &high_error, &high_devnull, &high_channel}) {
+    if (!fd->valid()) return fail(SandboxStep::kOther, ErrnoStatus("fcntl(F_DUPFD_CLOEXEC)", errno));
+  }
+  plan.sync_fd = high_sync.get();
+  plan.error_fd = high_error.get();
+  plan.devnull_fd = high_devnull.get();
+  plan.channel_fd = high_channel.get();
 
   uint64_t flags = CLONE_PIDFD;
   if (in.user_ns) flags |= CLONE_NEWUSER;
@@ -312,7 +332,11 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxErro
     // No stack is given, so the child runs on a copy of ours, as after fork.
     pid = ::syscall(SYS_clone, flags | SIGCHLD, nullptr, &pidfd, nullptr, nullptr);
   }
-  if (pid < 0) return fail(SandboxStep::kClone, ErrnoStatus("clone3 with namespaces", errno));
+  if (pid < 0) {
+    int err = errno;
+    return fail(KernelRefused(err) ? SandboxStep::kClone : SandboxStep::kOther,
+                ErrnoStatus("clone3 with namespaces", err));
+  }
   if (pid == 0) RunChild(plan);
 
   SandboxedChild child;
@@ -320,6 +344,8 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxErro
   child.pidfd.reset(pidfd);
   sync_read.reset();
   error_write.reset();
+  high_sync.reset();
+  high_error.reset();
   auto reap = [&] {
     ::kill(child.pid, SIGKILL);
     ::waitpid(child.pid, nullptr, 0);
@@ -328,12 +354,15 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxErro
   uint32_t outer_gid = root ? kNobody : ::getegid();
   if (in.user_ns) {
     std::string proc = absl::StrCat("/proc/", child.pid);
-    if (!WriteFile(proc + "/setgroups", "deny") ||
+    // Unprivileged, groups must be frozen before gid_map can be written; a
+    // root daemon may leave them settable so the child drops its own.
+    if ((!root && !WriteFile(proc + "/setgroups", "deny")) ||
         !WriteFile(proc + "/gid_map", absl::StrCat(kNobody, " ", outer_gid, " 1")) ||
         !WriteFile(proc + "/uid_map", absl::StrCat(kNobody, " ", outer_uid, " 1"))) {
       int err = errno;
       reap();
-      return fail(SandboxStep::kUserMap, ErrnoStatus("map the worker's user namespace", err));
+      return fail(KernelRefused(err) ? SandboxStep::kUserMap : SandboxStep::kOther,
+                  ErrnoStatus("map the worker's user namespace", err));
     }
   }
   char go = 1;
@@ -352,11 +381,16 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxErro
     if (n != sizeof failure || failure.step < 0 || failure.step > kExecve) {
       return fail(SandboxStep::kOther, absl::InternalError("worker setup failed"));
     }
-    SandboxStep step = failure.step <= kDetach    ? SandboxStep::kMount
-                       : failure.step <= kSetresuid ? SandboxStep::kCredentials
-                       : failure.step == kExecve   ? SandboxStep::kExec
-                                                   : SandboxStep::kOther;
-    if (failure.step == kWait || failure.step == kPdeathsig) step = SandboxStep::kOther;
+    // Only the kernel refusing a mount operation counts as "no mount
+    // namespace here"; a path that vanished or a full fd table does not.
+    bool mount_op = failure.step == kPrivate || failure.step == kTmpfs ||
+                    failure.step == kBind || failure.step == kRemount ||
+                    failure.step == kPivot || failure.step == kDetach;
+    SandboxStep step = mount_op && KernelRefused(failure.err) ? SandboxStep::kMount
+                       : failure.step >= kSetgroups && failure.step <= kSetresuid
+                           ? SandboxStep::kCredentials
+                       : failure.step == kExecve ? SandboxStep::kExec
+                                                 : SandboxStep::kOther;
     return fail(step, absl::FailedPreconditionError(absl::StrCat(
                           "worker setup failed at '", kStepNames[failure.step], "': ",
                           ::strerror(failure.err))));

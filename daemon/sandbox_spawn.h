@@ -33,8 +33,11 @@ struct SandboxPlan {
   bool net_ns = true;
   bool ipc_ns = true;
   bool uts_ns = true;
-  // Files or directories to make readable inside the new root (the
-  // library, profile paths). System library directories are always there.
+  // Files or directories to make readable inside the new root, read-only:
+  // `library_paths` may be mapped executable (the library), `readable_paths`
+  // (the profile's) are also noexec. The system library directories are
+  // always there.
+  std::vector<std::string> library_paths;
   std::vector<std::string> readable_paths;
 };
 
@@ -46,7 +49,9 @@ struct SandboxedChild {
 };
 
 // Which step failed, for choosing a fallback: kClone means the kernel
-// refused the namespaces themselves, kMount the minimal root.
+// refused the namespaces themselves, kMount the minimal root. Only a refusal
+// (EPERM, EACCES, EINVAL, ENOSYS, ENOSPC, EUSERS) is classified so; a
+// transient or resource failure is kOther and must not cost a layer.
 enum class SandboxStep { kNone, kClone, kUserMap, kMount, kCredentials, kExec, kOther };
 
 struct SandboxError {

@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <map>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
@@ -94,6 +96,32 @@ void KeepWorkerLayers(const v1::WorkerLayers& report, v1::WorkerLayers* out) {
   }
 }
 
+// The soft limits in /proc/PID/limits must be the ones the worker claims.
+absl::Status VerifyLimits(pid_t pid, const v1::WorkerLayers& layers) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/limits"));
+  if (!in) return absl::OkStatus();
+  const std::pair<const char*, uint64_t> expected[] = {
+      {"Max address space", layers.address_space_limit_bytes()},
+      {"Max cpu time", layers.cpu_limit_seconds()},
+      {"Max open files", layers.open_files_limit()},
+      {"Max processes", layers.processes_limit()},
+      {"Max file size", layers.file_size_limit_bytes()},
+      {"Max core file size", layers.core_limit_bytes()}};
+  for (std::string line; std::getline(in, line);) {
+    for (const auto& [name, value] : expected) {
+      if (!absl::StartsWith(line, name)) continue;
+      std::vector<std::string> words = absl::StrSplit(
+          absl::StripAsciiWhitespace(line.substr(std::strlen(name))), ' ', absl::SkipEmpty());
+      if (words.empty() || words[0] != absl::StrCat(value)) {
+        return absl::UnavailableError(absl::StrCat(
+            "claimed the rlimits layer, but the kernel shows ", name, " ",
+            words.empty() ? "?" : words[0], " instead of ", value));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 // What the kernel says about the worker's seccomp, no_new_privs and
 // capabilities must match its claims. OK if /proc cannot be read.
 absl::Status VerifyWithKernel(pid_t pid, const v1::WorkerLayers& layers) {
@@ -113,6 +141,12 @@ absl::Status VerifyWithKernel(pid_t pid, const v1::WorkerLayers& layers) {
   if (InForce(layers, v1::LAYER_SECCOMP) && fields["Seccomp"] != "2") {
     return mismatch("seccomp", "Seccomp");
   }
+  // Exactly ours: the loading filter and the profile's (Linux 5.9+ shows
+  // the count). One more means the library installed its own.
+  if (InForce(layers, v1::LAYER_SECCOMP) && fields.count("Seccomp_filters") &&
+      fields["Seccomp_filters"] != "2") {
+    return mismatch("seccomp", "Seccomp_filters");
+  }
   if (InForce(layers, v1::LAYER_NO_NEW_PRIVS) && fields["NoNewPrivs"] != "1") {
     return mismatch("no_new_privs", "NoNewPrivs");
   }
@@ -123,6 +157,7 @@ absl::Status VerifyWithKernel(pid_t pid, const v1::WorkerLayers& layers) {
       }
     }
   }
+  if (InForce(layers, v1::LAYER_RLIMITS)) RETURN_IF_ERROR(VerifyLimits(pid, layers));
   return absl::OkStatus();
 }
 
@@ -215,10 +250,15 @@ void WorkerLauncher::AddDaemonLayers(const SandboxPlan& plan, const WorkerProces
     if (NamespaceOn(plan, layer)) layers->add_in_force(layer);
   }
   layers->set_uid(worker.uid());
-  if (worker.uid() != 0) {
-    layers->add_in_force(v1::LAYER_UNPRIVILEGED_UID);
-  } else {
+  if (worker.uid() == 0) {
     AddRefused(layers, v1::LAYER_UNPRIVILEGED_UID, "the worker runs as uid 0");
+  } else if (worker.uid() == ::geteuid() && !plan.user_ns) {
+    // Same uid, same user namespace: it could signal or trace the daemon
+    // but for seccomp.
+    AddRefused(layers, v1::LAYER_UNPRIVILEGED_UID,
+               "the worker runs as the daemon's own uid without a user namespace");
+  } else {
+    layers->add_in_force(v1::LAYER_UNPRIVILEGED_UID);
   }
 }
 
@@ -270,7 +310,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::Launch(
     RETURN_IF_ERROR(CheckRequired(required_namespaces, known));
   }
   plan.readable_paths = profile->readable_paths();
-  if (!open.path().empty()) plan.readable_paths.push_back(open.path());
+  if (!open.path().empty()) plan.library_paths.push_back(open.path());
 
   worker::v1::Hello hello;
   v1::WorkerLayers early;
@@ -282,8 +322,10 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::Launch(
   context.channel_fd = kWorkerChannelFd;
   context.self_pid = plan.pid_ns ? 1 : worker->pid();
   ASSIGN_OR_RETURN(std::string bpf, profile->Compile(context));
+  ASSIGN_OR_RETURN(std::string loading, profile->Compile(context, /*loading=*/true));
   worker::v1::Lockdown* lockdown = open.mutable_lockdown();
   lockdown->set_seccomp_bpf(std::move(bpf));
+  lockdown->set_seccomp_bpf_loading(std::move(loading));
   lockdown->set_profile(profile->name());
   lockdown->set_profile_syscalls(static_cast<uint32_t>(profile->syscall_count()));
   lockdown->set_address_space_bytes(profile->address_space_bytes());

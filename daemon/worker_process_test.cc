@@ -63,8 +63,9 @@ worker::v1::DaemonToWorker OpenRequest(const std::string& path,
   lockdown->set_cpu_seconds(60);
   lockdown->set_open_files(64);
   sock_filter allow_all = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-  lockdown->set_seccomp_bpf(std::string(reinterpret_cast<const char*>(&allow_all),
-                                        sizeof allow_all));
+  std::string allow_all_bpf(reinterpret_cast<const char*>(&allow_all), sizeof allow_all);
+  lockdown->set_seccomp_bpf(allow_all_bpf);
+  lockdown->set_seccomp_bpf_loading(allow_all_bpf);
   absl::StatusOr<Declaration> decl = ParseDeclaration(decl_text);
   EXPECT_TRUE(decl.ok()) << decl.status();
   worker::v1::Symbol* sym = req.mutable_open()->add_symbols();

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "daemon/worker/fatal_reporter.h"
 
@@ -98,6 +99,16 @@ void ApplyLandlock(const std::vector<std::string>& paths, v1::WorkerLayers* laye
   layers->set_landlock_abi(static_cast<uint32_t>(abi));
 }
 
+// `bpf` as a program for the kernel; `bpf` must outlive the result.
+absl::StatusOr<sock_fprog> Program(const std::string& bpf, const char* which) {
+  if (bpf.empty() || bpf.size() % sizeof(sock_filter) != 0 ||
+      bpf.size() / sizeof(sock_filter) > BPF_MAXINSNS) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed seccomp program (", which, ")"));
+  }
+  return sock_fprog{static_cast<unsigned short>(bpf.size() / sizeof(sock_filter)),
+                    reinterpret_cast<sock_filter*>(const_cast<char*>(bpf.data()))};
+}
+
 }  // namespace
 
 void ReportEarlyLayers(v1::WorkerLayers* layers) {
@@ -118,7 +129,7 @@ void ReportEarlyLayers(v1::WorkerLayers* layers) {
 }
 
 absl::Status LockdownBeforeLoad(const worker::v1::Lockdown& lockdown,
-                                const std::string& library_path,
+                                const std::string& library_path, int channel_fd,
                                 v1::WorkerLayers* layers) {
   uint64_t as = lockdown.address_space_bytes();
   uint64_t cpu = lockdown.cpu_seconds();
@@ -151,22 +162,26 @@ absl::Status LockdownBeforeLoad(const worker::v1::Lockdown& lockdown,
   }
   if (!library_path.empty()) readable.push_back(library_path);
   ApplyLandlock(readable, layers);
+
+  // The library's constructors run inside dlopen: from here on crashes are
+  // reported and the loading filter is in force.
+  RETURN_IF_ERROR(InstallFatalReporter(channel_fd));
+  ASSIGN_OR_RETURN(sock_fprog loading, Program(lockdown.seccomp_bpf_loading(), "the loading"));
+  if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &loading) != 0) {
+    return ErrnoStatus("installing the loading seccomp filter", errno);
+  }
   return absl::OkStatus();
 }
 
-absl::Status LockdownAfterLoad(const worker::v1::Lockdown& lockdown, int channel_fd,
-                               v1::WorkerLayers* layers) {
-  absl::Status reporter = InstallFatalReporter(channel_fd);
-  if (!reporter.ok()) return reporter;
-  const std::string& bpf = lockdown.seccomp_bpf();
-  if (bpf.empty() || bpf.size() % sizeof(sock_filter) != 0 ||
-      bpf.size() / sizeof(sock_filter) > BPF_MAXINSNS) {
-    return absl::InvalidArgumentError("malformed seccomp program");
-  }
-  sock_fprog program = {static_cast<unsigned short>(bpf.size() / sizeof(sock_filter)),
-                        reinterpret_cast<sock_filter*>(const_cast<char*>(bpf.data()))};
-  if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) != 0) {
-    return ErrnoStatus("installing the seccomp filter", errno);
+absl::Status LockdownAfterLoad(const worker::v1::Lockdown& lockdown, v1::WorkerLayers* layers) {
+  ASSIGN_OR_RETURN(sock_fprog program, Program(lockdown.seccomp_bpf(), "the profile's"));
+  // TSYNC: a thread a library constructor started gets the filter too (or
+  // the install fails, naming that thread).
+  long rc = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &program);
+  if (rc != 0) {
+    return rc > 0 ? absl::FailedPreconditionError(absl::StrCat(
+                        "thread ", rc, " could not take the seccomp filter"))
+                  : ErrnoStatus("installing the seccomp filter", errno);
   }
   layers->add_in_force(v1::LAYER_SECCOMP);
   layers->set_seccomp_profile(lockdown.profile());

@@ -72,7 +72,7 @@ absl::StatusOr<worker::v1::InstanceResult> ServeInstance(
 // path is a probe: everything but the load.
 absl::StatusOr<std::unique_ptr<CallEngine>> OpenLocked(const worker::v1::Open& open,
                                                        v1::WorkerLayers* layers) {
-  absl::Status status = LockdownBeforeLoad(open.lockdown(), open.path(), layers);
+  absl::Status status = LockdownBeforeLoad(open.lockdown(), open.path(), kWorkerChannelFd, layers);
   if (!status.ok()) return absl::InternalError(status.ToString());
   std::unique_ptr<CallEngine> engine;
   if (!open.path().empty()) {
@@ -80,7 +80,7 @@ absl::StatusOr<std::unique_ptr<CallEngine>> OpenLocked(const worker::v1::Open& o
     if (!opened.ok()) return opened.status();
     engine = std::move(*opened);
   }
-  status = LockdownAfterLoad(open.lockdown(), kWorkerChannelFd, layers);
+  status = LockdownAfterLoad(open.lockdown(), layers);
   if (!status.ok()) return absl::InternalError(status.ToString());
   return engine;
 }
