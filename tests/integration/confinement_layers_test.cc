@@ -226,6 +226,32 @@ TEST(ConfinementLayersTest, UnknownProfilesAreRefusedAtStartAndOnReload) {
   EXPECT_TRUE((*session)->OpenLibrary("hostile", {"i32 healthy(i32)"}).ok());
 }
 
+// Constructors run inside dlopen, under the loading filter.
+TEST(ConfinementLayersTest, HostileConstructorsAreConfinedAndCaught) {
+  auto daemon = TestDaemon::StartWithPolicy(absl::StrCat(
+      "libraries { name: \"ctor-socket\" path: \"", FFIBROKER_HOSTILE_CTOR_SOCKET_LIB, "\" }\n",
+      "libraries { name: \"ctor-filter\" path: \"", FFIBROKER_HOSTILE_CTOR_FILTER_LIB, "\" }\n",
+      "principals { name: \"tester\" uids: ", ::getuid(),
+      " permission { libraries { library: \"ctor-socket\" }"
+      " libraries { library: \"ctor-filter\" } } }\n"));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto client = (*daemon)->Connect();
+  auto session = (*client)->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+
+  absl::Status socket = (*session)->OpenLibrary("ctor-socket", {"i32 healthy(i32)"}).status();
+  EXPECT_EQ(socket.code(), absl::StatusCode::kPermissionDenied) << socket;
+  EXPECT_THAT(std::string(socket.message()),
+              HasSubstr("worker was stopped for the forbidden system call socket (#41)"));
+
+  absl::Status filter = (*session)->OpenLibrary("ctor-filter", {"i32 healthy(i32)"}).status();
+  EXPECT_EQ(filter.code(), absl::StatusCode::kUnavailable) << filter;
+  EXPECT_THAT(std::string(filter.message()),
+              HasSubstr("claimed the seccomp layer, but the kernel shows Seccomp_filters: '3'"));
+  EXPECT_TRUE((*daemon)->alive());
+  EXPECT_TRUE(Eventually([&] { return (*daemon)->Children().empty(); }));
+}
+
 TEST(ConfinementLayersTest, WorkersAreBoundedPerSessionAndInTotal) {
   auto daemon = TestDaemon::StartWithPolicy(
       HostilePolicy("limits { max_libraries_per_session: 2 max_workers: 3 }\n"));

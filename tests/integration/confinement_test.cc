@@ -18,7 +18,6 @@
 #include <fstream>
 #include <ostream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -167,17 +166,6 @@ bool AnyZombie(const TestDaemon& daemon) {
     if (ProcessState(child) == 'Z') return true;
   }
   return false;
-}
-
-// Polls `ok` for up to 5 s (worker teardown is asynchronous to the reply).
-template <typename F>
-bool Eventually(F ok) {
-  absl::Time end = absl::Now() + absl::Seconds(5);
-  while (!ok()) {
-    if (absl::Now() > end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
 }
 
 class HostileTest : public ::testing::TestWithParam<Behaviour> {};

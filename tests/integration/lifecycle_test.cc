@@ -21,16 +21,6 @@ const std::vector<std::string> kCrashyDecls = {
     "i32 healthy(i32)", "i32 sleep_ms(u32)"};
 
 // Waits up to 5 s for `predicate`.
-template <typename P>
-bool Eventually(P predicate) {
-  absl::Time give_up = absl::Now() + absl::Seconds(5);
-  while (!predicate()) {
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return true;
-}
-
 class LifecycleTest : public DaemonSessionTest {
  protected:
   void SetUp() override {

@@ -21,6 +21,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "ffibroker/client.h"
 #include "gtest/gtest.h"
 
@@ -72,6 +74,18 @@ struct CliResult {
 CliResult RunCli(const std::vector<std::string>& args);
 
 // True if a process with `pid` exists (zombies included).
+// Polls `predicate` every 10 ms for up to 5 s (worker teardown and reaping
+// are asynchronous to the replies that report them).
+template <typename P>
+bool Eventually(P predicate) {
+  absl::Time give_up = absl::Now() + absl::Seconds(5);
+  while (!predicate()) {
+    if (absl::Now() > give_up) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
 bool ProcessExists(pid_t pid);
 // The state letter from /proc/PID/stat ('Z' for a zombie), or 0 if gone.
 char ProcessState(pid_t pid);
