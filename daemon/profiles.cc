@@ -51,6 +51,36 @@ std::string Where(const std::string& file, const Tree& tree,
 }
 
 // Checks one file's rules; the errors name the line and column.
+// What dlopen needs beyond a profile, and seccomp(SECCOMP_SET_MODE_FILTER,
+// SECCOMP_FILTER_FLAG_TSYNC, ...) for installing the profile's own filter.
+v1::ConfinementProfile LoaderRules() {
+  v1::ConfinementProfile loader;
+  auto allow = [&](const char* name) {
+    v1::SyscallRule* rule = loader.add_allow();
+    rule->set_name(name);
+    return rule;
+  };
+  auto arg = [](v1::SyscallRule* rule, uint32_t index, v1::ArgOp op, uint64_t value,
+                uint64_t mask = 0) {
+    v1::ArgCondition* c = rule->add_args();
+    c->set_index(index);
+    c->set_op(op);
+    c->set_value(value);
+    c->set_mask(mask);
+  };
+  // Read-only: flags & (O_ACCMODE|O_CREAT|O_TRUNC|O_APPEND|__O_TMPFILE) == 0.
+  arg(allow("openat"), 2, v1::ARG_OP_MASKED_EQ, 0, 0x400643);
+  for (const char* name : {"read", "pread64", "close", "fstat", "newfstatat", "mmap",
+                           "mprotect", "munmap", "brk"}) {
+    allow(name);
+  }
+  v1::SyscallRule* install = allow("seccomp");
+  arg(install, 0, v1::ARG_OP_EQ, SECCOMP_SET_MODE_FILTER);
+  arg(install, 1, v1::ARG_OP_EQ, SECCOMP_FILTER_FLAG_TSYNC);
+  return loader;
+}
+
+
 absl::Status ValidateRules(const std::string& file, const v1::ConfinementProfile& p,
                            const Tree& tree) {
   const auto* allow = v1::ConfinementProfile::descriptor()->FindFieldByName("allow");
@@ -63,6 +93,17 @@ absl::Status ValidateRules(const std::string& file, const v1::ConfinementProfile
       return absl::InvalidArgumentError(
           absl::StrCat(Where(file, *rule_tree, rule_name, -1), ": unknown syscall '",
                        rule.name(), "'"));
+    }
+    if (rule.fail_with_errno() != 0) {
+      static const v1::ConfinementProfile* const loader =
+          new v1::ConfinementProfile(LoaderRules());
+      for (const v1::SyscallRule& needed : loader->allow()) {
+        if (needed.name() == rule.name()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              Where(file, *rule_tree, rule_name, -1), ": '", rule.name(),
+              "' cannot fail_with_errno: the worker needs it to load the library"));
+        }
+      }
     }
     if (rule.args_size() > 6) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -102,35 +143,6 @@ scmp_compare ToScmp(v1::ArgOp op) {
 struct SeccompDeleter {
   void operator()(void* ctx) const { seccomp_release(ctx); }
 };
-
-// What dlopen needs beyond a profile, and seccomp(SECCOMP_SET_MODE_FILTER,
-// SECCOMP_FILTER_FLAG_TSYNC, ...) for installing the profile's own filter.
-v1::ConfinementProfile LoaderRules() {
-  v1::ConfinementProfile loader;
-  auto allow = [&](const char* name) {
-    v1::SyscallRule* rule = loader.add_allow();
-    rule->set_name(name);
-    return rule;
-  };
-  auto arg = [](v1::SyscallRule* rule, uint32_t index, v1::ArgOp op, uint64_t value,
-                uint64_t mask = 0) {
-    v1::ArgCondition* c = rule->add_args();
-    c->set_index(index);
-    c->set_op(op);
-    c->set_value(value);
-    c->set_mask(mask);
-  };
-  // Read-only: flags & (O_ACCMODE|O_CREAT|O_TRUNC|O_APPEND|__O_TMPFILE) == 0.
-  arg(allow("openat"), 2, v1::ARG_OP_MASKED_EQ, 0, 0x400643);
-  for (const char* name : {"read", "pread64", "close", "fstat", "newfstatat", "mmap",
-                           "mprotect", "munmap", "brk"}) {
-    allow(name);
-  }
-  v1::SyscallRule* install = allow("seccomp");
-  arg(install, 0, v1::ARG_OP_EQ, SECCOMP_SET_MODE_FILTER);
-  arg(install, 1, v1::ARG_OP_EQ, SECCOMP_FILTER_FLAG_TSYNC);
-  return loader;
-}
 
 }  // namespace
 
@@ -256,9 +268,12 @@ absl::StatusOr<ProfileSet> ProfileSet::LoadDirectory(const std::string& director
     };
     RETURN_IF_ERROR(add(name));
     flat.syscall_count_ = static_cast<int>(syscalls.size());
-    // Compiling once here reports libseccomp's objections at start-up.
-    absl::StatusOr<std::string> compiled = flat.Compile(SeccompContext{});
-    if (!compiled.ok()) return absl::InvalidArgumentError(compiled.status().message());
+    // Compiling both filters once here reports libseccomp's objections at
+    // start-up.
+    for (bool loading : {false, true}) {
+      absl::StatusOr<std::string> compiled = flat.Compile(SeccompContext{}, loading);
+      if (!compiled.ok()) return absl::InvalidArgumentError(compiled.status().message());
+    }
     set.profiles_.emplace(name, std::move(flat));
   }
   return set;

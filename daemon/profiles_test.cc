@@ -85,6 +85,10 @@ TEST(ProfilesTest, MistakesNameTheFileLineAndColumn) {
                   "name: \"p\"\nallow { name: \"read\" args { index: 7 op: ARG_OP_EQ } }\n"}});
   EXPECT_THAT(std::string(s.message()), HasSubstr("argument condition needs index 0..5 and an op"));
 
+  s = LoadError({{"p.textproto", "name: \"p\"\nallow { name: \"openat\" fail_with_errno: 13 }\n"}});
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("p.textproto:2:9: 'openat' cannot fail_with_errno: the worker needs it"));
+
   s = LoadError({{"p.textproto", "name: \"q\"\n"}});
   EXPECT_THAT(std::string(s.message()), HasSubstr("name 'q' must match the file name 'p'"));
 

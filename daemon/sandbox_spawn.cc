@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/close_range.h>
+#include <linux/mount.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <set>
 
@@ -33,7 +35,8 @@ constexpr char kNewRoot[] = "/tmp";  // mount point of the new root, in the new 
 struct ChildPlan {
   struct Bind {
     std::string source, target;  // target is inside kNewRoot
-    unsigned long flags;         // remount flags (read-only + locked ones)
+    unsigned long flags;         // remount flags (read-only + locked ones), pre-5.12
+    uint64_t attrs;              // MOUNT_ATTR_* for mount_setattr
     bool is_file;
     // Filled in by the child: the source opened (see RunChild) and the
     // "/proc/self/fd/N" path the bind mount uses.
@@ -138,21 +141,34 @@ void FdPath(int fd, char* out) {
       if (::symlink(target.c_str(), link.c_str()) != 0) ChildFail(plan, kSymlink);
     }
     for (const ChildPlan::Bind& bind : plan.binds) {
-      if (bind.is_file) {
-        int fd = ::open(bind.target.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0444);
-        if (fd < 0) ChildFail(plan, kBindTarget);
-        ::close(fd);
-      } else if (::mkdir(bind.target.c_str(), 0755) != 0 && errno != EEXIST) {
-        ChildFail(plan, kBindTarget);
+      // The target may exist already, inside an ancestor bound before it
+      // (read-only by then).
+      struct stat st;
+      if (::stat(bind.target.c_str(), &st) != 0) {
+        if (bind.is_file) {
+          int fd = ::open(bind.target.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0444);
+          if (fd < 0) ChildFail(plan, kBindTarget);
+          ::close(fd);
+        } else if (::mkdir(bind.target.c_str(), 0755) != 0) {
+          ChildFail(plan, kBindTarget);
+        }
       }
-      // Not MS_REC: a submount would escape the read-only remount below.
-      if (::mount(bind.fd_path, bind.target.c_str(), nullptr, MS_BIND,
-                  nullptr) != 0) {
+      // Recursive: in a new user namespace the kernel refuses to bind a
+      // directory without the submounts locked under it.
+      if (::mount(bind.fd_path, bind.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
         ChildFail(plan, kBind);
       }
-      if (::mount(nullptr, bind.target.c_str(), nullptr,
-                  MS_BIND | MS_REMOUNT | MS_RDONLY | bind.flags, nullptr) != 0) {
-        ChildFail(plan, kRemount);
+      // Read-only (and nosuid, nodev, maybe noexec) for the whole subtree.
+      mount_attr attr = {};
+      attr.attr_set = bind.attrs;
+      if (::syscall(SYS_mount_setattr, AT_FDCWD, bind.target.c_str(), AT_RECURSIVE, &attr,
+                    sizeof attr) != 0) {
+        // Before Linux 5.12: only the top mount can be made read-only.
+        if (errno != ENOSYS ||
+            ::mount(nullptr, bind.target.c_str(), nullptr,
+                    MS_BIND | MS_REMOUNT | MS_RDONLY | bind.flags, nullptr) != 0) {
+          ChildFail(plan, kRemount);
+        }
       }
     }
     if (::mkdir(plan.old_root.c_str(), 0700) != 0) ChildFail(plan, kMkdir);
@@ -213,27 +229,13 @@ void PlanRoot(const SandboxPlan& in, ChildPlan* plan) {
       if (dirs.insert(dir).second) plan->mkdirs.push_back(dir);
     }
   };
-  std::vector<std::string> bound;
-  auto covered = [&](const std::string& path) {
-    for (const std::string& b : bound) {
-      if (path == b || (path.size() > b.size() && path.compare(0, b.size(), b) == 0 &&
-                        path[b.size()] == '/')) {
-        return true;
-      }
-    }
-    return false;
-  };
-  auto bind = [&](const std::string& path, bool exec) {
+  // Candidates, bound in path order so an ancestor never hides what is
+  // bound under it. A path under an earlier bind is skipped unless it needs
+  // exec and that bind is noexec.
+  std::vector<std::pair<std::string, bool>> wanted;  // real path, exec
+  auto want = [&](const std::string& path, bool exec) {
     char real[PATH_MAX];
-    if (::realpath(path.c_str(), real) == nullptr) return;
-    std::string source = real;
-    if (covered(source)) return;
-    struct stat st;
-    if (::stat(source.c_str(), &st) != 0) return;
-    add_parents(source);
-    unsigned long flags = LockedFlags(source) | (exec ? 0 : MS_NOEXEC);
-    plan->binds.push_back({source, absl::StrCat(kNewRoot, source), flags, !S_ISDIR(st.st_mode)});
-    bound.push_back(source);
+    if (::realpath(path.c_str(), real) != nullptr) wanted.emplace_back(real, exec);
   };
   for (const char* dir : {"/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/lib64", "/lib32"}) {
     struct stat st;
@@ -246,12 +248,31 @@ void PlanRoot(const SandboxPlan& in, ChildPlan* plan) {
       plan->symlinks.emplace_back(std::string(target, static_cast<size_t>(n)),
                                   absl::StrCat(kNewRoot, dir));
     } else if (S_ISDIR(st.st_mode)) {
-      bind(dir, /*exec=*/true);
+      want(dir, /*exec=*/true);
     }
   }
-  bind(in.executable, /*exec=*/true);
-  for (const std::string& path : in.library_paths) bind(path, /*exec=*/true);
-  for (const std::string& path : in.readable_paths) bind(path, /*exec=*/false);
+  want(in.executable, /*exec=*/true);
+  for (const std::string& path : in.library_paths) want(path, /*exec=*/true);
+  for (const std::string& path : in.readable_paths) want(path, /*exec=*/false);
+  std::sort(wanted.begin(), wanted.end());
+  std::vector<std::pair<std::string, bool>> bound;
+  for (const auto& [source, exec] : wanted) {
+    bool skip = false;
+    for (const auto& [b, b_exec] : bound) {
+      bool under = source == b || (source.size() > b.size() &&
+                                   source.compare(0, b.size(), b) == 0 && source[b.size()] == '/');
+      if (under && (b_exec || !exec)) skip = true;
+    }
+    struct stat st;
+    if (skip || ::stat(source.c_str(), &st) != 0) continue;
+    add_parents(source);
+    unsigned long flags = LockedFlags(source) | (exec ? 0 : MS_NOEXEC);
+    uint64_t attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                     (exec ? 0 : MOUNT_ATTR_NOEXEC);
+    plan->binds.push_back(
+        {source, absl::StrCat(kNewRoot, source), flags, attrs, !S_ISDIR(st.st_mode)});
+    bound.emplace_back(source, exec);
+  }
   plan->old_root = absl::StrCat(kNewRoot, "/.old-root");
   plan->old_root_inside = "/.old-root";
 }
@@ -262,6 +283,15 @@ void PlanRoot(const SandboxPlan& in, ChildPlan* plan) {
 bool KernelRefused(int err) {
   return err == EPERM || err == EACCES || err == EINVAL || err == ENOSYS || err == ENOSPC ||
          err == EUSERS;
+}
+
+std::string ReadSmallFile(const std::string& path) {
+  char buf[64];
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
 }
 
 bool WriteFile(const std::string& path, const std::string& text) {
@@ -285,7 +315,9 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxErro
   plan.mount_ns = in.mount_ns;
   plan.user_ns = in.user_ns;
   plan.set_ids = in.user_ns || root;
-  plan.drop_groups = root;
+  // A root daemon drops its groups, unless its own user namespace has
+  // frozen them (it was started with setgroups "deny", e.g. unshare -r).
+  plan.drop_groups = root && ReadSmallFile("/proc/self/setgroups") != "deny\n";
   if (plan.mount_ns) PlanRoot(in, &plan);
   plan.executable = in.executable.c_str();
   for (const std::string& a : in.argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
@@ -356,7 +388,7 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxErro
     std::string proc = absl::StrCat("/proc/", child.pid);
     // Unprivileged, groups must be frozen before gid_map can be written; a
     // root daemon may leave them settable so the child drops its own.
-    if ((!root && !WriteFile(proc + "/setgroups", "deny")) ||
+    if ((!plan.drop_groups && !WriteFile(proc + "/setgroups", "deny")) ||
         !WriteFile(proc + "/gid_map", absl::StrCat(kNobody, " ", outer_gid, " 1")) ||
         !WriteFile(proc + "/uid_map", absl::StrCat(kNobody, " ", outer_uid, " 1"))) {
       int err = errno;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
@@ -96,7 +97,23 @@ void KeepWorkerLayers(const v1::WorkerLayers& report, v1::WorkerLayers* out) {
   }
 }
 
-// The soft limits in /proc/PID/limits must be the ones the worker claims.
+// How many seccomp filters the daemon itself runs under.
+int DaemonSeccompFilters() {
+  static const int count = [] {
+    std::ifstream in("/proc/self/status");
+    for (std::string line; std::getline(in, line);) {
+      int n = 0;
+      if (absl::StartsWith(line, "Seccomp_filters:") &&
+          absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(16)), &n)) {
+        return n;
+      }
+    }
+    return 0;
+  }();
+  return count;
+}
+
+// The soft limits in /proc/PID/limits must be the ones the daemon sent.
 absl::Status VerifyLimits(pid_t pid, const v1::WorkerLayers& layers) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/limits"));
   if (!in) return absl::OkStatus();
@@ -141,10 +158,13 @@ absl::Status VerifyWithKernel(pid_t pid, const v1::WorkerLayers& layers) {
   if (InForce(layers, v1::LAYER_SECCOMP) && fields["Seccomp"] != "2") {
     return mismatch("seccomp", "Seccomp");
   }
-  // Exactly ours: the loading filter and the profile's (Linux 5.9+ shows
-  // the count). One more means the library installed its own.
+  // The daemon's own filters (inherited from a container runtime or a
+  // systemd unit) plus ours: the loading filter and the profile's (Linux
+  // 5.9+ shows the count). More means the library installed one of its own.
+  // This only catches a naive extra filter; the loading filter is what a
+  // hostile constructor is guaranteed to stay under (docs/confinement.md).
   if (InForce(layers, v1::LAYER_SECCOMP) && fields.count("Seccomp_filters") &&
-      fields["Seccomp_filters"] != "2") {
+      fields["Seccomp_filters"] != absl::StrCat(DaemonSeccompFilters() + 2)) {
     return mismatch("seccomp", "Seccomp_filters");
   }
   if (InForce(layers, v1::LAYER_NO_NEW_PRIVS) && fields["NoNewPrivs"] != "1") {
@@ -252,11 +272,12 @@ void WorkerLauncher::AddDaemonLayers(const SandboxPlan& plan, const WorkerProces
   layers->set_uid(worker.uid());
   if (worker.uid() == 0) {
     AddRefused(layers, v1::LAYER_UNPRIVILEGED_UID, "the worker runs as uid 0");
-  } else if (worker.uid() == ::geteuid() && !plan.user_ns) {
-    // Same uid, same user namespace: it could signal or trace the daemon
-    // but for seccomp.
+  } else if (worker.uid() == ::geteuid()) {
+    // Signals, ptrace and file access compare these uids: only the pid
+    // namespace and seccomp keep it from the daemon.
     AddRefused(layers, v1::LAYER_UNPRIVILEGED_UID,
-               "the worker runs as the daemon's own uid without a user namespace");
+               "the worker runs as the daemon's own uid (start the daemon as root to "
+               "give workers uid 65534)");
   } else {
     layers->add_in_force(v1::LAYER_UNPRIVILEGED_UID);
   }
@@ -347,6 +368,14 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::Launch(
   // seccomp): keep only the layers a worker sets up itself, check them
   // against what the kernel shows, and add what the daemon knows.
   KeepWorkerLayers(reply->opened().layers(), layers);
+  if (InForce(*layers, v1::LAYER_RLIMITS)) {  // what the daemon asked for
+    layers->set_address_space_limit_bytes(profile->address_space_bytes());
+    layers->set_cpu_limit_seconds(profile->cpu_seconds());
+    layers->set_open_files_limit(profile->open_files());
+    layers->set_processes_limit(profile->processes());
+    layers->set_file_size_limit_bytes(0);
+    layers->set_core_limit_bytes(0);
+  }
   if (absl::Status verified = VerifyWithKernel(worker->pid(), *layers); !verified.ok()) {
     worker->Abandon(std::string(verified.message()));
     return worker->OutcomeStatus();

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -250,6 +251,29 @@ TEST(ConfinementLayersTest, HostileConstructorsAreConfinedAndCaught) {
               HasSubstr("claimed the seccomp layer, but the kernel shows Seccomp_filters: '3'"));
   EXPECT_TRUE((*daemon)->alive());
   EXPECT_TRUE(Eventually([&] { return (*daemon)->Children().empty(); }));
+}
+
+// A profile's readable path (noexec) that contains the library must not
+// hide the library's own (exec) bind, and must be readable.
+TEST(ConfinementLayersTest, ReadablePathsAroundTheLibraryKeepItLoadable) {
+  std::string dir = std::filesystem::path(FFIBROKER_HOSTILE_LIB).parent_path().string();
+  ProfilesDir profiles(std::map<std::string, std::string>{{"wide", absl::StrCat("include: \"files-readonly\"\n"
+                                              "readable_paths: \"", dir, "\"\n")}});
+  auto daemon = TestDaemon::StartWithPolicy(
+      absl::StrCat("libraries { name: \"hostile\" path: \"", FFIBROKER_HOSTILE_LIB, "\" }\n",
+                   "principals { name: \"tester\" uids: ", ::getuid(),
+                   " permission { libraries { library: \"hostile\" }"
+                   " confinement_profile: \"wide\" } }\n"),
+      {profiles.flag()});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto client = (*daemon)->Connect();
+  auto session = (*client)->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto lib = (*session)->OpenLibrary("hostile", {"i32 healthy(i32)"});
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  EXPECT_TRUE(InForce((*lib)->layers(), v1::LAYER_MOUNT_NAMESPACE) ||
+              Refused((*lib)->layers(), v1::LAYER_MOUNT_NAMESPACE) != nullptr);
+  EXPECT_EQ(*(*lib)->Call<int32_t>("healthy", 1), 2);
 }
 
 TEST(ConfinementLayersTest, WorkersAreBoundedPerSessionAndInTotal) {

@@ -127,30 +127,6 @@ std::string Policy(const std::string& profile) {
       "\" limits { max_call_millis: 3000 } } }\n");
 }
 
-// The bundled profiles plus small-memory, in a directory of their own.
-class ProfilesDir {
- public:
-  ProfilesDir() {
-    std::string templ = ::testing::TempDir() + "ffibroker-profiles-XXXXXX";
-    if (::mkdtemp(templ.data()) == nullptr) return;
-    path_ = templ;
-    for (const auto& entry : std::filesystem::directory_iterator(FFIBROKER_PROFILES_DIR)) {
-      std::filesystem::copy_file(entry.path(), path_ / entry.path().filename());
-    }
-    std::ofstream(path_ / "small-memory.textproto")
-        << "name: \"small-memory\"\ndescription: \"strict in 192 MiB\"\n"
-           "include: \"strict\"\naddress_space_mib: 192\n";
-  }
-  ~ProfilesDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  std::string flag() const { return "--profiles=" + path_.string(); }
-
- private:
-  std::filesystem::path path_;
-};
-
 int OpenFds(pid_t pid) {
   int n = 0;
   std::error_code ec;
@@ -172,7 +148,10 @@ class HostileTest : public ::testing::TestWithParam<Behaviour> {};
 
 TEST_P(HostileTest, IsContainedAndReportedPrecisely) {
   const Behaviour& b = GetParam();
-  ProfilesDir profiles;
+  // small-memory: strict in 192 MiB.
+  ProfilesDir profiles(std::map<std::string, std::string>{{"small-memory",
+                         "description: \"strict in 192 MiB\"\n"
+                         "include: \"strict\"\naddress_space_mib: 192\n"}});
   auto daemon = TestDaemon::StartWithPolicy(Policy(b.profile), {profiles.flag()});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   auto client = (*daemon)->Connect();

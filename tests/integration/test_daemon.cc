@@ -185,6 +185,23 @@ CliResult RunCli(const std::vector<std::string>& args) {
   return result;
 }
 
+ProfilesDir::ProfilesDir(const std::map<std::string, std::string>& extra) {
+  path_ = TempDir();
+  if (path_.empty()) return;
+  for (const auto& entry : std::filesystem::directory_iterator(FFIBROKER_PROFILES_DIR)) {
+    std::filesystem::copy_file(entry.path(), std::filesystem::path(path_) / entry.path().filename());
+  }
+  for (const auto& [name, text] : extra) {
+    std::ofstream(absl::StrCat(path_, "/", name, ".textproto"))
+        << "name: \"" << name << "\"\n" << text;
+  }
+}
+
+ProfilesDir::~ProfilesDir() {
+  std::error_code ignored;
+  if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+}
+
 bool ProcessExists(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 
 char ProcessState(pid_t pid) {

@@ -16,6 +16,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -74,6 +75,20 @@ struct CliResult {
 CliResult RunCli(const std::vector<std::string>& args);
 
 // True if a process with `pid` exists (zombies included).
+// The bundled confinement profiles plus `extra` (name -> text without the
+// name line), in a temporary directory for --profiles (flag()).
+class ProfilesDir {
+ public:
+  explicit ProfilesDir(const std::map<std::string, std::string>& extra = {});
+  ~ProfilesDir();
+  ProfilesDir(const ProfilesDir&) = delete;
+  ProfilesDir& operator=(const ProfilesDir&) = delete;
+  std::string flag() const { return "--profiles=" + path_; }
+
+ private:
+  std::string path_;
+};
+
 // Polls `predicate` every 10 ms for up to 5 s (worker teardown and reaping
 // are asynchronous to the replies that report them).
 template <typename P>
