@@ -3,13 +3,15 @@
 // The daemon is multi-threaded, so the child of clone3 runs only raw system
 // calls on data prepared before the clone (async-signal-safe), then execs.
 // In order, the child: arranges SIGKILL on the daemon's death and waits for
-// the daemon to map its user namespace; builds a minimal read-only root
-// (tmpfs with the system library directories, the worker executable and the
-// readable paths bind-mounted read-only) and pivots into it; switches to an
-// unprivileged uid (65534 "nobody": mapped to 65534 outside when the daemon
-// is root, to the daemon's own uid otherwise); sets no_new_privs; puts its
-// channel on fd 3 and /dev/null on 0-2; execs. A failure at any step is
-// reported back with the step's name and errno.
+// the daemon to map its user namespace; opens the bind sources; switches to
+// an unprivileged uid (65534 "nobody": mapped to 65534 outside when the
+// daemon is root, to the daemon's own uid otherwise) — before the mounts in
+// a user namespace, after them without one; builds a minimal read-only root
+// (tmpfs with the system library directories, the worker executable, the
+// library and the readable paths bind-mounted read-only) and pivots into
+// it; sets no_new_privs; puts its channel on fd 3 and /dev/null on 0-2;
+// execs. A failure at any step is reported back with the step's name and
+// errno. If the kernel hides clone3 (ENOSYS), clone is used instead.
 #ifndef FFIBROKER_DAEMON_SANDBOX_SPAWN_H_
 #define FFIBROKER_DAEMON_SANDBOX_SPAWN_H_
 
