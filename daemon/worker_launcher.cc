@@ -25,10 +25,28 @@ bool InForce(const v1::WorkerLayers& layers, v1::Layer layer) {
          layers.in_force().end();
 }
 
-void AddRefused(v1::WorkerLayers* layers, v1::Layer layer, const std::string& reason) {
-  v1::RefusedLayer* r = layers->add_refused();
-  r->set_layer(layer);
-  r->set_reason(reason);
+v1::RefusedLayer Refusal(v1::Layer layer, std::string reason) {
+  v1::RefusedLayer r;
+  r.set_layer(layer);
+  r.set_reason(std::move(reason));
+  return r;
+}
+
+void AddRefused(v1::WorkerLayers* layers, v1::Layer layer, std::string reason) {
+  *layers->add_refused() = Refusal(layer, std::move(reason));
+}
+
+// "Key:\tvalue" lines of a /proc/.../status file; empty if unreadable.
+std::map<std::string, std::string> ProcStatus(const std::string& path) {
+  std::map<std::string, std::string> fields;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    fields[line.substr(0, colon)] =
+        std::string(absl::StripAsciiWhitespace(absl::string_view(line).substr(colon + 1)));
+  }
+  return fields;
 }
 
 absl::Status OpenError(const worker::v1::Error& error) {
@@ -100,15 +118,8 @@ void KeepWorkerLayers(const v1::WorkerLayers& report, v1::WorkerLayers* out) {
 // How many seccomp filters the daemon itself runs under.
 int DaemonSeccompFilters() {
   static const int count = [] {
-    std::ifstream in("/proc/self/status");
-    for (std::string line; std::getline(in, line);) {
-      int n = 0;
-      if (absl::StartsWith(line, "Seccomp_filters:") &&
-          absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(16)), &n)) {
-        return n;
-      }
-    }
-    return 0;
+    int n = 0;
+    return absl::SimpleAtoi(ProcStatus("/proc/self/status")["Seccomp_filters"], &n) ? n : 0;
   }();
   return count;
 }
@@ -142,15 +153,8 @@ absl::Status VerifyLimits(pid_t pid, const v1::WorkerLayers& layers) {
 // What the kernel says about the worker's seccomp, no_new_privs and
 // capabilities must match its claims. OK if /proc cannot be read.
 absl::Status VerifyWithKernel(pid_t pid, const v1::WorkerLayers& layers) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  if (!in) return absl::OkStatus();
-  std::map<std::string, std::string> fields;
-  for (std::string line; std::getline(in, line);) {
-    size_t colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    fields[line.substr(0, colon)] =
-        std::string(absl::StripAsciiWhitespace(absl::string_view(line).substr(colon + 1)));
-  }
+  std::map<std::string, std::string> fields = ProcStatus(absl::StrCat("/proc/", pid, "/status"));
+  if (fields.empty()) return absl::OkStatus();
   auto mismatch = [&](const char* layer, const std::string& field) {
     return absl::UnavailableError(absl::StrCat("claimed the ", layer, " layer, but the kernel shows ",
                                                field, ": '", fields[field], "'"));
@@ -213,10 +217,7 @@ WorkerLauncher::WorkerLauncher(std::string worker_path, const ProfileSet* profil
   working_.executable = worker_path_;
   for (v1::Layer layer : disabled) {
     SetNamespace(&working_, layer, false);
-    v1::RefusedLayer r;
-    r.set_layer(layer);
-    r.set_reason("disabled by --disable-layers");
-    refused_.push_back(r);
+    refused_.push_back(Refusal(layer, "disabled by --disable-layers"));
   }
 }
 
@@ -255,10 +256,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::SpawnWithFallback
     absl::MutexLock lock(&mu_);
     for (v1::Layer layer : dropped) {
       SetNamespace(&working_, layer, false);
-      v1::RefusedLayer r;
-      r.set_layer(layer);
-      r.set_reason(std::string(error.status.message()));
-      refused_.push_back(r);
+      refused_.push_back(Refusal(layer, std::string(error.status.message())));
     }
   }
   return absl::UnavailableError("cannot start a worker in any sandbox configuration");
