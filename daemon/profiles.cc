@@ -161,6 +161,12 @@ uint64_t Profile::processes() const {
 
 
 absl::StatusOr<std::string> Profile::Compile(const SeccompContext& context, bool loading) const {
+  const SeccompContext standard;
+  const std::string& kept = compiled_standard_[loading ? 1 : 0];
+  if (!kept.empty() && context.channel_fd == standard.channel_fd &&
+      context.self_pid == standard.self_pid) {
+    return kept;
+  }
   std::unique_ptr<void, SeccompDeleter> ctx(seccomp_init(SCMP_ACT_TRAP));
   if (!ctx) return absl::InternalError("seccomp_init failed");
   seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
@@ -269,10 +275,12 @@ absl::StatusOr<ProfileSet> ProfileSet::LoadDirectory(const std::string& director
     RETURN_IF_ERROR(add(name));
     flat.syscall_count_ = static_cast<int>(syscalls.size());
     // Compiling both filters once here reports libseccomp's objections at
-    // start-up.
+    // start-up; the programs for the usual context (a worker in its own pid
+    // namespace) are kept, so starting a worker compiles nothing.
     for (bool loading : {false, true}) {
       absl::StatusOr<std::string> compiled = flat.Compile(SeccompContext{}, loading);
       if (!compiled.ok()) return absl::InvalidArgumentError(compiled.status().message());
+      flat.compiled_standard_[loading ? 1 : 0] = *std::move(compiled);
     }
     set.profiles_.emplace(name, std::move(flat));
   }

@@ -60,6 +60,8 @@ class Profile {
   v1::ConfinementProfile proto_;  // rules of the profile and its includes
   std::vector<std::string> readable_paths_;
   int syscall_count_ = 0;
+  // Compile(SeccompContext{}, false / true), made when the set is loaded.
+  std::string compiled_standard_[2];
 };
 
 class ProfileSet {
