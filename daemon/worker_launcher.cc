@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "common/layer_name.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/worker_protocol.h"
@@ -186,12 +187,6 @@ absl::Status VerifyWithKernel(pid_t pid, const v1::WorkerLayers& layers) {
 }
 
 }  // namespace
-
-std::string LayerName(v1::Layer layer) {
-  std::string name = v1::Layer_Name(layer);
-  if (name.rfind("LAYER_", 0) == 0) name = name.substr(6);
-  return absl::AsciiStrToLower(name);
-}
 
 absl::StatusOr<std::set<v1::Layer>> ParseNamespaceLayers(const std::string& text) {
   std::set<v1::Layer> layers;

@@ -74,9 +74,6 @@ class WorkerLauncher {
   std::set<int> warned_ ABSL_GUARDED_BY(mu_);
 };
 
-// LAYER_SECCOMP -> "seccomp", for messages.
-std::string LayerName(v1::Layer layer);
-
 // "net_namespace,pid_namespace" -> those layers. INVALID_ARGUMENT naming an
 // unknown name or a layer that is not a namespace. Empty text: none.
 absl::StatusOr<std::set<v1::Layer>> ParseNamespaceLayers(const std::string& text);

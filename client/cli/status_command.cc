@@ -4,20 +4,13 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/cli/cli_output.h"
+#include "common/layer_name.h"
 
 namespace ffibroker::cli {
 namespace {
-
-// LAYER_USER_NAMESPACE -> "user_namespace".
-std::string Name(v1::Layer layer) {
-  std::string name = v1::Layer_Name(layer);
-  if (name.rfind("LAYER_", 0) == 0) name = name.substr(6);
-  return absl::AsciiStrToLower(name);
-}
 
 std::string Bytes(uint64_t bytes) {
   if (bytes != 0 && bytes % (uint64_t{1} << 20) == 0) return absl::StrCat(bytes >> 20, " MiB");
@@ -34,7 +27,9 @@ std::string FormatStatus(const v1::GetStatusResponse& status) {
                     p.description(), "\n");
   }
   std::vector<std::string> required;
-  for (int layer : status.required_layers()) required.push_back(Name(static_cast<v1::Layer>(layer)));
+  for (int layer : status.required_layers()) {
+    required.push_back(LayerName(static_cast<v1::Layer>(layer)));
+  }
   absl::StrAppend(&out, "required layers: ",
                   required.empty() ? "none" : absl::StrJoin(required, ", "), "\n");
   absl::StrAppend(&out, "workers running: ", status.workers(), "\n");
@@ -42,7 +37,7 @@ std::string FormatStatus(const v1::GetStatusResponse& status) {
   std::vector<std::string> in_force;
   for (int layer : w.in_force()) {
     v1::Layer l = static_cast<v1::Layer>(layer);
-    std::string name = Name(l);
+    std::string name = LayerName(l);
     if (l == v1::LAYER_LANDLOCK) absl::StrAppend(&name, " (ABI ", w.landlock_abi(), ")");
     if (l == v1::LAYER_SECCOMP) {
       absl::StrAppend(&name, " (", w.seccomp_profile(), ", ", w.seccomp_syscalls(), " syscalls)");
@@ -52,7 +47,7 @@ std::string FormatStatus(const v1::GetStatusResponse& status) {
   absl::StrAppend(&out, "a worker started now has in force: ", absl::StrJoin(in_force, ", "),
                   "\n");
   for (const v1::RefusedLayer& r : w.refused()) {
-    absl::StrAppend(&out, "not in force: ", Name(r.layer()), ": ", r.reason(), "\n");
+    absl::StrAppend(&out, "not in force: ", LayerName(r.layer()), ": ", r.reason(), "\n");
   }
   absl::StrAppend(&out, "worker uid: ", w.uid(), " (", w.uid_in_namespace(),
                   " in its namespace)\n");
