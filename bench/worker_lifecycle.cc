@@ -25,11 +25,7 @@ struct Figures {
 };
 
 absl::StatusOr<Figures> Measure(int iterations, const std::vector<std::string>& flags) {
-  auto daemon = testing::TestDaemon::StartWithPolicy(
-      absl::StrCat("libraries { name: \"hostile\" path: \"", FFIBROKER_HOSTILE_LIB, "\" }\n",
-                   "principals { name: \"bench\" uids: ", ::getuid(),
-                   " permission { libraries { library: \"hostile\" } } }\n"),
-      flags);
+  auto daemon = testing::TestDaemon::StartWithPolicy(testing::HostilePolicy(), flags);
   if (!daemon.ok()) return daemon.status();
   auto client = (*daemon)->Connect();
   if (!client.ok()) return client.status();

@@ -49,12 +49,6 @@ std::string StatusField(pid_t pid, const std::string& key) {
   return std::string(absl::StripAsciiWhitespace(text));
 }
 
-std::string HostilePolicy(const std::string& extra = "") {
-  return absl::StrCat("libraries { name: \"hostile\" path: \"", FFIBROKER_HOSTILE_LIB, "\" }\n",
-                      "principals { name: \"tester\" uids: ", ::getuid(),
-                      " permission { libraries { library: \"hostile\" } } }\n", extra);
-}
-
 TEST(ConfinementLayersTest, EveryLayerIsInForceOrRefusedWithAReason) {
   auto daemon = TestDaemon::StartWithPolicy(HostilePolicy());
   ASSERT_TRUE(daemon.ok()) << daemon.status();
@@ -168,7 +162,7 @@ TEST(ConfinementLayersTest, BadDisableLayersIsRefusedAtStart) {
 
 TEST(ConfinementLayersTest, ARequiredLayerThatIsMissingStopsTheWorkerFromStarting) {
   auto daemon = TestDaemon::StartWithPolicy(
-      HostilePolicy("require_layers: [LAYER_SECCOMP, LAYER_NET_NAMESPACE]\n"),
+      HostilePolicy("", "require_layers: [LAYER_SECCOMP, LAYER_NET_NAMESPACE]\n"),
       {"--disable-layers=net_namespace"});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   auto client = (*daemon)->Connect();
@@ -188,7 +182,7 @@ TEST(ConfinementLayersTest, ARequiredLayerThatIsMissingStopsTheWorkerFromStartin
 
 TEST(ConfinementLayersTest, RequiredLayersInForceLetWorkersStart) {
   auto daemon = TestDaemon::StartWithPolicy(
-      HostilePolicy("require_layers: [LAYER_SECCOMP, LAYER_RLIMITS, LAYER_NO_NEW_PRIVS]\n"));
+      HostilePolicy("", "require_layers: [LAYER_SECCOMP, LAYER_RLIMITS, LAYER_NO_NEW_PRIVS]\n"));
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   auto client = (*daemon)->Connect();
   auto session = (*client)->CreateSession();
@@ -257,14 +251,10 @@ TEST(ConfinementLayersTest, HostileConstructorsAreConfinedAndCaught) {
 // hide the library's own (exec) bind, and must be readable.
 TEST(ConfinementLayersTest, ReadablePathsAroundTheLibraryKeepItLoadable) {
   std::string dir = std::filesystem::path(FFIBROKER_HOSTILE_LIB).parent_path().string();
-  ProfilesDir profiles(std::map<std::string, std::string>{{"wide", absl::StrCat("include: \"files-readonly\"\n"
-                                              "readable_paths: \"", dir, "\"\n")}});
-  auto daemon = TestDaemon::StartWithPolicy(
-      absl::StrCat("libraries { name: \"hostile\" path: \"", FFIBROKER_HOSTILE_LIB, "\" }\n",
-                   "principals { name: \"tester\" uids: ", ::getuid(),
-                   " permission { libraries { library: \"hostile\" }"
-                   " confinement_profile: \"wide\" } }\n"),
-      {profiles.flag()});
+  ProfilesDir profiles(std::map<std::string, std::string>{
+      {"wide", absl::StrCat("include: \"files-readonly\"\nreadable_paths: \"", dir, "\"\n")}});
+  auto daemon = TestDaemon::StartWithPolicy(HostilePolicy("confinement_profile: \"wide\""),
+                                            {profiles.flag()});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   auto client = (*daemon)->Connect();
   auto session = (*client)->CreateSession();
@@ -278,7 +268,7 @@ TEST(ConfinementLayersTest, ReadablePathsAroundTheLibraryKeepItLoadable) {
 
 TEST(ConfinementLayersTest, WorkersAreBoundedPerSessionAndInTotal) {
   auto daemon = TestDaemon::StartWithPolicy(
-      HostilePolicy("limits { max_libraries_per_session: 2 max_workers: 3 }\n"));
+      HostilePolicy("", "limits { max_libraries_per_session: 2 max_workers: 3 }\n"));
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   auto client = (*daemon)->Connect();
   auto s1 = (*client)->CreateSession();

@@ -119,14 +119,6 @@ const Behaviour kBehaviours[] = {
 
 void PrintTo(const Behaviour& b, std::ostream* os) { *os << b.symbol << " under " << b.profile; }
 
-std::string Policy(const std::string& profile) {
-  return absl::StrCat(
-      "libraries { name: \"hostile\" path: \"", FFIBROKER_HOSTILE_LIB, "\" }\n",
-      "principals { name: \"tester\" uids: ", ::getuid(),
-      " permission { libraries { library: \"hostile\" } confinement_profile: \"", profile,
-      "\" limits { max_call_millis: 3000 } } }\n");
-}
-
 int OpenFds(pid_t pid) {
   int n = 0;
   std::error_code ec;
@@ -152,7 +144,10 @@ TEST_P(HostileTest, IsContainedAndReportedPrecisely) {
   ProfilesDir profiles(std::map<std::string, std::string>{{"small-memory",
                          "description: \"strict in 192 MiB\"\n"
                          "include: \"strict\"\naddress_space_mib: 192\n"}});
-  auto daemon = TestDaemon::StartWithPolicy(Policy(b.profile), {profiles.flag()});
+  auto daemon = TestDaemon::StartWithPolicy(
+      HostilePolicy(absl::StrCat("confinement_profile: \"", b.profile,
+                                 "\" limits { max_call_millis: 3000 }")),
+      {profiles.flag()});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   auto client = (*daemon)->Connect();
   ASSERT_TRUE(client.ok()) << client.status();

@@ -185,6 +185,13 @@ CliResult RunCli(const std::vector<std::string>& args) {
   return result;
 }
 
+std::string HostilePolicy(const std::string& permission, const std::string& extra) {
+  return absl::StrCat("libraries { name: \"hostile\" path: \"", FFIBROKER_HOSTILE_LIB, "\" }\n",
+                      "principals { name: \"tester\" uids: ", ::getuid(),
+                      " permission { libraries { library: \"hostile\" } ", permission, " } }\n",
+                      extra);
+}
+
 ProfilesDir::ProfilesDir(const std::map<std::string, std::string>& extra) {
   path_ = TempDir();
   if (path_.empty()) return;

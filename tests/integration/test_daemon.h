@@ -75,6 +75,12 @@ struct CliResult {
 CliResult RunCli(const std::vector<std::string>& args);
 
 // True if a process with `pid` exists (zombies included).
+// A policy for the hostile test library (tests/native/hostile.c): the
+// catalogue entry "hostile" and a principal "tester" (the test's uid) whose
+// permission allows it plus `permission` (text inside permission {}), then
+// `extra` at top level.
+std::string HostilePolicy(const std::string& permission = "", const std::string& extra = "");
+
 // The bundled confinement profiles plus `extra` (name -> text without the
 // name line), in a temporary directory for --profiles (flag()).
 class ProfilesDir {
