@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 
 #include <cstdint>
+#include <iterator>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
