@@ -402,6 +402,14 @@ absl::StatusOr<Caller> Policy::Authenticate(const PeerIdentity& id) const {
   }
 }
 
+std::vector<std::pair<std::string, std::string>> Policy::PrincipalProfiles() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const ResolvedPrincipal& p : principals_) {
+    out.emplace_back(p.name, p.permission.confinement_profile());
+  }
+  return out;
+}
+
 std::set<std::string> Policy::ReferencedProfiles() const {
   std::set<std::string> names;
   for (const ResolvedPrincipal& p : principals_) {

@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -49,6 +50,9 @@ class Policy {
   // Every confinement profile name a principal's permission names (to check
   // they exist before the policy is put in force).
   std::set<std::string> ReferencedProfiles() const;
+  // Each principal's name and the confinement profile its permission names,
+  // in policy order (for GetStatus: no identities, no keys).
+  std::vector<std::pair<std::string, std::string>> PrincipalProfiles() const;
   // Layers every worker must have (Policy.require_layers).
   const std::vector<v1::Layer>& required_layers() const { return required_layers_; }
 

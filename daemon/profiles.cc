@@ -1,5 +1,6 @@
 #include "daemon/profiles.h"
 
+#include <linux/audit.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
 #include <sys/mman.h>
@@ -20,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
+#include "daemon/profile_guard.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -169,7 +171,10 @@ absl::StatusOr<std::string> Profile::Compile(const SeccompContext& context, bool
   }
   std::unique_ptr<void, SeccompDeleter> ctx(seccomp_init(SCMP_ACT_TRAP));
   if (!ctx) return absl::InternalError("seccomp_init failed");
-  seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+  // A syscall of another architecture (int $0x80: i386; or an x32 number)
+  // traps too, so the reporter names its architecture. libseccomp sends
+  // x32 numbers (nr | __X32_SYSCALL_BIT) to this action as well.
+  seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_TRAP);
   std::vector<v1::SyscallRule> rules(proto_.allow().begin(), proto_.allow().end());
   if (loading) {
     v1::ConfinementProfile loader = LoaderRules();
@@ -234,6 +239,7 @@ absl::StatusOr<ProfileSet> ProfileSet::LoadDirectory(const std::string& director
           file, ": name '", profile.name(), "' must match the file name '", stem, "'"));
     }
     RETURN_IF_ERROR(ValidateRules(file, profile, tree));
+    RETURN_IF_ERROR(CheckProfileKeepsGuarantees(file, profile, tree));
     raw[stem] = std::move(profile);
   }
   if (raw.empty()) {
@@ -308,6 +314,27 @@ std::string SyscallName(int number) {
   char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, number);
   if (name == nullptr) return absl::StrCat("syscall ", number);
   std::string out(name);
+  std::free(name);
+  return out;
+}
+
+std::optional<std::string> ForeignSyscall(uint32_t audit_arch, int number) {
+  constexpr int kX32Bit = 0x40000000;  // __X32_SYSCALL_BIT
+  uint32_t arch = 0;
+  const char* arch_name = nullptr;
+  if (audit_arch == AUDIT_ARCH_I386) {
+    arch = SCMP_ARCH_X86;
+    arch_name = "i386";
+  } else if (audit_arch == AUDIT_ARCH_X86_64 && (number & kX32Bit) != 0) {
+    arch = SCMP_ARCH_X32;
+    arch_name = "x32";
+  } else if (audit_arch == AUDIT_ARCH_X86_64) {
+    return std::nullopt;
+  } else {
+    return absl::StrCat("architecture 0x", absl::Hex(audit_arch), " syscall #", number);
+  }
+  char* name = seccomp_syscall_resolve_num_arch(arch, number);
+  std::string out = absl::StrCat(arch_name, " ", name ? name : "syscall", " #", number);
   std::free(name);
   return out;
 }

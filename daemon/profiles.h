@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,11 @@ class ProfileSet {
 
 // "openat" for 257 on this architecture; "syscall 999" if unknown.
 std::string SyscallName(int number);
+
+// For a syscall the filter trapped as not of this architecture: "i386
+// getpid #20" (made with int $0x80) or "x32 read #1073741824" (nr |
+// __X32_SYSCALL_BIT); nullopt for a native x86-64 syscall.
+std::optional<std::string> ForeignSyscall(uint32_t audit_arch, int number);
 
 }  // namespace ffibroker
 

@@ -378,6 +378,12 @@ absl::StatusOr<v1::GetStatusResponse> SessionManager::GetStatus(const Caller& ca
     p->set_syscalls(static_cast<uint32_t>(profile->syscall_count()));
   }
   for (v1::Layer layer : policy->required_layers()) response.add_required_layers(layer);
+  for (const auto& [principal, profile] : policy->PrincipalProfiles()) {
+    v1::PrincipalProfile* p = response.add_principal_profiles();
+    p->set_principal(principal);
+    p->set_profile(profile);
+  }
+  response.set_caller_principal(caller.principal);
   {
     absl::MutexLock lock(&mu_);
     response.set_workers(workers_);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -133,12 +134,14 @@ void WorkerProcess::KillAndReap() {
            absl::StrCat("exited with status ", WEXITSTATUS(wstatus)));
   } else if (WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGSYS) {
     // Only seccomp sends SIGSYS (no profile lets a worker send signals but
-    // SIGABRT to itself). Unreported: the signal was blocked when the
-    // syscall was made (glibc's pthread_create blocks all), so the kernel
-    // killed the worker without running its reporter.
+    // SIGABRT to itself), for a forbidden call and for one of another
+    // architecture alike. Unreported: the kernel killed the worker without
+    // running its reporter, because SIGSYS was blocked when the call was
+    // made (glibc's pthread_create blocks all signals around clone3) or the
+    // library had damaged the reporter.
     Record(WorkerOutcome::Kind::kViolation, -1,
-           "was stopped for a forbidden system call (which one is unknown: the library "
-           "had blocked SIGSYS when it made it)");
+           "was stopped for a forbidden system call (which one is unknown: the worker's "
+           "reporter did not run, SIGSYS was blocked when the call was made)");
   } else if (WIFSIGNALED(wstatus)) {
     Record(WorkerOutcome::Kind::kSignaled, WTERMSIG(wstatus),
            absl::StrCat("killed by signal ", SignalName(WTERMSIG(wstatus))));
@@ -191,6 +194,12 @@ absl::StatusOr<worker::v1::WorkerToDaemon> WorkerProcess::Exchange(
 
 void WorkerProcess::RecordFatal(const worker::v1::Fatal& fatal) {
   int sig = fatal.signal();
+  if (fatal.thread_ended() && sig == 0) {
+    Record(WorkerOutcome::Kind::kExited, 0,
+           "ended: the library ended the worker's calling thread (pthread_exit) in the "
+           "middle of the call");
+    return;
+  }
   if (sig <= 0 || sig >= NSIG) {
     Record(WorkerOutcome::Kind::kProtocolViolation, 0,
            absl::StrCat("broke the worker protocol: fatal report with signal ", sig));
@@ -199,6 +208,12 @@ void WorkerProcess::RecordFatal(const worker::v1::Fatal& fatal) {
   constexpr int kSysSeccomp = 1;  // si_code of a seccomp SIGSYS
   if (sig == SIGSYS && fatal.si_code() == kSysSeccomp) {
     int nr = fatal.syscall();
+    if (std::optional<std::string> foreign = ForeignSyscall(fatal.arch(), nr)) {
+      Record(WorkerOutcome::Kind::kViolation, nr,
+             absl::StrCat("was stopped for a system call of another architecture (", *foreign,
+                          ")"));
+      return;
+    }
     Record(WorkerOutcome::Kind::kViolation, nr,
            absl::StrCat("was stopped for the forbidden system call ",
                         nr >= 0 && nr < 4096 ? SyscallName(nr) : "?", " (#", nr, ")"));

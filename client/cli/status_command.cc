@@ -26,6 +26,10 @@ std::string FormatStatus(const v1::GetStatusResponse& status) {
                     p.name() == status.default_profile() ? " (default)" : "", " - ",
                     p.description(), "\n");
   }
+  for (const v1::PrincipalProfile& p : status.principal_profiles()) {
+    absl::StrAppend(&out, "principal ", p.principal(), ": profile ", p.profile(),
+                    p.principal() == status.caller_principal() ? " (you)" : "", "\n");
+  }
   std::vector<std::string> required;
   for (int layer : status.required_layers()) {
     required.push_back(LayerName(static_cast<v1::Layer>(layer)));

@@ -10,12 +10,36 @@
 #include <cerrno>
 
 #include "common/transport.h"
+#include "common/worker_protocol.h"
 #include "common/unique_fd.h"
 
 namespace ffibroker {
 namespace {
 
-int g_channel_fd = -1;  // written once before the handlers are installed
+// The handler reads no data a library could overwrite (it shares the
+// worker's memory) and calls no function through the PLT (whose GOT entry a
+// library could redirect to one that returns, turning the trapped syscall
+// into a silent -ENOSYS): the channel is a constant and syscalls are made
+// inline. A library can at worst damage the handler so that the kernel
+// kills the worker without a report, never make a violation go unnoticed.
+constexpr int kChannelFd = kWorkerChannelFd;
+
+long RawSyscall(long nr, long a1, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0,
+                long a6 = 0) {
+#if defined(__x86_64__)
+  long ret;
+  register long r10 __asm__("r10") = a4;
+  register long r8 __asm__("r8") = a5;
+  register long r9 __asm__("r9") = a6;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return ret;
+#else
+  return ::syscall(nr, a1, a2, a3, a4, a5, a6);
+#endif
+}
 
 size_t PutVarint(char* p, uint64_t v) {
   size_t n = 0;
@@ -42,11 +66,12 @@ void OnFatalSignal(int sig, siginfo_t* info, void*) {
     arch = info->si_arch;
   }
   struct rusage usage = {};
-  ::syscall(SYS_getrusage, RUSAGE_SELF, &usage);
+  RawSyscall(SYS_getrusage, RUSAGE_SELF, reinterpret_cast<long>(&usage));
   char buf[96];
   size_t len = EncodeFatal(buf, sig, nr, arch, usage.ru_maxrss, info->si_code);
-  ::syscall(SYS_sendto, g_channel_fd, buf, len, MSG_NOSIGNAL, nullptr, 0);
-  ::syscall(SYS_exit_group, 128 + sig);
+  RawSyscall(SYS_sendto, kChannelFd, reinterpret_cast<long>(buf), static_cast<long>(len),
+             MSG_NOSIGNAL);
+  for (;;) RawSyscall(SYS_exit_group, 128 + sig);
 }
 
 }  // namespace
@@ -70,7 +95,9 @@ size_t EncodeFatal(char* buf, int32_t signal, int32_t syscall, uint32_t arch,
 }
 
 absl::Status InstallFatalReporter(int channel_fd) {
-  g_channel_fd = channel_fd;
+  if (channel_fd != kChannelFd) {
+    return absl::InvalidArgumentError("the fatal-signal reporter writes to the channel fd 3 only");
+  }
   // A stack overflow must still be reportable: handlers run on their own stack.
   constexpr size_t kStack = 64 * 1024;
   void* stack = ::mmap(nullptr, kStack, PROT_READ | PROT_WRITE,
@@ -85,7 +112,7 @@ absl::Status InstallFatalReporter(int channel_fd) {
   // SA_RESETHAND: a fault inside the handler kills the worker outright.
   action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESETHAND;
   sigfillset(&action.sa_mask);
-  for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP, SIGXCPU, SIGXFSZ}) {
+  for (int sig : kReportedSignals) {
     if (::sigaction(sig, &action, nullptr) != 0) return ErrnoStatus("sigaction", errno);
   }
   return absl::OkStatus();

@@ -13,6 +13,8 @@
 #ifndef FFIBROKER_DAEMON_WORKER_FATAL_REPORTER_H_
 #define FFIBROKER_DAEMON_WORKER_FATAL_REPORTER_H_
 
+#include <signal.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -20,7 +22,13 @@
 
 namespace ffibroker {
 
-// Installs the handlers; `channel_fd` is where reports go. Call before
+// The signals the reporter handles. A profile may not let a library change
+// their handlers (daemon/profile_guard.h).
+inline constexpr int kReportedSignals[] = {SIGSEGV, SIGBUS,  SIGILL,  SIGFPE, SIGABRT,
+                                           SIGSYS,  SIGTRAP, SIGXCPU, SIGXFSZ};
+
+// Installs the handlers; `channel_fd` is where reports go and must be
+// kWorkerChannelFd (the handler uses the constant). Call before
 // seccomp (which forbids sigaction and sigaltstack afterwards).
 absl::Status InstallFatalReporter(int channel_fd);
 

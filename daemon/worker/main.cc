@@ -3,6 +3,7 @@
 // Started by the daemon with exec, its channel on fd 3. Not meant to be run
 // by hand. Order: confine (early layers) -> Hello -> Open (dlopen, dlsym,
 // ffi_prep_cif) -> serve Call requests until the channel closes.
+#include <cxxabi.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -85,6 +86,27 @@ absl::StatusOr<std::unique_ptr<CallEngine>> OpenLocked(const worker::v1::Open& o
   return engine;
 }
 
+// The library ended the thread serving a request (pthread_exit unwinds it):
+// report that and exit before the unwinding reaches our own frames, whose
+// destructors (closing the channel among them) are not the library's doing.
+[[noreturn]] void ReportThreadEnded(Transport& channel) {
+  worker::v1::WorkerToDaemon report;
+  report.mutable_fatal()->set_thread_ended(true);
+  (void)channel.Send(report);
+  ::_exit(0);
+}
+
+// Runs `library_code` (anything that may run the library's code), reporting
+// a thread it ends instead of unwinding further.
+template <typename F>
+auto ReportingThreadEnd(Transport& channel, F library_code) {
+  try {
+    return library_code();
+  } catch (abi::__forced_unwind&) {
+    ReportThreadEnded(channel);
+  }
+}
+
 int Serve(Transport& channel) {
   worker::v1::WorkerToDaemon hello;
   hello.mutable_hello()->set_protocol_version(kWorkerProtocolVersion);
@@ -103,7 +125,7 @@ int Serve(Transport& channel) {
     if (request.has_open() && !opened_once) {
       opened_once = true;
       absl::StatusOr<std::unique_ptr<CallEngine>> opened =
-          OpenLocked(request.open(), &layers);
+          ReportingThreadEnd(channel, [&] { return OpenLocked(request.open(), &layers); });
       if (opened.ok()) {
         engine = std::move(*opened);
         *reply.mutable_opened()->mutable_layers() = layers;
@@ -111,14 +133,16 @@ int Serve(Transport& channel) {
         reply = ErrorReply(OpenErrorCode(opened.status()), opened.status());
       }
     } else if (request.has_call() && engine != nullptr) {
-      absl::StatusOr<worker::v1::Result> result = engine->Call(request.call());
+      absl::StatusOr<worker::v1::Result> result =
+          ReportingThreadEnd(channel, [&] { return engine->Call(request.call()); });
       if (result.ok()) {
         *reply.mutable_result() = std::move(*result);
       } else {
         reply = ErrorReply(worker::v1::Error::CODE_BAD_REQUEST, result.status());
       }
     } else if (engine != nullptr && IsInstanceRequest(request)) {
-      absl::StatusOr<worker::v1::InstanceResult> result = ServeInstance(*engine, request);
+      absl::StatusOr<worker::v1::InstanceResult> result =
+          ReportingThreadEnd(channel, [&] { return ServeInstance(*engine, request); });
       if (result.ok()) {
         *reply.mutable_instance_result() = std::move(*result);
       } else {

@@ -210,3 +210,40 @@ int32_t h_close_channel(void) { return close(kChannelFd); }
 int32_t h_exit_midcall(void) { exit(0); }
 
 int32_t h_raise_sigstop(void) { return raise(SIGSTOP); }
+
+/* --- Messages (issue 9, finding 18). ------------------------------------ */
+
+/* A system call of another architecture: i386 getpid (#20) through the
+ * 32-bit entry point. */
+int32_t h_i386_syscall(void) {
+  long ret = 20;
+  __asm__ volatile("int $0x80" : "+a"(ret) : : "memory");
+  return (int32_t)ret;
+}
+
+/* An x32 system call: getpid (#39) with __X32_SYSCALL_BIT. */
+int32_t h_x32_syscall(void) { return (int32_t)syscall(0x40000000 | SYS_getpid); }
+
+/* Ends the thread serving the call. */
+int32_t h_pthread_exit(void) { pthread_exit(NULL); }
+
+/* A forbidden call made while SIGSYS is blocked: the worker's reporter
+ * cannot run. */
+int32_t h_socket_sigsys_blocked(void) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGSYS);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  return (int32_t)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+}
+
+/* Replaces the worker's SIGSYS handler with one that returns, then makes a
+ * forbidden call: that would turn it into a silent -ENOSYS. */
+static void ignore_sigsys(int sig) { (void)sig; }
+int32_t h_replace_sigsys_handler(void) {
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = ignore_sigsys;
+  sigaction(SIGSYS, &action, NULL);
+  return (int32_t)syscall(SYS_chroot, "/");
+}
