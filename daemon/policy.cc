@@ -363,7 +363,7 @@ absl::StatusOr<std::string> Policy::ResolveLibrary(
 
 absl::StatusOr<Caller> Policy::Authenticate(const PeerIdentity& id) const {
   auto caller = [&](size_t index, std::string how) {
-    return Caller{principals_[index].name, std::move(how), principals_[index].permission};
+    return Caller{principals_[index].name, std::move(how), principals_[index].permission, ""};
   };
   if (!id.api_key_sha256.empty()) {
     auto it = key_owners_.find(id.api_key_sha256);
@@ -400,6 +400,13 @@ absl::StatusOr<Caller> Policy::Authenticate(const PeerIdentity& id) const {
           "the connection carries no identity: use the unix socket, a TLS client "
           "certificate or an API key");
   }
+}
+
+bool Policy::HasPrincipal(absl::string_view name) const {
+  for (const ResolvedPrincipal& p : principals_) {
+    if (p.name == name) return true;
+  }
+  return false;
 }
 
 std::set<std::string> Policy::ReferencedProfiles() const {
