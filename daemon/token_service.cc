@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/signature.h"
 #include "common/status_macros.h"
 #include "daemon/permission.h"
@@ -139,7 +140,9 @@ absl::StatusOr<v1::GrantTokenResponse> TokenService::Grant(
                                  {"session", SessionField(session.serial)},
                                  {"token_id", issued.claims.token_id()},
                                  {"expires_unix_seconds",
-                                  absl::StrCat(issued.claims.expires_unix_seconds())}});
+                                  absl::StrCat(issued.claims.expires_unix_seconds())},
+                                 {"owner", issued.claims.owner()},
+                                 {"audience", absl::StrJoin(issued.claims.audience(), ",")}});
   v1::GrantTokenResponse response;
   response.set_token(std::move(issued.token));
   *response.mutable_claims() = std::move(issued.claims);
@@ -158,6 +161,7 @@ absl::StatusOr<v1::RevokeTokenResponse> TokenService::Revoke(
                  {{"principal", caller.principal},
                   {"session", SessionField(session.serial)},
                   {"token_id", request.token_id()},
+                  {"identity", caller.identity},
                   {"reason", std::string(status.message())}});
   RETURN_IF_ERROR(status);
   return v1::RevokeTokenResponse();
@@ -240,7 +244,9 @@ absl::StatusOr<v1::ExchangeTokenResponse> TokenService::Exchange(
   audit_->Record("exchange_token", {{"principal", caller.principal},
                                     {"session", SessionField(session.serial)},
                                     {"parent_token_id", parent->token_id()},
-                                    {"token_id", issued.claims.token_id()}});
+                                    {"token_id", issued.claims.token_id()},
+                                    {"owner", issued.claims.owner()},
+                                    {"audience", absl::StrJoin(issued.claims.audience(), ",")}});
   v1::ExchangeTokenResponse response;
   response.set_token(std::move(issued.token));
   *response.mutable_claims() = std::move(issued.claims);
