@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   // A typical token: one library, two symbols, both operations, a quota.
   v1::TokenClaims claims;
   claims.set_principal("plugin-host");
+  claims.set_owner("uid:1000");
   claims.set_session_serial(12);
   v1::PermissionLibrary* lib = claims.mutable_permission()->add_libraries();
   lib->set_library("/usr/lib/x86_64-linux-gnu/libm.so.6");
@@ -36,6 +37,9 @@ int main(int argc, char** argv) {
   claims.set_call_quota(1000);
   absl::StatusOr<IssuedToken> issued = authority.Issue(claims, absl::Hours(1));
   if (!issued.ok()) return 1;
+  Caller caller;
+  caller.principal = "plugin-host";
+  caller.identity = "uid:1000";
   std::string raw;
   absl::WebSafeBase64Unescape(issued->token.substr(6), &raw);
 
@@ -43,7 +47,7 @@ int main(int argc, char** argv) {
   for (int64_t b = 0; b < batches; ++b) {
     auto start = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < per_batch; ++i) {
-      if (!authority.Verify(issued->token).ok()) return 1;
+      if (!authority.Verify(issued->token, caller).ok()) return 1;
     }
     std::chrono::duration<double, std::nano> took = std::chrono::steady_clock::now() - start;
     ns.push_back(took.count() / static_cast<double>(per_batch));

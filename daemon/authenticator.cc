@@ -42,7 +42,21 @@ absl::StatusOr<Caller> Authenticator::Authenticate(
     }
     identity.api_key_sha256 = Sha256Hex(value);
   }
-  return policies_->Get()->Authenticate(identity);
+  absl::StatusOr<Caller> caller = policies_->Get()->Authenticate(identity);
+  if (caller.ok()) caller->identity = IdentityOf(identity);
+  return caller;
+}
+
+std::string IdentityOf(const PeerIdentity& id) {
+  if (!id.api_key_sha256.empty()) return absl::StrCat("key:", id.api_key_sha256.substr(0, 16));
+  switch (id.transport) {
+    case PeerIdentity::Transport::kUnix:
+      return absl::StrCat("uid:", id.uid);
+    case PeerIdentity::Transport::kTls:
+      return id.tls_names.empty() ? std::string() : absl::StrCat("tls:", id.tls_names.front());
+    default:
+      return "";
+  }
 }
 
 }  // namespace ffibroker

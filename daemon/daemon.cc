@@ -103,6 +103,31 @@ void BlockDaemonSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
+namespace {
+
+// With a persistent token secret, tokens outlive the daemon, so their state
+// must too: replay and keep the journal in `state_dir`. A secret generated at
+// start dies with the daemon, and so do its tokens: nothing to keep.
+absl::Status OpenTokenJournal(const Policy& policy, const std::string& state_dir,
+                              const std::string& secret, TokenAuthority* authority) {
+  if (policy.token_secret_file().empty()) {
+    LOG_INFO("no token_secret_file: tokens last until the daemon stops; no token journal");
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(PrepareStateDirectory(state_dir));
+  std::string path = absl::StrCat(state_dir, "/", kTokenJournalFile);
+  std::vector<daemon::v1::TokenJournalRecord> records;
+  std::string warning;
+  ASSIGN_OR_RETURN(std::unique_ptr<TokenJournal> journal,
+                   TokenJournal::Open(path, secret, &records, &warning));
+  if (!warning.empty()) LOG_WARNING("%s", warning);
+  RETURN_IF_ERROR(authority->UseJournal(std::move(journal), records));
+  LOG_INFO("token journal %s: replayed %d records", path, records.size());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& options) {
   std::unique_ptr<Daemon> d(new Daemon());
   d->options_ = options;
@@ -143,7 +168,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   }
   ASSIGN_OR_RETURN(std::string secret,
                    LoadOrGenerateTokenSecret(current->token_secret_file()));
-  d->token_authority_ = std::make_unique<TokenAuthority>(std::move(secret));
+  d->token_authority_ = std::make_unique<TokenAuthority>(secret);
+  RETURN_IF_ERROR(OpenTokenJournal(*current, options.state_dir, secret,
+                                   d->token_authority_.get()));
   ASSIGN_OR_RETURN(d->audit_, AuditLog::Open(current->audit()));
   ASSIGN_OR_RETURN(d->pins_, PinnedLibraries::Create());
 

@@ -42,6 +42,9 @@ struct DaemonOptions {
   std::string disable_layers;
   std::string tls_cert_path;   // PEM; required for a non-loopback TCP listener
   std::string tls_key_path;
+  // Where durable state lives (the token journal, used when the policy has
+  // a token_secret_file). The default is here and only here.
+  std::string state_dir = "/var/lib/ffibroker";
   int threads = 16;
   absl::Duration shutdown_grace = absl::Seconds(5);
 };

@@ -6,6 +6,7 @@
 // a principal of the policy and its permission at this moment.
 //
 // Plain values; copyable. Never holds an API key itself, only its hash.
+// (IdentityOf is defined in authenticator.cc.)
 #ifndef FFIBROKER_DAEMON_IDENTITY_H_
 #define FFIBROKER_DAEMON_IDENTITY_H_
 
@@ -37,7 +38,17 @@ struct Caller {
   std::string principal;         // the policy's name for it
   std::string authenticated_by;  // "uid 1000", "tls CN=x", "api key ci"
   v1::Permission permission;     // defaults applied, paths canonical
+  // Who exactly, within the principal (IdentityOf): owns the tokens it
+  // grants. Several identities may share one principal (any_local_user).
+  std::string identity;
 };
+
+// The authenticated identity behind `id`, the key of token ownership:
+// "key:" + the first 16 hex digits of the API key's SHA-256 when a key was
+// presented (never the key), else "uid:N" for a unix peer, "tls:NAME" (the
+// certificate's first name, its common name) for an mTLS peer; empty if
+// none.
+std::string IdentityOf(const PeerIdentity& id);
 
 }  // namespace ffibroker
 

@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
                "mount_namespace, pid_namespace, net_namespace, ipc_namespace, uts_namespace)");
   flags.String("tls-cert", &options.tls_cert_path, "PEM certificate chain for a TCP listener");
   flags.String("tls-key", &options.tls_key_path, "PEM private key for a TCP listener");
+  flags.String("state-dir", &options.state_dir,
+               "directory for durable state: the token journal (kept only when the "
+               "policy sets token_secret_file)");
   flags.Int("threads", &threads, "threads serving requests");
   flags.Duration("shutdown-grace", &options.shutdown_grace,
                  "how long in-flight calls may finish after SIGTERM");

@@ -363,7 +363,7 @@ absl::StatusOr<std::string> Policy::ResolveLibrary(
 
 absl::StatusOr<Caller> Policy::Authenticate(const PeerIdentity& id) const {
   auto caller = [&](size_t index, std::string how) {
-    return Caller{principals_[index].name, std::move(how), principals_[index].permission};
+    return Caller{principals_[index].name, std::move(how), principals_[index].permission, ""};
   };
   if (!id.api_key_sha256.empty()) {
     auto it = key_owners_.find(id.api_key_sha256);
@@ -408,6 +408,13 @@ std::vector<std::pair<std::string, std::string>> Policy::PrincipalProfiles() con
     out.emplace_back(p.name, p.permission.confinement_profile());
   }
   return out;
+}
+
+bool Policy::HasPrincipal(absl::string_view name) const {
+  for (const ResolvedPrincipal& p : principals_) {
+    if (p.name == name) return true;
+  }
+  return false;
 }
 
 std::set<std::string> Policy::ReferencedProfiles() const {

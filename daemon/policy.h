@@ -68,6 +68,8 @@ class Policy {
   // missing on this machine); the daemon logs them.
   const std::vector<std::string>& warnings() const { return warnings_; }
   size_t principal_count() const { return principals_.size(); }
+  // Whether a principal of this name exists.
+  bool HasPrincipal(absl::string_view name) const;
 
  private:
   struct ResolvedPrincipal {

@@ -184,7 +184,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   // The token (verified on every use) or the session's permission decides.
   std::optional<v1::TokenClaims> token;
   if (!request.token().empty()) {
-    absl::StatusOr<v1::TokenClaims> claims = tokens_->Verify(request.token());
+    absl::StatusOr<v1::TokenClaims> claims = tokens_->Verify(request.token(), caller);
     if (!claims.ok()) {
       audit_->Record("deny_open_library", {{"principal", caller.principal},
                                            {"library", path},

@@ -2,13 +2,72 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status_macros.h"
 
 namespace ffibroker {
+namespace {
+
+// The journal is rewritten to a snapshot when it has grown to twice its
+// size after the last rewrite, and at least this big.
+constexpr uint64_t kCompactAtLeastBytes = 1 << 20;
+
+bool InAudience(const v1::TokenClaims& claims, const std::string& principal) {
+  return std::find(claims.audience().begin(), claims.audience().end(), principal) !=
+         claims.audience().end();
+}
+
+bool MayUse(const v1::TokenClaims& claims, const Caller& caller) {
+  return claims.audience().empty() ? claims.principal() == caller.principal
+                                   : InAudience(claims, caller.principal);
+}
+
+bool Owns(const std::string& owner, const std::string& principal, const Caller& caller) {
+  return owner.empty() ? principal == caller.principal : owner == caller.identity;
+}
+
+bool MayInspect(const v1::TokenClaims& claims, const Caller& caller) {
+  return Owns(claims.owner(), claims.principal(), caller) ||
+         InAudience(claims, caller.principal);
+}
+
+daemon::v1::TokenState* AddState(daemon::v1::TokenJournalRecord* record,
+                                 const std::string& id, absl::Time expires) {
+  daemon::v1::TokenState* state = record->add_tokens();
+  state->set_token_id(id);
+  state->set_expires_unix_seconds(absl::ToUnixSeconds(expires));
+  return state;
+}
+
+}  // namespace
 
 TokenAuthority::TokenAuthority(std::string secret, std::function<absl::Time()> now)
     : signer_(std::move(secret)), now_(std::move(now)) {}
+
+absl::Status TokenAuthority::UseJournal(
+    std::unique_ptr<TokenJournal> journal,
+    const std::vector<daemon::v1::TokenJournalRecord>& records) {
+  absl::MutexLock lock(&mu_);
+  for (const daemon::v1::TokenJournalRecord& record : records) {
+    for (const daemon::v1::TokenState& state : record.tokens()) {
+      Known& k = known_[state.token_id()];
+      if (!state.principal().empty()) k.principal = state.principal();
+      if (!state.owner().empty()) k.owner = state.owner();
+      k.expires = std::max(k.expires, absl::FromUnixSeconds(state.expires_unix_seconds()));
+      k.revoked = k.revoked || state.revoked();
+      k.calls_used = std::max(k.calls_used, state.calls_used());
+    }
+  }
+  PruneLocked();
+  RETURN_IF_ERROR(journal->Rewrite(SnapshotLocked()));
+  compacted_size_ = journal->size();
+  journal_ = std::move(journal);
+  return absl::OkStatus();
+}
 
 absl::StatusOr<IssuedToken> TokenAuthority::Issue(v1::TokenClaims claims,
                                                   absl::Duration ttl) {
@@ -23,10 +82,20 @@ absl::StatusOr<IssuedToken> TokenAuthority::Issue(v1::TokenClaims claims,
   IssuedToken issued;
   issued.token = signer_.Sign(claims);
   issued.claims = claims;
+  absl::Time expires = absl::FromUnixSeconds(claims.expires_unix_seconds());
   absl::MutexLock lock(&mu_);
   PruneLocked();
-  known_[claims.token_id()] =
-      Known{claims.principal(), absl::FromUnixSeconds(claims.expires_unix_seconds())};
+  daemon::v1::TokenJournalRecord record;
+  daemon::v1::TokenState* state = AddState(&record, claims.token_id(), expires);
+  state->set_principal(claims.principal());
+  state->set_owner(claims.owner());
+  // The state changes first, so a compaction inside JournalLocked sees it.
+  known_[claims.token_id()] = Known{claims.principal(), claims.owner(), expires};
+  absl::Status journaled = JournalLocked(record);
+  if (!journaled.ok()) {
+    known_.erase(claims.token_id());
+    return journaled;
+  }
   return issued;
 }
 
@@ -55,59 +124,156 @@ absl::Status TokenAuthority::CheckLive(const v1::TokenClaims& claims) const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::TokenClaims> TokenAuthority::Verify(absl::string_view token) const {
+absl::StatusOr<v1::TokenClaims> TokenAuthority::VerifyWith(
+    absl::string_view token, const Caller& caller,
+    bool (*may_see)(const v1::TokenClaims&, const Caller&)) const {
   absl::StatusOr<v1::TokenClaims> claims = signer_.Verify(token);
   if (!claims.ok()) return claims.status();
+  if (claims->ancestor_call_quotas_size() != claims->ancestor_ids_size()) {
+    return absl::UnauthenticatedError(
+        "token was exchanged by an older ffibrokerd (its claims lack the ancestors' "
+        "quotas); exchange it again");
+  }
+  if (!may_see(*claims, caller)) {
+    // Says nothing about the token: not whose it is, what it allows or
+    // whether it is still live.
+    return absl::PermissionDeniedError(absl::StrCat(
+        "this token was not granted to principal '", caller.principal, "' (",
+        caller.identity, ")"));
+  }
   absl::ReaderMutexLock lock(&mu_);
-  absl::Status live = CheckLive(*claims);
-  if (!live.ok()) return live;
+  RETURN_IF_ERROR(CheckLive(*claims));
   return claims;
+}
+
+absl::StatusOr<v1::TokenClaims> TokenAuthority::Verify(absl::string_view token,
+                                                       const Caller& caller) const {
+  return VerifyWith(token, caller, &MayUse);
+}
+
+absl::StatusOr<v1::TokenClaims> TokenAuthority::VerifyForInspect(
+    absl::string_view token, const Caller& caller) const {
+  return VerifyWith(token, caller, &MayInspect);
 }
 
 absl::Status TokenAuthority::ConsumeCall(const v1::TokenClaims& claims) {
   absl::MutexLock lock(&mu_);
-  absl::Status live = CheckLive(claims);
-  if (!live.ok()) return live;
-  if (claims.call_quota() == 0) return absl::OkStatus();
-  uint64_t& used = calls_used_[claims.token_id()];
-  if (used >= claims.call_quota()) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "token ", claims.token_id(), ": its call quota of ", claims.call_quota(),
-        " is used up"));
+  RETURN_IF_ERROR(CheckLive(claims));
+  // Every quota on the path from the root of the exchange tree to this token.
+  struct Level {
+    const std::string* id;
+    uint64_t quota;
+    Known* known;
+  };
+  std::vector<Level> levels;
+  absl::Time expires = absl::FromUnixSeconds(claims.expires_unix_seconds());
+  for (int i = 0; i < claims.ancestor_ids_size(); ++i) {
+    uint64_t quota = i < claims.ancestor_call_quotas_size() ? claims.ancestor_call_quotas(i) : 0;
+    if (quota != 0) levels.push_back({&claims.ancestor_ids(i), quota, nullptr});
   }
-  ++used;
-  return absl::OkStatus();
+  if (claims.call_quota() != 0) levels.push_back({&claims.token_id(), claims.call_quota(), nullptr});
+  if (levels.empty()) return absl::OkStatus();
+  for (Level& level : levels) {
+    level.known = &known_[*level.id];
+    // An ancestor outlives its descendants; keep its counter at least as long.
+    level.known->expires = std::max(level.known->expires, expires);
+    if (level.known->calls_used >= level.quota) {
+      if (*level.id == claims.token_id()) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "token ", claims.token_id(), ": its call quota of ", level.quota,
+            " is used up"));
+      }
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "token ", claims.token_id(), ": the call quota of ", level.quota,
+          " of token ", *level.id,
+          " it was exchanged from is used up (every token exchanged from it shares it)"));
+    }
+  }
+  daemon::v1::TokenJournalRecord record;
+  for (Level& level : levels) {
+    ++level.known->calls_used;
+    AddState(&record, *level.id, level.known->expires)
+        ->set_calls_used(level.known->calls_used);
+  }
+  // Incremented first, so a compaction inside JournalLocked sees the use.
+  absl::Status journaled = JournalLocked(record);
+  if (!journaled.ok()) {
+    for (Level& level : levels) --level.known->calls_used;
+  }
+  return journaled;
 }
 
 uint64_t TokenAuthority::CallsRemaining(const v1::TokenClaims& claims) const {
   if (claims.call_quota() == 0) return 0;
   absl::ReaderMutexLock lock(&mu_);
-  auto it = calls_used_.find(claims.token_id());
-  uint64_t used = it == calls_used_.end() ? 0 : it->second;
-  return used >= claims.call_quota() ? 0 : claims.call_quota() - used;
+  auto left = [this](const std::string& id, uint64_t quota) {
+    auto it = known_.find(id);
+    uint64_t used = it == known_.end() ? 0 : it->second.calls_used;
+    return used >= quota ? 0 : quota - used;
+  };
+  uint64_t remaining = left(claims.token_id(), claims.call_quota());
+  for (int i = 0; i < claims.ancestor_ids_size() && i < claims.ancestor_call_quotas_size();
+       ++i) {
+    if (claims.ancestor_call_quotas(i) != 0) {
+      remaining = std::min(remaining, left(claims.ancestor_ids(i), claims.ancestor_call_quotas(i)));
+    }
+  }
+  return remaining;
 }
 
-absl::Status TokenAuthority::Revoke(const std::string& id, const std::string& principal) {
+absl::Status TokenAuthority::Revoke(const std::string& id, const Caller& caller) {
   absl::MutexLock lock(&mu_);
   auto it = known_.find(id);
-  if (it == known_.end()) {
+  if (it == known_.end() || it->second.expires <= now_() ||
+      !Owns(it->second.owner, it->second.principal, caller)) {
+    // One answer for "never issued" and "someone else's": no oracle.
     return absl::NotFoundError(absl::StrCat(
-        "token_id: no live token ", id, " was issued by this daemon"));
+        "token_id: this daemon knows no live token ", id, " granted by ", caller.identity));
   }
-  if (it->second.principal != principal) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "token_id: token ", id, " was granted by another principal"));
+  if (it->second.revoked) return absl::OkStatus();
+  daemon::v1::TokenJournalRecord record;
+  AddState(&record, id, it->second.expires)->set_revoked(true);
+  it->second.revoked = true;  // first, so a compaction sees it
+  absl::Status journaled = JournalLocked(record);
+  if (!journaled.ok()) it->second.revoked = false;
+  return journaled;
+}
+
+absl::Status TokenAuthority::JournalLocked(const daemon::v1::TokenJournalRecord& record) {
+  if (journal_ == nullptr) return absl::OkStatus();
+  RETURN_IF_ERROR(journal_->Append(record));
+  if (journal_->size() >= std::max(2 * compacted_size_, kCompactAtLeastBytes)) {
+    PruneLocked();
+    absl::Status rewritten = journal_->Rewrite(SnapshotLocked());
+    if (!rewritten.ok()) {
+      // The append itself is durable; the old file stays in use.
+      LOG_WARNING("cannot compact the token journal: %s", rewritten.ToString());
+    }
+    compacted_size_ = journal_->size();
   }
-  it->second.revoked = true;
   return absl::OkStatus();
 }
 
+std::vector<daemon::v1::TokenJournalRecord> TokenAuthority::SnapshotLocked() const {
+  std::vector<daemon::v1::TokenJournalRecord> snapshot;
+  for (const auto& [id, k] : known_) {
+    daemon::v1::TokenJournalRecord record;
+    daemon::v1::TokenState* state = AddState(&record, id, k.expires);
+    state->set_principal(k.principal);
+    state->set_owner(k.owner);
+    state->set_revoked(k.revoked);
+    state->set_calls_used(k.calls_used);
+    snapshot.push_back(std::move(record));
+  }
+  return snapshot;
+}
+
 void TokenAuthority::PruneLocked() {
-  // An expired token fails on its own; its entries are no longer needed.
+  // An expired token fails on its own, and so do the tokens exchanged from
+  // it (they never outlive it); its entry is no longer needed.
   absl::Time now = now_();
   for (auto it = known_.begin(); it != known_.end();) {
     if (it->second.expires <= now) {
-      calls_used_.erase(it->first);
       it = known_.erase(it);
     } else {
       ++it;

@@ -1,8 +1,10 @@
 #include "daemon/token_service.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/signature.h"
 #include "common/status_macros.h"
 #include "daemon/permission.h"
@@ -51,6 +53,43 @@ absl::StatusOr<std::vector<v1::PermissionOperation>> Operations(
   return out;
 }
 
+// The audience asked for: principals of the policy, unique, at most
+// kMaxTokenAudience; with `within` (an exchange), each must be in it.
+absl::StatusOr<std::vector<std::string>> Audience(
+    const Policy& policy, const google::protobuf::RepeatedPtrField<std::string>& requested,
+    const std::vector<std::string>* within) {
+  if (requested.size() > kMaxTokenAudience) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "audience: ", requested.size(), " principals, at most ", kMaxTokenAudience));
+  }
+  std::vector<std::string> out;
+  for (int i = 0; i < requested.size(); ++i) {
+    const std::string& name = requested[i];
+    if (std::find(out.begin(), out.end(), name) != out.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("audience[", i, "]: '", name, "' is listed twice"));
+    }
+    if (within != nullptr) {
+      if (std::find(within->begin(), within->end(), name) == within->end()) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            "audience[", i, "]: '", name,
+            "' is not in the token's audience (an exchange can only narrow it)"));
+      }
+    } else if (!policy.HasPrincipal(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("audience[", i, "]: '", name, "' is not a principal of the policy"));
+    }
+    out.push_back(name);
+  }
+  return out;
+}
+
+// Who may use a token: its audience, or its principal when that is empty.
+std::vector<std::string> EffectiveAudience(const v1::TokenClaims& claims) {
+  if (claims.audience().empty()) return {claims.principal()};
+  return {claims.audience().begin(), claims.audience().end()};
+}
+
 }  // namespace
 
 absl::StatusOr<v1::GrantTokenResponse> TokenService::Grant(
@@ -84,9 +123,13 @@ absl::StatusOr<v1::GrantTokenResponse> TokenService::Grant(
                    Operations(request.operations()));
   absl::StatusOr<v1::Permission> narrowed = Narrow(*session.permission, libraries, ops);
   if (!narrowed.ok()) return deny(narrowed.status());
+  ASSIGN_OR_RETURN(std::vector<std::string> audience,
+                   Audience(*policy, request.audience(), nullptr));
 
   v1::TokenClaims claims;
   claims.set_principal(caller.principal);
+  claims.set_owner(caller.identity);
+  for (std::string& name : audience) claims.add_audience(std::move(name));
   claims.set_session_serial(session.serial);
   *claims.mutable_permission() = *std::move(narrowed);
   claims.set_call_quota(request.call_quota());
@@ -97,7 +140,9 @@ absl::StatusOr<v1::GrantTokenResponse> TokenService::Grant(
                                  {"session", SessionField(session.serial)},
                                  {"token_id", issued.claims.token_id()},
                                  {"expires_unix_seconds",
-                                  absl::StrCat(issued.claims.expires_unix_seconds())}});
+                                  absl::StrCat(issued.claims.expires_unix_seconds())},
+                                 {"owner", issued.claims.owner()},
+                                 {"audience", absl::StrJoin(issued.claims.audience(), ",")}});
   v1::GrantTokenResponse response;
   response.set_token(std::move(issued.token));
   *response.mutable_claims() = std::move(issued.claims);
@@ -111,11 +156,12 @@ absl::StatusOr<v1::RevokeTokenResponse> TokenService::Revoke(
   if (request.token_id().empty()) {
     return absl::InvalidArgumentError("token_id: empty");
   }
-  absl::Status status = authority_->Revoke(request.token_id(), caller.principal);
+  absl::Status status = authority_->Revoke(request.token_id(), caller);
   audit_->Record(status.ok() ? "revoke_token" : "deny_revoke_token",
                  {{"principal", caller.principal},
                   {"session", SessionField(session.serial)},
                   {"token_id", request.token_id()},
+                  {"identity", caller.identity},
                   {"reason", std::string(status.message())}});
   RETURN_IF_ERROR(status);
   return v1::RevokeTokenResponse();
@@ -124,7 +170,7 @@ absl::StatusOr<v1::RevokeTokenResponse> TokenService::Revoke(
 absl::StatusOr<v1::InspectTokenResponse> TokenService::Inspect(
     const v1::InspectTokenRequest& request, const Caller& caller) {
   RETURN_IF_ERROR(sessions_->View(request.session_id(), caller).status());
-  absl::StatusOr<v1::TokenClaims> claims = authority_->Verify(request.token());
+  absl::StatusOr<v1::TokenClaims> claims = authority_->VerifyForInspect(request.token(), caller);
   if (!claims.ok()) {
     return absl::Status(claims.status().code(),
                         absl::StrCat("token: ", claims.status().message()));
@@ -139,7 +185,7 @@ absl::StatusOr<v1::ExchangeTokenResponse> TokenService::Exchange(
     const v1::ExchangeTokenRequest& request, const Caller& caller) {
   ASSIGN_OR_RETURN(SessionManager::SessionView session,
                    sessions_->View(request.session_id(), caller));
-  absl::StatusOr<v1::TokenClaims> parent = authority_->Verify(request.token());
+  absl::StatusOr<v1::TokenClaims> parent = authority_->Verify(request.token(), caller);
   auto deny = [&](absl::Status status) {
     audit_->Record("deny_exchange_token",
                    {{"principal", caller.principal},
@@ -165,10 +211,10 @@ absl::StatusOr<v1::ExchangeTokenResponse> TokenService::Exchange(
   if (!IsSubset(*narrowed, parent->permission())) {  // belt and braces
     return deny(absl::PermissionDeniedError("the exchange would widen the token"));
   }
-  if (parent->call_quota() != 0 &&
-      (request.call_quota() == 0 || request.call_quota() > parent->call_quota())) {
+  if (parent->call_quota() != 0 && request.call_quota() > parent->call_quota()) {
     return deny(absl::PermissionDeniedError(absl::StrCat(
-        "call_quota: must be 1..", parent->call_quota(), " (the token's quota)")));
+        "call_quota: must be 0 (the token's) or 1..", parent->call_quota(),
+        " (the token's quota)")));
   }
   absl::Duration left = absl::FromUnixSeconds(parent->expires_unix_seconds()) - absl::Now();
   absl::Duration ttl = request.ttl_seconds() == 0 ? left : absl::Seconds(request.ttl_seconds());
@@ -177,18 +223,30 @@ absl::StatusOr<v1::ExchangeTokenResponse> TokenService::Exchange(
         "ttl_seconds: ", request.ttl_seconds(), " outlives the token (",
         absl::ToInt64Seconds(left), "s left)")));
   }
+  const std::vector<std::string> parent_audience = EffectiveAudience(*parent);
+  absl::StatusOr<std::vector<std::string>> audience =
+      Audience(*policy, request.audience(), &parent_audience);
+  if (!audience.ok()) return deny(audience.status());
+  if (audience->empty()) *audience = parent_audience;
   v1::TokenClaims claims;
-  claims.set_principal(caller.principal);  // the exchanger may revoke it
+  claims.set_principal(caller.principal);
+  claims.set_owner(caller.identity);  // the exchanger may revoke it
+  for (std::string& name : *audience) claims.add_audience(std::move(name));
   claims.set_session_serial(session.serial);
   *claims.mutable_permission() = *std::move(narrowed);
   claims.set_call_quota(request.call_quota() != 0 ? request.call_quota() : parent->call_quota());
+  // The whole tree shares each ancestor's quota (TokenAuthority::ConsumeCall).
   *claims.mutable_ancestor_ids() = parent->ancestor_ids();
   claims.add_ancestor_ids(parent->token_id());
+  *claims.mutable_ancestor_call_quotas() = parent->ancestor_call_quotas();
+  claims.add_ancestor_call_quotas(parent->call_quota());
   ASSIGN_OR_RETURN(IssuedToken issued, authority_->Issue(claims, ttl));
   audit_->Record("exchange_token", {{"principal", caller.principal},
                                     {"session", SessionField(session.serial)},
                                     {"parent_token_id", parent->token_id()},
-                                    {"token_id", issued.claims.token_id()}});
+                                    {"token_id", issued.claims.token_id()},
+                                    {"owner", issued.claims.owner()},
+                                    {"audience", absl::StrJoin(issued.claims.audience(), ",")}});
   v1::ExchangeTokenResponse response;
   response.set_token(std::move(issued.token));
   *response.mutable_claims() = std::move(issued.claims);

@@ -3,9 +3,12 @@
 //
 // Business logic behind the gRPC handlers, like SessionManager (whose
 // sessions it reads through SessionManager::View). A granted token snapshots
-// the session's permission at this moment, optionally narrowed; an
-// exchanged token is a narrowing of its parent and lists the parent among
-// its ancestors (revoking an ancestor revokes it). Every grant, exchange,
+// the session's permission at this moment, optionally narrowed, for the
+// caller's principal or an explicit audience, owned by the caller's
+// identity; an exchanged token is a narrowing of its parent (permission,
+// audience, quota, lifetime), lists the parent among its ancestors
+// (revoking an ancestor revokes it) and shares their quotas (see
+// TokenAuthority). Every grant, exchange,
 // revocation and refusal goes to the audit log with the token id (never the
 // token).
 //
@@ -33,17 +36,19 @@ class TokenService {
       : sessions_(sessions), policies_(policies), authority_(authority), audit_(audit) {}
 
   // PERMISSION_DENIED if the session's permission is revoked, lacks
-  // GRANT_TOKEN, or does not cover the narrowing asked for (naming it).
+  // GRANT_TOKEN, or does not cover the narrowing asked for (naming it);
+  // INVALID_ARGUMENT for an audience naming an unknown principal.
   absl::StatusOr<v1::GrantTokenResponse> Grant(const v1::GrantTokenRequest& request,
                                                const Caller& caller);
-  // See TokenAuthority::Revoke.
+  // See TokenAuthority::Revoke (only the owner identity; NOT_FOUND otherwise).
   absl::StatusOr<v1::RevokeTokenResponse> Revoke(const v1::RevokeTokenRequest& request,
                                                  const Caller& caller);
-  // The claims of a valid token; errors as TokenAuthority::Verify.
+  // The claims of a valid token; errors as TokenAuthority::VerifyForInspect.
   absl::StatusOr<v1::InspectTokenResponse> Inspect(const v1::InspectTokenRequest& request,
                                                    const Caller& caller);
-  // A narrower token; PERMISSION_DENIED if the request would widen it or
-  // the token lacks GRANT_TOKEN.
+  // A narrower token; PERMISSION_DENIED if the caller's principal may not
+  // use the token, the request would widen it (permission, audience, quota,
+  // lifetime) or the token lacks GRANT_TOKEN.
   absl::StatusOr<v1::ExchangeTokenResponse> Exchange(
       const v1::ExchangeTokenRequest& request, const Caller& caller);
   absl::StatusOr<v1::WhoamiResponse> Whoami(const v1::WhoamiRequest& request,

@@ -36,7 +36,9 @@ constexpr char kSynopsis[] =
     "      DECLARATION is C-like: 'f64 cos(f64)', 'i32 add(i32 a, i32 b)', 'void f()'.\n"
     "      Types: void bool i8 u8 i16 u16 i32 u32 i64 u64 isize usize f32 f64.\n"
     "      Literals: 42, -7, 0xff, 0.5, -0, nan, inf, 0x1p-1074, true, false.\n"
-    "      With --token=TOKEN the library is opened with that capability token.\n"
+    "      With a token (--token-file=PATH, --token-file=- for stdin, or\n"
+    "      FFIBROKER_TOKEN in the environment) the library is opened with that\n"
+    "      capability token. --token=TOKEN is refused: command lines are public.\n"
     "      --class='Point { f64 x; mut f64 y; } ~point_free' (repeatable, before\n"
     "      the command) registers a class; then 'Point f(Point* p, cstr s)' etc.\n"
     "      Class values: {x=1, y=2}; a {..} for Point* makes a temporary instance\n"
@@ -62,13 +64,15 @@ int main(int argc, char** argv) {
                             ? env_address
                             : "unix:/run/ffibroker/ffibrokerd.sock";
   absl::Duration timeout = absl::Seconds(60);
-  std::string token, tls_ca, tls_cert, tls_key;
+  std::string token_file, tls_ca, tls_cert, tls_key;
   FlagSet flags(absl::StrReplaceAll(kSynopsis, {{"{TOKEN_VERBS}", cli::kTokenSynopsis},
                                                {"{STATUS_VERB}", cli::kStatusSynopsis}}));
   flags.String("address", &address,
                "daemon address, unix:/ABS/PATH or tcp:HOST:PORT (env FFIBROKER_ADDRESS)");
   flags.Duration("timeout", &timeout, "deadline for the call");
-  flags.String("token", &token, "call: open the library with this capability token");
+  flags.String("token-file", &token_file,
+               "file holding a capability token ('-': standard input) for call and token "
+               "inspect (else env FFIBROKER_TOKEN)");
   flags.String("tls-ca", &tls_ca, "PEM CA file to verify the daemon (mTLS)");
   flags.String("tls-cert", &tls_cert, "PEM client certificate chain file (mTLS)");
   flags.String("tls-key", &tls_key, "PEM client private key file (mTLS)");
@@ -78,6 +82,13 @@ int main(int argc, char** argv) {
   std::vector<char*> rest_argv;
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
+    if (i > 0 && (arg == "--token" || arg.rfind("--token=", 0) == 0)) {
+      return Usage(cli::TokenOnCommandLineMessage());
+    }
+    if (i > 0 && arg == "--") {  // the rest is positional
+      rest_argv.insert(rest_argv.end(), argv + i, argv + argc);
+      break;
+    }
     if (i > 0 && arg.rfind("--class=", 0) == 0) {
       classes.push_back(arg.substr(8));
     } else {
@@ -106,8 +117,10 @@ int main(int argc, char** argv) {
     *out = text.str();
   }
   const std::string& verb = (*args)[0];
-  if (verb == "call") return RunTypedCall(address, options, token, timeout, classes, *args);
-  if (verb == "token") return cli::RunToken(address, options, *args);
+  absl::StatusOr<std::string> token = cli::LoadToken(token_file);
+  if (!token.ok()) return Usage(std::string(token.status().message()));
+  if (verb == "call") return RunTypedCall(address, options, *token, timeout, classes, *args);
+  if (verb == "token") return cli::RunToken(address, options, *token, *args);
   if (verb == "whoami") return cli::RunWhoami(address, options);
   if (verb == "status") return cli::RunStatus(address, options);
   if (verb == "policy") return cli::RunPolicy(*args);

@@ -1,8 +1,16 @@
 #include "client/cli/cli_output.h"
 #include "client/cli/token_commands.h"
 
-#include <cstdio>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -14,7 +22,7 @@
 namespace ffibroker::cli {
 namespace {
 
-
+constexpr size_t kMaxTokenFileBytes = 64 * 1024;
 
 std::string Text(const google::protobuf::Message& message) {
   std::string out;
@@ -36,6 +44,9 @@ int Grant(Session& session, const std::vector<std::string>& args) {
       uint64_t quota;
       if (!absl::SimpleAtoi(arg, &quota)) return Usage("quota: not a number");
       scope.set_call_quota(quota);
+    } else if (absl::ConsumePrefix(&arg, "audience=")) {
+      if (arg.empty()) return Usage("audience: needs a principal name");
+      scope.add_audience(std::string(arg));
     } else if (arg == "no-grant") {
       scope.add_operations(v1::OPEN_LIBRARY);
     } else {
@@ -62,15 +73,71 @@ int Grant(Session& session, const std::vector<std::string>& args) {
 
 }  // namespace
 
+std::string TokenOnCommandLineMessage() {
+  return absl::StrCat(
+      "a token on the command line is refused: every local user can read a command "
+      "line (/proc/PID/cmdline, ps), so the token would leak; pass it with ",
+      kTokenSources);
+}
+
+absl::StatusOr<std::string> LoadToken(const std::string& token_file) {
+  std::string text;
+  std::string source;
+  if (!token_file.empty()) {
+    source = token_file == "-" ? "standard input" : "--token-file " + token_file;
+    int fd = token_file == "-" ? STDIN_FILENO
+                               : ::open(token_file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot read ", source, ": ", std::strerror(errno)));
+    }
+    struct stat st;
+    if (fd != STDIN_FILENO && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        (st.st_mode & 077) != 0) {
+      std::fprintf(stderr,
+                   "ffibroker: warning: token file %s may be read by other users (mode "
+                   "0%o); chmod 600 it\n",
+                   token_file.c_str(), static_cast<unsigned>(st.st_mode & 0777));
+    }
+    char buf[4096];
+    while (text.size() <= kMaxTokenFileBytes) {
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      text.append(buf, static_cast<size_t>(n));
+    }
+    if (fd != STDIN_FILENO) ::close(fd);
+  } else if (const char* env = std::getenv("FFIBROKER_TOKEN"); env != nullptr) {
+    source = "FFIBROKER_TOKEN";
+    text = env;
+  } else {
+    return std::string();
+  }
+  if (text.size() > kMaxTokenFileBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, " holds more than ", kMaxTokenFileBytes, " bytes: not a token"));
+  }
+  std::string token(absl::StripAsciiWhitespace(text));
+  if (token.empty()) return absl::InvalidArgumentError(absl::StrCat(source, " is empty"));
+  return token;
+}
+
 int RunToken(const std::string& address, const ConnectOptions& options,
-             const std::vector<std::string>& args) {
+             const std::string& token, const std::vector<std::string>& args) {
   if (args.size() < 2) return Usage("token needs grant, inspect or revoke");
   const std::string& verb = args[1];
   if (verb != "grant" && verb != "inspect" && verb != "revoke") {
     return Usage(absl::StrCat("unknown token command '", verb, "'"));
   }
-  if (verb != "grant" && args.size() != 3) {
-    return Usage(absl::StrCat("token ", verb, " takes exactly one argument"));
+  if (verb == "inspect" && args.size() != 2) {
+    return Usage(absl::StrCat("token inspect takes no argument: ",
+                              TokenOnCommandLineMessage()));
+  }
+  if (verb == "inspect" && token.empty()) {
+    return Usage(absl::StrCat("token inspect needs a token: ", kTokenSources));
+  }
+  if (verb == "revoke" && args.size() != 3) {
+    return Usage("token revoke takes exactly one argument, the token id");
   }
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(address, options);
   if (!client.ok()) return Fail(kExitUnreachable, client.status());
@@ -78,7 +145,7 @@ int RunToken(const std::string& address, const ConnectOptions& options,
   if (!session.ok()) return Fail(kExitFailed, session.status());
   if (verb == "grant") return Grant(**session, args);
   if (verb == "inspect") {
-    absl::StatusOr<v1::InspectTokenResponse> r = (*session)->InspectToken(args[2]);
+    absl::StatusOr<v1::InspectTokenResponse> r = (*session)->InspectToken(token);
     if (!r.ok()) return Fail(kExitFailed, r.status());
     std::fputs(Text(*r).c_str(), stdout);
     return 0;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "ffibroker/client.h"
 
@@ -17,19 +18,37 @@ namespace ffibroker::cli {
 
 inline constexpr char kTokenSynopsis[] =
     "  token grant [LIB[:SYM,SYM...]]... [ttl=DURATION] [quota=N] [no-grant]\n"
+    "              [audience=PRINCIPAL]...\n"
     "      Grant a capability token from a new session of the caller's principal\n"
     "      (the whole permission, or only the LIBs/SYMs given; no-grant: the\n"
-    "      token cannot be exchanged). Prints the token on stdout, its id and\n"
-    "      expiry on stderr.\n"
-    "  token inspect TOKEN     verify TOKEN and print its claims\n"
-    "  token revoke TOKEN_ID   revoke a token the caller's principal granted\n"
+    "      token cannot be exchanged; audience: the principals that may use it,\n"
+    "      default the caller's own). Prints the token on stdout (redirect it to\n"
+    "      a file only you can read), its id and expiry on stderr.\n"
+    "  token inspect           verify the token (see below) and print its claims\n"
+    "  token revoke TOKEN_ID   revoke a token the caller's identity granted\n"
     "  whoami                  print the principal the daemon sees\n"
     "  policy check FILE       validate a policy file; every mistake is reported\n"
     "      as FILE:LINE:COLUMN: message (exit 1). Needs no daemon.\n";
 
-// args[0] == "token".
+// How the CLI takes a token: never on the command line, which every local
+// user can read in /proc/PID/cmdline.
+inline constexpr char kTokenSources[] =
+    "--token-file=PATH, --token-file=- (standard input) or the FFIBROKER_TOKEN\n"
+    "environment variable";
+
+// The usage message for a token put on the command line (--token=...).
+std::string TokenOnCommandLineMessage();
+
+// The token from `token_file` (a path, or "-" for standard input) if not
+// empty, else from the FFIBROKER_TOKEN environment variable, else "".
+// Surrounding whitespace is dropped. INVALID_ARGUMENT (for a usage error)
+// if the file cannot be read, is empty or longer than 64 KiB; a file that
+// other users may read gets a warning on stderr.
+absl::StatusOr<std::string> LoadToken(const std::string& token_file);
+
+// args[0] == "token"; `token` from LoadToken (used by `token inspect`).
 int RunToken(const std::string& address, const ConnectOptions& options,
-             const std::vector<std::string>& args);
+             const std::string& token, const std::vector<std::string>& args);
 // args[0] == "whoami".
 int RunWhoami(const std::string& address, const ConnectOptions& options);
 // args[0] == "policy".

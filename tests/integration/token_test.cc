@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -399,23 +400,28 @@ TEST_F(TokenTest, CliGrantInspectRevokeAndCallWithToken) {
   ASSERT_THAT(token, ::testing::StartsWith("ffbt1."));
   ASSERT_THAT(grant.err, HasSubstr("token id "));
   std::string id = grant.err.substr(grant.err.find("token id ") + 9, 32);
+  // Tokens travel in files (or FFIBROKER_TOKEN), never on the command line.
+  std::string token_file = daemon_->dir() + "/token";
+  std::ofstream(token_file) << token << "\n";
+  ::chmod(token_file.c_str(), 0600);
+  const std::string from_file = "--token-file=" + token_file;
 
-  CliResult inspect = RunCli({address, "token", "inspect", token});
+  CliResult inspect = RunCli({address, from_file, "token", "inspect"});
   ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
   EXPECT_THAT(inspect.out, HasSubstr(id));
   EXPECT_THAT(inspect.out, HasSubstr("call_quota: 3"));
   EXPECT_THAT(inspect.out, HasSubstr("i64_plus_one"));
 
-  CliResult call = RunCli({address, "--token=" + token, "call", "scalars", kAdd, "41"});
+  CliResult call = RunCli({address, from_file, "call", "scalars", kAdd, "41"});
   EXPECT_EQ(call.exit_code, 0) << call.err;
   EXPECT_EQ(call.out, "42\n");
-  CliResult wrong = RunCli({address, "--token=" + token, "call", "scalars", kNeg, "1"});
+  CliResult wrong = RunCli({address, from_file, "call", "scalars", kNeg, "1"});
   EXPECT_EQ(wrong.exit_code, 1);
   EXPECT_THAT(wrong.err, HasSubstr("PERMISSION_DENIED"));
 
   CliResult revoke = RunCli({address, "token", "revoke", id});
   EXPECT_EQ(revoke.exit_code, 0) << revoke.err;
-  CliResult after = RunCli({address, "token", "inspect", token});
+  CliResult after = RunCli({address, from_file, "token", "inspect"});
   EXPECT_EQ(after.exit_code, 1);
   EXPECT_THAT(after.err, HasSubstr("revoked"));
   EXPECT_THAT(after.err, Not(HasSubstr(token)));

@@ -118,7 +118,7 @@ class Session {
   // by `scope` (its session_id is filled in; leave the rest empty for the
   // whole permission).
   absl::StatusOr<v1::GrantTokenResponse> GrantToken(v1::GrantTokenRequest scope = {});
-  // Revokes a token this session's principal granted.
+  // Revokes a token this caller's identity granted.
   absl::Status RevokeToken(const std::string& token_id);
   // Verifies `token` and returns its claims.
   absl::StatusOr<v1::InspectTokenResponse> InspectToken(const std::string& token);
