@@ -7,7 +7,7 @@
 
 namespace ffibroker {
 
-std::string Describe(const NameToResolve& name) {
+std::string DescribeName(const NameToResolve& name) {
   switch (name.use) {
     case NameToResolve::Use::kFunction:
       return absl::StrCat("function '", name.name, "'");

@@ -42,7 +42,7 @@ struct NameToResolve {
 };
 
 // "function 'f'", "static 'v'", "destructor 'd' (of class C, needed by 'f')".
-std::string Describe(const NameToResolve& name);
+std::string DescribeName(const NameToResolve& name);
 
 // The names the worker resolves to serve `open`, whose classes are
 // `classes` (the same table the worker rebuilds from open.classes).

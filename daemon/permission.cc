@@ -60,7 +60,7 @@ absl::Status AuthorizeOpen(const v1::Permission& permission, absl::string_view w
   for (const NameToResolve& name : names) {
     if (!AllowsSymbol(*entry, name.name)) {
       return absl::PermissionDeniedError(absl::StrCat(
-          Describe(name), " of '", path, "' is not allowed by ", what));
+          DescribeName(name), " of '", path, "' is not allowed by ", what));
     }
   }
   if (writes_statics && !AllowsOperation(permission, v1::WRITE_STATICS)) {

@@ -54,11 +54,11 @@ absl::Status NotDefined(const NameToResolve& name, const Found& found,
                         const std::string& path) {
   if (!found.elsewhere.empty()) {
     return absl::NotFoundError(absl::StrCat(
-        Describe(name), " is not defined by ", path, ": it is defined in a dependency (",
+        DescribeName(name), " is not defined by ", path, ": it is defined in a dependency (",
         found.elsewhere, "); only the library's own symbols may be resolved unless its "
         "policy entry sets allow_dependency_symbols"));
   }
-  return absl::NotFoundError(absl::StrCat(Describe(name), " not found in ", path));
+  return absl::NotFoundError(absl::StrCat(DescribeName(name), " not found in ", path));
 }
 
 uint64_t ReadU64(const std::string& bytes) {
