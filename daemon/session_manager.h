@@ -63,8 +63,10 @@ class SessionManager {
   absl::StatusOr<v1::CloseSessionResponse> CloseSession(
       const v1::CloseSessionRequest& request, const Caller& caller);
   // PERMISSION_DENIED if neither the session's permission nor the token
-  // allows the library and every declared symbol; UNAUTHENTICATED /
-  // PERMISSION_DENIED for a bad, expired or revoked token.
+  // allows the library and every name the worker will resolve
+  // (NamesToResolve: functions, statics, destructors of owned results), or
+  // a static is declared mut without WRITE_STATICS (AuthorizeOpen);
+  // UNAUTHENTICATED / PERMISSION_DENIED for a bad, expired or revoked token.
   absl::StatusOr<v1::OpenLibraryResponse> OpenLibrary(
       const v1::OpenLibraryRequest& request, const Caller& caller,
       absl::Time deadline);
