@@ -24,26 +24,27 @@ uint64_t InstanceTable::Add(Record record) {
 
 absl::StatusOr<InstanceTable::Slot*> InstanceTable::FindLocked(uint64_t handle,
                                                                uint64_t session) const {
+  // Ownership first: whatever a handle the session does not own is (never
+  // issued, live in another session, freed by another session), the
+  // session learns nothing from the answer.
+  const absl::Status not_ours = absl::NotFoundError(
+      absl::StrCat("instance handle ", handle, " is not an instance of this session"));
   uint64_t index = (handle >> 32) - 1;
   uint32_t generation = static_cast<uint32_t>(handle);
   if ((handle >> 32) == 0 || index >= slots_.size() || generation == 0 ||
-      generation > slots_[index].generation ||
-      (generation == slots_[index].generation && !slots_[index].live)) {
-    return absl::NotFoundError(
-        absl::StrCat("instance handle ", handle, " is unknown (never issued by this daemon)"));
+      generation > slots_[index].generation) {
+    return not_ours;
   }
   Slot& slot = slots_[index];
-  if (generation < slot.generation) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "instance handle ", handle, " is stale: it ",
-        generation + 1 == slot.generation ? slot.gone_reason : "was freed",
-        " (use after free)"));
+  if (generation == slot.generation) {
+    if (!slot.live || slot.record.session != session) return not_ours;
+    return &slot;
   }
-  if (slot.record.session != session) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("instance handle ", handle, " belongs to another session"));
-  }
-  return &slot;
+  // An older generation: stale, but only its owner may hear so. Only the
+  // previous generation's owner is remembered; older ones are unknown.
+  if (generation + 1 != slot.generation || slot.gone_session != session) return not_ours;
+  return absl::FailedPreconditionError(absl::StrCat(
+      "instance handle ", handle, " is stale: it ", slot.gone_reason, " (use after free)"));
 }
 
 absl::StatusOr<InstanceTable::Record> InstanceTable::Find(uint64_t handle,
@@ -58,6 +59,7 @@ absl::StatusOr<InstanceTable::Record> InstanceTable::Take(uint64_t handle, uint6
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Slot * slot, FindLocked(handle, session));
   Record record = std::move(slot->record);
+  slot->gone_session = record.session;
   slot->live = false;
   slot->record = Record();
   slot->gone_reason = reason;

@@ -4,11 +4,14 @@
 // the slot's generation (low 32 bits). The record behind it names the
 // class, the owner session and library, the worker's own instance id and
 // the worker generation the instance lives in. Nothing reaches a worker
-// until a handle has been checked here: an unknown (forged) handle is
-// NOT_FOUND, a handle of another session PERMISSION_DENIED, a freed one (or
-// one whose library was closed or whose worker died) FAILED_PRECONDITION
-// with the reason. A freed slot's generation moves on, so an old handle
-// never names a new instance.
+// until a handle has been checked here, ownership first: any handle the
+// session does not own — never issued, another session's, or freed while
+// another session owned it — is NOT_FOUND with one message, so a session
+// learns nothing about other sessions' handles. Only the owner hears that
+// its handle is stale: freed (or its library closed or its worker died)
+// is FAILED_PRECONDITION with the reason, for the most recent generation of
+// a slot (an older one is NOT_FOUND). A freed slot's generation moves on,
+// so an old handle never names a new instance.
 //
 // Thread-safety: thread-safe.
 //
@@ -59,6 +62,7 @@ class InstanceTable {
     bool live = false;
     Record record;
     std::string gone_reason;  // why the previous generation ended
+    uint64_t gone_session = 0;  // who owned the previous generation
   };
   absl::StatusOr<Slot*> FindLocked(uint64_t handle, uint64_t session) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);

@@ -12,31 +12,46 @@ namespace {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Library>> Library::Open(
-    std::string path,
+worker::v1::Open Library::WorkerOpen(
+    const std::string& path,
     const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
     const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
-    const ClassTable& classes, WorkerSpec spec, absl::Time deadline) {
+    const ClassTable& classes, const WorkerSpec& spec) {
   worker::v1::Open open;
   open.set_path(path);
   for (const v1::ClassDefinition& def : classes.definitions()) *open.add_classes() = def;
-  std::vector<ResolvedSignature> signatures;
   for (const v1::SymbolDeclaration& s : symbols) {
     worker::v1::Symbol* symbol = open.add_symbols();
     symbol->set_name(s.name());
     *symbol->mutable_signature() = s.signature();
     symbol->set_optional(s.optional());
-    ASSIGN_OR_RETURN(ResolvedSignature sig, ResolveSignature(s.signature(), classes));
-    signatures.push_back(std::move(sig));
   }
-  std::map<std::string, StaticInfo> static_infos;
   for (const v1::StaticDeclaration& s : statics) {
     worker::v1::Symbol* symbol = open.add_statics();
     symbol->set_name(s.name());
     *symbol->mutable_signature()->mutable_result() = s.type();
     symbol->set_optional(s.optional());
+  }
+  open.set_allow_dependency_symbols(spec.allow_dependency_symbols);
+  return open;
+}
+
+absl::StatusOr<std::unique_ptr<Library>> Library::Open(
+    std::string path,
+    const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
+    const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
+    const ClassTable& classes, WorkerSpec spec, absl::Time deadline) {
+  worker::v1::Open open = WorkerOpen(path, symbols, statics, classes, spec);
+  std::vector<ResolvedSignature> signatures;
+  for (const v1::SymbolDeclaration& s : symbols) {
+    ASSIGN_OR_RETURN(ResolvedSignature sig, ResolveSignature(s.signature(), classes));
+    signatures.push_back(std::move(sig));
+  }
+  std::map<std::string, StaticInfo> static_infos;
+  for (int i = 0; i < statics.size(); ++i) {
+    const v1::StaticDeclaration& s = statics[i];
     ASSIGN_OR_RETURN(TypeRef type, classes.Resolve(s.type(), TypeUse::kStatic));
-    static_infos[s.name()] = StaticInfo{open.statics_size() - 1, type, s.mutable_()};
+    static_infos[s.name()] = StaticInfo{i, type, s.mutable_()};
   }
   std::unique_ptr<Library> lib(new Library(std::move(path), std::move(open), std::move(spec)));
   lib->signatures_ = std::move(signatures);

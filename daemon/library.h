@@ -52,6 +52,9 @@ struct WorkerSpec {
   WorkerLauncher* launcher = nullptr;  // borrowed; outlives the library
   std::string profile = "strict";      // confinement profile name
   std::vector<v1::Layer> required_layers;  // from the policy at open time
+  // The permission's PermissionLibrary.allow_dependency_symbols: may a
+  // dependency of the library define the names the worker resolves?
+  bool allow_dependency_symbols = false;
 };
 
 class Library {
@@ -61,12 +64,22 @@ class Library {
   // `classes`, the session's classes at open time). NOT_FOUND for a missing
   // symbol, FAILED_PRECONDITION if the loader refused the file,
   // UNAVAILABLE if the worker could not start or died while loading.
-  // `spec` says how its workers are confined.
+  // `spec` says how its workers are confined. The worker resolves exactly
+  // NamesToResolve(WorkerOpen(...)) (common/resolved_names.h), which the
+  // caller has authorized.
   static absl::StatusOr<std::unique_ptr<Library>> Open(
       std::string path,
       const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
       const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
       const ClassTable& classes, WorkerSpec spec, absl::Time deadline);
+
+  // The request that makes a worker load `path` with these declarations
+  // (what Open sends; the caller authorizes the names it resolves).
+  static worker::v1::Open WorkerOpen(
+      const std::string& path,
+      const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
+      const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
+      const ClassTable& classes, const WorkerSpec& spec);
 
   // Validates `request` against the declared signature and runs it.
   // INVALID_ARGUMENT / NOT_FOUND for bad input (the worker never sees it);

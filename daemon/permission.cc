@@ -46,25 +46,39 @@ bool AllowsSymbol(const v1::PermissionLibrary& entry, absl::string_view symbol) 
   return entry.allow_symbols().empty() || Contains(entry.allow_symbols(), symbol);
 }
 
-absl::Status CheckOpen(const v1::Permission& permission, absl::string_view what,
-                       absl::string_view path,
-                       const std::vector<std::string>& symbols) {
+absl::Status AuthorizeOpen(const v1::Permission& permission, absl::string_view what,
+                           absl::string_view path, const std::vector<NameToResolve>& names,
+                           bool writes_statics) {
   if (!AllowsOperation(permission, v1::OPEN_LIBRARY)) {
     return absl::PermissionDeniedError(
         absl::StrCat("opening libraries is not allowed by ", what));
   }
   const v1::PermissionLibrary* entry = FindLibrary(permission, path);
   if (entry == nullptr) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("library '", path, "' is not allowed by ", what));
+    return absl::PermissionDeniedError(absl::StrCat(kLibraryNotAllowed, what));
   }
-  for (const std::string& symbol : symbols) {
-    if (!AllowsSymbol(*entry, symbol)) {
+  for (const NameToResolve& name : names) {
+    if (!AllowsSymbol(*entry, name.name)) {
       return absl::PermissionDeniedError(absl::StrCat(
-          "symbol '", symbol, "' of '", path, "' is not allowed by ", what));
+          DescribeName(name), " of '", path, "' is not allowed by ", what));
     }
   }
+  if (writes_statics && !AllowsOperation(permission, v1::WRITE_STATICS)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "writing statics (a static declared mut) is not allowed by ", what,
+        " (operation WRITE_STATICS)"));
+  }
   return absl::OkStatus();
+}
+
+absl::Status CheckOpen(const v1::Permission& permission, absl::string_view what,
+                       absl::string_view path,
+                       const std::vector<std::string>& symbols) {
+  std::vector<NameToResolve> names;
+  for (const std::string& symbol : symbols) {
+    names.push_back({symbol, NameToResolve::Use::kFunction, "", ""});
+  }
+  return AuthorizeOpen(permission, what, path, names, /*writes_statics=*/false);
 }
 
 absl::StatusOr<v1::Permission> Narrow(
@@ -120,6 +134,7 @@ bool IsSubset(const v1::Permission& child, const v1::Permission& parent) {
   for (const v1::PermissionLibrary& entry : child.libraries()) {
     const v1::PermissionLibrary* have = FindLibrary(parent, entry.library());
     if (have == nullptr || have->sha256() != entry.sha256()) return false;
+    if (entry.allow_dependency_symbols() && !have->allow_dependency_symbols()) return false;
     // Every denial of the parent must survive; every allowed symbol must be
     // allowed by the parent; "all symbols" only if the parent allows all.
     for (const std::string& denied : have->deny_symbols()) {

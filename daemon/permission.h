@@ -8,7 +8,7 @@
 //
 // Pure functions; thread-safe.
 //
-//   RETURN_IF_ERROR(CheckOpen(session_permission, "/usr/lib/libm.so.6", {"cos"}));
+//   RETURN_IF_ERROR(AuthorizeOpen(permission, "the token", path, names, false));
 //   ASSIGN_OR_RETURN(v1::Permission narrower, Narrow(parent, libraries, ops));
 #ifndef FFIBROKER_DAEMON_PERMISSION_H_
 #define FFIBROKER_DAEMON_PERMISSION_H_
@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/resolved_names.h"
 #include "ffibroker/v1/broker.pb.h"
 #include "ffibroker/v1/policy.pb.h"
 
@@ -38,10 +39,20 @@ const v1::PermissionLibrary* FindLibrary(const v1::Permission& permission,
 // True if `entry` allows declaring `symbol`.
 bool AllowsSymbol(const v1::PermissionLibrary& entry, absl::string_view symbol);
 
-// OK if `permission` allows opening canonical `path` with `symbols`
-// declared. PERMISSION_DENIED naming the operation, library or first
-// symbol that is not allowed; `what` ("the session's permission", "the
-// token") ends the message.
+// The one authorization of an open: OK if `permission` allows opening
+// canonical `path` and resolving every name in `names` (NamesToResolve,
+// common/resolved_names.h: functions, statics, destructors) and, if
+// `writes_statics` (a static is declared `mut`), the operation
+// WRITE_STATICS. PERMISSION_DENIED naming the operation or the first name
+// not allowed; `what` ("the session's permission", "the token") ends the
+// message. A library not allowed gets kLibraryNotAllowed + `what`, one
+// message whatever the path was (so it tells nothing about the file system).
+absl::Status AuthorizeOpen(const v1::Permission& permission, absl::string_view what,
+                           absl::string_view path, const std::vector<NameToResolve>& names,
+                           bool writes_statics);
+inline constexpr char kLibraryNotAllowed[] = "the library requested is not allowed by ";
+
+// AuthorizeOpen for `symbols` declared as functions and no writable static.
 absl::Status CheckOpen(const v1::Permission& permission, absl::string_view what,
                        absl::string_view path,
                        const std::vector<std::string>& symbols);

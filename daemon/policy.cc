@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/signature.h"
 #include "daemon/permission.h"
 #include "google/protobuf/io/tokenizer.h"
@@ -94,6 +95,21 @@ absl::StatusOr<std::string> Canonical(const std::string& path) {
     return absl::NotFoundError(absl::StrCat("library '", path, "' does not exist"));
   }
   return std::string(buf);
+}
+
+// `path` (absolute) with "//", "." and ".." removed as strings (like Go's
+// path.Clean), without touching the file system.
+std::string LexicallyClean(absl::string_view path) {
+  std::vector<absl::string_view> parts;
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.push_back(part);
+  }
+  return absl::StrCat("/", absl::StrJoin(parts, "/"));
 }
 
 bool IsSha256Hex(absl::string_view s) {
@@ -179,6 +195,8 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
       continue;
     }
     if (!rule.name().empty()) policy.path_by_name_[rule.name()] = *canonical;
+    policy.path_by_spelling_[LexicallyClean(rule.path())] = *canonical;
+    policy.path_by_spelling_[*canonical] = *canonical;
   }
 
   // The principals.
@@ -255,6 +273,8 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
           continue;
         }
         path = *canonical;
+        policy.path_by_spelling_[LexicallyClean(lib.library())] = path;
+        policy.path_by_spelling_[path] = path;
       } else {
         errors.push_back(absl::StrCat(lw.At("library"), ": '", lib.library(),
                                       "' is neither a catalogue name nor an absolute path"));
@@ -358,7 +378,11 @@ absl::StatusOr<std::string> Policy::ResolveLibrary(
     }
     return it->second;
   }
-  return Canonical(std::string(requested));
+  // Strings only: a path the policy does not spell is returned as it is
+  // (cleaned), and matches no permission entry unless it is canonical.
+  std::string clean = LexicallyClean(requested);
+  auto it = path_by_spelling_.find(clean);
+  return it != path_by_spelling_.end() ? it->second : clean;
 }
 
 absl::StatusOr<Caller> Policy::Authenticate(const PeerIdentity& id) const {

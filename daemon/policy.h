@@ -33,12 +33,20 @@ class Policy {
   static absl::StatusOr<Policy> Parse(absl::string_view text,
                                       absl::string_view source);
 
-  // Maps what a client asked for to a canonical absolute path:
-  //  - a name from the policy's catalogue -> its path;
-  //  - an absolute path -> its canonical form (symlinks and ".." resolved).
+  // Maps what a client asked for to the path a permission is checked
+  // against, as strings only (it never touches the file system, so its
+  // answer cannot tell whether a file exists):
+  //  - a name from the policy's catalogue -> its canonical path;
+  //  - an absolute path the policy spells (a catalogue path or a permission
+  //    entry as written, or their canonical form; compared after removing
+  //    "//", "." and ".." lexically) -> the canonical path it resolved to
+  //    when the policy loaded;
+  //  - any other absolute path -> itself, cleaned the same way; it matches
+  //    a permission only if it is a canonical path that permission names
+  //    (e.g. in a token granted under an older policy).
   // Whether the path may be opened is the permission's business
-  // (CheckOpen). NOT_FOUND for an unknown name or a path that does not
-  // exist; INVALID_ARGUMENT for an empty or relative path.
+  // (AuthorizeOpen). NOT_FOUND for an unknown name; INVALID_ARGUMENT for an
+  // empty or relative path.
   absl::StatusOr<std::string> ResolveLibrary(absl::string_view requested) const;
 
   // The principal `identity` is and its permission now. An API key, when
@@ -90,6 +98,8 @@ class Policy {
   v1::Limits limits_;
   std::string listen_;
   std::map<std::string, std::string> path_by_name_;  // name -> canonical path
+  // Cleaned absolute spelling -> canonical path (see ResolveLibrary).
+  std::map<std::string, std::string> path_by_spelling_;
   std::vector<ResolvedPrincipal> principals_;
   std::map<std::string, KeyOwner> key_owners_;  // sha256 hex -> owner
   std::vector<v1::Layer> required_layers_;

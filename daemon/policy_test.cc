@@ -207,15 +207,22 @@ TEST_F(PolicyTest, ResolveByNameAndPath) {
             absl::StatusCode::kNotFound);
 }
 
-TEST_F(PolicyTest, ResolveThroughSymlinkToAllowedFile) {
+// Requests are matched as strings: a symlink the policy names resolves to
+// its target; one it does not name stays itself (and matches no entry),
+// since the daemon does not resolve paths on behalf of a client.
+TEST_F(PolicyTest, ResolveThroughSymlinkOnlyIfThePolicySpellsIt) {
   std::string lib = MakeFile("real/libbar.so.2");
   std::string link = dir_ + "/libbar.so";
+  std::string other = dir_ + "/other.so";
   ASSERT_EQ(::symlink(lib.c_str(), link.c_str()), 0);
-  absl::StatusOr<Policy> policy = ParseOk(Rule("bar", lib));
+  ASSERT_EQ(::symlink(lib.c_str(), other.c_str()), 0);
+  absl::StatusOr<Policy> policy = ParseOk(Rule("bar", link));
   ASSERT_TRUE(policy.ok());
-  absl::StatusOr<std::string> resolved = policy->ResolveLibrary(link);
-  ASSERT_TRUE(resolved.ok()) << resolved.status();
-  EXPECT_EQ(*resolved, lib);
+  EXPECT_EQ(policy->ResolveLibrary(link).value_or(""), lib);
+  EXPECT_EQ(policy->ResolveLibrary(dir_ + "//./x/../libbar.so").value_or(""), lib);
+  EXPECT_EQ(policy->ResolveLibrary(lib).value_or(""), lib);
+  EXPECT_EQ(policy->ResolveLibrary(other).value_or(""), other);
+  EXPECT_EQ(policy->ResolveLibrary(dir_ + "/missing.so").value_or(""), dir_ + "/missing.so");
 }
 
 TEST_F(PolicyTest, RuleNamingASymlinkAllowsTarget) {
@@ -236,10 +243,12 @@ TEST_F(PolicyTest, ResolveErrors) {
   ASSERT_TRUE(policy.ok());
   EXPECT_EQ(policy->ResolveLibrary("unknown").status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(policy->ResolveLibrary(dir_ + "/nonexistent.so").status().code(),
-            absl::StatusCode::kNotFound);
-  // Resolution only canonicalizes; whether a principal may open the result
-  // is its permission's decision (tests/tokens covers the denials).
+  // Resolution never looks at the file system: a path the policy does not
+  // spell is returned as it is, existing or not; whether a principal may
+  // open the result is its permission's decision (tests/security covers
+  // the denials).
+  EXPECT_EQ(policy->ResolveLibrary(dir_ + "/nonexistent.so").value_or(""),
+            dir_ + "/nonexistent.so");
   EXPECT_EQ(policy->ResolveLibrary(other).value_or(""), other);
   EXPECT_EQ(policy->ResolveLibrary("a/b.so").status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -247,10 +256,11 @@ TEST_F(PolicyTest, ResolveErrors) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(policy->ResolveLibrary("").status().code(),
             absl::StatusCode::kInvalidArgument);
-  // A symlink resolves to its target, so permissions see the real file.
+  // A symlink the policy does not spell stays itself: it matches no entry,
+  // whatever it points to (even an allowed file).
   std::string link = dir_ + "/sneaky.so";
-  ASSERT_EQ(::symlink(other.c_str(), link.c_str()), 0);
-  EXPECT_EQ(policy->ResolveLibrary(link).value_or(""), other);
+  ASSERT_EQ(::symlink(lib.c_str(), link.c_str()), 0);
+  EXPECT_EQ(policy->ResolveLibrary(link).value_or(""), link);
 }
 
 TEST_F(PolicyTest, DotDotPathsAreCanonicalized) {

@@ -27,36 +27,24 @@ absl::Status FromWorker(uint64_t handle, const TypeDesc& klass, const absl::Stat
 
 }  // namespace
 
-absl::Time SessionManager::CapDeadline(absl::Time deadline) const {
-  return std::min(deadline, now_() + absl::Milliseconds(policies_->Get()->limits().max_call_millis()));
-}
-
-absl::StatusOr<std::shared_ptr<Library>> SessionManager::FindLibrary(const std::string& id, const Caller& caller,
-                                                                     uint64_t handle,
-                                                                     uint64_t* serial) {
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(Session * session, FindLocked(id, caller));
-  auto it = session->libraries.find(handle);
-  if (it == session->libraries.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("library handle ", handle, " is not open in this session"));
+absl::StatusOr<std::pair<InstanceTable::Record, SessionManager::Authorized>>
+SessionManager::AuthorizeInstance(const std::string& id, const Caller& caller,
+                                  uint64_t handle, absl::string_view operation,
+                                  absl::Time deadline) {
+  InstanceTable::Record record;
+  {
+    absl::MutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(Session * session, FindLocked(id, caller));
+    ASSIGN_OR_RETURN(record, instances_.Find(handle, session->serial));
   }
-  *serial = session->serial;
-  return it->second.library;
-}
-
-absl::StatusOr<std::pair<InstanceTable::Record, std::shared_ptr<Library>>>
-SessionManager::FindInstance(const std::string& id, const Caller& caller,
-                             uint64_t handle) {
-  absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(Session * session, FindLocked(id, caller));
-  ASSIGN_OR_RETURN(InstanceTable::Record record, instances_.Find(handle, session->serial));
-  auto it = session->libraries.find(record.library);
-  if (it == session->libraries.end()) {  // cannot happen: closing releases
+  absl::StatusOr<Authorized> op =
+      Authorize(id, caller, record.library, operation, record.klass->name, deadline);
+  if (absl::IsNotFound(op.status())) {  // cannot happen: closing releases
     return absl::FailedPreconditionError(
         absl::StrCat("instance handle ", handle, "'s library was closed"));
   }
-  return std::make_pair(std::move(record), it->second.library);
+  if (!op.ok()) return op.status();
+  return std::make_pair(std::move(record), *std::move(op));
 }
 
 InstanceContext SessionManager::ContextFor(uint64_t serial, uint64_t library) {
@@ -129,9 +117,10 @@ absl::StatusOr<v1::RegisterClassResponse> SessionManager::RegisterClass(
 
 absl::StatusOr<v1::NewInstanceResponse> SessionManager::NewInstance(
     const v1::NewInstanceRequest& request, const Caller& caller, absl::Time deadline) {
-  uint64_t serial;
-  ASSIGN_OR_RETURN(std::shared_ptr<Library> lib,
-                   FindLibrary(request.session_id(), caller, request.library_handle(), &serial));
+  ASSIGN_OR_RETURN(Authorized op, Authorize(request.session_id(), caller,
+                                            request.library_handle(), "NewInstance",
+                                            request.class_name(), deadline));
+  const std::shared_ptr<Library>& lib = op.library;
   TypeRef klass;
   {
     absl::MutexLock lock(&mu_);
@@ -163,12 +152,12 @@ absl::StatusOr<v1::NewInstanceResponse> SessionManager::NewInstance(
   message.mutable_instance_new()->set_init(init);
   uint64_t generation = 0;
   ASSIGN_OR_RETURN(worker::v1::InstanceResult result,
-                   lib->InstanceOp(message, 0, CapDeadline(deadline), &generation));
+                   lib->InstanceOp(message, 0, op.deadline, &generation));
   if (result.instance_id() == 0) {
     return absl::UnavailableError("the worker answered NewInstance without an instance id");
   }
   InstanceTable::Record record;
-  record.session = serial;
+  record.session = op.serial;
   record.library = request.library_handle();
   record.klass = klass;
   record.worker_id = result.instance_id();
@@ -180,8 +169,10 @@ absl::StatusOr<v1::NewInstanceResponse> SessionManager::NewInstance(
 
 absl::StatusOr<v1::ReadFieldsResponse> SessionManager::ReadFields(
     const v1::ReadFieldsRequest& request, const Caller& caller, absl::Time deadline) {
-  ASSIGN_OR_RETURN(auto found, FindInstance(request.session_id(), caller, request.handle()));
-  auto& [record, lib] = found;
+  ASSIGN_OR_RETURN(auto found, AuthorizeInstance(request.session_id(), caller,
+                                                  request.handle(), "ReadFields", deadline));
+  auto& [record, op] = found;
+  const std::shared_ptr<Library>& lib = op.library;
   const TypeDesc& klass = *record.klass;
   if (klass.opaque) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -199,7 +190,7 @@ absl::StatusOr<v1::ReadFieldsResponse> SessionManager::ReadFields(
   message.mutable_instance_read()->set_instance_id(record.worker_id);
   message.mutable_instance_read()->set_size(klass.size);
   absl::StatusOr<worker::v1::InstanceResult> result =
-      lib->InstanceOp(message, record.generation, CapDeadline(deadline));
+      lib->InstanceOp(message, record.generation, op.deadline);
   if (absl::IsFailedPrecondition(result.status())) {
     instances_.Take(request.handle(), record.session, "was lost when its worker died")
         .IgnoreError();
@@ -227,8 +218,10 @@ absl::StatusOr<v1::ReadFieldsResponse> SessionManager::ReadFields(
 
 absl::StatusOr<v1::WriteFieldsResponse> SessionManager::WriteFields(
     const v1::WriteFieldsRequest& request, const Caller& caller, absl::Time deadline) {
-  ASSIGN_OR_RETURN(auto found, FindInstance(request.session_id(), caller, request.handle()));
-  auto& [record, lib] = found;
+  ASSIGN_OR_RETURN(auto found, AuthorizeInstance(request.session_id(), caller,
+                                                  request.handle(), "WriteFields", deadline));
+  auto& [record, op] = found;
+  const std::shared_ptr<Library>& lib = op.library;
   const TypeDesc& klass = *record.klass;
   if (klass.opaque) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -264,7 +257,7 @@ absl::StatusOr<v1::WriteFieldsResponse> SessionManager::WriteFields(
   }
   for (const worker::v1::DaemonToWorker& message : writes) {
     absl::StatusOr<worker::v1::InstanceResult> result =
-        lib->InstanceOp(message, record.generation, CapDeadline(deadline));
+        lib->InstanceOp(message, record.generation, op.deadline);
     if (absl::IsFailedPrecondition(result.status())) {
       instances_.Take(request.handle(), record.session, "was lost when its worker died")
           .IgnoreError();
@@ -276,34 +269,32 @@ absl::StatusOr<v1::WriteFieldsResponse> SessionManager::WriteFields(
 
 absl::StatusOr<v1::FreeInstanceResponse> SessionManager::FreeInstance(
     const v1::FreeInstanceRequest& request, const Caller& caller, absl::Time deadline) {
-  std::shared_ptr<Library> lib;
-  InstanceTable::Record record;
-  {
-    absl::MutexLock lock(&mu_);
-    ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
-    ASSIGN_OR_RETURN(record, instances_.Take(request.handle(), session->serial, "was freed"));
-    auto it = session->libraries.find(record.library);
-    if (it != session->libraries.end()) lib = it->second.library;
-  }
+  // Authorized like any operation (the destructor is library code); only
+  // then is the handle taken.
+  ASSIGN_OR_RETURN(auto found, AuthorizeInstance(request.session_id(), caller,
+                                                  request.handle(), "FreeInstance", deadline));
+  Authorized& op = found.second;
+  ASSIGN_OR_RETURN(InstanceTable::Record record,
+                   instances_.Take(request.handle(), op.serial, "was freed"));
   v1::FreeInstanceResponse response;
-  if (lib == nullptr) return response;
   ASSIGN_OR_RETURN(worker::v1::InstanceResult result,
-                   lib->InstanceOp(FreeRequest(record.worker_id), record.generation,
-                                   CapDeadline(deadline)));
+                   op.library->InstanceOp(FreeRequest(record.worker_id), record.generation,
+                                          op.deadline));
   response.set_destructor_called(result.destructor_called());
   return response;
 }
 
 absl::StatusOr<v1::ReadStaticResponse> SessionManager::ReadStatic(
     const v1::ReadStaticRequest& request, const Caller& caller, absl::Time deadline) {
-  uint64_t serial;
-  ASSIGN_OR_RETURN(std::shared_ptr<Library> lib,
-                   FindLibrary(request.session_id(), caller, request.library_handle(), &serial));
+  ASSIGN_OR_RETURN(Authorized op, Authorize(request.session_id(), caller,
+                                            request.library_handle(), "ReadStatic",
+                                            request.name(), deadline));
+  const std::shared_ptr<Library>& lib = op.library;
   ASSIGN_OR_RETURN(Library::StaticInfo info, lib->FindStatic(request.name()));
   worker::v1::DaemonToWorker message;
   message.mutable_static_access()->set_index(static_cast<uint32_t>(info.index));
   ASSIGN_OR_RETURN(worker::v1::InstanceResult result,
-                   lib->InstanceOp(message, 0, CapDeadline(deadline)));
+                   lib->InstanceOp(message, 0, op.deadline));
   if (result.data().size() != info.type->size) {
     return absl::UnavailableError("the worker sent a static of the wrong size");
   }
@@ -319,9 +310,10 @@ absl::StatusOr<v1::ReadStaticResponse> SessionManager::ReadStatic(
 
 absl::StatusOr<v1::WriteStaticResponse> SessionManager::WriteStatic(
     const v1::WriteStaticRequest& request, const Caller& caller, absl::Time deadline) {
-  uint64_t serial;
-  ASSIGN_OR_RETURN(std::shared_ptr<Library> lib,
-                   FindLibrary(request.session_id(), caller, request.library_handle(), &serial));
+  ASSIGN_OR_RETURN(Authorized op, Authorize(request.session_id(), caller,
+                                            request.library_handle(), "WriteStatic",
+                                            request.name(), deadline));
+  const std::shared_ptr<Library>& lib = op.library;
   ASSIGN_OR_RETURN(Library::StaticInfo info, lib->FindStatic(request.name()));
   if (!info.is_mutable) {
     return absl::InvalidArgumentError(
@@ -337,7 +329,7 @@ absl::StatusOr<v1::WriteStaticResponse> SessionManager::WriteStatic(
   message.mutable_static_access()->set_index(static_cast<uint32_t>(info.index));
   message.mutable_static_access()->set_write(true);
   message.mutable_static_access()->set_data(std::move(bytes));
-  RETURN_IF_ERROR(lib->InstanceOp(message, 0, CapDeadline(deadline)).status());
+  RETURN_IF_ERROR(lib->InstanceOp(message, 0, op.deadline).status());
   return v1::WriteStaticResponse();
 }
 

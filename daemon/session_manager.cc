@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/resolved_names.h"
 #include "common/signature.h"
 #include "common/status_macros.h"
 #include "daemon/permission.h"
@@ -179,8 +180,6 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   ASSIGN_OR_RETURN(std::string path, policy->ResolveLibrary(request.library()));
   const v1::Limits& limits = policy->limits();
   ClassTable classes;  // a snapshot: later registrations do not affect this library
-  std::vector<std::string> symbols;
-  for (const v1::SymbolDeclaration& s : request.symbols()) symbols.push_back(s.name());
   // The token (verified on every use) or the session's permission decides.
   std::optional<v1::TokenClaims> token;
   if (!request.token().empty()) {
@@ -202,16 +201,25 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
     serial = session->serial;
     classes = session->classes;
     RETURN_IF_ERROR(ValidateSymbols(request.symbols(), request.statics(), classes));
+    // Every name the worker will resolve, and whether a static is writable.
+    ASSIGN_OR_RETURN(
+        std::vector<NameToResolve> names,
+        NamesToResolve(Library::WorkerOpen(path, request.symbols(), request.statics(),
+                                           classes, WorkerSpec()),
+                       classes));
+    bool writes_statics = std::any_of(request.statics().begin(), request.statics().end(),
+                                      [](const v1::StaticDeclaration& s) { return s.mutable_(); });
     absl::Status allowed;
     if (token.has_value()) {
       permission = token->permission();
-      allowed = CheckOpen(permission, "the token", path, symbols);
+      allowed = AuthorizeOpen(permission, "the token", path, names, writes_statics);
     } else if (!session->permission.has_value()) {
       allowed = absl::PermissionDeniedError(
           "this session's permission has been revoked; open libraries with a token");
     } else {
       permission = *session->permission;
-      allowed = CheckOpen(permission, "the session's permission", path, symbols);
+      allowed = AuthorizeOpen(permission, "the session's permission", path, names,
+                              writes_statics);
     }
     if (!allowed.ok()) {
       audit_->Record("deny_open_library",
@@ -240,6 +248,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   spec.required_layers = policy->required_layers();
   absl::StatusOr<std::unique_ptr<Library>> opened;
   const v1::PermissionLibrary* entry = ffibroker::FindLibrary(permission, path);
+  spec.allow_dependency_symbols = entry != nullptr && entry->allow_dependency_symbols();
   if (entry != nullptr && !entry->sha256().empty()) {
     absl::StatusOr<std::string> copy = pins_->Materialize(path, entry->sha256());
     if (copy.ok()) {
@@ -313,55 +322,65 @@ absl::StatusOr<v1::CloseLibraryResponse> SessionManager::CloseLibrary(
   return v1::CloseLibraryResponse();
 }
 
-absl::StatusOr<v1::CallResponse> SessionManager::Call(
-    const v1::CallRequest& request, const Caller& caller, absl::Time deadline) {
-  std::shared_ptr<Library> lib;
-  uint64_t serial;
+absl::StatusOr<SessionManager::Authorized> SessionManager::Authorize(
+    const std::string& id, const Caller& caller, uint64_t handle,
+    absl::string_view operation, absl::string_view detail, absl::Time deadline) {
+  Authorized out;
   std::optional<v1::TokenClaims> token;
   absl::Duration max_call;
-  bool audit_calls;
   {
     absl::MutexLock lock(&mu_);
-    ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
-    auto it = session->libraries.find(request.library_handle());
+    ASSIGN_OR_RETURN(Session * session, FindLocked(id, caller));
+    auto it = session->libraries.find(handle);
     if (it == session->libraries.end()) {
-      return absl::NotFoundError(absl::StrCat(
-          "library handle ", request.library_handle(), " is not open in this session"));
+      return absl::NotFoundError(
+          absl::StrCat("library handle ", handle, " is not open in this session"));
     }
-    lib = it->second.library;
+    out.library = it->second.library;
     token = it->second.token;
     max_call = it->second.max_call;
-    audit_calls = it->second.audit_calls;
-    serial = session->serial;
+    out.audit_calls = it->second.audit_calls;
+    out.serial = session->serial;
   }
   if (token.has_value()) {
+    out.token_id = token->token_id();
+    // The single token check (revocation, expiry, quota) for every use.
     absl::Status live = tokens_->ConsumeCall(*token);
     if (!live.ok()) {
       audit_->Record("deny_call", {{"principal", caller.principal},
-                                   {"session", SessionField(serial)},
-                                   {"token_id", token->token_id()},
-                                   {"symbol", request.symbol()},
+                                   {"session", SessionField(out.serial)},
+                                   {"token_id", out.token_id},
+                                   {"operation", std::string(operation)},
+                                   {"symbol", std::string(detail)},
                                    {"reason", std::string(live.message())}});
-      return absl::Status(live.code(), absl::StrCat("library handle ", request.library_handle(),
+      return absl::Status(live.code(), absl::StrCat("library handle ", handle,
                                                     " was opened with a token: ", live.message()));
     }
   }
-  if (audit_calls) {
+  out.deadline = std::min(deadline, now_() + max_call);
+  return out;
+}
+
+absl::StatusOr<v1::CallResponse> SessionManager::Call(
+    const v1::CallRequest& request, const Caller& caller, absl::Time deadline) {
+  ASSIGN_OR_RETURN(Authorized op, Authorize(request.session_id(), caller,
+                                            request.library_handle(), "Call",
+                                            request.symbol(), deadline));
+  if (op.audit_calls) {
     audit_->Record("call", {{"principal", caller.principal},
-                            {"session", SessionField(serial)},
-                            {"token_id", token ? token->token_id() : ""},
-                            {"library", lib->path()},
+                            {"session", SessionField(op.serial)},
+                            {"token_id", op.token_id},
+                            {"library", op.library->path()},
                             {"symbol", request.symbol()}});
   }
   absl::StatusOr<v1::CallResponse> response =
-      lib->Call(request, std::min(deadline, now_() + max_call),
-                ContextFor(serial, request.library_handle()));
+      op.library->Call(request, op.deadline, ContextFor(op.serial, request.library_handle()));
   if (!response.ok() && (absl::IsUnavailable(response.status()) ||
                          absl::IsPermissionDenied(response.status()) ||
                          absl::IsResourceExhausted(response.status()) ||
                          absl::IsDeadlineExceeded(response.status()) ||
                          absl::IsDataLoss(response.status()))) {
-    LOG_WARNING("session s%d: %s", serial, response.status().ToString());
+    LOG_WARNING("session s%d: %s", op.serial, response.status().ToString());
   }
   return response;
 }

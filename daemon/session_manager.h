@@ -11,8 +11,10 @@
 // taken at creation; RevokePermissions drops it for good. Opening a library
 // needs that permission or a valid token (request.token); calling a library
 // already open needs nothing but its handle, which is bound to its session.
-// A handle opened with a token is also bound to the token: each call
-// re-checks revocation and expiry and takes one call from its quota.
+// A handle opened with a token is also bound to the token: every operation
+// on it (calls, instance and static operations; see Authorize) re-checks
+// revocation and expiry and takes one call from its quota, and every one
+// runs under the max_call_millis of the permission that opened it.
 //
 // Thread-safety: all methods are thread-safe. Library calls run outside the
 // manager's lock, so sessions never wait on each other's calls.
@@ -61,8 +63,10 @@ class SessionManager {
   absl::StatusOr<v1::CloseSessionResponse> CloseSession(
       const v1::CloseSessionRequest& request, const Caller& caller);
   // PERMISSION_DENIED if neither the session's permission nor the token
-  // allows the library and every declared symbol; UNAUTHENTICATED /
-  // PERMISSION_DENIED for a bad, expired or revoked token.
+  // allows the library and every name the worker will resolve
+  // (NamesToResolve: functions, statics, destructors of owned results), or
+  // a static is declared mut without WRITE_STATICS (AuthorizeOpen);
+  // UNAUTHENTICATED / PERMISSION_DENIED for a bad, expired or revoked token.
   absl::StatusOr<v1::OpenLibraryResponse> OpenLibrary(
       const v1::OpenLibraryRequest& request, const Caller& caller,
       absl::Time deadline);
@@ -130,14 +134,33 @@ class SessionManager {
     ClassTable classes;  // registered classes, append-only
   };
 
-  // The library `handle` of session `id` owned by `caller` (touching it),
-  // with the session's serial. NOT_FOUND for an unknown session or library.
-  absl::StatusOr<std::shared_ptr<Library>> FindLibrary(const std::string& id,
-                                                       const Caller& caller,
-                                                       uint64_t handle, uint64_t* serial);
-  // The record of instance `handle` in session `id` and its library.
-  absl::StatusOr<std::pair<InstanceTable::Record, std::shared_ptr<Library>>> FindInstance(
-      const std::string& id, const Caller& caller, uint64_t handle);
+  // One client operation on a library handle, authorized.
+  struct Authorized {
+    std::shared_ptr<Library> library;
+    uint64_t serial = 0;   // the session's
+    absl::Time deadline;   // the client's, capped by the handle's max_call
+    std::string token_id;  // of the token that opened the handle, or empty
+    bool audit_calls = false;
+  };
+  // The one authorization step of every client operation on an open
+  // library (Call, NewInstance, ReadFields, WriteFields, FreeInstance,
+  // ReadStatic, WriteStatic): finds library `handle` of session `id` owned
+  // by `caller` (NOT_FOUND otherwise); if a token opened it, re-checks the
+  // token now and takes one call from its quota (TokenAuthority::
+  // ConsumeCall: PERMISSION_DENIED revoked, UNAUTHENTICATED expired,
+  // RESOURCE_EXHAUSTED quota used up; audited as deny_call naming
+  // `operation` and `detail`); and caps `deadline` by the max_call_millis
+  // of the permission that opened the handle. Daemon-initiated releases
+  // (session or library close, expiry) do not go through here.
+  absl::StatusOr<Authorized> Authorize(const std::string& id, const Caller& caller,
+                                       uint64_t handle, absl::string_view operation,
+                                       absl::string_view detail, absl::Time deadline);
+  // The record of instance `handle` owned by session `id` (NOT_FOUND, one
+  // message, for any handle the session does not own), and the
+  // authorization of its library (Authorize).
+  absl::StatusOr<std::pair<InstanceTable::Record, Authorized>> AuthorizeInstance(
+      const std::string& id, const Caller& caller, uint64_t handle,
+      absl::string_view operation, absl::Time deadline);
   // How calls of library `library` in session `serial` use the instances.
   InstanceContext ContextFor(uint64_t serial, uint64_t library);
   // Invalidates the instances of a session (library == 0) or one of its
@@ -148,8 +171,6 @@ class SessionManager {
                             const std::string& reason);
   // The libraries of `session` by handle.
   static std::map<uint64_t, std::shared_ptr<Library>> LibrariesOf(const Session& session);
-  // The deadline of one library operation.
-  absl::Time CapDeadline(absl::Time deadline) const;
 
   // The session for `id` if it belongs to `caller`, touched; NOT_FOUND
   // otherwise.

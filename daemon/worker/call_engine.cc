@@ -1,20 +1,64 @@
 #include "daemon/worker/call_engine.h"
 
 #include <dlfcn.h>
+#include <link.h>
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "absl/strings/str_cat.h"
+#include "common/resolved_names.h"
 #include "common/status_macros.h"
 #include "common/types.h"
 
 namespace ffibroker {
 namespace {
 
-void* Lookup(void* handle, const std::string& name) {
+// What dlsym found for one name.
+struct Found {
+  void* address = nullptr;  // null: the library does not define it
+  std::string elsewhere;    // set: defined by this other object instead
+};
+
+// Looks `name` up in `handle` (whose own link map is `own`). A definition
+// in another object (a dependency such as libc) counts only if
+// `allow_dependencies`; otherwise the address is dropped and `elsewhere`
+// names the object that defines it.
+Found Lookup(void* handle, const struct link_map* own, const std::string& name,
+             bool allow_dependencies) {
+  Found found;
   ::dlerror();
-  return ::dlsym(handle, name.c_str());
+  void* address = ::dlsym(handle, name.c_str());
+  if (address == nullptr || allow_dependencies) {
+    found.address = address;
+    return found;
+  }
+  Dl_info info;
+  struct link_map* defining = nullptr;
+  if (::dladdr1(address, &info, reinterpret_cast<void**>(&defining), RTLD_DL_LINKMAP) == 0 ||
+      defining == nullptr) {
+    found.elsewhere = "no loaded object";
+  } else if (defining != own) {
+    found.elsewhere = defining->l_name != nullptr && defining->l_name[0] != '\0'
+                          ? defining->l_name
+                          : "the worker executable";
+  } else {
+    found.address = address;
+  }
+  return found;
+}
+
+// NOT_FOUND for a required name the library does not define itself.
+absl::Status NotDefined(const NameToResolve& name, const Found& found,
+                        const std::string& path) {
+  if (!found.elsewhere.empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        DescribeName(name), " is not defined by ", path, ": it is defined in a dependency (",
+        found.elsewhere, "); only the library's own symbols may be resolved unless its "
+        "policy entry sets allow_dependency_symbols"));
+  }
+  return absl::NotFoundError(absl::StrCat(DescribeName(name), " not found in ", path));
 }
 
 uint64_t ReadU64(const std::string& bytes) {
@@ -45,22 +89,41 @@ absl::StatusOr<std::unique_ptr<CallEngine>> CallEngine::Open(
         absl::StrCat("dlopen failed: ", err ? err : "unknown error"));
   }
   std::unique_ptr<CallEngine> engine(new CallEngine(handle));
+  struct link_map* own = nullptr;
+  if (::dlinfo(handle, RTLD_DI_LINKMAP, &own) != 0 || own == nullptr) {
+    return absl::FailedPreconditionError("dlinfo(RTLD_DI_LINKMAP) failed on the library");
+  }
   for (const v1::ClassDefinition& def : open.classes()) {
     absl::StatusOr<v1::ClassLayout> layout = engine->classes_.Register(def);
     if (!layout.ok()) return absl::InvalidArgumentError(layout.status().message());
-    const std::string& dtor = engine->classes_.classes().back()->destructor;
-    engine->destructors_.push_back(
-        dtor.empty() ? nullptr
-                     : reinterpret_cast<InstanceStore::Destructor>(Lookup(handle, dtor)));
+  }
+  // The only dlsym calls of the worker: exactly the names the daemon
+  // authorized (common/resolved_names.h), nothing else.
+  ASSIGN_OR_RETURN(std::vector<NameToResolve> names,
+                   NamesToResolve(open, engine->classes_));
+  std::map<std::string, Found> resolved;
+  for (const NameToResolve& name : names) {
+    resolved[name.name] = Lookup(handle, own, name.name, open.allow_dependency_symbols());
+  }
+  auto address_of = [&](const std::string& name) { return resolved.at(name).address; };
+
+  engine->destructors_.assign(engine->classes_.classes().size(), nullptr);
+  for (const NameToResolve& name : names) {
+    if (name.use != NameToResolve::Use::kDestructor) continue;
+    // Only the destructors of owned results are resolved; a function
+    // returning one fails to open below if its destructor is missing.
+    TypeRef klass = engine->classes_.FindClass(name.klass);
+    engine->destructors_[klass->class_index] =
+        reinterpret_cast<InstanceStore::Destructor>(address_of(name.name));
   }
   for (const worker::v1::Symbol& symbol : open.symbols()) {
     auto p = std::make_unique<Prepared>();
     p->name = symbol.name();
     ASSIGN_OR_RETURN(p->sig, ResolveSignature(symbol.signature(), engine->classes_));
-    void* address = Lookup(handle, symbol.name());
+    void* address = address_of(symbol.name());
     if (address == nullptr && !symbol.optional()) {
-      return absl::NotFoundError(
-          absl::StrCat("symbol '", symbol.name(), "' not found in ", open.path()));
+      return NotDefined({symbol.name(), NameToResolve::Use::kFunction, "", ""},
+                        resolved.at(symbol.name()), open.path());
     }
     // POSIX guarantees object and function pointers share a representation.
     p->fn = reinterpret_cast<void (*)()>(address);
@@ -68,10 +131,9 @@ absl::StatusOr<std::unique_ptr<CallEngine>> CallEngine::Open(
     if (p->fn != nullptr && result.kind == TypeKind::kHandle &&
         result.ownership == v1::HandleType::OWNERSHIP_OWNED &&
         engine->destructors_[result.element->class_index] == nullptr) {
-      return absl::NotFoundError(absl::StrCat(
-          "destructor '", result.element->destructor, "' of class ",
-          result.element->name, " (needed by '", symbol.name(), "') not found in ",
-          open.path()));
+      return NotDefined({result.element->destructor, NameToResolve::Use::kDestructor,
+                         result.element->name, symbol.name()},
+                        resolved.at(result.element->destructor), open.path());
     }
     for (const TypeRef& param : p->sig.params) p->arg_types.push_back(param->ffi);
     ffi_type* rtype = result.ffi;
@@ -91,10 +153,10 @@ absl::StatusOr<std::unique_ptr<CallEngine>> CallEngine::Open(
     Static s;
     ASSIGN_OR_RETURN(s.type, engine->classes_.Resolve(symbol.signature().result(),
                                                       TypeUse::kStatic));
-    s.address = Lookup(handle, symbol.name());
+    s.address = address_of(symbol.name());
     if (s.address == nullptr && !symbol.optional()) {
-      return absl::NotFoundError(
-          absl::StrCat("static '", symbol.name(), "' not found in ", open.path()));
+      return NotDefined({symbol.name(), NameToResolve::Use::kStatic, "", ""},
+                        resolved.at(symbol.name()), open.path());
     }
     engine->statics_.push_back(std::move(s));
   }

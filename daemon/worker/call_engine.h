@@ -1,9 +1,11 @@
 // CallEngine: the worker's loaded library, its prepared calls and instances.
 //
 // Open() dlopens the library, rebuilds the session's classes (same layouts
-// as the daemon, see common/type_table.h), resolves every declared symbol,
-// static and class destructor and prepares one ffi_cif per symbol, all
-// before the worker locks itself down; Call() then only materializes the
+// as the daemon, see common/type_table.h), resolves exactly the names the
+// daemon authorized (NamesToResolve, common/resolved_names.h: declared
+// functions, statics and the destructors of owned results; only the
+// library's own definitions unless Open.allow_dependency_symbols) and
+// prepares one ffi_cif per symbol, all before the worker locks itself down; Call() then only materializes the
 // arguments in a per-call frame (which owns every temporary: struct copies,
 // string and buffer copies), runs ffi_call and encodes the result. Instance
 // operations go through the InstanceStore (ids, never addresses). Nothing
@@ -32,7 +34,8 @@ namespace ffibroker {
 class CallEngine {
  public:
   // Loads `open.path` and prepares every symbol. NOT_FOUND for a missing
-  // (non-optional) symbol, static or needed destructor, FAILED_PRECONDITION
+  // (non-optional) symbol, static or needed destructor (also when only a
+  // dependency of the library defines it), FAILED_PRECONDITION
   // for a dlopen failure, INVALID_ARGUMENT for an invalid class or an
   // unpreparable signature.
   static absl::StatusOr<std::unique_ptr<CallEngine>> Open(

@@ -326,5 +326,17 @@ TEST(CallEngineTest, MalformedCallsAreInvalidArgument) {
   }
 }
 
+// dlsym(handle) also searches the library's dependencies; only the
+// library's own definitions count unless the open allows dependencies.
+TEST(CallEngineTest, SymbolsOfDependenciesAreNotFound) {
+  worker::v1::Open open = MakeOpen({"i32 getpid()", "i32 id_i32(i32)"});
+  absl::StatusOr<std::unique_ptr<CallEngine>> engine = CallEngine::Open(open);
+  EXPECT_EQ(engine.status().code(), absl::StatusCode::kNotFound) << engine.status();
+  EXPECT_TRUE(absl::StrContains(engine.status().message(), "defined in a dependency"))
+      << engine.status();
+  open.set_allow_dependency_symbols(true);
+  EXPECT_TRUE(CallEngine::Open(open).ok());
+}
+
 }  // namespace
 }  // namespace ffibroker

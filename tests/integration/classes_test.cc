@@ -185,10 +185,10 @@ TEST_F(ClassesTest, NewInstanceAndHandleChecks) {
   v1::Value forged;
   forged.set_handle_value((*p)->handle() + 1);
   ExpectError(lib->Call<double>("point_sum", forged).status(), absl::StatusCode::kNotFound,
-              {"unknown"});
+              {"is not an instance of this session"});
   forged.set_handle_value(0xdeadbeef00000001ull);
   ExpectError(lib->Call<double>("point_sum", forged).status(), absl::StatusCode::kNotFound,
-              {"unknown"});
+              {"is not an instance of this session"});
   // Wrong class.
   auto f = lib->NewInstance("Flagged", StructOf({{"kind", ToValue(1)}}));
   ASSERT_TRUE(f.ok()) << f.status();
@@ -206,9 +206,10 @@ TEST_F(ClassesTest, NewInstanceAndHandleChecks) {
   auto other_lib = Open({"f64 point_sum(Point*? p)"}, {}, other.get());
   ASSERT_NE(other_lib, nullptr);
   ExpectError(other_lib->Call<double>("point_sum", **p).status(),
-              absl::StatusCode::kPermissionDenied, {"belongs to another session"});
+              absl::StatusCode::kNotFound, {"is not an instance of this session"});
   Instance foreign(other_lib.get(), (*p)->handle());
-  ExpectError(foreign.Read().status(), absl::StatusCode::kPermissionDenied, {"another session"});
+  ExpectError(foreign.Read().status(), absl::StatusCode::kNotFound,
+              {"is not an instance of this session"});
   foreign.Release();
   // A handle of another library of the same session.
   auto lib2 = Open({"f64 point_sum(Point*? p)"});

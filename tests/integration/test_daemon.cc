@@ -74,7 +74,8 @@ absl::StatusOr<std::unique_ptr<TestDaemon>> TestDaemon::Start(
                    " permission { libraries { library: \"scalars\" }"
                    " libraries { library: \"crashy\" }"
                    " libraries { library: \"libm.so.6\" }"
-                  " libraries { library: \"classes\" } } }\n",
+                  " libraries { library: \"classes\" }"
+                   " operations: [OPEN_LIBRARY, GRANT_TOKEN, WRITE_STATICS] } }\n",
                    extra_policy),
       extra_flags);
 }

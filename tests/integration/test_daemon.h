@@ -3,7 +3,8 @@
 //
 // The policy names the in-tree native test libraries ("scalars", "crashy", "classes")
 // and libm ("libm.so.6") in its catalogue and has a principal "test-user"
-// for the test's own uid that may open all four; `extra_policy` is
+// for the test's own uid that may open all four (and write their
+// statics: operation WRITE_STATICS); `extra_policy` is
 // appended verbatim (e.g. a limits block). StartWithPolicy takes the whole
 // policy instead (Catalogue() gives the library lines). The daemon's stderr
 // goes to log_path().

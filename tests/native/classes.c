@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct { double x; double y; } Point;
 typedef struct { Point min; Point max; uint8_t tags[4]; int32_t kind; bool visible; } Rect;
@@ -104,3 +105,18 @@ int32_t Counter__drop(Counter* self) {
 
 // Kills the worker (to test that its instances become stale).
 void crash_now(void) { volatile int* p = NULL; *p = 1; }
+
+// Names a policy denies (tests/security/authorization_test.cc): an exported
+// variable and a function that takes a pointer, so it can be named as a
+// class destructor.
+int32_t admin_counter = 7;
+int32_t admin_resets = 0;
+void admin_reset(void* p) { (void)p; ++admin_resets; admin_counter = 0; }
+
+// A destructor that takes a while (the permission's max_call_millis must
+// bound it like any call).
+void point_free_slowly(Point* p) {
+  struct timespec t = {3, 0};
+  nanosleep(&t, NULL);
+  point_free(p);
+}
