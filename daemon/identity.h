@@ -37,6 +37,12 @@ struct Caller {
   std::string principal;         // the policy's name for it
   std::string authenticated_by;  // "uid 1000", "tls CN=x", "api key ci"
   v1::Permission permission;     // defaults applied, paths canonical
+  // What the principal may hold at once (Principal.limits over
+  // Limits.per_principal, defaults applied).
+  v1::PrincipalLimits limits;
+  // Who holds what `limits` count: the principal's name, or for a principal
+  // matching any_local_user "NAME (uid N)", each local user on its own.
+  std::string limits_holder;
 };
 
 }  // namespace ffibroker

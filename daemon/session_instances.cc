@@ -59,7 +59,8 @@ SessionManager::FindInstance(const std::string& id, const Caller& caller,
   return std::make_pair(std::move(record), it->second.library);
 }
 
-InstanceContext SessionManager::ContextFor(uint64_t serial, uint64_t library) {
+InstanceContext SessionManager::ContextFor(
+    uint64_t serial, uint64_t library, std::shared_ptr<PrincipalQuota::Reservation> instance) {
   InstanceContext context;
   std::shared_ptr<const Policy> policy = policies_->Get();
   context.max_buffer_bytes = policy->limits().max_buffer_bytes();
@@ -84,8 +85,8 @@ InstanceContext SessionManager::ContextFor(uint64_t serial, uint64_t library) {
     }
     return record.worker_id;
   };
-  context.adopt = [this, serial, library](const TypeDesc& type, uint64_t worker_id,
-                                          uint64_t generation) {
+  context.adopt = [this, serial, library, instance](const TypeDesc& type, uint64_t worker_id,
+                                                    uint64_t generation) {
     InstanceTable::Record record;
     record.session = serial;
     record.library = library;
@@ -93,7 +94,10 @@ InstanceContext SessionManager::ContextFor(uint64_t serial, uint64_t library) {
     record.worker_id = worker_id;
     record.generation = generation;
     record.owned = type.ownership == v1::HandleType::OWNERSHIP_OWNED;
-    return instances_.Add(std::move(record));
+    // Reserved by Call before the library ran (one handle result per call).
+    return instances_.Add(std::move(record), instance != nullptr
+                                                 ? std::move(*instance)
+                                                 : PrincipalQuota::Reservation());
   };
   return context;
 }
@@ -120,15 +124,19 @@ uint32_t SessionManager::ReleaseInstances(
 
 absl::StatusOr<v1::RegisterClassResponse> SessionManager::RegisterClass(
     const v1::RegisterClassRequest& request, const Caller& caller) {
+  ASSIGN_OR_RETURN(PrincipalQuota::Reservation quota, Reserve(caller, Resource::kClasses));
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
   v1::RegisterClassResponse response;
   ASSIGN_OR_RETURN(*response.mutable_layout(), session->classes.Register(request.definition()));
+  session->class_quota.push_back(std::move(quota));  // given back when the session ends
   return response;
 }
 
 absl::StatusOr<v1::NewInstanceResponse> SessionManager::NewInstance(
     const v1::NewInstanceRequest& request, const Caller& caller, absl::Time deadline) {
+  ASSIGN_OR_RETURN(PrincipalQuota::Reservation in_flight,
+                   Reserve(caller, Resource::kCallsInFlight));
   uint64_t serial;
   ASSIGN_OR_RETURN(std::shared_ptr<Library> lib,
                    FindLibrary(request.session_id(), caller, request.library_handle(), &serial));
@@ -158,6 +166,7 @@ absl::StatusOr<v1::NewInstanceResponse> SessionManager::NewInstance(
     return absl::InvalidArgumentError(absl::StrCat(
         complete.message(), " (fields not given are zero; give this one a value)"));
   }
+  ASSIGN_OR_RETURN(PrincipalQuota::Reservation instance, Reserve(caller, Resource::kInstances));
   worker::v1::DaemonToWorker message;
   message.mutable_instance_new()->set_class_index(static_cast<uint32_t>(klass->class_index));
   message.mutable_instance_new()->set_init(init);
@@ -174,12 +183,14 @@ absl::StatusOr<v1::NewInstanceResponse> SessionManager::NewInstance(
   record.worker_id = result.instance_id();
   record.generation = generation;
   v1::NewInstanceResponse response;
-  response.set_handle(instances_.Add(std::move(record)));
+  response.set_handle(instances_.Add(std::move(record), std::move(instance)));
   return response;
 }
 
 absl::StatusOr<v1::ReadFieldsResponse> SessionManager::ReadFields(
     const v1::ReadFieldsRequest& request, const Caller& caller, absl::Time deadline) {
+  ASSIGN_OR_RETURN(PrincipalQuota::Reservation in_flight,
+                   Reserve(caller, Resource::kCallsInFlight));
   ASSIGN_OR_RETURN(auto found, FindInstance(request.session_id(), caller, request.handle()));
   auto& [record, lib] = found;
   const TypeDesc& klass = *record.klass;
@@ -227,6 +238,8 @@ absl::StatusOr<v1::ReadFieldsResponse> SessionManager::ReadFields(
 
 absl::StatusOr<v1::WriteFieldsResponse> SessionManager::WriteFields(
     const v1::WriteFieldsRequest& request, const Caller& caller, absl::Time deadline) {
+  ASSIGN_OR_RETURN(PrincipalQuota::Reservation in_flight,
+                   Reserve(caller, Resource::kCallsInFlight));
   ASSIGN_OR_RETURN(auto found, FindInstance(request.session_id(), caller, request.handle()));
   auto& [record, lib] = found;
   const TypeDesc& klass = *record.klass;
@@ -276,6 +289,8 @@ absl::StatusOr<v1::WriteFieldsResponse> SessionManager::WriteFields(
 
 absl::StatusOr<v1::FreeInstanceResponse> SessionManager::FreeInstance(
     const v1::FreeInstanceRequest& request, const Caller& caller, absl::Time deadline) {
+  ASSIGN_OR_RETURN(PrincipalQuota::Reservation in_flight,
+                   Reserve(caller, Resource::kCallsInFlight));
   std::shared_ptr<Library> lib;
   InstanceTable::Record record;
   {
@@ -296,6 +311,8 @@ absl::StatusOr<v1::FreeInstanceResponse> SessionManager::FreeInstance(
 
 absl::StatusOr<v1::ReadStaticResponse> SessionManager::ReadStatic(
     const v1::ReadStaticRequest& request, const Caller& caller, absl::Time deadline) {
+  ASSIGN_OR_RETURN(PrincipalQuota::Reservation in_flight,
+                   Reserve(caller, Resource::kCallsInFlight));
   uint64_t serial;
   ASSIGN_OR_RETURN(std::shared_ptr<Library> lib,
                    FindLibrary(request.session_id(), caller, request.library_handle(), &serial));
@@ -319,6 +336,8 @@ absl::StatusOr<v1::ReadStaticResponse> SessionManager::ReadStatic(
 
 absl::StatusOr<v1::WriteStaticResponse> SessionManager::WriteStatic(
     const v1::WriteStaticRequest& request, const Caller& caller, absl::Time deadline) {
+  ASSIGN_OR_RETURN(PrincipalQuota::Reservation in_flight,
+                   Reserve(caller, Resource::kCallsInFlight));
   uint64_t serial;
   ASSIGN_OR_RETURN(std::shared_ptr<Library> lib,
                    FindLibrary(request.session_id(), caller, request.library_handle(), &serial));

@@ -94,6 +94,23 @@ SessionManager::SessionManager(const PolicyHolder* policies, TokenAuthority* tok
 
 SessionManager::~SessionManager() { CloseAll(); }
 
+absl::StatusOr<PrincipalQuota::Reservation> SessionManager::Reserve(const Caller& caller,
+                                                                   Resource resource) {
+  return quota_.Reserve(caller.limits_holder, resource,
+                        LimitOf(resource, caller.limits, policies_->Get()->limits()));
+}
+
+std::shared_ptr<Library> SessionManager::HoldWorker(std::unique_ptr<Library> library,
+                                                    PrincipalQuota::Reservation worker) {
+  struct Held {
+    PrincipalQuota::Reservation worker;  // destroyed last: after the library
+    std::unique_ptr<Library> library;
+  };
+  auto held = std::make_shared<Held>(Held{std::move(worker), std::move(library)});
+  Library* raw = held->library.get();
+  return std::shared_ptr<Library>(std::move(held), raw);
+}
+
 absl::StatusOr<SessionManager::Session*> SessionManager::FindLocked(
     const std::string& id, const Caller& caller) {
   auto it = sessions_.find(id);
@@ -125,13 +142,12 @@ absl::StatusOr<v1::CreateSessionResponse> SessionManager::CreateSession(
   if (seconds == 0) seconds = limits.default_session_idle_seconds();
   if (seconds > limits.max_session_idle_seconds()) seconds = limits.max_session_idle_seconds();
   ASSIGN_OR_RETURN(std::string id, NewSessionId());
+  // Limits.max_sessions and the principal's max_sessions.
+  ASSIGN_OR_RETURN(PrincipalQuota::Reservation quota, Reserve(caller, Resource::kSessions));
 
   absl::MutexLock lock(&mu_);
-  if (sessions_.size() >= limits.max_sessions()) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "too many sessions: the daemon allows ", limits.max_sessions()));
-  }
   auto session = std::make_unique<Session>();
+  session->quota = std::move(quota);
   session->serial = next_serial_++;
   session->idle_timeout = absl::Seconds(seconds);
   session->last_used = now_();
@@ -162,7 +178,6 @@ absl::StatusOr<v1::CloseSessionResponse> SessionManager::CloseSession(
     }
     session = std::move(it->second);
     sessions_.erase(it);
-    workers_ -= static_cast<uint32_t>(session->libraries.size());
   }
   v1::CloseSessionResponse response;
   ReleaseInstances(session->serial, 0, LibrariesOf(*session), "was released when its session closed");
@@ -196,6 +211,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   }
   uint64_t serial;
   v1::Permission permission;
+  PrincipalQuota::Reservation worker;  // held by the library once it is open
   {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
@@ -227,12 +243,8 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
           "this session already has ", session->libraries.size(),
           " libraries open, the limit is ", max_libraries));
     }
-    if (workers_ >= limits.max_workers()) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the daemon already runs ", workers_, " workers, the limit is ",
-          limits.max_workers()));
-    }
-    ++workers_;  // reserved while we open outside the lock
+    // Limits.max_workers and the principal's max_workers.
+    ASSIGN_OR_RETURN(worker, Reserve(caller, Resource::kWorkers));
   }
   WorkerSpec spec;
   spec.launcher = launcher_;
@@ -255,14 +267,12 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
 
   absl::MutexLock lock(&mu_);
   if (!opened.ok()) {
-    --workers_;
     LOG_INFO("session s%d could not open %s: %s", serial, path,
              opened.status().ToString());
     return opened.status();
   }
   absl::StatusOr<Session*> session = FindLocked(request.session_id(), caller);
   if (!session.ok()) {  // closed while we were opening
-    --workers_;
     (*opened)->Stop();
     return session.status();
   }
@@ -282,7 +292,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
                   {"handle", absl::StrCat(handle)},
                   {"confinement_profile", spec.profile}});
   Handle& h = (*session)->libraries[handle];
-  h.library = std::move(*opened);
+  h.library = HoldWorker(*std::move(opened), std::move(worker));
   h.token = std::move(token);
   h.max_call = absl::Milliseconds(
       Tighter(limits.max_call_millis(), permission.limits().max_call_millis()));
@@ -305,7 +315,6 @@ absl::StatusOr<v1::CloseLibraryResponse> SessionManager::CloseLibrary(
     lib = std::move(it->second.library);
     session->libraries.erase(it);
     serial = session->serial;
-    --workers_;
   }
   ReleaseInstances(serial, request.library_handle(), {{request.library_handle(), lib}},
                    "was released when its library was closed");
@@ -315,6 +324,8 @@ absl::StatusOr<v1::CloseLibraryResponse> SessionManager::CloseLibrary(
 
 absl::StatusOr<v1::CallResponse> SessionManager::Call(
     const v1::CallRequest& request, const Caller& caller, absl::Time deadline) {
+  ASSIGN_OR_RETURN(PrincipalQuota::Reservation in_flight,
+                   Reserve(caller, Resource::kCallsInFlight));
   std::shared_ptr<Library> lib;
   uint64_t serial;
   std::optional<v1::TokenClaims> token;
@@ -333,6 +344,11 @@ absl::StatusOr<v1::CallResponse> SessionManager::Call(
     max_call = it->second.max_call;
     audit_calls = it->second.audit_calls;
     serial = session->serial;
+  }
+  // Room for the instance handle a call may return, before the library runs.
+  auto instance = std::make_shared<PrincipalQuota::Reservation>();
+  if (lib->ReturnsInstance(request.symbol())) {
+    ASSIGN_OR_RETURN(*instance, Reserve(caller, Resource::kInstances));
   }
   if (token.has_value()) {
     absl::Status live = tokens_->ConsumeCall(*token);
@@ -355,7 +371,7 @@ absl::StatusOr<v1::CallResponse> SessionManager::Call(
   }
   absl::StatusOr<v1::CallResponse> response =
       lib->Call(request, std::min(deadline, now_() + max_call),
-                ContextFor(serial, request.library_handle()));
+                ContextFor(serial, request.library_handle(), std::move(instance)));
   if (!response.ok() && (absl::IsUnavailable(response.status()) ||
                          absl::IsPermissionDenied(response.status()) ||
                          absl::IsResourceExhausted(response.status()) ||
@@ -378,10 +394,7 @@ absl::StatusOr<v1::GetStatusResponse> SessionManager::GetStatus(const Caller& ca
     p->set_syscalls(static_cast<uint32_t>(profile->syscall_count()));
   }
   for (v1::Layer layer : policy->required_layers()) response.add_required_layers(layer);
-  {
-    absl::MutexLock lock(&mu_);
-    response.set_workers(workers_);
-  }
+  response.set_workers(quota_.Total(Resource::kWorkers));
   // A probe loads nothing; it shows what any worker gets right now. One at
   // a time, so status requests cannot be used to multiply processes.
   absl::MutexLock probe_lock(&probe_mu_);
@@ -404,7 +417,6 @@ int SessionManager::ExpireIdleSessions() {
     absl::Time now = now_();
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       if (now - it->second->last_used > it->second->idle_timeout) {
-        workers_ -= static_cast<uint32_t>(it->second->libraries.size());
         expired.push_back(std::move(it->second));
         it = sessions_.erase(it);
       } else {
@@ -427,9 +439,6 @@ void SessionManager::CloseAll() {
   {
     absl::MutexLock lock(&mu_);
     all.swap(sessions_);
-    for (auto& [id, session] : all) {
-      workers_ -= static_cast<uint32_t>(session->libraries.size());
-    }
   }
   for (auto& [id, session] : all) {
     ReleaseInstances(session->serial, 0, LibrariesOf(*session),

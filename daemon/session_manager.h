@@ -14,6 +14,10 @@
 // A handle opened with a token is also bound to the token: each call
 // re-checks revocation and expiry and takes one call from its quota.
 //
+// Limits: what each principal holds at once (sessions, workers, calls in
+// flight, instances, classes) is counted by PrincipalQuota reservations,
+// held by what they count; see principal_quota.h.
+//
 // Thread-safety: all methods are thread-safe. Library calls run outside the
 // manager's lock, so sessions never wait on each other's calls.
 //
@@ -27,6 +31,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -41,6 +46,7 @@
 #include "daemon/library.h"
 #include "daemon/pinned_library.h"
 #include "daemon/policy_holder.h"
+#include "daemon/principal_quota.h"
 #include "daemon/token_authority.h"
 #include "daemon/worker_launcher.h"
 #include "ffibroker/v1/broker.pb.h"
@@ -128,6 +134,8 @@ class SessionManager {
     uint64_t next_handle = 1;
     std::map<uint64_t, Handle> libraries;
     ClassTable classes;  // registered classes, append-only
+    PrincipalQuota::Reservation quota;  // this session, in its creator's limits
+    std::vector<PrincipalQuota::Reservation> class_quota;  // one per class
   };
 
   // The library `handle` of session `id` owned by `caller` (touching it),
@@ -139,7 +147,9 @@ class SessionManager {
   absl::StatusOr<std::pair<InstanceTable::Record, std::shared_ptr<Library>>> FindInstance(
       const std::string& id, const Caller& caller, uint64_t handle);
   // How calls of library `library` in session `serial` use the instances.
-  InstanceContext ContextFor(uint64_t serial, uint64_t library);
+  // A handle the call returns takes `instance` (reserved before the call).
+  InstanceContext ContextFor(uint64_t serial, uint64_t library,
+                             std::shared_ptr<PrincipalQuota::Reservation> instance = nullptr);
   // Invalidates the instances of a session (library == 0) or one of its
   // libraries, calling the destructors of owned library results first.
   // Returns how many instances were released.
@@ -150,6 +160,13 @@ class SessionManager {
   static std::map<uint64_t, std::shared_ptr<Library>> LibrariesOf(const Session& session);
   // The deadline of one library operation.
   absl::Time CapDeadline(absl::Time deadline) const;
+  // One unit of `resource` in the limits of `caller` (and the daemon's).
+  absl::StatusOr<PrincipalQuota::Reservation> Reserve(const Caller& caller, Resource resource);
+  // `library` as the session holds it: a Library that owns `worker` (its
+  // reservation in the workers limit), released after the library, and so
+  // its worker, is destroyed.
+  static std::shared_ptr<Library> HoldWorker(std::unique_ptr<Library> library,
+                                             PrincipalQuota::Reservation worker);
 
   // The session for `id` if it belongs to `caller`, touched; NOT_FOUND
   // otherwise.
@@ -166,11 +183,11 @@ class SessionManager {
   const std::function<absl::Time()> now_;
 
   absl::Mutex probe_mu_;  // one status probe worker at a time
+  // Declared before everything holding its reservations (outlives them).
+  PrincipalQuota quota_;
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
   uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 1;
-  // Libraries open or being opened, in all sessions (each is one worker).
-  uint32_t workers_ ABSL_GUARDED_BY(mu_) = 0;
   InstanceTable instances_;  // thread-safe on its own
 };
 
