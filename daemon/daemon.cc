@@ -158,8 +158,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   }
 
   ASSIGN_OR_RETURN(std::set<v1::Layer> disabled, ParseNamespaceLayers(options.disable_layers));
-  d->launcher_ =
-      std::make_unique<WorkerLauncher>(d->options_.worker_path, d->profiles_.get(), disabled);
+  ASSIGN_OR_RETURN(std::unique_ptr<WorkerUidPool> uids, MakeWorkerUidPool(options.worker_uids));
+  d->launcher_ = std::make_unique<WorkerLauncher>(d->options_.worker_path, d->profiles_.get(),
+                                                  disabled, std::move(uids));
   d->sessions_ = std::make_unique<SessionManager>(
       d->policies_.get(), d->token_authority_.get(), d->audit_.get(), d->pins_.get(),
       d->launcher_.get());

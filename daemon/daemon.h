@@ -43,6 +43,9 @@ struct DaemonOptions {
   std::string tls_cert_path;   // PEM; required for a non-loopback TCP listener
   std::string tls_key_path;
   int threads = 16;
+  // Host uids for workers, "FIRST-LAST" (--worker-uids): a root daemon
+  // gives each worker one of its own. Empty: kDefaultWorkerUids.
+  std::string worker_uids;
   absl::Duration shutdown_grace = absl::Seconds(5);
 };
 

@@ -6,7 +6,9 @@
 
 #include "common/flags.h"
 #include "common/log.h"
+#include "absl/strings/str_cat.h"
 #include "daemon/daemon.h"
+#include "daemon/worker_uid_pool.h"
 
 int main(int argc, char** argv) {
   using namespace ffibroker;
@@ -31,6 +33,9 @@ int main(int argc, char** argv) {
   flags.String("tls-cert", &options.tls_cert_path, "PEM certificate chain for a TCP listener");
   flags.String("tls-key", &options.tls_key_path, "PEM private key for a TCP listener");
   flags.Int("threads", &threads, "threads serving requests");
+  flags.String("worker-uids", &options.worker_uids,
+               absl::StrCat("host uids FIRST-LAST a root daemon gives its workers, one each "
+                            "(default: ", kDefaultWorkerUids, "; see docs/confinement.md)"));
   flags.Duration("shutdown-grace", &options.shutdown_grace,
                  "how long in-flight calls may finish after SIGTERM");
   flags.String("log-level", &log_level, "debug, info, warning or error");
