@@ -6,8 +6,12 @@
 // Needs a root daemon whose user namespace maps the ranges used here; the
 // tests run as root in CI. Elsewhere each test says precisely why it is
 // skipped instead of passing without checking anything.
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <fstream>
 #include <sstream>
@@ -63,6 +67,22 @@ std::string CannotMap(uint32_t first, uint32_t last) {
   return "";
 }
 
+// What kill(target, 0) gives a process running as `uid`: 0 if it may
+// signal `target`, else the errno (EPERM). Forked: raw system calls only.
+int SignalAs(uint32_t uid, pid_t target) {
+  pid_t child = ::fork();
+  if (child == 0) {
+    if (::syscall(SYS_setresgid, uid, uid, uid) != 0 ||
+        ::syscall(SYS_setresuid, uid, uid, uid) != 0) {
+      ::_exit(200);
+    }
+    ::_exit(::kill(target, 0) == 0 ? 0 : errno);
+  }
+  int status = 0;
+  if (child < 0 || ::waitpid(child, &status, 0) != child) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 #define SKIP_UNLESS_MAPPABLE(first, last)                  \
   do {                                                      \
     std::string why = CannotMap(first, last);               \
@@ -94,9 +114,19 @@ TEST(WorkerUidsTest, ConcurrentWorkersHaveDistinctUidsFromTheRange) {
     // Inside its user namespace the worker is still nobody.
     bool user_ns = false;
     for (int layer : (*lib)->layers().in_force()) user_ns |= layer == v1::LAYER_USER_NAMESPACE;
-    if (user_ns) EXPECT_EQ((*lib)->layers().uid_in_namespace(), 65534u);
+    if (user_ns) {
+      EXPECT_EQ((*lib)->layers().uid_in_namespace(), 65534u);
+    }
   }
   EXPECT_NE(Uid((*a)->worker_pid()), Uid((*b)->worker_pid()));
+  // What the uids are for: a process running as one worker's uid, or as
+  // nobody, cannot signal another worker.
+  pid_t pid_a = (*a)->worker_pid(), pid_b = (*b)->worker_pid();
+  EXPECT_EQ(SignalAs(Uid(pid_a), pid_a), 0);
+  EXPECT_EQ(SignalAs(Uid(pid_a), pid_b), EPERM);
+  EXPECT_EQ(SignalAs(Uid(pid_b), pid_a), EPERM);
+  EXPECT_EQ(SignalAs(65534, pid_a), EPERM);
+  EXPECT_EQ(SignalAs(65534, pid_b), EPERM);
   EXPECT_EQ(*(*a)->Call<int32_t>("healthy", 1), 2);
   EXPECT_EQ(*(*b)->Call<int32_t>("healthy", 2), 4);
 }
