@@ -28,6 +28,7 @@ absl::StatusOr<v1::ClassLayout> Session::RegisterClass(const v1::ClassDefinition
   *request.mutable_definition() = definition;
   v1::RegisterClassResponse response;
   grpc::ClientContext context;
+  client_->Prepare(&context);  // the API key, if any
   RETURN_IF_ERROR(FromGrpcStatus(client_->stub()->RegisterClass(&context, request, &response)));
   classes_.insert(definition.name());
   return response.layout();
@@ -42,6 +43,7 @@ absl::StatusOr<std::unique_ptr<Instance>> Library::NewInstance(const std::string
   *request.mutable_fields() = fields.struct_value();
   v1::NewInstanceResponse response;
   grpc::ClientContext context;
+  session_->client()->Prepare(&context);  // the API key, if any
   RETURN_IF_ERROR(
       FromGrpcStatus(session_->client()->stub()->NewInstance(&context, request, &response)));
   return std::make_unique<Instance>(this, response.handle());
@@ -63,6 +65,7 @@ absl::StatusOr<v1::Value> Library::ReadStatic(const std::string& name) {
   request.set_name(name);
   v1::ReadStaticResponse response;
   grpc::ClientContext context;
+  session_->client()->Prepare(&context);  // the API key, if any
   RETURN_IF_ERROR(
       FromGrpcStatus(session_->client()->stub()->ReadStatic(&context, request, &response)));
   return response.value();
@@ -76,6 +79,7 @@ absl::Status Library::WriteStatic(const std::string& name, const v1::Value& valu
   *request.mutable_value() = value;
   v1::WriteStaticResponse response;
   grpc::ClientContext context;
+  session_->client()->Prepare(&context);  // the API key, if any
   return FromGrpcStatus(session_->client()->stub()->WriteStatic(&context, request, &response));
 }
 
@@ -90,6 +94,7 @@ absl::StatusOr<v1::Value> Instance::Read(const std::vector<std::string>& fields)
   for (const std::string& f : fields) request.add_fields(f);
   v1::ReadFieldsResponse response;
   grpc::ClientContext context;
+  library_->session()->client()->Prepare(&context);  // the API key, if any
   RETURN_IF_ERROR(FromGrpcStatus(
       library_->session()->client()->stub()->ReadFields(&context, request, &response)));
   v1::Value value;
@@ -104,6 +109,7 @@ absl::Status Instance::Write(const v1::Value& fields) {
   *request.mutable_fields() = fields.struct_value();
   v1::WriteFieldsResponse response;
   grpc::ClientContext context;
+  library_->session()->client()->Prepare(&context);  // the API key, if any
   return FromGrpcStatus(
       library_->session()->client()->stub()->WriteFields(&context, request, &response));
 }
@@ -116,6 +122,7 @@ absl::StatusOr<bool> Instance::Free() {
   request.set_handle(handle_);
   v1::FreeInstanceResponse response;
   grpc::ClientContext context;
+  library_->session()->client()->Prepare(&context);  // the API key, if any
   RETURN_IF_ERROR(FromGrpcStatus(
       library_->session()->client()->stub()->FreeInstance(&context, request, &response)));
   return response.destructor_called();

@@ -136,6 +136,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
     return absl::FailedPreconditionError(absl::StrCat(
         "worker executable ", d->options_.worker_path, " is missing or not executable"));
   }
+  // Before anything is bound: a bad --worker-uids stops the start at once.
+  ASSIGN_OR_RETURN(std::unique_ptr<WorkerUidPool> uids, MakeWorkerUidPool(options.worker_uids));
   ASSIGN_OR_RETURN(Policy policy, Policy::LoadFile(options.policy_path));
   for (const std::string& warning : policy.warnings()) LOG_WARNING("%s", warning);
   // Profiles are loaded once; a policy (at start or on SIGHUP) may only name
@@ -185,8 +187,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   }
 
   ASSIGN_OR_RETURN(std::set<v1::Layer> disabled, ParseNamespaceLayers(options.disable_layers));
-  d->launcher_ =
-      std::make_unique<WorkerLauncher>(d->options_.worker_path, d->profiles_.get(), disabled);
+  d->launcher_ = std::make_unique<WorkerLauncher>(d->options_.worker_path, d->profiles_.get(),
+                                                  disabled, std::move(uids));
   d->sessions_ = std::make_unique<SessionManager>(
       d->policies_.get(), d->token_authority_.get(), d->audit_.get(), d->pins_.get(),
       d->launcher_.get());

@@ -46,6 +46,9 @@ struct DaemonOptions {
   // a token_secret_file). The default is here and only here.
   std::string state_dir = "/var/lib/ffibroker";
   int threads = 16;
+  // Host uids for workers, "FIRST-LAST" (--worker-uids): a root daemon
+  // gives each worker one of its own. Empty: kDefaultWorkerUids.
+  std::string worker_uids;
   absl::Duration shutdown_grace = absl::Seconds(5);
 };
 

@@ -41,6 +41,12 @@ struct Caller {
   // Who exactly, within the principal (IdentityOf): owns the tokens it
   // grants. Several identities may share one principal (any_local_user).
   std::string identity;
+  // What the principal may hold at once (Principal.limits over
+  // Limits.per_principal, defaults applied).
+  v1::PrincipalLimits limits;
+  // Who holds what `limits` count: the principal's name, or for a principal
+  // matching any_local_user "NAME (uid N)", each local user on its own.
+  std::string limits_holder;
 };
 
 // The authenticated identity behind `id`, the key of token ownership:

@@ -5,7 +5,7 @@
 
 namespace ffibroker {
 
-uint64_t InstanceTable::Add(Record record) {
+uint64_t InstanceTable::Add(Record record, PrincipalQuota::Reservation quota) {
   absl::MutexLock lock(&mu_);
   uint32_t index;
   if (!free_.empty()) {
@@ -18,6 +18,7 @@ uint64_t InstanceTable::Add(Record record) {
   Slot& slot = slots_[index];
   slot.live = true;
   slot.record = std::move(record);
+  slot.quota = std::move(quota);
   ++live_;
   return (static_cast<uint64_t>(index) + 1) << 32 | slot.generation;
 }
@@ -62,6 +63,7 @@ absl::StatusOr<InstanceTable::Record> InstanceTable::Take(uint64_t handle, uint6
   slot->gone_session = record.session;
   slot->live = false;
   slot->record = Record();
+  slot->quota.Release();
   slot->gone_reason = reason;
   ++slot->generation;
   --live_;

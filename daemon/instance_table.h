@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/type_desc.h"
+#include "daemon/principal_quota.h"
 
 namespace ffibroker {
 
@@ -43,8 +44,9 @@ class InstanceTable {
     bool owned = false;     // a library result to destroy on release
   };
 
-  // Adds a live record; returns its handle (never 0).
-  uint64_t Add(Record record);
+  // Adds a live record holding `quota` (its place in the instance limits,
+  // given back when the record is taken); returns its handle (never 0).
+  uint64_t Add(Record record, PrincipalQuota::Reservation quota);
   // The live record of `handle` if `session` owns it; errors as above.
   absl::StatusOr<Record> Find(uint64_t handle, uint64_t session) const;
   // Find, then removes it; later uses report "was <reason>".
@@ -61,6 +63,7 @@ class InstanceTable {
     uint32_t generation = 1;
     bool live = false;
     Record record;
+    PrincipalQuota::Reservation quota;  // held while live
     std::string gone_reason;  // why the previous generation ended
     uint64_t gone_session = 0;  // who owned the previous generation
   };

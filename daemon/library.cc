@@ -97,6 +97,12 @@ absl::Status Library::ProbeOptional(absl::Time deadline) {
   return absl::OkStatus();
 }
 
+bool Library::ReturnsInstance(const std::string& symbol) const {
+  auto it = symbol_index_.find(symbol);
+  return it != symbol_index_.end() && signatures_[it->second].result != nullptr &&
+         signatures_[it->second].result->kind == TypeKind::kHandle;
+}
+
 absl::StatusOr<Library::StaticInfo> Library::FindStatic(const std::string& name) const {
   auto it = statics_.find(name);
   if (it == statics_.end()) {

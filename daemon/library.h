@@ -104,6 +104,10 @@ class Library {
       const worker::v1::DaemonToWorker& request, uint64_t generation,
       absl::Time deadline, uint64_t* used = nullptr);
 
+  // True if `symbol` is declared and returns an instance handle (so a call
+  // of it may create one).
+  bool ReturnsInstance(const std::string& symbol) const;
+
   // Optional symbols and statics the library does not export.
   const std::vector<std::string>& missing() const { return missing_; }
   // The static named `name`: its index, type and mutability; NOT_FOUND if

@@ -6,7 +6,9 @@
 
 #include "common/flags.h"
 #include "common/log.h"
+#include "absl/strings/str_cat.h"
 #include "daemon/daemon.h"
+#include "daemon/worker_uid_pool.h"
 
 int main(int argc, char** argv) {
   using namespace ffibroker;
@@ -34,6 +36,9 @@ int main(int argc, char** argv) {
                "directory for durable state: the token journal (kept only when the "
                "policy sets token_secret_file)");
   flags.Int("threads", &threads, "threads serving requests");
+  flags.String("worker-uids", &options.worker_uids,
+               absl::StrCat("host uids FIRST-LAST a root daemon gives its workers, one each "
+                            "(default: ", kDefaultWorkerUids, "; see docs/confinement.md)"));
   flags.Duration("shutdown-grace", &options.shutdown_grace,
                  "how long in-flight calls may finish after SIGTERM");
   flags.String("log-level", &log_level, "debug, info, warning or error");

@@ -129,8 +129,9 @@ bool IsPrincipalName(absl::string_view s) {
 }
 
 // Applies `value` when the field is unset (0).
-void Default(v1::Limits* limits, uint32_t (v1::Limits::*get)() const,
-             void (v1::Limits::*set)(uint32_t), uint32_t value) {
+template <typename Message>
+void Default(Message* limits, uint32_t (Message::*get)() const,
+             void (Message::*set)(uint32_t), uint32_t value) {
   if ((limits->*get)() == 0) (limits->*set)(value);
 }
 
@@ -333,6 +334,35 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
   Default(&policy.limits_, &v1::Limits::max_token_ttl_seconds, &v1::Limits::set_max_token_ttl_seconds, 86400);
   Default(&policy.limits_, &v1::Limits::max_buffer_bytes, &v1::Limits::set_max_buffer_bytes, kMaxBufferLength);
   Default(&policy.limits_, &v1::Limits::max_string_bytes, &v1::Limits::set_max_string_bytes, kDefaultMaxStringLength);
+  Default(&policy.limits_, &v1::Limits::max_instances, &v1::Limits::set_max_instances, 65536);
+  v1::PrincipalLimits* each = policy.limits_.mutable_per_principal();
+  using PL = v1::PrincipalLimits;
+  Default(each, &PL::max_sessions, &PL::set_max_sessions, 32);
+  Default(each, &PL::max_workers, &PL::set_max_workers, 16);
+  Default(each, &PL::max_calls_in_flight, &PL::set_max_calls_in_flight, 8);
+  Default(each, &PL::max_instances, &PL::set_max_instances, 8192);
+  Default(each, &PL::max_classes, &PL::set_max_classes, 1024);
+  // A principal's own limits replace the fields it sets (proto3 MergeFrom
+  // copies exactly the non-zero ones).
+  for (size_t i = 0; i < policy.principals_.size(); ++i) {
+    policy.principals_[i].limits = *each;
+    policy.principals_[i].limits.MergeFrom(proto.principals(static_cast<int>(i)).limits());
+    // Allowed (the daemon-wide limit caps it), but then that principal
+    // alone can use up what every principal shares.
+    const v1::PrincipalLimits& mine = policy.principals_[i].limits;
+    const std::pair<const char*, std::pair<uint32_t, uint32_t>> shared[] = {
+        {"max_sessions", {mine.max_sessions(), policy.limits_.max_sessions()}},
+        {"max_workers", {mine.max_workers(), policy.limits_.max_workers()}},
+        {"max_instances", {mine.max_instances(), policy.limits_.max_instances()}}};
+    for (const auto& [name, values] : shared) {
+      if (values.first >= values.second) {
+        policy.warnings_.push_back(absl::StrCat(
+            source, ": principal '", policy.principals_[i].name, "' may hold ", values.first,
+            " for ", name, " (per principal), not fewer than limits.", name, " (",
+            values.second, "): it alone can take them all"));
+      }
+    }
+  }
   if (policy.limits_.max_buffer_bytes() > kMaxBufferLength ||
       policy.limits_.max_string_bytes() > kDefaultMaxStringLength) {
     errors.push_back(absl::StrCat(source, ": limits.max_buffer_bytes is at most ", kMaxBufferLength,
@@ -387,7 +417,8 @@ absl::StatusOr<std::string> Policy::ResolveLibrary(
 
 absl::StatusOr<Caller> Policy::Authenticate(const PeerIdentity& id) const {
   auto caller = [&](size_t index, std::string how) {
-    return Caller{principals_[index].name, std::move(how), principals_[index].permission, ""};
+    return Caller{principals_[index].name, std::move(how), principals_[index].permission, "",
+                  principals_[index].limits, principals_[index].name};
   };
   if (!id.api_key_sha256.empty()) {
     auto it = key_owners_.find(id.api_key_sha256);
@@ -404,7 +435,13 @@ absl::StatusOr<Caller> Policy::Authenticate(const PeerIdentity& id) const {
       for (gid_t g : id.groups) {
         if (p.gids.count(g)) return caller(i, absl::StrCat("group ", g));
       }
-      if (p.any_local_user) return caller(i, absl::StrCat("local uid ", id.uid));
+      if (p.any_local_user) {
+        // Each local user is its own holder of the principal's limits, so
+        // one user cannot use them up for every other.
+        Caller c = caller(i, absl::StrCat("local uid ", id.uid));
+        c.limits_holder = absl::StrCat(c.principal, " (uid ", id.uid, ")");
+        return c;
+      }
     } else if (id.transport == PeerIdentity::Transport::kTls) {
       for (const std::string& name : id.tls_names) {
         if (p.tls_names.count(name)) return caller(i, absl::StrCat("tls ", name));

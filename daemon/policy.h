@@ -87,6 +87,7 @@ class Policy {
     bool any_local_user = false;
     std::set<std::string> tls_names;
     v1::Permission permission;  // canonical paths, defaults applied
+    v1::PrincipalLimits limits;  // Limits.per_principal merged with its own
   };
   struct KeyOwner {
     size_t principal;  // index in principals_

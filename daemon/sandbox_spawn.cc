@@ -45,7 +45,9 @@ struct ChildPlan {
   };
   bool mount_ns = false;
   bool user_ns = false;
-  bool set_ids = false;          // switch to kNobody
+  bool set_ids = false;          // switch to uid/gid
+  uint32_t uid = kNobody;        // the ids to switch to (as the child sees them)
+  uint32_t gid = kNobody;
   bool drop_groups = false;      // root daemon: setgroups(0) (its groups may include 0)
   std::vector<std::string> mkdirs;
   std::vector<std::pair<std::string, std::string>> symlinks;  // target, linkpath
@@ -86,8 +88,8 @@ enum ChildStep {
 void SwitchIds(const ChildPlan& plan) {
   if (plan.drop_groups && ::syscall(SYS_setgroups, 0, nullptr) != 0) ChildFail(plan, kSetgroups);
   if (plan.set_ids) {
-    if (::syscall(SYS_setresgid, kNobody, kNobody, kNobody) != 0) ChildFail(plan, kSetresgid);
-    if (::syscall(SYS_setresuid, kNobody, kNobody, kNobody) != 0) ChildFail(plan, kSetresuid);
+    if (::syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) ChildFail(plan, kSetresgid);
+    if (::syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0) ChildFail(plan, kSetresuid);
   }
 }
 
@@ -315,6 +317,13 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxErro
   plan.mount_ns = in.mount_ns;
   plan.user_ns = in.user_ns;
   plan.set_ids = in.user_ns || root;
+  // Outside the worker's user namespace: its own uid (root), else ours.
+  const uint32_t outer_uid = root ? in.host_id.value_or(kNobody) : ::geteuid();
+  const uint32_t outer_gid = root ? in.host_id.value_or(kNobody) : ::getegid();
+  // Inside: 65534, mapped to the outer ids; without a user namespace only
+  // a root daemon switches, and straight to the outer ids.
+  plan.uid = in.user_ns ? kNobody : outer_uid;
+  plan.gid = in.user_ns ? kNobody : outer_gid;
   // A root daemon drops its groups, unless its own user namespace has
   // frozen them (it was started with setgroups "deny", e.g. unshare -r).
   plan.drop_groups = root && ReadSmallFile("/proc/self/setgroups") != "deny\n";
@@ -382,8 +391,6 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxErro
     ::kill(child.pid, SIGKILL);
     ::waitpid(child.pid, nullptr, 0);
   };
-  uint32_t outer_uid = root ? kNobody : ::geteuid();
-  uint32_t outer_gid = root ? kNobody : ::getegid();
   if (in.user_ns) {
     std::string proc = absl::StrCat("/proc/", child.pid);
     // Unprivileged, groups must be frozen before gid_map can be written; a
@@ -428,7 +435,7 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxErro
                           ::strerror(failure.err))));
   }
   child.uid = plan.set_ids ? outer_uid : ::geteuid();
-  child.uid_in_namespace = plan.set_ids ? kNobody : ::geteuid();
+  child.uid_in_namespace = plan.set_ids ? plan.uid : ::geteuid();
   return child;
 }
 

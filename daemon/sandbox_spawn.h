@@ -4,9 +4,12 @@
 // calls on data prepared before the clone (async-signal-safe), then execs.
 // In order, the child: arranges SIGKILL on the daemon's death and waits for
 // the daemon to map its user namespace; opens the bind sources; switches to
-// an unprivileged uid (65534 "nobody": mapped to 65534 outside when the
-// daemon is root, to the daemon's own uid otherwise) — before the mounts in
-// a user namespace, after them without one; builds a minimal read-only root
+// an unprivileged uid (65534 "nobody" inside a user namespace, mapped
+// outside to the plan's host_id when the daemon is root — a uid of the
+// worker's own, see worker_uid_pool.h — or to 65534 if none is given, and to
+// the daemon's own uid when it is not root; without a user namespace a root
+// daemon's child takes host_id itself) — before the mounts in a user
+// namespace, after them without one; builds a minimal read-only root
 // (tmpfs with the system library directories, the worker executable, the
 // library and the readable paths bind-mounted read-only) and pivots into
 // it; sets no_new_privs; puts its channel on fd 3 and /dev/null on 0-2;
@@ -17,6 +20,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +45,9 @@ struct SandboxPlan {
   // always there.
   std::vector<std::string> library_paths;
   std::vector<std::string> readable_paths;
+  // Root daemon only: the uid and gid the worker has in the initial
+  // namespace (never 0). Unset: 65534. Ignored by a non-root daemon.
+  std::optional<uint32_t> host_id;
 };
 
 struct SandboxedChild {

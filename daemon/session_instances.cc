@@ -47,7 +47,8 @@ SessionManager::AuthorizeInstance(const std::string& id, const Caller& caller,
   return std::make_pair(std::move(record), *std::move(op));
 }
 
-InstanceContext SessionManager::ContextFor(uint64_t serial, uint64_t library) {
+InstanceContext SessionManager::ContextFor(
+    uint64_t serial, uint64_t library, std::shared_ptr<PrincipalQuota::Reservation> instance) {
   InstanceContext context;
   std::shared_ptr<const Policy> policy = policies_->Get();
   context.max_buffer_bytes = policy->limits().max_buffer_bytes();
@@ -72,8 +73,8 @@ InstanceContext SessionManager::ContextFor(uint64_t serial, uint64_t library) {
     }
     return record.worker_id;
   };
-  context.adopt = [this, serial, library](const TypeDesc& type, uint64_t worker_id,
-                                          uint64_t generation) {
+  context.adopt = [this, serial, library, instance](const TypeDesc& type, uint64_t worker_id,
+                                                    uint64_t generation) {
     InstanceTable::Record record;
     record.session = serial;
     record.library = library;
@@ -81,7 +82,10 @@ InstanceContext SessionManager::ContextFor(uint64_t serial, uint64_t library) {
     record.worker_id = worker_id;
     record.generation = generation;
     record.owned = type.ownership == v1::HandleType::OWNERSHIP_OWNED;
-    return instances_.Add(std::move(record));
+    // Reserved by Call before the library ran (one handle result per call).
+    return instances_.Add(std::move(record), instance != nullptr
+                                                 ? std::move(*instance)
+                                                 : PrincipalQuota::Reservation());
   };
   return context;
 }
@@ -108,10 +112,12 @@ uint32_t SessionManager::ReleaseInstances(
 
 absl::StatusOr<v1::RegisterClassResponse> SessionManager::RegisterClass(
     const v1::RegisterClassRequest& request, const Caller& caller) {
+  ASSIGN_OR_RETURN(PrincipalQuota::Reservation quota, Reserve(caller, Resource::kClasses));
   absl::MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
   v1::RegisterClassResponse response;
   ASSIGN_OR_RETURN(*response.mutable_layout(), session->classes.Register(request.definition()));
+  session->class_quota.push_back(std::move(quota));  // given back when the session ends
   return response;
 }
 
@@ -147,6 +153,7 @@ absl::StatusOr<v1::NewInstanceResponse> SessionManager::NewInstance(
     return absl::InvalidArgumentError(absl::StrCat(
         complete.message(), " (fields not given are zero; give this one a value)"));
   }
+  ASSIGN_OR_RETURN(PrincipalQuota::Reservation instance, Reserve(caller, Resource::kInstances));
   worker::v1::DaemonToWorker message;
   message.mutable_instance_new()->set_class_index(static_cast<uint32_t>(klass->class_index));
   message.mutable_instance_new()->set_init(init);
@@ -163,7 +170,7 @@ absl::StatusOr<v1::NewInstanceResponse> SessionManager::NewInstance(
   record.worker_id = result.instance_id();
   record.generation = generation;
   v1::NewInstanceResponse response;
-  response.set_handle(instances_.Add(std::move(record)));
+  response.set_handle(instances_.Add(std::move(record), std::move(instance)));
   return response;
 }
 

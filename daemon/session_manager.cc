@@ -95,6 +95,23 @@ SessionManager::SessionManager(const PolicyHolder* policies, TokenAuthority* tok
 
 SessionManager::~SessionManager() { CloseAll(); }
 
+absl::StatusOr<PrincipalQuota::Reservation> SessionManager::Reserve(const Caller& caller,
+                                                                   Resource resource) {
+  return quota_.Reserve(caller.limits_holder, resource,
+                        LimitOf(resource, caller.limits, policies_->Get()->limits()));
+}
+
+std::shared_ptr<Library> SessionManager::HoldWorker(std::unique_ptr<Library> library,
+                                                    PrincipalQuota::Reservation worker) {
+  struct Held {
+    PrincipalQuota::Reservation worker;  // destroyed last: after the library
+    std::unique_ptr<Library> library;
+  };
+  auto held = std::make_shared<Held>(Held{std::move(worker), std::move(library)});
+  Library* raw = held->library.get();
+  return std::shared_ptr<Library>(std::move(held), raw);
+}
+
 absl::StatusOr<SessionManager::Session*> SessionManager::FindLocked(
     const std::string& id, const Caller& caller) {
   auto it = sessions_.find(id);
@@ -126,13 +143,12 @@ absl::StatusOr<v1::CreateSessionResponse> SessionManager::CreateSession(
   if (seconds == 0) seconds = limits.default_session_idle_seconds();
   if (seconds > limits.max_session_idle_seconds()) seconds = limits.max_session_idle_seconds();
   ASSIGN_OR_RETURN(std::string id, NewSessionId());
+  // Limits.max_sessions and the principal's max_sessions.
+  ASSIGN_OR_RETURN(PrincipalQuota::Reservation quota, Reserve(caller, Resource::kSessions));
 
   absl::MutexLock lock(&mu_);
-  if (sessions_.size() >= limits.max_sessions()) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "too many sessions: the daemon allows ", limits.max_sessions()));
-  }
   auto session = std::make_unique<Session>();
+  session->quota = std::move(quota);
   session->serial = next_serial_++;
   session->idle_timeout = absl::Seconds(seconds);
   session->last_used = now_();
@@ -163,7 +179,6 @@ absl::StatusOr<v1::CloseSessionResponse> SessionManager::CloseSession(
     }
     session = std::move(it->second);
     sessions_.erase(it);
-    workers_ -= static_cast<uint32_t>(session->libraries.size());
   }
   v1::CloseSessionResponse response;
   ReleaseInstances(session->serial, 0, LibrariesOf(*session), "was released when its session closed");
@@ -195,6 +210,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   }
   uint64_t serial;
   v1::Permission permission;
+  PrincipalQuota::Reservation worker;  // held by the library once it is open
   {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
@@ -235,12 +251,8 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
           "this session already has ", session->libraries.size(),
           " libraries open, the limit is ", max_libraries));
     }
-    if (workers_ >= limits.max_workers()) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the daemon already runs ", workers_, " workers, the limit is ",
-          limits.max_workers()));
-    }
-    ++workers_;  // reserved while we open outside the lock
+    // Limits.max_workers and the principal's max_workers.
+    ASSIGN_OR_RETURN(worker, Reserve(caller, Resource::kWorkers));
   }
   WorkerSpec spec;
   spec.launcher = launcher_;
@@ -264,14 +276,12 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
 
   absl::MutexLock lock(&mu_);
   if (!opened.ok()) {
-    --workers_;
     LOG_INFO("session s%d could not open %s: %s", serial, path,
              opened.status().ToString());
     return opened.status();
   }
   absl::StatusOr<Session*> session = FindLocked(request.session_id(), caller);
   if (!session.ok()) {  // closed while we were opening
-    --workers_;
     (*opened)->Stop();
     return session.status();
   }
@@ -291,7 +301,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
                   {"handle", absl::StrCat(handle)},
                   {"confinement_profile", spec.profile}});
   Handle& h = (*session)->libraries[handle];
-  h.library = std::move(*opened);
+  h.library = HoldWorker(*std::move(opened), std::move(worker));
   h.token = std::move(token);
   h.max_call = absl::Milliseconds(
       Tighter(limits.max_call_millis(), permission.limits().max_call_millis()));
@@ -314,7 +324,6 @@ absl::StatusOr<v1::CloseLibraryResponse> SessionManager::CloseLibrary(
     lib = std::move(it->second.library);
     session->libraries.erase(it);
     serial = session->serial;
-    --workers_;
   }
   ReleaseInstances(serial, request.library_handle(), {{request.library_handle(), lib}},
                    "was released when its library was closed");
@@ -326,6 +335,8 @@ absl::StatusOr<SessionManager::Authorized> SessionManager::Authorize(
     const std::string& id, const Caller& caller, uint64_t handle,
     absl::string_view operation, absl::string_view detail, absl::Time deadline) {
   Authorized out;
+  // A slot in the caller's calls in flight, held for the whole operation.
+  ASSIGN_OR_RETURN(out.in_flight, Reserve(caller, Resource::kCallsInFlight));
   std::optional<v1::TokenClaims> token;
   absl::Duration max_call;
   {
@@ -366,6 +377,11 @@ absl::StatusOr<v1::CallResponse> SessionManager::Call(
   ASSIGN_OR_RETURN(Authorized op, Authorize(request.session_id(), caller,
                                             request.library_handle(), "Call",
                                             request.symbol(), deadline));
+  // Room for the instance handle a call may return, before the library runs.
+  auto instance = std::make_shared<PrincipalQuota::Reservation>();
+  if (op.library->ReturnsInstance(request.symbol())) {
+    ASSIGN_OR_RETURN(*instance, Reserve(caller, Resource::kInstances));
+  }
   if (op.audit_calls) {
     audit_->Record("call", {{"principal", caller.principal},
                             {"session", SessionField(op.serial)},
@@ -374,7 +390,8 @@ absl::StatusOr<v1::CallResponse> SessionManager::Call(
                             {"symbol", request.symbol()}});
   }
   absl::StatusOr<v1::CallResponse> response =
-      op.library->Call(request, op.deadline, ContextFor(op.serial, request.library_handle()));
+      op.library->Call(request, op.deadline,
+                       ContextFor(op.serial, request.library_handle(), std::move(instance)));
   if (!response.ok() && (absl::IsUnavailable(response.status()) ||
                          absl::IsPermissionDenied(response.status()) ||
                          absl::IsResourceExhausted(response.status()) ||
@@ -403,10 +420,7 @@ absl::StatusOr<v1::GetStatusResponse> SessionManager::GetStatus(const Caller& ca
     p->set_profile(profile);
   }
   response.set_caller_principal(caller.principal);
-  {
-    absl::MutexLock lock(&mu_);
-    response.set_workers(workers_);
-  }
+  response.set_workers(quota_.Total(Resource::kWorkers));
   // A probe loads nothing; it shows what any worker gets right now. One at
   // a time, so status requests cannot be used to multiply processes.
   absl::MutexLock probe_lock(&probe_mu_);
@@ -429,7 +443,6 @@ int SessionManager::ExpireIdleSessions() {
     absl::Time now = now_();
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       if (now - it->second->last_used > it->second->idle_timeout) {
-        workers_ -= static_cast<uint32_t>(it->second->libraries.size());
         expired.push_back(std::move(it->second));
         it = sessions_.erase(it);
       } else {
@@ -452,9 +465,6 @@ void SessionManager::CloseAll() {
   {
     absl::MutexLock lock(&mu_);
     all.swap(sessions_);
-    for (auto& [id, session] : all) {
-      workers_ -= static_cast<uint32_t>(session->libraries.size());
-    }
   }
   for (auto& [id, session] : all) {
     ReleaseInstances(session->serial, 0, LibrariesOf(*session),

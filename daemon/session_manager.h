@@ -16,6 +16,10 @@
 // revocation and expiry and takes one call from its quota, and every one
 // runs under the max_call_millis of the permission that opened it.
 //
+// Limits: what each principal holds at once (sessions, workers, calls in
+// flight, instances, classes) is counted by PrincipalQuota reservations,
+// held by what they count; see principal_quota.h.
+//
 // Thread-safety: all methods are thread-safe. Library calls run outside the
 // manager's lock, so sessions never wait on each other's calls.
 //
@@ -29,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -43,6 +48,7 @@
 #include "daemon/library.h"
 #include "daemon/pinned_library.h"
 #include "daemon/policy_holder.h"
+#include "daemon/principal_quota.h"
 #include "daemon/token_authority.h"
 #include "daemon/worker_launcher.h"
 #include "ffibroker/v1/broker.pb.h"
@@ -122,6 +128,8 @@ class SessionManager {
     std::optional<v1::TokenClaims> token;  // set if a token opened it
     absl::Duration max_call;                // from the permission that opened it
     bool audit_calls = false;
+    // One of the caller's calls in flight, held while the operation runs.
+    PrincipalQuota::Reservation in_flight;
   };
   struct Session {
     uint64_t serial;  // shown in logs instead of the secret id
@@ -132,6 +140,8 @@ class SessionManager {
     uint64_t next_handle = 1;
     std::map<uint64_t, Handle> libraries;
     ClassTable classes;  // registered classes, append-only
+    PrincipalQuota::Reservation quota;  // this session, in its creator's limits
+    std::vector<PrincipalQuota::Reservation> class_quota;  // one per class
   };
 
   // One client operation on a library handle, authorized.
@@ -162,7 +172,9 @@ class SessionManager {
       const std::string& id, const Caller& caller, uint64_t handle,
       absl::string_view operation, absl::Time deadline);
   // How calls of library `library` in session `serial` use the instances.
-  InstanceContext ContextFor(uint64_t serial, uint64_t library);
+  // A handle the call returns takes `instance` (reserved before the call).
+  InstanceContext ContextFor(uint64_t serial, uint64_t library,
+                             std::shared_ptr<PrincipalQuota::Reservation> instance = nullptr);
   // Invalidates the instances of a session (library == 0) or one of its
   // libraries, calling the destructors of owned library results first.
   // Returns how many instances were released.
@@ -171,6 +183,13 @@ class SessionManager {
                             const std::string& reason);
   // The libraries of `session` by handle.
   static std::map<uint64_t, std::shared_ptr<Library>> LibrariesOf(const Session& session);
+  // One unit of `resource` in the limits of `caller` (and the daemon's).
+  absl::StatusOr<PrincipalQuota::Reservation> Reserve(const Caller& caller, Resource resource);
+  // `library` as the session holds it: a Library that owns `worker` (its
+  // reservation in the workers limit), released after the library, and so
+  // its worker, is destroyed.
+  static std::shared_ptr<Library> HoldWorker(std::unique_ptr<Library> library,
+                                             PrincipalQuota::Reservation worker);
 
   // The session for `id` if it belongs to `caller`, touched; NOT_FOUND
   // otherwise.
@@ -187,11 +206,11 @@ class SessionManager {
   const std::function<absl::Time()> now_;
 
   absl::Mutex probe_mu_;  // one status probe worker at a time
+  // Declared before everything holding its reservations (outlives them).
+  PrincipalQuota quota_;
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
   uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 1;
-  // Libraries open or being opened, in all sessions (each is one worker).
-  uint32_t workers_ ABSL_GUARDED_BY(mu_) = 0;
   InstanceTable instances_;  // thread-safe on its own
 };
 

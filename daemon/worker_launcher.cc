@@ -186,6 +186,28 @@ absl::Status VerifyWithKernel(pid_t pid, const v1::WorkerLayers& layers) {
   return absl::OkStatus();
 }
 
+// The kernel must show the uid and gid the daemon gave the worker (`uid`;
+// its gid is the same number when the daemon is root) as real, effective,
+// saved and filesystem ids. OK if /proc cannot be read.
+absl::Status VerifyIds(pid_t pid, uint32_t uid, bool gid_too) {
+  std::map<std::string, std::string> fields = ProcStatus(absl::StrCat("/proc/", pid, "/status"));
+  if (fields.empty()) return absl::OkStatus();
+  std::vector<std::string> names = {"Uid"};
+  if (gid_too) names.push_back("Gid");
+  for (const std::string& name : names) {
+    std::vector<std::string> ids = absl::StrSplit(fields[name], absl::ByAnyChar(" \t"),
+                                                  absl::SkipEmpty());
+    bool all = ids.size() == 4;
+    for (const std::string& id : ids) all = all && id == absl::StrCat(uid);
+    if (!all) {
+      return absl::UnavailableError(absl::StrCat("should run as ", name == "Uid" ? "uid " : "gid ",
+                                                 uid, ", but the kernel shows ", name, ": '",
+                                                 fields[name], "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::set<v1::Layer>> ParseNamespaceLayers(const std::string& text) {
@@ -207,8 +229,9 @@ absl::StatusOr<std::set<v1::Layer>> ParseNamespaceLayers(const std::string& text
 }
 
 WorkerLauncher::WorkerLauncher(std::string worker_path, const ProfileSet* profiles,
-                               const std::set<v1::Layer>& disabled)
-    : worker_path_(std::move(worker_path)), profiles_(profiles) {
+                               const std::set<v1::Layer>& disabled,
+                               std::unique_ptr<WorkerUidPool> uids)
+    : worker_path_(std::move(worker_path)), profiles_(profiles), uids_(std::move(uids)) {
   working_.executable = worker_path_;
   for (v1::Layer layer : disabled) {
     SetNamespace(&working_, layer, false);
@@ -220,6 +243,13 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::SpawnWithFallback
     SandboxPlan* plan_in_out, absl::Time deadline, worker::v1::Hello* hello,
     v1::WorkerLayers* layers) {
   SandboxPlan& plan = *plan_in_out;
+  // Held by the worker until it is reaped; a failed start gives it back
+  // (SpawnSandboxed and Spawn reap what they started).
+  WorkerUidPool::Lease uid;
+  if (uids_ != nullptr) {
+    ASSIGN_OR_RETURN(uid, uids_->Acquire());
+    plan.host_id = uid.uid();
+  }
   for (int attempt = 0; attempt < 4; ++attempt) {
     plan.argv = {"ffibroker-worker",
                  absl::StrCat("--parent-pid=", plan.pid_ns ? 0 : ::getpid())};
@@ -227,6 +257,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::SpawnWithFallback
     absl::StatusOr<std::unique_ptr<WorkerProcess>> worker =
         WorkerProcess::Spawn(plan, deadline, &error, hello);
     if (worker.ok()) {
+      (*worker)->HoldUidLease(std::move(uid));
       absl::MutexLock lock(&mu_);
       for (const v1::RefusedLayer& r : refused_) *layers->add_refused() = r;
       return worker;
@@ -270,7 +301,7 @@ void WorkerLauncher::AddDaemonLayers(const SandboxPlan& plan, const WorkerProces
     // namespace and seccomp keep it from the daemon.
     AddRefused(layers, v1::LAYER_UNPRIVILEGED_UID,
                "the worker runs as the daemon's own uid (start the daemon as root to "
-               "give workers uid 65534)");
+               "give each worker a uid of its own)");
   } else {
     layers->add_in_force(v1::LAYER_UNPRIVILEGED_UID);
   }
@@ -371,6 +402,12 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::Launch(
   }
   if (absl::Status verified = VerifyWithKernel(worker->pid(), *layers); !verified.ok()) {
     worker->Abandon(std::string(verified.message()));
+    return worker->OutcomeStatus();
+  }
+  // The uid reported (layers.uid, unprivileged_uid) is the one it has.
+  if (absl::Status ids = VerifyIds(worker->pid(), worker->uid(), plan.host_id.has_value());
+      !ids.ok()) {
+    worker->Abandon(std::string(ids.message()));
     return worker->OutcomeStatus();
   }
   for (const v1::RefusedLayer& r : early.refused()) *layers->add_refused() = r;

@@ -6,6 +6,9 @@
 // policy's required layers. Layers the kernel refuses are remembered (later
 // workers do not retry them) and logged once as warnings.
 //
+// A root daemon passes a WorkerUidPool: each worker then gets a host uid of
+// its own (worker_uid_pool.h), checked against what the kernel shows.
+//
 // Thread-safe. Borrows the profile set, which must outlive it.
 //
 //   WorkerLauncher launcher(worker_path, &profiles);
@@ -24,6 +27,7 @@
 #include "absl/time/time.h"
 #include "daemon/profiles.h"
 #include "daemon/sandbox_spawn.h"
+#include "daemon/worker_uid_pool.h"
 #include "daemon/worker_process.h"
 #include "ffibroker/v1/confinement.pb.h"
 #include "ffibroker/worker/v1/worker.pb.h"
@@ -33,12 +37,17 @@ namespace ffibroker {
 class WorkerLauncher {
  public:
   // Namespace layers in `disabled` are never used (reported as refused).
+  // With `uids`, every worker leases its host uid from it (Launch is then
+  // RESOURCE_EXHAUSTED while every uid is leased); without, workers run as
+  // sandbox_spawn.h says for a plan without host_id.
   WorkerLauncher(std::string worker_path, const ProfileSet* profiles,
-                 const std::set<v1::Layer>& disabled = {});
+                 const std::set<v1::Layer>& disabled = {},
+                 std::unique_ptr<WorkerUidPool> uids = nullptr);
 
   // Starts a worker that loads `open.path()` (empty: a probe that loads
   // nothing) under `profile`. On success `*layers` holds every layer in
   // force; a worker lacking one of `required` is killed. Errors: NOT_FOUND (missing symbol, unknown profile),
+  // RESOURCE_EXHAUSTED (no worker uid free),
   // FAILED_PRECONDITION (the loader refused the file, or a required layer
   // is not available, naming it and why), UNAVAILABLE (the worker could not
   // start or died while loading), DEADLINE_EXCEEDED.
@@ -49,6 +58,8 @@ class WorkerLauncher {
                                                         v1::WorkerLayers* layers);
 
   const ProfileSet& profiles() const { return *profiles_; }
+  // The worker uid pool, or nullptr.
+  const WorkerUidPool* uids() const { return uids_.get(); }
 
  private:
   // Spawns with the namespaces known to work, dropping the ones the kernel
@@ -67,6 +78,7 @@ class WorkerLauncher {
 
   const std::string worker_path_;
   const ProfileSet* const profiles_;
+  const std::unique_ptr<WorkerUidPool> uids_;
 
   absl::Mutex mu_;
   SandboxPlan working_ ABSL_GUARDED_BY(mu_);  // namespaces not (yet) refused

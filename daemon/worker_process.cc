@@ -127,6 +127,8 @@ void WorkerProcess::KillAndReap() {
     r = ::waitpid(pid_, &wstatus, 0);
   } while (r < 0 && errno == EINTR);
   reaped_ = true;
+  // Reaped (or, if waitpid failed, not our child any more): the uid is free.
+  uid_lease_.Release();
   if (r != pid_) {
     Record(WorkerOutcome::Kind::kExited, -1, "vanished (could not be reaped)");
   } else if (WIFEXITED(wstatus)) {

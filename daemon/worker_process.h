@@ -27,6 +27,7 @@
 #include "common/transport.h"
 #include "common/unique_fd.h"
 #include "daemon/sandbox_spawn.h"
+#include "daemon/worker_uid_pool.h"
 #include "ffibroker/worker/v1/worker.pb.h"
 
 namespace ffibroker {
@@ -95,6 +96,11 @@ class WorkerProcess {
   // timeout, UNAVAILABLE otherwise; the message is "worker " + message.
   absl::Status OutcomeStatus() const;
 
+  // Keeps `lease` (the worker's own host uid) until the worker has been
+  // reaped, so the uid is handed out again only once no process has it.
+  // Call once, right after Spawn, before the worker is shared.
+  void HoldUidLease(WorkerUidPool::Lease lease) { uid_lease_ = std::move(lease); }
+
   // The address-space limit the worker runs under, used to explain a crash
   // caused by running out of memory.
   void set_address_space_limit(uint64_t bytes) { address_space_limit_ = bytes; }
@@ -122,6 +128,7 @@ class WorkerProcess {
   std::unique_ptr<Transport> channel_;
   std::atomic<bool> stop_requested_{false};
   bool reaped_ = false;  // only touched by the Exchange thread / destructor
+  WorkerUidPool::Lease uid_lease_;  // released once reaped (same threads)
   mutable absl::Mutex mu_;
   WorkerOutcome outcome_ ABSL_GUARDED_BY(mu_);
 };

@@ -1,0 +1,104 @@
+#include "daemon/principal_quota.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace ffibroker {
+namespace {
+
+struct Kind {
+  const char* noun;        // "sessions"
+  const char* field;       // the PrincipalLimits field
+  const char* daemon_field;  // the Limits field, or nullptr
+};
+
+const Kind& KindOf(Resource resource) {
+  static const Kind kKinds[] = {
+      {"sessions", "max_sessions", "limits.max_sessions"},
+      {"workers", "max_workers", "limits.max_workers"},
+      {"calls in flight", "max_calls_in_flight", nullptr},
+      {"instance handles", "max_instances", "limits.max_instances"},
+      {"registered classes", "max_classes", nullptr},
+  };
+  return kKinds[static_cast<size_t>(resource)];
+}
+
+}  // namespace
+
+QuotaLimit LimitOf(Resource resource, const v1::PrincipalLimits& principal,
+                   const v1::Limits& limits) {
+  switch (resource) {
+    case Resource::kSessions: return {principal.max_sessions(), limits.max_sessions()};
+    case Resource::kWorkers: return {principal.max_workers(), limits.max_workers()};
+    case Resource::kCallsInFlight: return {principal.max_calls_in_flight(), 0};
+    case Resource::kInstances: return {principal.max_instances(), limits.max_instances()};
+    case Resource::kClasses: return {principal.max_classes(), 0};
+    case Resource::kCount: break;
+  }
+  return {};
+}
+
+PrincipalQuota::Reservation& PrincipalQuota::Reservation::operator=(
+    Reservation&& other) noexcept {
+  if (this != &other) {
+    Release();
+    quota_ = std::exchange(other.quota_, nullptr);
+    principal_ = std::move(other.principal_);
+    resource_ = other.resource_;
+  }
+  return *this;
+}
+
+void PrincipalQuota::Reservation::Release() {
+  if (quota_ == nullptr) return;
+  std::exchange(quota_, nullptr)->Give(principal_, resource_);
+}
+
+absl::StatusOr<PrincipalQuota::Reservation> PrincipalQuota::Reserve(
+    const std::string& principal, Resource resource, QuotaLimit limit) {
+  const size_t k = static_cast<size_t>(resource);
+  const Kind& kind = KindOf(resource);
+  absl::MutexLock lock(&mu_);
+  auto it = held_.find(principal);
+  uint32_t mine = it == held_.end() ? 0 : it->second[k];
+  if (mine >= limit.principal) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "principal '", principal, "' already holds ", mine, " ", kind.noun,
+        ", its limit ", kind.field, " (per principal) is ", limit.principal));
+  }
+  if (limit.daemon != 0 && total_[k] >= limit.daemon) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the daemon already holds ", total_[k], " ", kind.noun, " for all principals, its limit ",
+        kind.daemon_field != nullptr ? kind.daemon_field : "", " is ", limit.daemon));
+  }
+  if (it == held_.end()) it = held_.emplace(principal, std::array<uint32_t, kKinds>{}).first;
+  ++it->second[k];
+  ++total_[k];
+  return Reservation(this, principal, resource);
+}
+
+void PrincipalQuota::Give(const std::string& principal, Resource resource) {
+  const size_t k = static_cast<size_t>(resource);
+  absl::MutexLock lock(&mu_);
+  auto it = held_.find(principal);
+  // A reservation exists only for a unit counted here: both are at least 1.
+  --it->second[k];
+  --total_[k];
+  bool empty = true;
+  for (uint32_t n : it->second) empty = empty && n == 0;
+  if (empty) held_.erase(it);
+}
+
+uint32_t PrincipalQuota::Held(const std::string& principal, Resource resource) const {
+  absl::MutexLock lock(&mu_);
+  auto it = held_.find(principal);
+  return it == held_.end() ? 0 : it->second[static_cast<size_t>(resource)];
+}
+
+uint32_t PrincipalQuota::Total(Resource resource) const {
+  absl::MutexLock lock(&mu_);
+  return total_[static_cast<size_t>(resource)];
+}
+
+}  // namespace ffibroker

@@ -1,0 +1,231 @@
+// Finding 7 of issue 9: per-principal limits. One principal may not hold
+// every session, worker, call slot, instance handle or class the daemon
+// has: exceeding its own limit is RESOURCE_EXHAUSTED naming the limit and
+// its value, and another principal is unaffected. Instance handles also
+// have a daemon-wide cap.
+//
+// The test runs as one uid; the second principal is an API-key principal.
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "ffibroker/instance.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/test_daemon.h"
+
+namespace ffibroker::testing {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+constexpr char kOtherKey[] = "k-limits-test-other-principal-key";
+constexpr char kPoint[] = "Point { mut f64 x; f64 y; } ~point_free";
+
+std::string Sha256(const std::string& text) {
+  std::string path = ::testing::TempDir() + "/limits_keyhash";
+  std::string cmd = absl::StrCat("printf %s '", text, "' | openssl dgst -sha256 -r > ", path);
+  if (std::system(cmd.c_str()) != 0) return "";
+  std::ifstream in(path);
+  std::string hash;
+  in >> hash;
+  return hash;
+}
+
+// A second principal "other" (API key kOtherKey) allowed the same test
+// libraries, with `limits` inside its own limits {} block.
+std::string OtherPrincipal(const std::string& limits = "") {
+  return absl::StrCat("principals { name: \"other\" api_keys { id: \"other\" sha256: \"",
+                      Sha256(kOtherKey), "\" } permission { libraries { library: \"crashy\" }",
+                      " libraries { library: \"classes\" } }",
+                      limits.empty() ? "" : absl::StrCat(" limits { ", limits, " }"), " }\n");
+}
+
+void ExpectExhausted(const absl::Status& status, const std::string& limit,
+                     const std::string& value) {
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(std::string(status.message()), AllOf(HasSubstr(limit), HasSubstr(value)))
+      << status;
+}
+
+class LimitsTest : public ::testing::Test {
+ protected:
+  // A daemon with `extra` policy text after the test-user principal and
+  // principal "other"; clients for both.
+  void Start(const std::string& extra, const std::string& other_limits = "") {
+    auto daemon = TestDaemon::Start(OtherPrincipal(other_limits) + extra);
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    daemon_ = std::move(*daemon);
+    auto mine = daemon_->Connect();
+    ASSERT_TRUE(mine.ok()) << mine.status();
+    mine_ = std::move(*mine);
+    ConnectOptions options;
+    options.api_key = kOtherKey;
+    auto other = Client::Connect(daemon_->address(), options);
+    ASSERT_TRUE(other.ok()) << other.status();
+    other_ = std::move(*other);
+    auto who = other_->Whoami();
+    ASSERT_TRUE(who.ok()) << who.status();
+    ASSERT_EQ(who->principal(), "other");
+  }
+
+  std::unique_ptr<TestDaemon> daemon_;
+  std::unique_ptr<Client> mine_;
+  std::unique_ptr<Client> other_;
+};
+
+// The default limits: one principal gets 32 of the daemon's 256 sessions.
+TEST_F(LimitsTest, OnePrincipalCannotHoldEverySession) {
+  Start("");
+  if (HasFatalFailure()) return;
+  std::vector<std::unique_ptr<Session>> sessions;
+  for (int i = 0; i < 32; ++i) {
+    auto s = mine_->CreateSession();
+    ASSERT_TRUE(s.ok()) << i << ": " << s.status();
+    sessions.push_back(std::move(*s));
+  }
+  ExpectExhausted(mine_->CreateSession().status(), "max_sessions", "is 32");
+  // Another principal still gets sessions, and can use them.
+  auto theirs = other_->CreateSession();
+  ASSERT_TRUE(theirs.ok()) << theirs.status();
+  auto lib = (*theirs)->OpenLibrary("crashy", {"i32 healthy(i32)"});
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  EXPECT_EQ(*(*lib)->Call<int32_t>("healthy", 1), 2);
+  // A session given back is a session to take again.
+  ASSERT_TRUE(sessions.back()->Close().ok());
+  EXPECT_TRUE(mine_->CreateSession().ok());
+}
+
+TEST_F(LimitsTest, APrincipalsOwnLimitsReplaceTheDefault) {
+  Start("", "max_sessions: 1");
+  if (HasFatalFailure()) return;
+  auto first = other_->CreateSession();
+  ASSERT_TRUE(first.ok()) << first.status();
+  ExpectExhausted(other_->CreateSession().status(), "max_sessions", "is 1");
+  EXPECT_TRUE(mine_->CreateSession().ok());
+}
+
+TEST_F(LimitsTest, WorkersArePerPrincipal) {
+  Start("limits { per_principal { max_workers: 2 } }\n");
+  if (HasFatalFailure()) return;
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Library>> libs;
+  for (int i = 0; i < 2; ++i) {
+    auto s = mine_->CreateSession();
+    ASSERT_TRUE(s.ok());
+    auto lib = (*s)->OpenLibrary("crashy", {"i32 healthy(i32)"});
+    ASSERT_TRUE(lib.ok()) << lib.status();
+    sessions.push_back(std::move(*s));
+    libs.push_back(std::move(*lib));
+  }
+  ExpectExhausted(sessions[0]->OpenLibrary("crashy", {"i32 healthy(i32)"}).status(),
+                  "max_workers", "is 2");
+  auto theirs = other_->CreateSession();
+  ASSERT_TRUE(theirs.ok());
+  EXPECT_TRUE((*theirs)->OpenLibrary("crashy", {"i32 healthy(i32)"}).ok());
+  // Closing a library gives its worker back once the worker is gone.
+  ASSERT_TRUE(libs.back()->Close().ok());
+  EXPECT_TRUE(sessions[0]->OpenLibrary("crashy", {"i32 healthy(i32)"}).ok());
+}
+
+TEST_F(LimitsTest, CallsInFlightArePerPrincipal) {
+  Start("limits { per_principal { max_calls_in_flight: 1 } }\n");
+  if (HasFatalFailure()) return;
+  auto session = mine_->CreateSession();
+  ASSERT_TRUE(session.ok());
+  auto sleeper = (*session)->OpenLibrary("crashy", {"i32 sleep_ms(u32)"});
+  auto quick = (*session)->OpenLibrary("crashy", {"i32 healthy(i32)"});
+  ASSERT_TRUE(sleeper.ok() && quick.ok());
+  // One long call holds the principal's only slot (until its library is
+  // closed below; the deadline is only a backstop). It retries while one of
+  // the quick calls below has the slot.
+  absl::StatusOr<v1::CallResponse> slow;
+  std::thread hold([&] {
+    do {
+      slow = (*sleeper)->CallValues("sleep_ms", {ToValue(uint32_t{60000})}, absl::Seconds(60));
+    } while (absl::IsResourceExhausted(slow.status()));
+  });
+  absl::Status refused;
+  EXPECT_TRUE(Eventually([&] {
+    refused = (*quick)->Call<int32_t>("healthy", 1).status();
+    return absl::IsResourceExhausted(refused);
+  })) << "a second call never hit the limit; last: " << refused;
+  ExpectExhausted(refused, "max_calls_in_flight", "is 1");
+  // Another principal's calls run meanwhile.
+  auto theirs = other_->CreateSession();
+  ASSERT_TRUE(theirs.ok());
+  auto lib = (*theirs)->OpenLibrary("crashy", {"i32 healthy(i32)"});
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  EXPECT_EQ(*(*lib)->Call<int32_t>("healthy", 1), 2);
+  ASSERT_TRUE((*sleeper)->Close().ok());  // kills the sleeping worker
+  hold.join();
+  EXPECT_FALSE(slow.ok());
+  // The slot came back with the call.
+  EXPECT_EQ(*(*quick)->Call<int32_t>("healthy", 1), 2);
+}
+
+TEST_F(LimitsTest, InstanceHandlesHaveAPrincipalAndADaemonLimit) {
+  Start("limits { max_instances: 5 per_principal { max_instances: 3 } }\n");
+  if (HasFatalFailure()) return;
+  auto session = mine_->CreateSession();
+  ASSERT_TRUE(session.ok());
+  ASSERT_TRUE((*session)->RegisterClass(kPoint).ok());
+  auto lib = (*session)->OpenLibrary("classes", {"Point* point_new(f64, f64)"});
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  std::vector<std::unique_ptr<Instance>> points;
+  for (int i = 0; i < 3; ++i) {
+    auto p = (*lib)->NewInstance("Point");
+    ASSERT_TRUE(p.ok()) << p.status();
+    points.push_back(std::move(*p));
+  }
+  ExpectExhausted((*lib)->NewInstance("Point").status(), "max_instances", "is 3");
+  // A handle returned by the library counts too: refused before it runs.
+  ExpectExhausted((*lib)->CallInstance("point_new", 1.0, 2.0).status(), "max_instances",
+                  "is 3");
+  // The other principal has its own 3 of the daemon's 5 ...
+  auto theirs = other_->CreateSession();
+  ASSERT_TRUE(theirs.ok());
+  auto registered = (*theirs)->RegisterClass(kPoint);
+  ASSERT_TRUE(registered.ok()) << registered.status();
+  auto their_lib = (*theirs)->OpenLibrary("classes", {"Point* point_new(f64, f64)"});
+  ASSERT_TRUE(their_lib.ok()) << their_lib.status();
+  std::vector<std::unique_ptr<Instance>> their_points;
+  for (int i = 0; i < 2; ++i) {
+    auto p = (*their_lib)->CallInstance("point_new", 1.0, 2.0);
+    ASSERT_TRUE(p.ok()) << p.status();
+    ASSERT_NE(*p, nullptr);
+    their_points.push_back(std::move(*p));
+  }
+  // ... but all together hold at most 5.
+  ExpectExhausted((*their_lib)->NewInstance("Point").status(), "limits.max_instances", "is 5");
+  // Freeing one gives its place back.
+  ASSERT_TRUE(points.back()->Free().ok());
+  points.pop_back();
+  EXPECT_TRUE((*their_lib)->NewInstance("Point").ok());
+}
+
+TEST_F(LimitsTest, ClassesArePerPrincipalAndComeBackWithTheSession) {
+  Start("limits { per_principal { max_classes: 2 } }\n");
+  if (HasFatalFailure()) return;
+  auto s1 = mine_->CreateSession();
+  auto s2 = mine_->CreateSession();
+  ASSERT_TRUE(s1.ok() && s2.ok());
+  ASSERT_TRUE((*s1)->RegisterClass("A { i32 a; }").ok());
+  ASSERT_TRUE((*s2)->RegisterClass("B { i32 b; }").ok());
+  ExpectExhausted((*s2)->RegisterClass("C { i32 c; }").status(), "max_classes", "is 2");
+  auto theirs = other_->CreateSession();
+  ASSERT_TRUE(theirs.ok());
+  auto registered = (*theirs)->RegisterClass("C { i32 c; }");
+  EXPECT_TRUE(registered.ok()) << registered.status();
+  ASSERT_TRUE((*s1)->Close().ok());
+  EXPECT_TRUE((*s2)->RegisterClass("C { i32 c; }").ok());
+}
+
+}  // namespace
+}  // namespace ffibroker::testing
