@@ -9,8 +9,11 @@
 
 #include <cerrno>
 
+#include <ucontext.h>
+
 #include "common/transport.h"
 #include "common/unique_fd.h"
+#include "common/worker_protocol.h"
 
 namespace ffibroker {
 namespace {
@@ -34,7 +37,7 @@ size_t PutField(char* p, int number, uint64_t value) {
   return n + PutVarint(p + n, value);
 }
 
-void OnFatalSignal(int sig, siginfo_t* info, void*) {
+void OnFatalSignal(int sig, siginfo_t* info, void* context) {
   int32_t nr = 0;
   uint32_t arch = 0;
   if (sig == SIGSYS) {
@@ -46,6 +49,20 @@ void OnFatalSignal(int sig, siginfo_t* info, void*) {
   char buf[96];
   size_t len = EncodeFatal(buf, sig, nr, arch, usage.ru_maxrss, info->si_code);
   ::syscall(SYS_sendto, g_channel_fd, buf, len, MSG_NOSIGNAL, nullptr, 0);
+  // End so that the kernel's wait status confirms the report (the daemon
+  // believes it only then; see FatalEndsBySignal). SA_RESETHAND restored
+  // the default action, and every signal is blocked while we run.
+  if (FatalEndsBySignal(sig, info->si_code)) {
+    if (sig == SIGSYS) {
+      // The same call with the same arguments: the filter traps it again,
+      // and a trapped SIGSYS that is blocked kills the process.
+      const greg_t* regs = static_cast<ucontext_t*>(context)->uc_mcontext.gregs;
+      ::syscall(info->si_syscall, regs[REG_RDI], regs[REG_RSI], regs[REG_RDX], regs[REG_R10],
+                regs[REG_R8], regs[REG_R9]);
+    } else {
+      return;  // into the faulting instruction again: it faults, and kills
+    }
+  }
   ::syscall(SYS_exit_group, 128 + sig);
 }
 

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct { double x; double y; } Point;
 typedef struct { Point min; Point max; uint8_t tags[4]; int32_t kind; bool visible; } Rect;
@@ -104,3 +105,17 @@ int32_t Counter__drop(Counter* self) {
 
 // Kills the worker (to test that its instances become stale).
 void crash_now(void) { volatile int* p = NULL; *p = 1; }
+
+// A class whose destructor is slow (issue 9, finding 8): releasing many
+// instances must not hold up the daemon's signal thread or SIGTERM.
+typedef struct { int64_t id; } Slow;
+Slow* slow_new(int64_t id) {
+  Slow* s = malloc(sizeof *s);
+  s->id = id;
+  return s;
+}
+void slow_free(Slow* s) {
+  struct timespec delay = {0, 500 * 1000 * 1000};
+  nanosleep(&delay, NULL);
+  free(s);
+}
