@@ -274,6 +274,9 @@ void Daemon::Stop() {
   if (!drained.WaitForNotificationWithTimeout(options_.shutdown_grace)) {
     LOG_WARNING("calls still running after %s; stopping their workers",
                 absl::FormatDuration(options_.shutdown_grace));
+    // Kill first: a call stuck in a worker would hold up its library's
+    // release below.
+    watcher_->Shutdown();
   }
   // Destructors of instances left behind get what remains of the grace
   // period (at least half a second, all together); then every worker is

@@ -63,7 +63,7 @@ void WorkerWatcher::Forget(WorkerProcess* worker) {
 
 void WorkerWatcher::Shutdown() {
   absl::MutexLock lock(&mu_);
-  shut_down_ = true;
+  shut_down_ = true;  // idempotent: a second call kills what is left
   if (!workers_.empty()) {
     LOG_INFO("stopping %d workers (including any still loading)", workers_.size());
   }

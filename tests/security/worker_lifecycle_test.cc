@@ -12,10 +12,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "ffibroker/instance.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
+#include "common/transport.h"
+#include "ffibroker/instance.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_daemon.h"
 
@@ -211,6 +212,22 @@ TEST(OpenBoundTest, SigtermEndsTheDaemonWhileOpensHang) {
   absl::Duration took = absl::Now() - start;
   EXPECT_TRUE(WIFEXITED(status)) << "the daemon had to be killed: " << status;
   EXPECT_LE(took, absl::Seconds(3)) << "grace 1 s + 2 s";
+}
+
+// A send to a peer that does not read ends at its deadline (the daemon's
+// sends to a worker are bounded like its receives).
+TEST(ChannelSendTest, ASendToAPeerThatDoesNotReadEndsAtTheDeadline) {
+  auto pair = SeqpacketTransport::Pair();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  v1::CallResponse big;
+  big.set_worker_notice(std::string(256 << 10, 'x'));
+  absl::Time start = absl::Now();
+  absl::Status status;
+  for (int i = 0; i < 64 && status.ok(); ++i) {  // the peer never reads
+    status = pair->first->Send(big, absl::Now() + absl::Milliseconds(300));
+  }
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
 }
 
 // --- Finding 8: session release off the signal thread, one deadline. ---
