@@ -27,8 +27,8 @@ SeqpacketTransport::Pair() {
                         std::make_unique<SeqpacketTransport>(UniqueFd(fds[1])));
 }
 
-absl::Status SeqpacketTransport::Send(
-    const google::protobuf::MessageLite& message) {
+absl::Status SeqpacketTransport::Send(const google::protobuf::MessageLite& message,
+                                      absl::Time deadline) {
   // Every packet starts with a frame byte, so an empty message is never a
   // zero-length packet (which recv() cannot tell from a closed peer).
   std::string bytes(1, kTransportFrameByte);
@@ -41,9 +41,26 @@ absl::Status SeqpacketTransport::Send(
                      kMaxMessageBytes));
   }
   while (true) {
-    ssize_t n = ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    ssize_t n = ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n == static_cast<ssize_t>(bytes.size())) return absl::OkStatus();
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      // No room: the peer is not reading. Wait for room until `deadline`.
+      int timeout_ms = -1;
+      if (deadline != absl::InfiniteFuture()) {
+        absl::Duration left = deadline - absl::Now();
+        if (left <= absl::ZeroDuration()) {
+          return absl::DeadlineExceededError(
+              "deadline passed waiting for room in the channel (the peer is not reading)");
+        }
+        timeout_ms = static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
+      }
+      pollfd pfd = {fd_.get(), POLLOUT, 0};
+      if (::poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR) {
+        return ErrnoStatus("poll on channel", errno);
+      }
+      continue;
+    }
     if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
       return absl::UnavailableError("channel closed by peer");
     }

@@ -34,9 +34,16 @@ class Transport {
  public:
   virtual ~Transport() = default;
 
-  // Sends one message. UNAVAILABLE if the peer is gone, INVALID_ARGUMENT if
-  // the message exceeds kMaxMessageBytes.
-  virtual absl::Status Send(const google::protobuf::MessageLite& message) = 0;
+  // Sends one message, waiting at most until `deadline` for room in the
+  // channel. UNAVAILABLE if the peer is gone, INVALID_ARGUMENT if the
+  // message exceeds kMaxMessageBytes, DEADLINE_EXCEEDED if the peer did not
+  // make room in time (it is not reading).
+  virtual absl::Status Send(const google::protobuf::MessageLite& message,
+                            absl::Time deadline) = 0;
+  // Sends without a deadline (for the worker, whose daemon always reads).
+  absl::Status Send(const google::protobuf::MessageLite& message) {
+    return Send(message, absl::InfiniteFuture());
+  }
 
   // Waits for one message and parses it into `*message`. Returns
   //   OK                 a message arrived and parsed;
@@ -62,7 +69,9 @@ class SeqpacketTransport : public Transport {
                                   std::unique_ptr<SeqpacketTransport>>>
   Pair();
 
-  absl::Status Send(const google::protobuf::MessageLite& message) override;
+  using Transport::Send;
+  absl::Status Send(const google::protobuf::MessageLite& message,
+                    absl::Time deadline) override;
   absl::Status Receive(google::protobuf::MessageLite* message,
                        absl::Time deadline, int watch_fd) override;
   int fd() const override { return fd_.get(); }

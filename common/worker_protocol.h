@@ -3,14 +3,32 @@
 #ifndef FFIBROKER_COMMON_WORKER_PROTOCOL_H_
 #define FFIBROKER_COMMON_WORKER_PROTOCOL_H_
 
+#include <signal.h>
+
 namespace ffibroker {
 
 // Bumped whenever the meaning of a worker message changes. The daemon
 // refuses a worker whose Hello carries another version.
-inline constexpr unsigned kWorkerProtocolVersion = 3;
+inline constexpr unsigned kWorkerProtocolVersion = 4;  // 4: request ids
 
 // The descriptor number of the channel in the worker process.
 inline constexpr int kWorkerChannelFd = 3;
+
+// How the worker's fatal-signal reporter ends after sending its Fatal
+// report, which is how the daemon checks the report against the kernel's
+// wait status. True: it dies by `signal` itself (for a seccomp SIGSYS it
+// re-makes the forbidden system call with SIGSYS blocked, so the kernel
+// kills it; for a fault the kernel raised it returns into the faulting
+// instruction with the default action restored). False: it exits with
+// status 128 + signal.
+inline bool FatalEndsBySignal(int signal, int si_code) {
+  constexpr int kSysSeccomp = 1;  // si_code of a seccomp SIGSYS
+  if (signal == SIGSYS) return si_code == kSysSeccomp;
+  if (signal == SIGSEGV || signal == SIGBUS || signal == SIGILL || signal == SIGFPE) {
+    return si_code > 0;  // raised by the kernel for an instruction, not sent
+  }
+  return false;
+}
 
 }  // namespace ffibroker
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <climits>
 #include <fstream>
 #include <sstream>
@@ -187,8 +188,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   }
 
   ASSIGN_OR_RETURN(std::set<v1::Layer> disabled, ParseNamespaceLayers(options.disable_layers));
+  ASSIGN_OR_RETURN(d->watcher_, WorkerWatcher::Create());
   d->launcher_ = std::make_unique<WorkerLauncher>(d->options_.worker_path, d->profiles_.get(),
                                                   disabled, std::move(uids));
+  d->launcher_->set_watcher(d->watcher_.get());
   d->sessions_ = std::make_unique<SessionManager>(
       d->policies_.get(), d->token_authority_.get(), d->audit_.get(), d->pins_.get(),
       d->launcher_.get());
@@ -288,18 +291,27 @@ void Daemon::ReloadPolicy() {
 void Daemon::Stop() {
   if (server_ == nullptr) return;
   if (acceptor_ != nullptr) acceptor_->Stop();
-  // Stop accepting; in-flight RPCs get the grace period. Calls still stuck
-  // in a worker after it are ended by killing every worker.
+  // Stop accepting; in-flight RPCs get the grace period. Calls (and opens)
+  // still stuck in a worker after it are ended by killing every worker, so
+  // the daemon ends within the grace period plus about a second.
+  const absl::Time grace_ends = absl::Now() + options_.shutdown_grace;
   absl::Notification drained;
-  std::thread shutdown([this, &drained] {
-    server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+  std::thread shutdown([this, &drained, grace_ends] {
+    server_->Shutdown(absl::ToChronoTime(grace_ends));
     drained.Notify();
   });
   if (!drained.WaitForNotificationWithTimeout(options_.shutdown_grace)) {
     LOG_WARNING("calls still running after %s; stopping their workers",
                 absl::FormatDuration(options_.shutdown_grace));
+    // Kill first: a call stuck in a worker would hold up its library's
+    // release below.
+    watcher_->Shutdown();
   }
-  sessions_->CloseAll();
+  // Destructors of instances left behind get what remains of the grace
+  // period (at least half a second, all together); then every worker is
+  // killed, including those still starting or loading a library.
+  sessions_->CloseAll(std::max(grace_ends, absl::Now() + absl::Milliseconds(500)));
+  watcher_->Shutdown();
   shutdown.join();
   server_->Wait();
   server_.reset();
@@ -314,6 +326,7 @@ Daemon::~Daemon() {
   token_service_.reset();
   sessions_.reset();
   launcher_.reset();
+  watcher_.reset();  // after every owner of a worker
 }
 
 }  // namespace ffibroker

@@ -26,6 +26,7 @@
 #include "daemon/policy_holder.h"
 #include "daemon/profiles.h"
 #include "daemon/worker_launcher.h"
+#include "daemon/worker_watcher.h"
 #include "daemon/session_manager.h"
 #include "daemon/token_authority.h"
 #include "daemon/token_service.h"
@@ -80,6 +81,7 @@ class Daemon {
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<PinnedLibraries> pins_;
   std::unique_ptr<ProfileSet> profiles_;
+  std::unique_ptr<WorkerWatcher> watcher_;  // outlives every worker
   std::unique_ptr<WorkerLauncher> launcher_;
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<TokenService> token_service_;

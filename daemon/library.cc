@@ -4,6 +4,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "common/types.h"
+#include "common/log.h"
 #include "common/value_codec.h"
 #include "daemon/call_codec.h"
 
@@ -123,11 +124,20 @@ absl::StatusOr<WorkerProcess*> Library::LiveWorker(absl::Time deadline) {
     if (stopped_) return absl::FailedPreconditionError("library was closed");
     worker = worker_.get();
   }
+  if (worker != nullptr && !worker->CheckIdle() && !end_reported_) {
+    // It ended between calls: nobody was told yet.
+    end_reported_ = true;
+    notice_ = absl::StrCat("the worker serving ", path_, " died after ", last_operation_,
+                           " returned: ", worker->outcome().message);
+    LOG_WARNING("%s: %s", spec_.owner, notice_);
+  }
   if (worker == nullptr || !worker->alive()) {
     absl::Status restarted = StartWorker(deadline);
     if (!restarted.ok()) {
-      return absl::Status(restarted.code(),
-                          absl::StrCat("could not restart the worker: ", restarted.message()));
+      std::string before = notice_.empty() ? "" : absl::StrCat(notice_, "; ");
+      notice_.clear();
+      return absl::Status(restarted.code(), absl::StrCat(before, "could not restart the worker: ",
+                                                         restarted.message()));
     }
     absl::MutexLock lock(&worker_mu_);
     worker = worker_.get();
@@ -161,7 +171,9 @@ absl::StatusOr<worker::v1::InstanceResult> Library::InstanceOpLocked(
     ASSIGN_OR_RETURN(worker, LiveWorker(deadline));
   }
   if (used != nullptr) *used = generation_;
-  absl::StatusOr<worker::v1::WorkerToDaemon> reply = worker->Exchange(request, deadline);
+  worker::v1::DaemonToWorker sent = request;  // gets the request id
+  absl::StatusOr<worker::v1::WorkerToDaemon> reply =
+      Exchange(worker, &sent, deadline, "an instance operation");
   if (!reply.ok()) {
     return absl::Status(reply.status().code(),
                         absl::StrCat("instance operation in ", path_,
@@ -169,6 +181,7 @@ absl::StatusOr<worker::v1::InstanceResult> Library::InstanceOpLocked(
   }
   if (!reply->has_instance_result()) {
     // The daemon validated the request, so an error answer is a lie too.
+    end_reported_ = true;
     worker->Abandon(reply->has_error()
                         ? absl::StrCat("refused a validated instance operation: ",
                                        SanitizeWorkerText(reply->error().message()))
@@ -187,12 +200,27 @@ absl::Status Library::StartWorker(absl::Time deadline) {
     return absl::Status(worker.status().code(),
                         absl::StrCat("while loading ", path_, ": ", worker.status().message()));
   }
+  (*worker)->set_label(absl::StrCat(path_, " for ", spec_.owner));
   absl::MutexLock lock(&worker_mu_);
   if (stopped_) return absl::FailedPreconditionError("library was closed");
   worker_ = std::move(*worker);
   layers_ = std::move(layers);
   ++generation_;
+  last_operation_ = "loading the library";
+  end_reported_ = false;
   return absl::OkStatus();
+}
+
+absl::StatusOr<worker::v1::WorkerToDaemon> Library::Exchange(
+    WorkerProcess* worker, worker::v1::DaemonToWorker* request, absl::Time deadline,
+    std::string what) {
+  absl::StatusOr<worker::v1::WorkerToDaemon> reply = worker->Exchange(request, deadline);
+  if (reply.ok()) {
+    last_operation_ = std::move(what);
+  } else {
+    end_reported_ = true;
+  }
+  return reply;
 }
 
 absl::StatusOr<v1::CallResponse> Library::Call(const v1::CallRequest& request,
@@ -231,13 +259,19 @@ absl::StatusOr<v1::CallResponse> Library::Call(const v1::CallRequest& request,
   if (!encoded.ok()) {
     return absl::Status(encoded.code(), absl::StrCat(symbol.name(), ": ", encoded.message()));
   }
-  absl::StatusOr<worker::v1::WorkerToDaemon> reply = worker->Exchange(message, deadline);
+  absl::StatusOr<worker::v1::WorkerToDaemon> reply =
+      Exchange(worker, &message, deadline, absl::StrCat("'", symbol.name(), "'"));
+  std::string notice = std::move(notice_);
+  notice_.clear();
   if (!reply.ok()) {
     return absl::Status(reply.status().code(),
                         absl::StrCat("call to '", symbol.name(), "' in ", path_,
-                                     " failed: ", reply.status().message()));
+                                     " failed: ", reply.status().message(),
+                                     notice.empty() ? "" : " (before it, ", notice,
+                                     notice.empty() ? "" : ")"));
   }
   if (!reply->has_result()) {
+    end_reported_ = true;
     worker->Abandon(reply->has_error() ? "refused a call the daemon had validated"
                                        : "answered Call with something other than a result");
     return absl::UnavailableError(absl::StrCat(
@@ -250,6 +284,7 @@ absl::StatusOr<v1::CallResponse> Library::Call(const v1::CallRequest& request,
   absl::StatusOr<v1::CallResponse> response = DecodeCallResult(
       symbol.name(), sig, message.call(), reply->result(), hooks, &violation);
   if (violation) {
+    end_reported_ = true;
     worker->Abandon(std::string(response.status().message()));
     return absl::UnavailableError(absl::StrCat(
         "call to '", symbol.name(), "' in ", path_, " failed: worker ",
@@ -260,6 +295,7 @@ absl::StatusOr<v1::CallResponse> Library::Call(const v1::CallRequest& request,
                         absl::StrCat(response.status().message(), " (in ", path_, ")"));
   }
   if (capture_errno_[it->second]) response->set_errno_value(reply->result().errno_value());
+  if (!notice.empty()) response->set_worker_notice(notice);
   return response;
 }
 

@@ -3,7 +3,10 @@
 // Holds the declared symbols (the contract every call is validated against)
 // and the current worker. If the worker dies (crash, deadline, protocol
 // violation) the call that was running fails with the reason, and the next
-// call starts a fresh worker and reopens the library in it.
+// call starts a fresh worker and reopens the library in it. If it died
+// between calls (noticed by the WorkerWatcher, or by the check before each
+// use), the next call runs on a fresh worker and its response says what
+// happened (CallResponse.worker_notice).
 //
 // Thread-safety: all methods are thread-safe; calls are serialized (one
 // worker runs one call at a time). Stop() may interrupt a running call.
@@ -55,6 +58,7 @@ struct WorkerSpec {
   // The permission's PermissionLibrary.allow_dependency_symbols: may a
   // dependency of the library define the names the worker resolves?
   bool allow_dependency_symbols = false;
+  std::string owner;  // who opened it, for logs ("session s3")
 };
 
 class Library {
@@ -136,8 +140,15 @@ class Library {
 
   // Starts a worker and loads the library in it; on success installs it.
   absl::Status StartWorker(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(call_mu_);
-  // The running worker, restarted first if it died.
+  // The running worker, restarted first if it died. A death nobody was
+  // told of (between calls) is logged and kept in notice_.
   absl::StatusOr<WorkerProcess*> LiveWorker(absl::Time deadline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(call_mu_);
+  // Sends `request` to `worker`; `what` names the operation for a later
+  // notice ("'f'"). A failure was told to the caller, so it is no notice.
+  absl::StatusOr<worker::v1::WorkerToDaemon> Exchange(WorkerProcess* worker,
+                                                      worker::v1::DaemonToWorker* request,
+                                                      absl::Time deadline, std::string what)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(call_mu_);
   absl::StatusOr<worker::v1::InstanceResult> InstanceOpLocked(
       const worker::v1::DaemonToWorker& request, uint64_t generation,
@@ -162,6 +173,12 @@ class Library {
   bool stopped_ ABSL_GUARDED_BY(worker_mu_) = false;
   // Incremented by every worker start; instances of older ones are gone.
   uint64_t generation_ ABSL_GUARDED_BY(call_mu_) = 0;
+  // The last operation the current worker completed ("'f'"), whether its
+  // end was already reported to a caller, and what the next call says
+  // about a death between calls.
+  std::string last_operation_ ABSL_GUARDED_BY(call_mu_) = "loading the library";
+  bool end_reported_ ABSL_GUARDED_BY(call_mu_) = false;
+  std::string notice_ ABSL_GUARDED_BY(call_mu_);
   v1::WorkerLayers layers_ ABSL_GUARDED_BY(worker_mu_);
 };
 

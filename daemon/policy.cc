@@ -363,6 +363,9 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
       }
     }
   }
+  // Bounds on the waits of the worker lifecycle (see policy.proto).
+  Default(&policy.limits_, &v1::Limits::max_open_millis, &v1::Limits::set_max_open_millis, 10000);
+  Default(&policy.limits_, &v1::Limits::max_release_millis, &v1::Limits::set_max_release_millis, 5000);
   if (policy.limits_.max_buffer_bytes() > kMaxBufferLength ||
       policy.limits_.max_string_bytes() > kDefaultMaxStringLength) {
     errors.push_back(absl::StrCat(source, ": limits.max_buffer_bytes is at most ", kMaxBufferLength,

@@ -1,4 +1,5 @@
 // SessionManager: classes, instances and statics (see session_manager.h).
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -10,7 +11,8 @@
 namespace ffibroker {
 namespace {
 
-// Time a destructor may take at session end, per instance.
+// Time a destructor may take at session end, per instance (the whole
+// release is bounded by limits.max_release_millis too).
 constexpr absl::Duration kReleaseTimeout = absl::Seconds(2);
 
 worker::v1::DaemonToWorker FreeRequest(uint64_t worker_id) {
@@ -92,16 +94,30 @@ InstanceContext SessionManager::ContextFor(
 
 uint32_t SessionManager::ReleaseInstances(
     uint64_t serial, uint64_t library,
-    const std::map<uint64_t, std::shared_ptr<Library>>& libraries, const std::string& reason) {
+    const std::map<uint64_t, std::shared_ptr<Library>>& libraries, const std::string& reason,
+    absl::Time deadline) {
   auto released = instances_.TakeAll(serial, library, reason);
   int destructors = 0;
+  std::set<uint64_t> cut_off;  // libraries whose release passed the deadline
   for (const auto& [handle, record] : released) {
     if (!record.owned) continue;  // worker memory dies with the worker
     auto it = libraries.find(record.library);
-    if (it == libraries.end()) continue;
-    absl::StatusOr<worker::v1::InstanceResult> freed = it->second->InstanceOp(
-        FreeRequest(record.worker_id), record.generation, now_() + kReleaseTimeout);
+    if (it == libraries.end() || cut_off.count(record.library) != 0) continue;
+    absl::StatusOr<worker::v1::InstanceResult> freed =
+        now_() >= deadline ? absl::DeadlineExceededError("release deadline passed")
+                           : it->second->InstanceOp(FreeRequest(record.worker_id),
+                                                    record.generation,
+                                                    std::min(deadline, now_() + kReleaseTimeout));
     if (freed.ok() && freed->destructor_called()) ++destructors;
+    if (now_() >= deadline || absl::IsDeadlineExceeded(freed.status())) {
+      // One deadline for the whole release: the rest of this library's
+      // destructors are skipped and its worker is killed.
+      cut_off.insert(record.library);
+      it->second->Stop();
+      LOG_WARNING("session s%d: the release deadline passed after %d destructors; killed the "
+                  "worker of %s (its other instances were dropped without destructors)",
+                  serial, destructors, it->second->path());
+    }
   }
   if (!released.empty()) {
     LOG_INFO("session s%d: %d instances released, %d destructors called", serial,

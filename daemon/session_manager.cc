@@ -91,9 +91,16 @@ SessionManager::SessionManager(const PolicyHolder* policies, TokenAuthority* tok
                                WorkerLauncher* launcher,
                                std::function<absl::Time()> now)
     : policies_(policies), tokens_(tokens), audit_(audit), pins_(pins),
-      launcher_(launcher), now_(std::move(now)) {}
+      launcher_(launcher), now_(std::move(now)), releaser_(std::make_unique<Executor>(1)) {}
 
-SessionManager::~SessionManager() { CloseAll(); }
+SessionManager::~SessionManager() {
+  CloseAll(now_());
+  releaser_.reset();  // runs what is queued (its workers are stopped: fast)
+}
+
+absl::Time SessionManager::ReleaseDeadline() const {
+  return now_() + absl::Milliseconds(policies_->Get()->limits().max_release_millis());
+}
 
 absl::StatusOr<PrincipalQuota::Reservation> SessionManager::Reserve(const Caller& caller,
                                                                    Resource resource) {
@@ -181,7 +188,8 @@ absl::StatusOr<v1::CloseSessionResponse> SessionManager::CloseSession(
     sessions_.erase(it);
   }
   v1::CloseSessionResponse response;
-  ReleaseInstances(session->serial, 0, LibrariesOf(*session), "was released when its session closed");
+  ReleaseInstances(session->serial, 0, LibrariesOf(*session), "was released when its session closed",
+                   ReleaseDeadline());
   response.set_libraries_released(StopAll(*session));
   LOG_INFO("session s%d closed (%d libraries released)", session->serial,
            response.libraries_released());
@@ -258,6 +266,12 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   spec.launcher = launcher_;
   spec.profile = permission.confinement_profile();
   spec.required_layers = policy->required_layers();
+  spec.owner = absl::StrCat("session ", SessionField(serial));
+  // Every open is bounded (a constructor may never return): the client's
+  // deadline, capped by the policy's.
+  const absl::Duration max_open = absl::Milliseconds(limits.max_open_millis());
+  const bool capped = now_() + max_open < deadline;
+  deadline = std::min(deadline, now_() + max_open);
   absl::StatusOr<std::unique_ptr<Library>> opened;
   const v1::PermissionLibrary* entry = ffibroker::FindLibrary(permission, path);
   spec.allow_dependency_symbols = entry != nullptr && entry->allow_dependency_symbols();
@@ -274,6 +288,11 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
                            deadline);
   }
 
+  if (!opened.ok() && capped && absl::IsDeadlineExceeded(opened.status())) {
+    opened = absl::DeadlineExceededError(absl::StrCat(
+        opened.status().message(), " (opening may take at most ",
+        absl::FormatDuration(max_open), ": limits.max_open_millis)"));
+  }
   absl::MutexLock lock(&mu_);
   if (!opened.ok()) {
     LOG_INFO("session s%d could not open %s: %s", serial, path,
@@ -326,7 +345,7 @@ absl::StatusOr<v1::CloseLibraryResponse> SessionManager::CloseLibrary(
     serial = session->serial;
   }
   ReleaseInstances(serial, request.library_handle(), {{request.library_handle(), lib}},
-                   "was released when its library was closed");
+                   "was released when its library was closed", ReleaseDeadline());
   lib->Stop();
   return v1::CloseLibraryResponse();
 }
@@ -450,17 +469,24 @@ int SessionManager::ExpireIdleSessions() {
       }
     }
   }
-  for (auto& session : expired) {
-    ReleaseInstances(session->serial, 0, LibrariesOf(*session),
-                     "was released when its session expired");
-    uint32_t n = StopAll(*session);
-    LOG_INFO("session s%d expired after %s idle (%d libraries released)",
-             session->serial, absl::FormatDuration(session->idle_timeout), n);
+  // Destructors are library code and may be slow: they run on the
+  // releaser, so the caller (the signal thread) is never held up.
+  for (auto& owned : expired) {
+    std::shared_ptr<Session> session(std::move(owned));
+    LOG_INFO("session s%d expired after %s idle", session->serial,
+             absl::FormatDuration(session->idle_timeout));
+    absl::Time deadline = ReleaseDeadline();
+    releaser_->Submit([this, session, deadline] {
+      ReleaseInstances(session->serial, 0, LibrariesOf(*session),
+                       "was released when its session expired", deadline);
+      uint32_t n = StopAll(*session);
+      LOG_INFO("session s%d released (%d libraries)", session->serial, n);
+    });
   }
   return static_cast<int>(expired.size());
 }
 
-void SessionManager::CloseAll() {
+void SessionManager::CloseAll(absl::Time release_deadline) {
   std::map<std::string, std::unique_ptr<Session>> all;
   {
     absl::MutexLock lock(&mu_);
@@ -468,7 +494,7 @@ void SessionManager::CloseAll() {
   }
   for (auto& [id, session] : all) {
     ReleaseInstances(session->serial, 0, LibrariesOf(*session),
-                     "was released when the daemon shut down");
+                     "was released when the daemon shut down", release_deadline);
     StopAll(*session);
   }
 }

@@ -42,6 +42,7 @@
 #include <optional>
 
 #include "daemon/audit_log.h"
+#include "daemon/executor.h"
 #include "daemon/identity.h"
 #include "common/type_table.h"
 #include "daemon/instance_table.h"
@@ -116,10 +117,15 @@ class SessionManager {
   // worker started now under the default profile.
   absl::StatusOr<v1::GetStatusResponse> GetStatus(const Caller& caller, absl::Time deadline);
 
-  // Ends sessions idle past their timeout; returns how many ended.
+  // Ends sessions idle past their timeout; returns how many ended. Their
+  // release (destructors, then stopping the workers) runs on the manager's
+  // releaser thread, never on the caller's (the daemon's signal thread),
+  // bounded as a whole by limits.max_release_millis.
   int ExpireIdleSessions();
-  // Ends every session (stops every worker). New requests still work.
-  void CloseAll();
+  // Ends every session (stops every worker). Destructors of instances left
+  // behind run until `release_deadline` at the latest (all together); then
+  // the workers are killed. New requests still work.
+  void CloseAll(absl::Time release_deadline);
 
  private:
   struct Handle {
@@ -178,9 +184,13 @@ class SessionManager {
   // Invalidates the instances of a session (library == 0) or one of its
   // libraries, calling the destructors of owned library results first.
   // Returns how many instances were released.
+  // `deadline` bounds the whole release: past it the remaining
+  // destructors of a library are skipped and its worker is killed.
   uint32_t ReleaseInstances(uint64_t serial, uint64_t library,
                             const std::map<uint64_t, std::shared_ptr<Library>>& libraries,
-                            const std::string& reason);
+                            const std::string& reason, absl::Time deadline);
+  // The deadline of a session release starting now.
+  absl::Time ReleaseDeadline() const;
   // The libraries of `session` by handle.
   static std::map<uint64_t, std::shared_ptr<Library>> LibrariesOf(const Session& session);
   // One unit of `resource` in the limits of `caller` (and the daemon's).
@@ -212,6 +222,9 @@ class SessionManager {
   std::map<std::string, std::unique_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
   uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 1;
   InstanceTable instances_;  // thread-safe on its own
+  // Runs the release of expired sessions. Last member: destroyed (draining
+  // its queue) before everything its tasks use.
+  std::unique_ptr<Executor> releaser_;
 };
 
 }  // namespace ffibroker

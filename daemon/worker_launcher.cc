@@ -255,7 +255,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::SpawnWithFallback
                  absl::StrCat("--parent-pid=", plan.pid_ns ? 0 : ::getpid())};
     SandboxError error;
     absl::StatusOr<std::unique_ptr<WorkerProcess>> worker =
-        WorkerProcess::Spawn(plan, deadline, &error, hello);
+        WorkerProcess::Spawn(plan, deadline, &error, hello, watcher_);
     if (worker.ok()) {
       (*worker)->HoldUidLease(std::move(uid));
       absl::MutexLock lock(&mu_);
@@ -381,7 +381,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::Launch(
 
   worker::v1::DaemonToWorker request;
   *request.mutable_open() = std::move(open);
-  absl::StatusOr<worker::v1::WorkerToDaemon> reply = worker->Exchange(request, deadline);
+  absl::StatusOr<worker::v1::WorkerToDaemon> reply = worker->Exchange(&request, deadline);
   if (!reply.ok()) return reply.status();
   if (reply->has_error()) return OpenError(reply->error());
   if (!reply->has_opened()) {

@@ -29,6 +29,7 @@
 #include "daemon/sandbox_spawn.h"
 #include "daemon/worker_uid_pool.h"
 #include "daemon/worker_process.h"
+#include "daemon/worker_watcher.h"
 #include "ffibroker/v1/confinement.pb.h"
 #include "ffibroker/worker/v1/worker.pb.h"
 
@@ -61,6 +62,11 @@ class WorkerLauncher {
   // The worker uid pool, or nullptr.
   const WorkerUidPool* uids() const { return uids_.get(); }
 
+  // Workers started afterwards are watched by `watcher` (borrowed; it must
+  // outlive every worker), which notices their end and kills them at
+  // shutdown. Call before the first Launch.
+  void set_watcher(WorkerWatcher* watcher) { watcher_ = watcher; }
+
  private:
   // Spawns with the namespaces known to work, dropping the ones the kernel
   // refuses (and remembering that).
@@ -79,6 +85,7 @@ class WorkerLauncher {
   const std::string worker_path_;
   const ProfileSet* const profiles_;
   const std::unique_ptr<WorkerUidPool> uids_;
+  WorkerWatcher* watcher_ = nullptr;
 
   absl::Mutex mu_;
   SandboxPlan working_ ABSL_GUARDED_BY(mu_);  // namespaces not (yet) refused

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,15 +15,38 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "common/worker_protocol.h"
 #include "daemon/profiles.h"
+#include "daemon/worker_watcher.h"
 
 namespace ffibroker {
 namespace {
 
 int PidfdSendSignal(int pidfd, int sig) {
   return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
+
+// "killed by signal SIGKILL (Killed)" / "exited with status 3": how a wait
+// status reads (a signal is never shown as an exit status).
+std::string DescribeEnd(bool waited, int wstatus) {
+  if (!waited) return "vanished";
+  if (WIFSIGNALED(wstatus)) return absl::StrCat("was killed by signal ", SignalName(WTERMSIG(wstatus)));
+  if (WIFEXITED(wstatus)) return absl::StrCat("exited with status ", WEXITSTATUS(wstatus));
+  return "ended";
+}
+
+// Whether a worker that ended with `wstatus` can have sent `fatal` (see
+// FatalEndsBySignal).
+bool KernelAgrees(const worker::v1::Fatal& fatal, bool waited, int wstatus) {
+  if (!waited) return false;
+  int sig = fatal.signal();
+  if (WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == sig) return true;
+  // CPU time: past the hard limit the kernel sends SIGKILL.
+  if (sig == SIGXCPU && WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) return true;
+  return !FatalEndsBySignal(sig, fatal.si_code()) && WIFEXITED(wstatus) &&
+         WEXITSTATUS(wstatus) == 128 + sig;
 }
 
 }  // namespace
@@ -45,7 +69,7 @@ std::string SignalName(int sig) {
 
 absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
     SandboxPlan plan, absl::Time deadline, SandboxError* error,
-    worker::v1::Hello* hello_out) {
+    worker::v1::Hello* hello_out, WorkerWatcher* watcher) {
   ASSIGN_OR_RETURN(auto channel, SeqpacketTransport::Pair());
   std::unique_ptr<SeqpacketTransport> ours = std::move(channel.first);
   std::unique_ptr<SeqpacketTransport> theirs = std::move(channel.second);
@@ -61,8 +85,23 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
       new WorkerProcess(pid, std::move(child->pidfd), std::move(ours)));
   worker->uid_ = child->uid;
   worker->uid_in_namespace_ = child->uid_in_namespace;
+  if (watcher != nullptr) {
+    // From here on shutdown can see (and kill) the worker, even while it
+    // is still starting or loading its library.
+    absl::Status watched = watcher->Watch(worker.get(), worker->pidfd_.get());
+    if (!watched.ok()) {
+      worker->Kill();
+      return absl::UnavailableError(
+          absl::StrCat("cannot start worker: ", watched.message()));
+    }
+    worker->watcher_ = watcher;
+  }
   worker::v1::WorkerToDaemon hello;
-  absl::Status status = worker->channel_->Receive(&hello, deadline, worker->pidfd_.get());
+  absl::Status status;
+  {
+    absl::MutexLock exchange(&worker->exchange_mu_);
+    status = worker->channel_->Receive(&hello, deadline, worker->pidfd_.get());
+  }
   if (!status.ok()) {
     if (absl::IsDeadlineExceeded(status)) {
       worker->Record(WorkerOutcome::Kind::kTimedOut, 0, "did not say hello in time");
@@ -73,7 +112,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
     return absl::UnavailableError(
         absl::StrCat("worker failed to start: ", worker->outcome().message));
   }
-  if (!hello.has_hello() ||
+  if (!hello.has_hello() || hello.request_id() != 0 ||
       hello.hello().protocol_version() != kWorkerProtocolVersion) {
     std::string why =
         hello.has_hello()
@@ -87,7 +126,145 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
   return worker;
 }
 
-WorkerProcess::~WorkerProcess() { KillAndReap(); }
+WorkerProcess::~WorkerProcess() {
+  KillAndReap();
+  if (watcher_ != nullptr) watcher_->Forget(this);
+}
+
+void WorkerProcess::set_label(std::string label) {
+  absl::MutexLock lock(&mu_);
+  label_ = std::move(label);
+}
+
+std::string WorkerProcess::label() const {
+  absl::MutexLock lock(&mu_);
+  return label_;
+}
+
+uint64_t WorkerProcess::NextRequestId() {
+  // Random, so a library cannot predict the id of a request it has not
+  // seen (and forge its reply in advance); never 0 (the Hello's).
+  uint64_t id = 0;
+  while (id == 0 || id == last_request_id_) {
+    if (::getrandom(&id, sizeof id, 0) != sizeof id) id = last_request_id_ * 6364136223846793005u + 1;
+  }
+  last_request_id_ = id;
+  return id;
+}
+
+bool WorkerProcess::ReapOnce(bool block, int* wstatus, bool* waited) {
+  absl::MutexLock lock(&reap_mu_);
+  while (!reaped_) {
+    siginfo_t info = {};
+    int rc = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info,
+                      WEXITED | (block ? 0 : WNOHANG));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc == 0 && info.si_pid == 0) return false;  // still running (WNOHANG)
+    reaped_ = true;
+    waited_ = rc == 0;
+    // Reaped (or, if waitid failed, not our child any more): the uid is free.
+    uid_lease_.Release();
+    if (info.si_code == CLD_EXITED) {
+      wstatus_ = (info.si_status & 0xff) << 8;
+    } else {
+      wstatus_ = info.si_status & 0x7f;  // killed or dumped: the signal
+    }
+  }
+  *wstatus = wstatus_;
+  *waited = waited_;
+  return true;
+}
+
+void WorkerProcess::ConfirmFatal(bool reaped, int wstatus) {
+  std::optional<worker::v1::Fatal> fatal;
+  {
+    absl::MutexLock lock(&mu_);
+    fatal.swap(fatal_);
+  }
+  if (!fatal.has_value()) return;
+  if (KernelAgrees(*fatal, reaped, wstatus)) {
+    RecordFatal(*fatal);
+    return;
+  }
+  Record(WorkerOutcome::Kind::kProtocolViolation, 0,
+         absl::StrCat("broke the worker protocol: it sent a fatal report (signal ", fatal->signal(),
+                      fatal->signal() == SIGSYS ? absl::StrCat(", syscall #", fatal->syscall()) : "",
+                      ") that the kernel contradicts: the worker ",
+                      reaped ? DescribeEnd(true, wstatus) : "was still running"));
+}
+
+std::string WorkerProcess::DrainIdleChannel() {
+  std::string unsolicited;
+  pollfd pfd = {channel_->fd(), POLLIN, 0};
+  // Bounded: a worker cannot keep us here by writing as fast as we read.
+  for (int packets = 0; packets < 64 && ::poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN) != 0;
+       ++packets) {
+    worker::v1::WorkerToDaemon packet;
+    // Ready, so this does not wait; the deadline is only a backstop.
+    absl::Status status = channel_->Receive(&packet, absl::Now() + absl::Seconds(1), -1);
+    if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) break;  // closed
+    if (status.ok() && packet.has_fatal()) {
+      absl::MutexLock lock(&mu_);
+      if (!fatal_.has_value()) fatal_ = packet.fatal();
+      continue;
+    }
+    if (unsolicited.empty()) {
+      unsolicited = status.ok()
+                        ? absl::StrCat("sent a packet (a reply to request ", packet.request_id(),
+                                       ") while no request was outstanding")
+                        : absl::StrCat("sent a packet while no request was outstanding (",
+                                       status.message(), ")");
+    }
+  }
+  return unsolicited;
+}
+
+bool WorkerProcess::CheckIdle() {
+  if (!alive()) return false;
+  absl::MutexLock exchange(&exchange_mu_);
+  std::string unsolicited = DrainIdleChannel();
+  int wstatus = 0;
+  bool waited = false;
+  bool ended = ReapOnce(/*block=*/false, &wstatus, &waited);
+  bool fatal_reported;
+  {
+    absl::MutexLock lock(&mu_);
+    fatal_reported = fatal_.has_value();
+  }
+  if (!unsolicited.empty()) {
+    Record(WorkerOutcome::Kind::kProtocolViolation, 0,
+           absl::StrCat("broke the worker protocol: ", unsolicited));
+    KillAndReap();
+  } else if (fatal_reported) {
+    Reap(absl::Seconds(1));  // the reporter ends the worker right after reporting
+  } else if (ended) {
+    KillAndReap();  // records how it ended
+  }
+  return alive();
+}
+
+void WorkerProcess::OnEnded() {
+  int wstatus = 0;
+  bool waited = false;
+  if (!exchange_mu_.TryLock()) {
+    // An exchange is running: it sees the end too and explains it with the
+    // packet it holds. Reaping now keeps the zombie's life short.
+    ReapOnce(/*block=*/false, &wstatus, &waited);
+    return;
+  }
+  bool was_alive = alive();
+  std::string unsolicited = DrainIdleChannel();
+  if (!unsolicited.empty()) {
+    Record(WorkerOutcome::Kind::kProtocolViolation, 0,
+           absl::StrCat("broke the worker protocol: ", unsolicited));
+  }
+  KillAndReap();  // it has ended: reaps it without waiting, records how
+  exchange_mu_.Unlock();
+  if (was_alive) {
+    LOG_WARNING("worker pid %d serving %s ended between calls: %s", pid_, label(),
+                outcome().message);
+  }
+}
 
 void WorkerProcess::Record(WorkerOutcome::Kind kind, int code,
                            std::string message) {
@@ -119,17 +296,13 @@ void WorkerProcess::Abandon(const std::string& why) {
 }
 
 void WorkerProcess::KillAndReap() {
-  if (reaped_) return;
-  PidfdSendSignal(pidfd_.get(), SIGKILL);  // ESRCH if already gone: fine
+  // ESRCH if already gone: fine. A pidfd never names a recycled pid.
+  PidfdSendSignal(pidfd_.get(), SIGKILL);
   int wstatus = 0;
-  pid_t r;
-  do {
-    r = ::waitpid(pid_, &wstatus, 0);
-  } while (r < 0 && errno == EINTR);
-  reaped_ = true;
-  // Reaped (or, if waitpid failed, not our child any more): the uid is free.
-  uid_lease_.Release();
-  if (r != pid_) {
+  bool waited = false;
+  ReapOnce(/*block=*/true, &wstatus, &waited);
+  ConfirmFatal(waited, wstatus);  // a pending Fatal report, believed or not
+  if (!waited) {
     Record(WorkerOutcome::Kind::kExited, -1, "vanished (could not be reaped)");
   } else if (WIFEXITED(wstatus)) {
     Record(WorkerOutcome::Kind::kExited, WEXITSTATUS(wstatus),
@@ -155,28 +328,60 @@ void WorkerProcess::KillAndReap() {
 void WorkerProcess::Reap(absl::Duration grace) {
   pollfd pfd = {pidfd_.get(), POLLIN, 0};
   int ms = static_cast<int>(absl::ToInt64Milliseconds(grace));
-  while (::poll(&pfd, 1, ms) < 0 && errno == EINTR) {
+  int ready;
+  while ((ready = ::poll(&pfd, 1, ms)) < 0 && errno == EINTR) {
+  }
+  if (ready == 0) {
+    // Still running: a Fatal report it sent is a lie (the reporter ends
+    // the worker right after reporting).
+    std::optional<worker::v1::Fatal> fatal;
+    {
+      absl::MutexLock lock(&mu_);
+      fatal.swap(fatal_);
+    }
+    if (fatal.has_value()) {
+      Record(WorkerOutcome::Kind::kProtocolViolation, 0,
+             absl::StrCat("broke the worker protocol: it sent a fatal report (signal ",
+                          fatal->signal(),
+                          fatal->signal() == SIGSYS ? absl::StrCat(", syscall #", fatal->syscall())
+                                                    : "",
+                          ") that the kernel contradicts: the worker was still running ",
+                          absl::FormatDuration(grace), " later"));
+    }
   }
   KillAndReap();
 }
 
 absl::StatusOr<worker::v1::WorkerToDaemon> WorkerProcess::Exchange(
-    const worker::v1::DaemonToWorker& request, absl::Time deadline) {
-  if (!alive() || reaped_) {
+    worker::v1::DaemonToWorker* request, absl::Time deadline) {
+  absl::MutexLock exchange(&exchange_mu_);
+  if (!alive()) {
     return absl::UnavailableError(absl::StrCat("worker ", outcome().message));
   }
-  absl::Status status = channel_->Send(request);
+  const uint64_t id = NextRequestId();
+  request->set_request_id(id);
+  absl::Status status = channel_->Send(*request, deadline);
   worker::v1::WorkerToDaemon reply;
   if (status.ok()) status = channel_->Receive(&reply, deadline, pidfd_.get());
-  if (status.ok() && !reply.has_fatal()) return reply;
-  if (status.ok()) {
-    RecordFatal(reply.fatal());
-    Reap(absl::Seconds(1));  // the handler exits right after reporting
+  if (status.ok() && reply.has_fatal()) {
+    {
+      absl::MutexLock lock(&mu_);
+      fatal_ = reply.fatal();
+    }
+    Reap(absl::Seconds(1));  // the reporter ends the worker right after reporting
     return OutcomeStatus();
   }
+  if (status.ok() && reply.request_id() != id) {
+    Record(WorkerOutcome::Kind::kProtocolViolation, 0,
+           absl::StrCat("broke the worker protocol: a reply carried request id ",
+                        reply.request_id(), ", the request outstanding was ", id));
+    KillAndReap();
+    return OutcomeStatus();
+  }
+  if (status.ok()) return reply;
 
   switch (status.code()) {
-    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kDeadlineExceeded:  // no reply, or not reading
       Record(WorkerOutcome::Kind::kTimedOut, SIGKILL,
              "killed because the call's deadline passed");
       KillAndReap();

@@ -5,12 +5,22 @@
 // none becomes a zombie. How the worker ended is a structured
 // WorkerOutcome; the first outcome recorded wins.
 //
-// Thread-safety: Exchange() must be called by one thread at a time (the
-// owning library serializes calls). Kill() may be called from any thread at
-// any time while the object is alive.
+// The child is reaped exactly once, through its pidfd (never by pid, so a
+// recycled pid is never touched), by whichever comes first: the
+// WorkerWatcher that sees it end (OnEnded), an exchange that sees it end,
+// or the destructor.
 //
-//   ASSIGN_OR_RETURN(auto worker, WorkerProcess::Spawn(options, deadline));
-//   ASSIGN_OR_RETURN(auto reply, worker->Exchange(request, deadline));
+// Every request carries a fresh random id and its reply must echo it; a
+// reply with another id, a packet while no request is outstanding, or a
+// Fatal report the kernel contradicts is a protocol violation that kills
+// the worker (see worker.proto).
+//
+// Thread-safety: all methods are thread-safe; exchanges are serialized.
+// Kill() may be called from any thread at any time while the object is
+// alive.
+//
+//   ASSIGN_OR_RETURN(auto worker, WorkerProcess::Spawn(plan, deadline, &error, &hello, watcher));
+//   ASSIGN_OR_RETURN(auto reply, worker->Exchange(&request, deadline));
 #ifndef FFIBROKER_DAEMON_WORKER_PROCESS_H_
 #define FFIBROKER_DAEMON_WORKER_PROCESS_H_
 
@@ -18,6 +28,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -53,6 +64,8 @@ struct WorkerOutcome {
 // before it reaches a client or a log.
 std::string SanitizeWorkerText(const std::string& text);
 
+class WorkerWatcher;
+
 class WorkerProcess {
  public:
   // Starts a worker as `plan` says (its channel_fd is filled in here) and
@@ -60,22 +73,45 @@ class WorkerProcess {
   // before `deadline`; the Hello is stored in `*hello`. On a sandbox set-up
   // failure `*error` says which step failed (for falling back to fewer
   // layers). UNAVAILABLE if the worker could not start or failed the
-  // handshake, with the reason.
+  // handshake, with the reason. With a `watcher` (borrowed; it must outlive
+  // the worker) the worker's end is noticed when it happens; a watcher that
+  // is shutting down refuses it (UNAVAILABLE).
   static absl::StatusOr<std::unique_ptr<WorkerProcess>> Spawn(
       SandboxPlan plan, absl::Time deadline, SandboxError* error,
-      worker::v1::Hello* hello);
+      worker::v1::Hello* hello, WorkerWatcher* watcher = nullptr);
 
   ~WorkerProcess();
   WorkerProcess(const WorkerProcess&) = delete;
   WorkerProcess& operator=(const WorkerProcess&) = delete;
 
-  // Sends `request` and waits for the reply. If the worker dies, breaks the
-  // protocol or misses `deadline`, it is killed and reaped and the status
-  // says so (see OutcomeStatus). A Fatal report from the worker's signal
-  // handler is such an end, never a reply. After a failure the worker is
-  // dead for good.
-  absl::StatusOr<worker::v1::WorkerToDaemon> Exchange(
-      const worker::v1::DaemonToWorker& request, absl::Time deadline);
+  // Gives `request` a fresh request id, sends it and waits for the reply
+  // with that id. If the worker dies, breaks the protocol (a reply with
+  // another id, an unparsable packet) or misses `deadline` (sending or
+  // receiving), it is killed and reaped and the status says so (see
+  // OutcomeStatus). A Fatal report from the worker's signal handler is such
+  // an end, never a reply, and is believed only if the worker then ends the
+  // way the reporter ends. After a failure the worker is dead for good.
+  absl::StatusOr<worker::v1::WorkerToDaemon> Exchange(worker::v1::DaemonToWorker* request,
+                                                      absl::Time deadline);
+  absl::StatusOr<worker::v1::WorkerToDaemon> Exchange(worker::v1::DaemonToWorker&& request,
+                                                      absl::Time deadline) {
+    return Exchange(&request, deadline);
+  }
+
+  // Between exchanges: true if the worker is still fit to serve. A worker
+  // that ended is reaped; one that sent a packet while no request was
+  // outstanding broke the protocol and is killed. Either way its outcome
+  // says what happened.
+  bool CheckIdle();
+
+  // Called by the WorkerWatcher once the pidfd is readable: reaps the
+  // worker and, unless an exchange is in progress (which explains the end
+  // itself), records and logs how it ended.
+  void OnEnded();
+
+  // Who the worker serves, for logs ("/lib/x.so for session s3").
+  void set_label(std::string label);
+  std::string label() const;
 
   // Kills the worker because it broke the protocol in a way only the caller
   // can see (e.g. a reply of the wrong kind); records `why`.
@@ -87,6 +123,7 @@ class WorkerProcess {
 
   bool alive() const;
   pid_t pid() const { return pid_; }
+  int pidfd() const { return pidfd_.get(); }
   // The worker's uid in the initial user namespace, and as it sees itself.
   uint32_t uid() const { return uid_; }
   uint32_t uid_in_namespace() const { return uid_in_namespace_; }
@@ -99,7 +136,10 @@ class WorkerProcess {
   // Keeps `lease` (the worker's own host uid) until the worker has been
   // reaped, so the uid is handed out again only once no process has it.
   // Call once, right after Spawn, before the worker is shared.
-  void HoldUidLease(WorkerUidPool::Lease lease) { uid_lease_ = std::move(lease); }
+  void HoldUidLease(WorkerUidPool::Lease lease) {
+    absl::MutexLock lock(&reap_mu_);
+    uid_lease_ = std::move(lease);
+  }
 
   // The address-space limit the worker runs under, used to explain a crash
   // caused by running out of memory.
@@ -111,6 +151,9 @@ class WorkerProcess {
 
   // Records the end a Fatal report describes (validated: it is untrusted).
   void RecordFatal(const worker::v1::Fatal& fatal);
+  // If a Fatal report arrived, records it when the wait status agrees with
+  // it (FatalEndsBySignal) and a protocol violation otherwise.
+  void ConfirmFatal(bool reaped, int wstatus);
 
   // Records `kind` unless an outcome is already recorded (first one wins).
   void Record(WorkerOutcome::Kind kind, int code, std::string message);
@@ -119,18 +162,37 @@ class WorkerProcess {
   void KillAndReap();
   // Waits up to `grace` for the process to end by itself, then KillAndReap.
   void Reap(absl::Duration grace);
+  // Reaps the child through its pidfd unless already reaped (waiting for it
+  // if `block`); true once it is reaped, with its wait status in `*wstatus`
+  // (false in `*waited` if it vanished unreaped).
+  bool ReapOnce(bool block, int* wstatus, bool* waited);
+  // Reads every packet already waiting on the channel (no waiting): a
+  // Fatal is kept for ConfirmFatal; anything else is an unsolicited packet.
+  // Returns a description of the first unsolicited packet, or "".
+  std::string DrainIdleChannel() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exchange_mu_);
+  uint64_t NextRequestId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exchange_mu_);
 
   const pid_t pid_;
   uint32_t uid_ = 0;
   uint32_t uid_in_namespace_ = 0;
   uint64_t address_space_limit_ = 0;
   const UniqueFd pidfd_;
-  std::unique_ptr<Transport> channel_;
+  WorkerWatcher* watcher_ = nullptr;  // borrowed; null: not watched
   std::atomic<bool> stop_requested_{false};
-  bool reaped_ = false;  // only touched by the Exchange thread / destructor
-  WorkerUidPool::Lease uid_lease_;  // released once reaped (same threads)
+  // Held for a whole exchange (and by the watcher while it reads the
+  // channel of an idle worker): the channel has one reader at a time.
+  absl::Mutex exchange_mu_;
+  std::unique_ptr<Transport> channel_ ABSL_PT_GUARDED_BY(exchange_mu_);
+  uint64_t last_request_id_ ABSL_GUARDED_BY(exchange_mu_) = 0;
+  absl::Mutex reap_mu_;
+  bool reaped_ ABSL_GUARDED_BY(reap_mu_) = false;
+  bool waited_ ABSL_GUARDED_BY(reap_mu_) = false;  // reaped with a wait status
+  int wstatus_ ABSL_GUARDED_BY(reap_mu_) = 0;
+  WorkerUidPool::Lease uid_lease_ ABSL_GUARDED_BY(reap_mu_);  // released once reaped
   mutable absl::Mutex mu_;
   WorkerOutcome outcome_ ABSL_GUARDED_BY(mu_);
+  std::optional<worker::v1::Fatal> fatal_ ABSL_GUARDED_BY(mu_);  // reported, unconfirmed
+  std::string label_ ABSL_GUARDED_BY(mu_);
 };
 
 // "SIGSEGV (Segmentation fault)".

@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/signature.h"
+#include "daemon/worker_watcher.h"
 #include "ffibroker/worker/v1/worker.pb.h"
 #include "gtest/gtest.h"
 
@@ -307,6 +308,39 @@ TEST(WorkerProcessTest, SignalName) {
   EXPECT_TRUE(absl::StartsWith(SignalName(SIGSEGV), "SIGSEGV")) << SignalName(SIGSEGV);
   EXPECT_TRUE(absl::StartsWith(SignalName(SIGKILL), "SIGKILL")) << SignalName(SIGKILL);
   EXPECT_FALSE(absl::StartsWith(SignalName(SIGABRT), "SIGSEGV"));
+}
+
+TEST(WorkerWatcherTest, ReapsAnIdleWorkerWhenItDiesAndKillsAllAtShutdown) {
+  absl::StatusOr<std::unique_ptr<WorkerWatcher>> watcher = WorkerWatcher::Create();
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
+  SandboxError error;
+  worker::v1::Hello hello;
+  auto idle = WorkerProcess::Spawn(PlanFor(FFIBROKER_WORKER_PATH), Soon(), &error, &hello,
+                                   watcher->get());
+  ASSERT_TRUE(idle.ok()) << idle.status();
+  auto other = WorkerProcess::Spawn(PlanFor(FFIBROKER_WORKER_PATH), Soon(), &error, &hello,
+                                    watcher->get());
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ((*watcher)->watched(), 2);
+  // Killed from outside while no exchange runs: reaped without anyone asking.
+  const pid_t pid = (*idle)->pid();
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while ((*idle)->alive() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_FALSE((*idle)->alive());
+  EXPECT_EQ((*idle)->outcome().kind, WorkerOutcome::Kind::kSignaled);
+  EXPECT_EQ((*idle)->outcome().message, "killed by signal SIGKILL (Killed)");
+  EXPECT_TRUE(Reaped(pid));
+  idle->reset();
+  EXPECT_EQ((*watcher)->watched(), 1);
+  // Shutdown kills what is left and refuses new workers.
+  (*watcher)->Shutdown();
+  EXPECT_EQ((*other)->outcome().kind, WorkerOutcome::Kind::kStopped);
+  auto late = WorkerProcess::Spawn(PlanFor(FFIBROKER_WORKER_PATH), Soon(), &error, &hello,
+                                   watcher->get());
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable) << late.status();
+  other->reset();
+  EXPECT_EQ((*watcher)->watched(), 0);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "daemon/worker/fatal_reporter.h"
 
 #include <signal.h>
+#include <linux/audit.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -9,9 +10,12 @@
 
 #include <cerrno>
 
+#include <ucontext.h>
+
 #include "common/transport.h"
 #include "common/worker_protocol.h"
 #include "common/unique_fd.h"
+#include "common/worker_protocol.h"
 
 namespace ffibroker {
 namespace {
@@ -58,7 +62,7 @@ size_t PutField(char* p, int number, uint64_t value) {
   return n + PutVarint(p + n, value);
 }
 
-void OnFatalSignal(int sig, siginfo_t* info, void*) {
+void OnFatalSignal(int sig, siginfo_t* info, void* context) {
   int32_t nr = 0;
   uint32_t arch = 0;
   if (sig == SIGSYS) {
@@ -71,6 +75,26 @@ void OnFatalSignal(int sig, siginfo_t* info, void*) {
   size_t len = EncodeFatal(buf, sig, nr, arch, usage.ru_maxrss, info->si_code);
   RawSyscall(SYS_sendto, kChannelFd, reinterpret_cast<long>(buf), static_cast<long>(len),
              MSG_NOSIGNAL);
+  // End so that the kernel's wait status confirms the report (the daemon
+  // believes it only then; see FatalEndsBySignal). SA_RESETHAND restored
+  // the default action, and every signal is blocked while we run.
+  if (FatalEndsBySignal(sig, info->si_code)) {
+    if (sig == SIGSYS) {
+      // The same call again: the filter traps it again, and a trapped
+      // SIGSYS that is blocked kills the process. A call of another
+      // architecture is made again through its own entry point.
+      if (info->si_arch == AUDIT_ARCH_I386) {
+        long i386_nr = info->si_syscall;
+        __asm__ volatile("int $0x80" : "+a"(i386_nr) : : "memory");
+      } else {
+        const greg_t* regs = static_cast<ucontext_t*>(context)->uc_mcontext.gregs;
+        RawSyscall(info->si_syscall, regs[REG_RDI], regs[REG_RSI], regs[REG_RDX],
+                   regs[REG_R10], regs[REG_R8], regs[REG_R9]);
+      }
+    } else {
+      return;  // into the faulting instruction again: it faults, and kills
+    }
+  }
   for (;;) RawSyscall(SYS_exit_group, 128 + sig);
 }
 

@@ -4,12 +4,20 @@
 // worker (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP,
 // SIGXCPU, SIGXFSZ). Each handler sends one worker::v1::Fatal message on
 // the channel — hand-encoded, no allocation — naming the signal and, for a
-// seccomp SIGSYS, the refused syscall, then exits. The daemon validates the
-// message like any other worker output.
+// seccomp SIGSYS, the refused syscall, then ends the worker in a way the
+// kernel's wait status confirms (FatalEndsBySignal in
+// common/worker_protocol.h): a seccomp SIGSYS re-makes the same call, which
+// the filter traps again with SIGSYS blocked, so the kernel kills the
+// worker by SIGSYS; a fault the kernel raised returns into the faulting
+// instruction with the default action restored, so it dies by that signal;
+// other signals exit with status 128 + signal. The daemon validates the
+// message like any other worker output and believes it only if the wait
+// status agrees.
 //
 // Why not just let the signal kill us: a worker that is pid 1 of its own
 // pid namespace ignores signals it sends itself (abort() would not stop
 // it), and seccomp's trap is the only way the daemon learns the syscall.
+// (Signals the kernel forces, as above, kill even a namespace's pid 1.)
 #ifndef FFIBROKER_DAEMON_WORKER_FATAL_REPORTER_H_
 #define FFIBROKER_DAEMON_WORKER_FATAL_REPORTER_H_
 

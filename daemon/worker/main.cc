@@ -2,7 +2,8 @@
 //
 // Started by the daemon with exec, its channel on fd 3. Not meant to be run
 // by hand. Order: confine (early layers) -> Hello -> Open (dlopen, dlsym,
-// ffi_prep_cif) -> serve Call requests until the channel closes.
+// ffi_prep_cif) -> serve Call requests until the channel closes. Every
+// reply carries the request_id of the request it answers.
 #include <cxxabi.h>
 #include <unistd.h>
 
@@ -152,6 +153,7 @@ int Serve(Transport& channel) {
       reply = ErrorReply(worker::v1::Error::CODE_BAD_REQUEST,
                          absl::InvalidArgumentError("unexpected request"));
     }
+    reply.set_request_id(request.request_id());  // every reply echoes its request's id
     if (!channel.Send(reply).ok()) return 1;
   }
 }

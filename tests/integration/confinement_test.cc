@@ -106,7 +106,7 @@ const Behaviour kBehaviours[] = {
     {"h_channel_garbage", "strict", absl::StatusCode::kUnavailable,
      {"'h_channel_garbage'", "broke the worker protocol"}},
     {"h_channel_forged_hello", "strict", absl::StatusCode::kUnavailable,
-     {"'h_channel_forged_hello'", "answered Call with something other than a result"}},
+     {"'h_channel_forged_hello'", "broke the worker protocol: a reply carried request id 0"}},
     Forbidden("h_close_channel", "close", 3),
     {"h_exit_midcall", "strict", absl::StatusCode::kUnavailable,
      {"'h_exit_midcall'", "exited with status 0"}},

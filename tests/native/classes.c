@@ -120,3 +120,17 @@ void point_free_slowly(Point* p) {
   nanosleep(&t, NULL);
   point_free(p);
 }
+
+// A class whose destructor is slow (issue 9, finding 8): releasing many
+// instances must not hold up the daemon's signal thread or SIGTERM.
+typedef struct { int64_t id; } Slow;
+Slow* slow_new(int64_t id) {
+  Slow* s = malloc(sizeof *s);
+  s->id = id;
+  return s;
+}
+void slow_free(Slow* s) {
+  struct timespec delay = {0, 500 * 1000 * 1000};
+  nanosleep(&delay, NULL);
+  free(s);
+}

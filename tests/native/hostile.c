@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { kChannelFd = 3 };
@@ -246,4 +247,53 @@ int32_t h_replace_sigsys_handler(void) {
   action.sa_handler = ignore_sigsys;
   sigaction(SIGSYS, &action, NULL);
   return (int32_t)syscall(SYS_chroot, "/");
+}
+
+/* --- Lies on the channel (issue 9, finding 10). ------------------------- */
+
+/* Queues an extra, well-formed reply before the worker's own: a Result
+ * whose value is 7. Every request carries a fresh random id that the reply
+ * must echo; a library has not seen the id of the request it runs in, so
+ * it can only guess (here 1). The daemon must reject it as a protocol
+ * violation instead of taking it as the answer (and then giving every later
+ * call the previous call's answer). */
+int32_t h_channel_extra_reply(void) {
+  /* 'F', WorkerToDaemon { request_id (field 60, varint): 1,
+   *                       result (field 3) { value (field 1): 07 00 00 00 } } */
+  static const char extra[] = {'F', (char)0xe0, 0x03, 0x01, 0x1a, 0x06,
+                               0x0a, 0x04, 0x07, 0x00, 0x00, 0x00};
+  send(kChannelFd, extra, sizeof extra, MSG_NOSIGNAL);
+  return 0;
+}
+
+/* Forges the fatal-signal reporter's packet, naming a syscall it never
+ * made (chroot, #161), and goes on living. The daemon must not believe a
+ * Fatal the kernel does not confirm. */
+int32_t h_channel_forged_fatal(void) {
+  /* 'F', WorkerToDaemon.fatal (field 20) { signal: 31 (SIGSYS),
+   *                                        syscall: 161, si_code: 1 } */
+  static const char forged[] = {'F', (char)0xa2, 0x01, 0x07, 0x08, 0x1f,
+                                0x10, (char)0xa1, 0x01, 0x28, 0x01};
+  send(kChannelFd, forged, sizeof forged, MSG_NOSIGNAL);
+  return 0;
+}
+
+/* --- Death between calls (issue 9, finding 17). ------------------------- */
+
+static void* crash_soon(void* unused) {
+  (void)unused;
+  struct timespec delay = {0, 100 * 1000 * 1000};
+  nanosleep(&delay, 0);
+  volatile int32_t* p = (volatile int32_t*)16;
+  return (void*)(intptr_t)*p;
+}
+
+/* Returns at once; a thread it started segfaults ~100 ms later, while no
+ * call is running (needs a profile with threads). */
+int32_t h_crash_later(void) {
+  pthread_t t;
+  int rc = pthread_create(&t, 0, crash_soon, 0);
+  if (rc != 0) return -rc;
+  pthread_detach(t);
+  return 0;
 }
