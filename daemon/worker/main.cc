@@ -85,20 +85,27 @@ absl::StatusOr<std::unique_ptr<CallEngine>> OpenLocked(const worker::v1::Open& o
   return engine;
 }
 
-int Serve(Transport& channel) {
+// Ends the worker at once with `code`. After lockdown nothing may run on the
+// way out (atexit handlers, static and library destructors, stdio flushing
+// could make syscalls the profile forbids and be reported as a violation),
+// so the worker always leaves with _exit.
+[[noreturn]] void Leave(int code) { ::_exit(code); }
+
+// Serves requests until the channel closes (exit status 0) or fails (1).
+[[noreturn]] void Serve(Transport& channel) {
   worker::v1::WorkerToDaemon hello;
   hello.mutable_hello()->set_protocol_version(kWorkerProtocolVersion);
   ReportEarlyLayers(hello.mutable_hello()->mutable_layers());
   v1::WorkerLayers layers = hello.hello().layers();
-  if (!channel.Send(hello).ok()) return 1;
+  if (!channel.Send(hello).ok()) Leave(1);
   bool opened_once = false;
 
   std::unique_ptr<CallEngine> engine;
   while (true) {
     worker::v1::DaemonToWorker request;
     absl::Status status = channel.Receive(&request, absl::InfiniteFuture(), -1);
-    if (absl::IsUnavailable(status)) return 0;  // the daemon closed us
-    if (!status.ok()) return 1;
+    if (absl::IsUnavailable(status)) Leave(0);  // the daemon closed us
+    if (!status.ok()) Leave(1);
     worker::v1::WorkerToDaemon reply;
     if (request.has_open() && !opened_once) {
       opened_once = true;
@@ -128,7 +135,13 @@ int Serve(Transport& channel) {
       reply = ErrorReply(worker::v1::Error::CODE_BAD_REQUEST,
                          absl::InvalidArgumentError("unexpected request"));
     }
-    if (!channel.Send(reply).ok()) return 1;
+    absl::Status sent = channel.Send(reply);
+    if (absl::IsResourceExhausted(sent)) {
+      // Too large for the channel (the daemon bounds what it asks for, so
+      // only a library string or a bug gets here): say so instead.
+      sent = channel.Send(ErrorReply(worker::v1::Error::CODE_BAD_REQUEST, sent));
+    }
+    if (!sent.ok()) Leave(1);
   }
 }
 
@@ -154,5 +167,5 @@ int main(int argc, char** argv) {
     return 1;
   }
   SeqpacketTransport channel{UniqueFd(kWorkerChannelFd)};
-  return Serve(channel);
+  Serve(channel);
 }
