@@ -104,3 +104,10 @@ int32_t Counter__drop(Counter* self) {
 
 // Kills the worker (to test that its instances become stale).
 void crash_now(void) { volatile int* p = NULL; *p = 1; }
+
+// Size limits (tests/security/size_limits_test.cc): xors every byte of an
+// inout buffer with `v` and returns how many bytes it saw.
+uint64_t xor_bytes(uint8_t* buf, uint64_t n, uint8_t v) {
+  for (uint64_t i = 0; i < n; ++i) buf[i] ^= v;
+  return n;
+}
