@@ -16,11 +16,19 @@ using ::testing::HasSubstr;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
-class SizeLimitsTest : public DaemonSessionTest {
+class SizeLimitsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    DaemonSessionTest::SetUp();
-    if (HasFatalFailure()) return;
+    // Generous call time: 16 MiB each way on a loaded 2-core machine.
+    auto daemon = TestDaemon::Start("limits { max_call_millis: 300000 }");
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    daemon_ = std::move(*daemon);
+    auto client = daemon_->Connect();
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = std::move(*client);
+    auto session = client_->CreateSession();
+    ASSERT_TRUE(session.ok()) << session.status();
+    session_ = std::move(*session);
     auto lib = session_->OpenLibrary(
         "classes", {"u32 sum_bytes(in u8[n] buf, u64 n)", "void fill(out u8[n] buf, u64 n, u8 v)",
                     "u64 xor_bytes(inout u8[n] buf, u64 n, u8 v)"});
@@ -32,6 +40,9 @@ class SizeLimitsTest : public DaemonSessionTest {
     for (uint64_t i = 0; i < size; ++i) bytes[i] = static_cast<char>((i * 7 + i / 4099) & 0xff);
     return bytes;
   }
+  std::unique_ptr<TestDaemon> daemon_;
+  std::unique_ptr<Client> client_;
+  std::unique_ptr<Session> session_;
   std::unique_ptr<Library> lib_;
 };
 
