@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/limits.h"
 #include "common/signature.h"
 #include "common/status_macros.h"
 #include "common/value_codec.h"
@@ -38,6 +39,10 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& addre
   }
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
+  // The daemon's message limits (common/limits.h), so every value up to
+  // the documented maximum fits both ways.
+  args.SetMaxReceiveMessageSize(static_cast<int>(kMaxGrpcMessageBytes));
+  args.SetMaxSendMessageSize(static_cast<int>(kMaxGrpcMessageBytes));
   if (!options.tls_root_certs.empty() || !options.tls_cert_chain.empty()) {
     grpc::SslCredentialsOptions ssl;
     ssl.pem_root_certs = options.tls_root_certs;

@@ -3,12 +3,30 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/checked_math.h"
 
 namespace ffibroker {
+namespace {
+
+// Bytes of a fragmented message's first-packet header: frame byte + total.
+constexpr size_t kFirstHeaderBytes = 1 + sizeof(uint64_t);
+
+// Milliseconds until `deadline` for poll(): -1 for none, at least 1 so a
+// sub-millisecond remainder is never a busy loop; 0 if it has passed.
+int PollTimeout(absl::Time deadline) {
+  if (deadline == absl::InfiniteFuture()) return -1;
+  absl::Duration left = deadline - absl::Now();
+  if (left <= absl::ZeroDuration()) return 0;
+  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1 << 30));
+}
+
+}  // namespace
 
 absl::StatusOr<std::pair<std::unique_ptr<SeqpacketTransport>,
                          std::unique_ptr<SeqpacketTransport>>>
@@ -17,8 +35,9 @@ SeqpacketTransport::Pair() {
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
     return ErrnoStatus("socketpair", errno);
   }
-  // Room for one maximal message in flight in each direction.
-  int size = static_cast<int>(kMaxMessageBytes + 4096);
+  // Room for a few packets in flight in each direction (the kernel caps it
+  // at net.core.wmem_max; one packet fits the default either way).
+  int size = static_cast<int>(4 * kChannelPacketBytes);
   for (int fd : fds) {
     ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
     ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
@@ -27,60 +46,82 @@ SeqpacketTransport::Pair() {
                         std::make_unique<SeqpacketTransport>(UniqueFd(fds[1])));
 }
 
+absl::Status SeqpacketTransport::SendPacket(const char* data, size_t size,
+                                            absl::Time deadline) {
+  while (true) {
+    ssize_t n = ::send(fd_.get(), data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == static_cast<ssize_t>(size)) return absl::OkStatus();
+    if (n >= 0) return absl::InternalError("short send on a SOCK_SEQPACKET channel");
+    if (errno == EINTR) continue;
+    if (errno == EPIPE || errno == ECONNRESET) {
+      return absl::UnavailableError("channel closed by peer");
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      return absl::InternalError(ErrnoStatus("send on channel", errno).message());
+    }
+    // No room: the peer is not reading. Wait for room until `deadline`.
+    pollfd pfd = {fd_.get(), POLLOUT, 0};
+    int timeout_ms = PollTimeout(deadline);
+    if (timeout_ms == 0) {
+      return absl::DeadlineExceededError(
+          "the deadline passed waiting for room in the channel (the peer is not reading)");
+    }
+    if (::poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR) {
+      return absl::InternalError(ErrnoStatus("poll on channel", errno).message());
+    }
+    if (pfd.revents & (POLLHUP | POLLERR)) {
+      return absl::UnavailableError("channel closed by peer");
+    }
+  }
+}
+
 absl::Status SeqpacketTransport::Send(const google::protobuf::MessageLite& message,
                                       absl::Time deadline) {
   // Every packet starts with a frame byte, so an empty message is never a
   // zero-length packet (which recv() cannot tell from a closed peer).
-  std::string bytes(1, kTransportFrameByte);
-  if (!message.AppendToString(&bytes)) {
+  size_t size = message.ByteSizeLong();
+  if (size > kMaxMessageBytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("message of ", size, " bytes exceeds the worker channel limit of ",
+                     kMaxMessageBytes, " bytes"));
+  }
+  deadline = std::min(deadline, absl::Now() + send_timeout_);
+  if (size < kChannelPacketBytes) {
+    std::string bytes(1, kTransportFrameByte);
+    if (!message.AppendToString(&bytes)) {
+      return absl::InternalError("could not serialize a channel message");
+    }
+    return SendPacket(bytes.data(), bytes.size(), deadline);
+  }
+  // Fragmented: the header, then the message, sent in packet-sized slices
+  // each preceded by its frame byte (written over the previous slice's
+  // tail, which was already sent).
+  std::string bytes(kFirstHeaderBytes, kTransportFirstFragmentByte);
+  uint64_t total = size;
+  std::memcpy(&bytes[1], &total, sizeof total);
+  if (!message.AppendToString(&bytes) || bytes.size() != kFirstHeaderBytes + size) {
     return absl::InternalError("could not serialize a channel message");
   }
-  if (bytes.size() - 1 > kMaxMessageBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("message of ", bytes.size(), " bytes exceeds the channel limit of ",
-                     kMaxMessageBytes));
-  }
-  while (true) {
-    ssize_t n = ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n == static_cast<ssize_t>(bytes.size())) return absl::OkStatus();
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      // No room: the peer is not reading. Wait for room until `deadline`.
-      int timeout_ms = -1;
-      if (deadline != absl::InfiniteFuture()) {
-        absl::Duration left = deadline - absl::Now();
-        if (left <= absl::ZeroDuration()) {
-          return absl::DeadlineExceededError(
-              "deadline passed waiting for room in the channel (the peer is not reading)");
-        }
-        timeout_ms = static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
-      }
-      pollfd pfd = {fd_.get(), POLLOUT, 0};
-      if (::poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR) {
-        return ErrnoStatus("poll on channel", errno);
-      }
-      continue;
+  size_t offset = 0;  // start of the next packet in `bytes`
+  while (offset < bytes.size()) {
+    size_t packet = std::min<size_t>(kChannelPacketBytes, bytes.size() - offset);
+    absl::Status sent = SendPacket(bytes.data() + offset, packet, deadline);
+    if (!sent.ok()) return sent;
+    offset += packet;
+    if (offset < bytes.size()) {
+      --offset;  // the next packet's frame byte replaces the last byte sent
+      bytes[offset] = kTransportNextFragmentByte;
     }
-    if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-      return absl::UnavailableError("channel closed by peer");
-    }
-    return n < 0 ? ErrnoStatus("send on channel", errno)
-                 : absl::InternalError("short send on a SOCK_SEQPACKET channel");
   }
+  return absl::OkStatus();
 }
 
-absl::Status SeqpacketTransport::Receive(google::protobuf::MessageLite* message,
-                                         absl::Time deadline, int watch_fd) {
+absl::Status SeqpacketTransport::WaitReadable(absl::Time deadline, int watch_fd) {
   while (true) {
     pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {watch_fd, POLLIN, 0}};
-    int timeout_ms = -1;
-    if (deadline != absl::InfiniteFuture()) {
-      absl::Duration left = deadline - absl::Now();
-      if (left <= absl::ZeroDuration()) {
-        return absl::DeadlineExceededError("deadline passed waiting for the channel");
-      }
-      // Round up so we never spin on a sub-millisecond remainder.
-      timeout_ms = static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
+    int timeout_ms = PollTimeout(deadline);
+    if (timeout_ms == 0) {
+      return absl::DeadlineExceededError("deadline passed waiting for the channel");
     }
     int n = ::poll(fds, watch_fd >= 0 ? 2 : 1, timeout_ms);
     if (n < 0) {
@@ -88,33 +129,91 @@ absl::Status SeqpacketTransport::Receive(google::protobuf::MessageLite* message,
       return ErrnoStatus("poll on channel", errno);
     }
     if (n == 0) continue;  // re-checks the deadline above
-    if (fds[0].revents != 0) break;  // data or hang-up: read it first
+    if (fds[0].revents != 0) return absl::OkStatus();  // data or hang-up: read it first
     if (watch_fd >= 0 && fds[1].revents != 0) {
       return absl::AbortedError("watched descriptor became ready");
     }
   }
-  if (!buffer_) buffer_.reset(new char[kMaxMessageBytes + 2]);
-  ssize_t n;
-  do {
-    n = ::recv(fd_.get(), buffer_.get(), kMaxMessageBytes + 2,
-               MSG_TRUNC | MSG_DONTWAIT);
-  } while (n < 0 && errno == EINTR);
-  if (n == 0) return absl::UnavailableError("channel closed by peer");
-  if (n < 0) {
-    if (errno == ECONNRESET) return absl::UnavailableError("channel reset by peer");
-    return ErrnoStatus("recv on channel", errno);
+}
+
+absl::Status SeqpacketTransport::Receive(google::protobuf::MessageLite* message,
+                                         absl::Time deadline, int watch_fd) {
+  if (!packet_) packet_.reset(new char[kChannelPacketBytes + 1]);
+  while (true) {
+    absl::Status ready = WaitReadable(deadline, watch_fd);
+    if (!ready.ok()) return ready;
+    ssize_t n;
+    do {
+      n = ::recv(fd_.get(), packet_.get(), kChannelPacketBytes + 1, MSG_TRUNC | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+    if (n == 0) return absl::UnavailableError("channel closed by peer");
+    if (n < 0) {
+      if (errno == ECONNRESET) return absl::UnavailableError("channel reset by peer");
+      return ErrnoStatus("recv on channel", errno);
+    }
+    const size_t size = static_cast<size_t>(n);
+    const char* data = packet_.get();
+    if (size > kChannelPacketBytes) {
+      partial_.clear();
+      partial_total_ = 0;
+      return absl::DataLossError(absl::StrCat("packet of ", size,
+                                              " bytes exceeds the channel's packet limit of ",
+                                              kChannelPacketBytes));
+    }
+    switch (data[0]) {
+      case kTransportFrameByte:
+        std::string().swap(partial_);  // abandons a partial message, if any
+        partial_total_ = 0;
+        if (!message->ParseFromArray(data + 1, static_cast<int>(size - 1))) {
+          return absl::DataLossError(absl::StrCat("unparsable packet of ", size, " bytes"));
+        }
+        return absl::OkStatus();
+      case kTransportFirstFragmentByte: {
+        uint64_t total = 0;
+        if (partial_total_ != 0 || size < kFirstHeaderBytes) {
+          partial_total_ = 0;
+          std::string().swap(partial_);
+          return absl::DataLossError("a fragmented message started inside another");
+        }
+        std::memcpy(&total, data + 1, sizeof total);
+        if (total < kChannelPacketBytes || total > kMaxMessageBytes ||
+            size - kFirstHeaderBytes > total) {
+          return absl::DataLossError(absl::StrCat(
+              "fragmented message of ", total, " bytes is outside ", kChannelPacketBytes,
+              "..", kMaxMessageBytes));
+        }
+        partial_.clear();
+        partial_.reserve(total);
+        partial_.append(data + kFirstHeaderBytes, size - kFirstHeaderBytes);
+        partial_total_ = total;
+        break;
+      }
+      case kTransportNextFragmentByte: {
+        uint64_t have = 0;
+        if (partial_total_ == 0 || !CheckedAdd<uint64_t>(partial_.size(), size - 1, &have) ||
+            have > partial_total_) {
+          partial_total_ = 0;
+          std::string().swap(partial_);
+          return absl::DataLossError("a message fragment out of order or past its length");
+        }
+        partial_.append(data + 1, size - 1);
+        break;
+      }
+      default:
+        return absl::DataLossError(absl::StrCat("packet of ", size, " bytes without a frame byte"));
+    }
+    if (partial_total_ != 0 && partial_.size() == partial_total_) {
+      const uint64_t total = partial_total_;
+      bool parsed = message->ParseFromArray(partial_.data(), static_cast<int>(partial_.size()));
+      partial_total_ = 0;
+      std::string().swap(partial_);  // a large buffer is not kept for the next message
+      if (!parsed) {
+        return absl::DataLossError(absl::StrCat("unparsable message of ", total, " bytes"));
+      }
+      return absl::OkStatus();
+    }
   }
-  if (static_cast<size_t>(n) > kMaxMessageBytes + 1) {
-    return absl::DataLossError(absl::StrCat("packet of ", n,
-                                            " bytes exceeds the channel limit"));
-  }
-  if (buffer_[0] != kTransportFrameByte) {
-    return absl::DataLossError(absl::StrCat("packet of ", n, " bytes without a frame byte"));
-  }
-  if (!message->ParseFromArray(buffer_.get() + 1, static_cast<int>(n - 1))) {
-    return absl::DataLossError(absl::StrCat("unparsable packet of ", n, " bytes"));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace ffibroker

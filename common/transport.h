@@ -1,10 +1,19 @@
 // The daemon<->worker message transport.
 //
 // Transport is the one seam between the call engine and how bytes move; the
-// first implementation frames one protobuf message per SOCK_SEQPACKET packet
-// (a frame byte 'F' followed by the serialized message)
-// over a socketpair. (A shared-memory ring can replace it without touching
+// first implementation sends protobuf messages over a SOCK_SEQPACKET
+// socketpair. (A shared-memory ring can replace it without touching
 // callers.) Not thread-safe: one exchange at a time per transport.
+//
+// Framing: a message of at most kChannelPacketBytes - 1 bytes is one
+// packet, the frame byte 'F' followed by the serialized message. A larger
+// one (up to kMaxWorkerMessageBytes, common/limits.h) is fragmented, since
+// one packet may not exceed the socket's send buffer (which
+// net.core.wmem_max caps): a packet 'P' + the total length (8 bytes,
+// little-endian) + the first bytes, then packets 'C' + the next bytes until
+// the total is reached. An 'F' packet between fragments abandons the
+// partial message (the worker's fatal-signal reporter writes one by hand);
+// any other deviation is DATA_LOSS.
 //
 //   ASSIGN_OR_RETURN(auto pair, SeqpacketTransport::Pair());
 //   pair.first->Send(request);
@@ -13,11 +22,13 @@
 #define FFIBROKER_COMMON_TRANSPORT_H_
 
 #include <memory>
+#include <string>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/limits.h"
 #include "common/unique_fd.h"
 #include "google/protobuf/message_lite.h"
 
@@ -27,20 +38,31 @@ namespace ffibroker {
 // the worker's fatal-signal reporter, which writes a packet by hand.
 inline constexpr char kTransportFrameByte = 'F';
 
-// Largest message either side accepts. Bigger packets are rejected whole.
-inline constexpr size_t kMaxMessageBytes = 1 << 20;
+// Frame bytes of a fragmented message's first and following packets.
+inline constexpr char kTransportFirstFragmentByte = 'P';
+inline constexpr char kTransportNextFragmentByte = 'C';
+
+// Largest message either side accepts (common/limits.h).
+inline constexpr size_t kMaxMessageBytes = kMaxWorkerMessageBytes;
+
+// How long Send waits, in total, for the peer to make room for a message.
+inline constexpr absl::Duration kChannelSendTimeout = absl::Seconds(10);
 
 class Transport {
  public:
   virtual ~Transport() = default;
 
-  // Sends one message, waiting at most until `deadline` for room in the
-  // channel. UNAVAILABLE if the peer is gone, INVALID_ARGUMENT if the
-  // message exceeds kMaxMessageBytes, DEADLINE_EXCEEDED if the peer did not
-  // make room in time (it is not reading).
+  // Sends one message, waiting at most until `deadline` (and at most
+  // kChannelSendTimeout) for the peer to take it. UNAVAILABLE if the peer
+  // is gone; RESOURCE_EXHAUSTED (nothing sent) if the message exceeds
+  // kMaxMessageBytes; DEADLINE_EXCEEDED if the peer did not make room in
+  // time (it is not reading); INTERNAL for a local failure (serialization,
+  // a socket error). After DEADLINE_EXCEEDED or INTERNAL part of a message
+  // may have been sent: the channel must be abandoned.
   virtual absl::Status Send(const google::protobuf::MessageLite& message,
                             absl::Time deadline) = 0;
-  // Sends without a deadline (for the worker, whose daemon always reads).
+  // Sends with only kChannelSendTimeout as the bound (for the worker, whose
+  // daemon always reads).
   absl::Status Send(const google::protobuf::MessageLite& message) {
     return Send(message, absl::InfiniteFuture());
   }
@@ -50,7 +72,9 @@ class Transport {
   //   UNAVAILABLE        the peer closed the channel;
   //   DEADLINE_EXCEEDED  `deadline` passed first;
   //   ABORTED            `watch_fd` (if >= 0) became readable first;
-  //   DATA_LOSS          the packet was too large, truncated or unparsable.
+  //   DATA_LOSS          a packet was too large, unframed, out of order,
+  //                      or the message unparsable.
+  // `deadline` and `watch_fd` bound every wait, also between fragments.
   virtual absl::Status Receive(google::protobuf::MessageLite* message,
                                absl::Time deadline, int watch_fd) = 0;
 
@@ -76,11 +100,23 @@ class SeqpacketTransport : public Transport {
                        absl::Time deadline, int watch_fd) override;
   int fd() const override { return fd_.get(); }
 
+  // For tests: how long Send waits for room (default kChannelSendTimeout).
+  void set_send_timeout(absl::Duration timeout) { send_timeout_ = timeout; }
+
  private:
+  // Sends one packet, waiting for room until `deadline`.
+  absl::Status SendPacket(const char* data, size_t size, absl::Time deadline);
+  // Waits until a packet can be read, `deadline` passes or `watch_fd` is
+  // ready (see Receive).
+  absl::Status WaitReadable(absl::Time deadline, int watch_fd);
+
   UniqueFd fd_;
-  // Receive buffer, allocated on first use and never initialized, so only
-  // the pages a message touches are committed.
-  std::unique_ptr<char[]> buffer_;
+  absl::Duration send_timeout_ = kChannelSendTimeout;
+  // One packet, allocated on first use and never initialized.
+  std::unique_ptr<char[]> packet_;
+  // A fragmented message being received: its bytes so far and its total.
+  std::string partial_;
+  uint64_t partial_total_ = 0;
 };
 
 }  // namespace ffibroker

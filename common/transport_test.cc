@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <cstring>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/time/clock.h"
@@ -152,7 +154,8 @@ TEST_F(TransportTest, GarbagePacketIsDataLoss) {
 }
 
 TEST_F(TransportTest, OversizedRawPacketIsDataLoss) {
-  const std::string big(kMaxMessageBytes + 1, '\0');
+  std::string big(kChannelPacketBytes + 1, '\0');
+  big[0] = kTransportFrameByte;
   ASSERT_EQ(::send(a_->fd(), big.data(), big.size(), 0),
             static_cast<ssize_t>(big.size()))
       << "errno " << errno;
@@ -203,30 +206,95 @@ TEST_F(TransportTest, PendingMessageWinsOverWatchedDescriptor) {
   EXPECT_EQ(b_->Receive(&got, Soon(), efd.get()).code(), absl::StatusCode::kAborted);
 }
 
-TEST_F(TransportTest, OversizedSendIsInvalidArgument) {
+TEST_F(TransportTest, OversizedSendIsResourceExhausted) {
   Msg m;
   m.mutable_error()->set_message(std::string(kMaxMessageBytes + 1, 'e'));
   absl::Status status = a_->Send(m);
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_NE(status.message().find("worker channel limit"), absl::string_view::npos) << status;
   // Nothing reached the peer.
   Msg got;
   EXPECT_EQ(b_->Receive(&got, absl::Now() + absl::Milliseconds(20), -1).code(),
             absl::StatusCode::kDeadlineExceeded);
 }
 
-TEST_F(TransportTest, NearMaximalMessageRoundTrips) {
-  // The serialized message is exactly kMaxMessageBytes long: the field tag
-  // (1 byte) and length varint (3 bytes) plus the payload; inside Result
-  // (tag 1 byte + 3-byte length).
-  const size_t payload = kMaxMessageBytes - 8;
-  Msg m = ResultMessage(std::string(payload, 'v'), 0);
-  ASSERT_EQ(m.ByteSizeLong(), kMaxMessageBytes);
-  absl::Status status = a_->Send(m);
-  ASSERT_TRUE(status.ok()) << status;
+// A message of exactly `size` serialized bytes.
+Msg MessageOfSize(size_t size) {
+  Msg m = ResultMessage(std::string(size, 'v'), 0);
+  size_t over = m.ByteSizeLong() - size;
+  m = ResultMessage(std::string(size - over, 'v'), 0);
+  while (m.ByteSizeLong() < size) m.mutable_result()->mutable_value()->push_back('v');
+  return m;
+}
+
+// Sizes around the fragmenting threshold and the maximum round-trip, the
+// receiver reading while the sender fills the socket buffer.
+TEST_F(TransportTest, MessagesOfEverySizeUpToTheMaximumRoundTrip) {
+  for (size_t size : {kChannelPacketBytes - 2, kChannelPacketBytes - 1, kChannelPacketBytes,
+                      kChannelPacketBytes + 1, 2 * kChannelPacketBytes - 9,
+                      2 * kChannelPacketBytes, size_t{3} << 20, kMaxMessageBytes}) {
+    Msg m = MessageOfSize(size);
+    ASSERT_EQ(m.ByteSizeLong(), size);
+    for (size_t i = 0; i < m.result().value().size(); i += 4093) {
+      (*m.mutable_result()->mutable_value())[i] = static_cast<char>(i / 4093);
+    }
+    absl::Status sent;
+    std::thread sender([&] { sent = a_->Send(m); });
+    Msg got;
+    absl::Status status = b_->Receive(&got, Soon(), -1);
+    sender.join();
+    ASSERT_TRUE(sent.ok()) << size << ": " << sent;
+    ASSERT_TRUE(status.ok()) << size << ": " << status;
+    EXPECT_TRUE(got.result().value() == m.result().value()) << size;
+  }
+}
+
+TEST_F(TransportTest, AFatalPacketBetweenFragmentsIsDelivered) {
+  std::string first(kChannelPacketBytes, 'x');
+  first[0] = kTransportFirstFragmentByte;
+  uint64_t total = 2 * kChannelPacketBytes;
+  std::memcpy(&first[1], &total, sizeof total);
+  ASSERT_EQ(::send(a_->fd(), first.data(), first.size(), 0), static_cast<ssize_t>(first.size()));
+  Msg fatal;
+  fatal.mutable_fatal()->set_signal(11);
+  std::string packet(1, kTransportFrameByte);
+  fatal.AppendToString(&packet);
+  ASSERT_EQ(::send(a_->fd(), packet.data(), packet.size(), 0), static_cast<ssize_t>(packet.size()));
   Msg got;
-  status = b_->Receive(&got, Soon(), -1);
+  absl::Status status = b_->Receive(&got, Soon(), -1);
   ASSERT_TRUE(status.ok()) << status;
-  EXPECT_EQ(got.result().value().size(), payload);
+  EXPECT_EQ(got.fatal().signal(), 11);
+  // The abandoned message's continuation is out of order.
+  std::string next(10, 'y');
+  next[0] = kTransportNextFragmentByte;
+  ASSERT_EQ(::send(a_->fd(), next.data(), next.size(), 0), 10);
+  EXPECT_EQ(b_->Receive(&got, Soon(), -1).code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(TransportTest, FragmentsOutOfOrderOrPastTheirLengthAreDataLoss) {
+  auto send = [&](char frame, uint64_t total, size_t size) {
+    std::string p(size, 'z');
+    p[0] = frame;
+    if (frame == kTransportFirstFragmentByte) std::memcpy(&p[1], &total, sizeof total);
+    return ::send(a_->fd(), p.data(), p.size(), 0) == static_cast<ssize_t>(p.size());
+  };
+  Msg got;
+  ASSERT_TRUE(send(kTransportFirstFragmentByte, uint64_t{1} << 40, 100));  // too large
+  EXPECT_EQ(b_->Receive(&got, Soon(), -1).code(), absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(send(kTransportFirstFragmentByte, 100, 50));  // small enough for one packet
+  EXPECT_EQ(b_->Receive(&got, Soon(), -1).code(), absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(send(kTransportFirstFragmentByte, kChannelPacketBytes, 1000));
+  ASSERT_TRUE(send(kTransportNextFragmentByte, 0, kChannelPacketBytes));  // past the total
+  EXPECT_EQ(b_->Receive(&got, Soon(), -1).code(), absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(a_->Send(ResultMessage("ok", 0)).ok());
+  ASSERT_TRUE(b_->Receive(&got, Soon(), -1).ok());
+  EXPECT_EQ(got.result().value(), "ok");
+}
+
+TEST_F(TransportTest, SendToAPeerThatDoesNotReadTimesOut) {
+  a_->set_send_timeout(absl::Milliseconds(200));
+  absl::Status status = a_->Send(MessageOfSize(kMaxMessageBytes));
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
 }
 
 }  // namespace

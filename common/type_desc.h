@@ -53,6 +53,13 @@ struct TypeDesc {
   // have the size of a pointer; an opaque class has 0.
   size_t size = 0;
   size_t align = 1;
+  // Scalar values an inline value of this type holds, counting every array
+  // element (1 for a scalar or enum; 0 for void, pointer-like kinds and
+  // opaque classes); at most kMaxInlineValues (common/limits.h).
+  uint64_t values = 0;
+  // kArray: how deeply arrays nest here (u8[2] is 1, u8[2][2] is 2); at
+  // most kMaxArrayNesting.
+  int nesting = 0;
   // The libffi type of a value of this type (for pointer-like kinds,
   // ffi_type_pointer). Points into this object or to static storage.
   ffi_type* ffi = nullptr;
@@ -75,7 +82,13 @@ struct TypeDesc {
   // kBuffer:
   v1::BufferType buffer;
 
-  // Storage behind `ffi` for composite kinds.
+  // Storage behind `ffi` for composite kinds. A class lists its fields'
+  // types. An array of at most kExactFfiArrayBytes lists every element (the
+  // ABI classifies such small aggregates element by element); a larger one
+  // lists its element type once, with size and alignment preset, since
+  // libffi never looks inside an aggregate that large (it is passed in
+  // memory) and one pointer per element would cost 8 bytes per element
+  // and nesting level.
   ffi_type ffi_storage{};
   std::vector<ffi_type*> ffi_elements;
 
@@ -88,6 +101,15 @@ struct TypeDesc {
            kind == TypeKind::kClass || kind == TypeKind::kArray;
   }
 };
+
+// Arrays up to this many bytes get one libffi element per array element
+// (see TypeDesc::ffi_elements); 64 bytes covers every ABI that classifies
+// aggregates by their members (x86-64: 16, aarch64 HFAs: 64).
+inline constexpr size_t kExactFfiArrayBytes = 64;
+
+// The memory `desc` itself uses (the object, its names and vectors), not
+// what it shares with other descriptors; for per-session accounting.
+uint64_t DescriptorBytes(const TypeDesc& desc);
 
 // The shared descriptor of a scalar (static storage).
 TypeRef ScalarDesc(const ScalarInfo& info);

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/checked_math.h"
 #include "common/ffi_types.h"
 #include "common/signature.h"
 #include "common/status_macros.h"
@@ -46,6 +47,39 @@ absl::Status LayoutStruct(TypeDesc& desc, size_t* offsets) {
   return absl::OkStatus();
 }
 
+// Lays out an array of `length` elements: C size element.size * length
+// (checked), alignment the element's; see TypeDesc::ffi_elements for its
+// libffi representation.
+absl::Status LayoutArray(TypeDesc& desc, const TypeDesc& element, uint32_t length) {
+  uint64_t size = 0;
+  if (!CheckedMul<uint64_t>(element.size, length, &size) || size > kMaxClassBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "array ", desc.name, " is larger than the class size limit of ", kMaxClassBytes,
+        " bytes"));
+  }
+  uint64_t values = 0;
+  if (!CheckedMul<uint64_t>(element.values, length, &values) || values > kMaxInlineValues) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "array ", desc.name, " holds more than the limit of ", kMaxInlineValues,
+        " values per class"));
+  }
+  desc.size = size;
+  desc.align = element.align;
+  desc.values = values;
+  if (size <= kExactFfiArrayBytes) {
+    desc.ffi_elements.assign(length, element.ffi);
+  } else {
+    desc.ffi_elements.assign(1, element.ffi);
+  }
+  desc.ffi_elements.push_back(nullptr);
+  desc.ffi_storage.type = FFI_TYPE_STRUCT;
+  desc.ffi_storage.size = size;  // preset: libffi does not lay it out again
+  desc.ffi_storage.alignment = static_cast<unsigned short>(element.align);
+  desc.ffi_storage.elements = desc.ffi_elements.data();
+  desc.ffi = &desc.ffi_storage;
+  return absl::OkStatus();
+}
+
 std::shared_ptr<TypeDesc> PointerDesc(TypeKind kind, std::string name) {
   auto desc = std::make_shared<TypeDesc>();
   desc->kind = kind;
@@ -63,6 +97,17 @@ bool IsReservedTypeWord(const std::string& word) {
       "enum", "cstr", "in", "out", "inout", "borrowed", "ffireturn",
       "errno", "optional", "mut", "static", "u8"};
   return FindScalarByName(word) != nullptr || kWords.count(word) > 0;
+}
+
+uint64_t DescriptorBytes(const TypeDesc& desc) {
+  constexpr uint64_t kSharedPtrBlock = 32;  // make_shared's control block
+  uint64_t bytes = sizeof(TypeDesc) + kSharedPtrBlock + desc.name.capacity() +
+                   desc.destructor.capacity() +
+                   desc.enum_values.capacity() * sizeof(int64_t) +
+                   desc.ffi_elements.capacity() * sizeof(ffi_type*) +
+                   desc.fields.capacity() * sizeof(FieldDesc);
+  for (const FieldDesc& f : desc.fields) bytes += f.name.capacity();
+  return bytes;
 }
 
 const FieldDesc* TypeDesc::FindField(const std::string& field_name) const {
@@ -84,6 +129,7 @@ TypeRef ScalarDesc(const ScalarInfo& info) {
       desc->scalar = i;
       desc->size = i->size;
       desc->align = i->size == 0 ? 1 : i->size;
+      desc->values = i->size == 0 ? 0 : 1;
       desc->ffi = FfiScalarType(*i);
       (*table)[i->scalar] = desc;
     }
@@ -98,6 +144,12 @@ TypeRef ClassTable::FindClass(const std::string& name) const {
 }
 
 absl::StatusOr<TypeRef> ClassTable::Resolve(const v1::Type& type, TypeUse use) const {
+  uint64_t cost = 0;
+  return ResolveAt(type, use, 0, &cost);
+}
+
+absl::StatusOr<TypeRef> ClassTable::ResolveAt(const v1::Type& type, TypeUse use, int nesting,
+                                              uint64_t* cost) const {
   switch (type.type_case()) {
     case v1::Type::kScalar: {
       ASSIGN_OR_RETURN(const ScalarInfo* info, ScalarOf(type));
@@ -144,6 +196,7 @@ absl::StatusOr<TypeRef> ClassTable::Resolve(const v1::Type& type, TypeUse use) c
       desc->ownership = use == TypeUse::kResult ? type.handle().ownership()
                                                 : v1::HandleType::OWNERSHIP_BORROWED;
       desc->nullable = type.handle().nullable();
+      *cost += DescriptorBytes(*desc);
       return TypeRef(desc);
     }
     case v1::Type::kArray: {
@@ -155,14 +208,20 @@ absl::StatusOr<TypeRef> ClassTable::Resolve(const v1::Type& type, TypeUse use) c
         return absl::InvalidArgumentError(absl::StrCat(
             "array length ", length, " is not in 1..", kMaxArrayLength));
       }
-      ASSIGN_OR_RETURN(TypeRef element, Resolve(type.array().element(), TypeUse::kField));
+      if (nesting >= kMaxArrayNesting) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "arrays nest more than ", kMaxArrayNesting, " deep (the array nesting limit)"));
+      }
+      ASSIGN_OR_RETURN(TypeRef element,
+                       ResolveAt(type.array().element(), TypeUse::kField, nesting + 1, cost));
       auto desc = std::make_shared<TypeDesc>();
       desc->kind = TypeKind::kArray;
       desc->name = TypeName(type);
       desc->element = element;
       desc->length = length;
-      desc->ffi_elements.assign(length, element->ffi);
-      RETURN_IF_ERROR(LayoutStruct(*desc, nullptr));
+      desc->nesting = element->kind == TypeKind::kArray ? element->nesting + 1 : 1;
+      RETURN_IF_ERROR(LayoutArray(*desc, *element, length));
+      *cost += DescriptorBytes(*desc);
       return TypeRef(desc);
     }
     case v1::Type::kEnumType: {
@@ -178,6 +237,11 @@ absl::StatusOr<TypeRef> ClassTable::Resolve(const v1::Type& type, TypeUse use) c
         if (e.values().empty()) {
           return absl::InvalidArgumentError("an enum needs at least one value");
         }
+        if (e.values_size() > kMaxEnumValues) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "an enum has ", e.values_size(), " values, more than the limit of ",
+              kMaxEnumValues));
+        }
         auto desc = std::make_shared<TypeDesc>(*ScalarDesc(*info));
         desc->kind = TypeKind::kEnum;
         desc->name = TypeName(type);
@@ -190,13 +254,15 @@ absl::StatusOr<TypeRef> ClassTable::Resolve(const v1::Type& type, TypeUse use) c
             return absl::InvalidArgumentError(
                 absl::StrCat("enum value ", in_range.message()));
           }
-          if (std::count(e.values().begin(), e.values().end(), v) > 1) {
-            return absl::InvalidArgumentError(
-                absl::StrCat("enum value ", v, " is listed twice"));
-          }
           desc->enum_values.push_back(v);
         }
         std::sort(desc->enum_values.begin(), desc->enum_values.end());
+        auto twice = std::adjacent_find(desc->enum_values.begin(), desc->enum_values.end());
+        if (twice != desc->enum_values.end()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("enum value ", *twice, " is listed twice"));
+        }
+        *cost += DescriptorBytes(*desc);
         return TypeRef(desc);
       }
       break;
@@ -209,6 +275,7 @@ absl::StatusOr<TypeRef> ClassTable::Resolve(const v1::Type& type, TypeUse use) c
       uint32_t max = type.string().max_length();
       desc->max_length = max == 0 ? kDefaultMaxStringLength : std::min(max, kMaxBufferLength);
       desc->nullable = type.string().nullable();
+      *cost += DescriptorBytes(*desc);
       return TypeRef(desc);
     }
     case v1::Type::kBuffer: {
@@ -230,6 +297,7 @@ absl::StatusOr<TypeRef> ClassTable::Resolve(const v1::Type& type, TypeUse use) c
       }
       auto desc = PointerDesc(TypeKind::kBuffer, TypeName(type));
       desc->buffer = b;
+      *cost += DescriptorBytes(*desc);
       return TypeRef(desc);
     }
     case v1::Type::TYPE_NOT_SET:
@@ -257,6 +325,7 @@ absl::StatusOr<v1::ClassLayout> ClassTable::Register(const v1::ClassDefinition& 
     return absl::InvalidArgumentError(absl::StrCat(
         "class '", name, "': destructor '", def.destructor(), "' is not a C identifier"));
   }
+  uint64_t cost = 0;  // descriptor bytes this class adds
   auto desc = std::make_shared<TypeDesc>();
   desc->kind = TypeKind::kClass;
   desc->name = name;
@@ -282,6 +351,8 @@ absl::StatusOr<v1::ClassLayout> ClassTable::Register(const v1::ClassDefinition& 
           "class '", name, "' has ", def.fields_size(), " fields, at most ", kMaxFields));
     }
     std::set<std::string> seen;
+    uint64_t values = 0;
+    uint64_t bound = 0;  // sum of field sizes and alignments: libffi's size is below it
     for (const v1::FieldDefinition& f : def.fields()) {
       std::string where = absl::StrCat("class '", name, "', field '", f.name(), "'");
       if (!IsIdentifier(f.name())) {
@@ -294,10 +365,15 @@ absl::StatusOr<v1::ClassLayout> ClassTable::Register(const v1::ClassDefinition& 
         return absl::InvalidArgumentError(absl::StrCat(
             where, ": a class cannot contain itself by value (infinite size)"));
       }
-      absl::StatusOr<TypeRef> type = Resolve(f.type(), TypeUse::kField);
+      absl::StatusOr<TypeRef> type = ResolveAt(f.type(), TypeUse::kField, 0, &cost);
       if (!type.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat(where, ": ", type.status().message()));
+      }
+      if (!CheckedAdd<uint64_t>(values, (*type)->values, &values) ||
+          !CheckedAdd<uint64_t>(bound, (*type)->size, &bound) ||
+          !CheckedAdd<uint64_t>(bound, (*type)->align, &bound)) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": the class is too large"));
       }
       FieldDesc field;
       field.name = f.name();
@@ -306,15 +382,47 @@ absl::StatusOr<v1::ClassLayout> ClassTable::Register(const v1::ClassDefinition& 
       desc->ffi_elements.push_back((*type)->ffi);
       desc->fields.push_back(std::move(field));
     }
+    if (values > kMaxInlineValues) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "class '", name, "' holds ", values, " values, more than the limit of ",
+          kMaxInlineValues, " values per class"));
+    }
+    if (bound > kMaxClassBytes + kMaxClassBytes) {  // libffi's sums cannot wrap below this
+      return absl::InvalidArgumentError(absl::StrCat(
+          "class '", name, "' is larger than the class size limit of ", kMaxClassBytes,
+          " bytes"));
+    }
     std::vector<size_t> offsets(desc->fields.size());
     RETURN_IF_ERROR(LayoutStruct(*desc, offsets.data()));
+    if (desc->size > kMaxClassBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "class '", name, "' is ", desc->size, " bytes, larger than the class size limit of ",
+          kMaxClassBytes, " bytes"));
+    }
+    desc->values = values;
     for (size_t i = 0; i < desc->fields.size(); ++i) {
       FieldDesc& f = desc->fields[i];
       f.offset = offsets[i];
       size_t next = i + 1 < offsets.size() ? offsets[i + 1] : desc->size;
-      f.padding_after = next - f.offset - f.type->size;
+      // libffi's layout, checked: every field inside the class, in order.
+      uint64_t end = 0;
+      if (!CheckedAdd<uint64_t>(f.offset, f.type->size, &end) || end > next ||
+          !RangeWithin(f.offset, f.type->size, desc->size)) {
+        return absl::InternalError(absl::StrCat("libffi laid out class '", name, "' field '",
+                                                f.name, "' outside the class"));
+      }
+      f.padding_after = next - end;
     }
   }
+  cost += DescriptorBytes(*desc) + def.SpaceUsedLong() + 2 * name.capacity() + 64;
+  uint64_t total = 0;
+  if (!CheckedAdd(descriptor_bytes_, cost, &total) || total > kMaxDescriptorBytesPerSession) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "class '", name, "' would bring this session's class descriptors to ", total,
+        " bytes, more than the descriptor memory limit of ", kMaxDescriptorBytesPerSession,
+        " bytes per session"));
+  }
+  descriptor_bytes_ = total;
   definitions_.push_back(def);
   classes_.push_back(desc);
   by_name_[name] = desc;

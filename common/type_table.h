@@ -24,18 +24,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/limits.h"
 #include "common/type_desc.h"
 #include "ffibroker/v1/types.pb.h"
 
 namespace ffibroker {
-
-// Most classes per session, fields per class, array length; the default
-// and largest string length; the largest buffer.
-inline constexpr int kMaxClasses = 256;
-inline constexpr int kMaxFields = 256;
-inline constexpr uint32_t kMaxArrayLength = 4096;
-inline constexpr uint32_t kDefaultMaxStringLength = 65536;
-inline constexpr uint32_t kMaxBufferLength = 16u << 20;
 
 // Where a type is used; decides which kinds are valid.
 enum class TypeUse { kField, kParam, kResult, kStatic };
@@ -43,13 +36,19 @@ enum class TypeUse { kField, kParam, kResult, kStatic };
 class ClassTable {
  public:
   // Adds a class. INVALID_ARGUMENT naming the problem (bad name, unknown or
-  // invalid field type, duplicate field, no fields, zero size),
-  // ALREADY_EXISTS for a name already registered, RESOURCE_EXHAUSTED past
-  // kMaxClasses. A class can only use classes registered before it, so
-  // recursion by value is impossible (a self reference is reported as such).
+  // invalid field type, duplicate field, no fields, zero size) or the limit
+  // of common/limits.h it exceeds (array length and nesting, class size,
+  // values per class, fields, enum values); ALREADY_EXISTS for a name
+  // already registered; RESOURCE_EXHAUSTED past kMaxClasses or when the
+  // table's descriptors would use more than kMaxDescriptorBytesPerSession.
+  // Every size and offset is computed with checked arithmetic. A class can
+  // only use classes registered before it, so recursion by value is
+  // impossible (a self reference is reported as such). On failure the
+  // table is unchanged.
   absl::StatusOr<v1::ClassLayout> Register(const v1::ClassDefinition& def);
 
-  // The descriptor of `type` used as `use`, or INVALID_ARGUMENT.
+  // The descriptor of `type` used as `use`, or INVALID_ARGUMENT (also for
+  // an array past the limits above).
   absl::StatusOr<TypeRef> Resolve(const v1::Type& type, TypeUse use) const;
 
   // The class named `name`, or nullptr.
@@ -58,8 +57,16 @@ class ClassTable {
   const std::vector<v1::ClassDefinition>& definitions() const { return definitions_; }
   // Classes in registration order (index = TypeDesc::class_index).
   const std::vector<TypeRef>& classes() const { return classes_; }
+  // Memory the registered classes' descriptors use (see DescriptorBytes).
+  uint64_t descriptor_bytes() const { return descriptor_bytes_; }
 
  private:
+  // Resolve for a type inside `nesting` arrays; adds the bytes of every
+  // descriptor it creates to `*cost`.
+  absl::StatusOr<TypeRef> ResolveAt(const v1::Type& type, TypeUse use, int nesting,
+                                    uint64_t* cost) const;
+
+  uint64_t descriptor_bytes_ = 0;
   std::vector<v1::ClassDefinition> definitions_;
   std::vector<TypeRef> classes_;
   std::map<std::string, TypeRef> by_name_;

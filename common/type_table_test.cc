@@ -1,5 +1,8 @@
 #include "common/type_table.h"
 
+#include <string>
+#include <vector>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -73,6 +76,113 @@ TEST(ClassTableTest, CodecValidatesEveryField) {
   decoded = DecodeInline(*e, bytes);
   ASSERT_FALSE(decoded.ok());
   EXPECT_NE(decoded.status().message().find("field 'e'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ffibroker
+
+namespace ffibroker {
+namespace {
+
+v1::Type Nested(const std::vector<uint32_t>& lengths, v1::Scalar scalar = v1::SCALAR_U8) {
+  v1::Type type;
+  type.set_scalar(scalar);
+  for (auto it = lengths.rbegin(); it != lengths.rend(); ++it) {
+    v1::Type outer;
+    *outer.mutable_array()->mutable_element() = type;
+    outer.mutable_array()->set_length(*it);
+    type = outer;
+  }
+  return type;
+}
+
+v1::ClassDefinition OneField(const std::string& name, const v1::Type& type) {
+  v1::ClassDefinition def;
+  def.set_name(name);
+  v1::FieldDefinition* f = def.add_fields();
+  f->set_name("a");
+  *f->mutable_type() = type;
+  return def;
+}
+
+// The boundaries of every layout limit (common/limits.h): at the limit it
+// registers, one past it is INVALID_ARGUMENT naming the limit.
+TEST(ClassTableLimitsTest, ArrayNestingBoundary) {
+  ClassTable table;
+  EXPECT_TRUE(table.Register(OneField("A", Nested(std::vector<uint32_t>(kMaxArrayNesting, 1)))).ok());
+  auto deep = table.Register(OneField("B", Nested(std::vector<uint32_t>(kMaxArrayNesting + 1, 1))));
+  EXPECT_EQ(deep.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(deep.status().message().find("nesting limit"), absl::string_view::npos) << deep.status();
+}
+
+TEST(ClassTableLimitsTest, ValueCountBoundary) {
+  ClassTable table;
+  auto at = table.Register(OneField("A", Nested({16, 4096})));
+  ASSERT_TRUE(at.ok()) << at.status();
+  EXPECT_EQ(at->size(), kMaxInlineValues);
+  auto past = table.Register(OneField("B", Nested({16, 4096, 2})));
+  EXPECT_EQ(past.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(past.status().message().find("65536 values"), absl::string_view::npos) << past.status();
+  // Through classes by value: two A are 131072 values.
+  v1::ClassDefinition twice;
+  twice.set_name("C");
+  for (const char* name : {"x", "y"}) {
+    v1::FieldDefinition* f = twice.add_fields();
+    f->set_name(name);
+    f->mutable_type()->set_class_name("A");
+  }
+  EXPECT_EQ(table.Register(twice).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ClassTableLimitsTest, SizesThatOverflowAreRejectedNotWrapped) {
+  ClassTable table;
+  // 8 * 4096^8 = 2^99 bytes: every intermediate product is checked.
+  auto wrapped = table.Register(OneField("A", Nested(std::vector<uint32_t>(8, 4096), v1::SCALAR_U64)));
+  EXPECT_EQ(wrapped.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(wrapped.status().message().find("class size limit of 16777216"),
+            absl::string_view::npos)
+      << wrapped.status();
+  EXPECT_TRUE(table.classes().empty());
+}
+
+TEST(ClassTableLimitsTest, LargeArraysKeepOneLibffiElement) {
+  ClassTable table;
+  auto layout = table.Register(OneField("A", Nested({4096, 4}, v1::SCALAR_F64)));
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  EXPECT_EQ(layout->size(), 4096u * 4 * 8);
+  const TypeDesc& array = *table.classes()[0]->fields[0].type;
+  EXPECT_EQ(array.ffi_elements.size(), 2u);           // the element type, nullptr
+  EXPECT_EQ(array.element->ffi_elements.size(), 5u);  // f64[4] is 32 bytes: exact
+  EXPECT_EQ(array.ffi->size, 4096u * 4 * 8);
+  EXPECT_LT(table.descriptor_bytes(), 8192u);
+}
+
+TEST(ClassTableLimitsTest, DescriptorMemoryPerTableIsCapped) {
+  ClassTable table;
+  v1::ClassDefinition def;
+  for (int i = 0; i < kMaxFields; ++i) {
+    v1::FieldDefinition* f = def.add_fields();
+    f->set_name("f" + std::to_string(i));
+    *f->mutable_type() = Nested(std::vector<uint32_t>(kMaxArrayNesting, 2));
+  }
+  absl::Status last;
+  int n = 0;
+  for (; n < kMaxClasses && last.ok(); ++n) {
+    def.set_name("C" + std::to_string(n));
+    last = table.Register(def).status();
+  }
+  EXPECT_EQ(last.code(), absl::StatusCode::kResourceExhausted) << last;
+  EXPECT_NE(last.message().find("descriptor memory limit of 4194304"), absl::string_view::npos);
+  EXPECT_LE(table.descriptor_bytes(), kMaxDescriptorBytesPerSession);
+  EXPECT_EQ(table.classes().size(), static_cast<size_t>(n - 1));
+}
+
+TEST(ClassTableLimitsTest, EnumValuesAreCapped) {
+  v1::Type e;
+  e.mutable_enum_type()->set_underlying(v1::SCALAR_I32);
+  for (int i = 0; i <= kMaxEnumValues; ++i) e.mutable_enum_type()->add_values(i);
+  ClassTable table;
+  EXPECT_EQ(table.Register(OneField("E", e)).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/checked_math.h"
+#include "common/limits.h"
 #include "common/status_macros.h"
 #include "common/literal.h"
 #include "common/types.h"
@@ -216,11 +218,24 @@ bool EnumAllows(const TypeDesc& type, int64_t v) {
   return std::binary_search(type.enum_values.begin(), type.enum_values.end(), v);
 }
 
-absl::Status EncodeAt(const TypeDesc& type, const v1::Value& value, char* dst,
+// Every native access below goes through this check: the bytes
+// [offset, offset + size) must lie within the `room` bytes at hand. A
+// descriptor that says otherwise is a broken invariant, reported (never a
+// stray write).
+absl::Status CheckRoom(const TypeDesc& type, uint64_t offset, uint64_t size, uint64_t room,
+                       const std::string& path) {
+  if (RangeWithin(offset, size, room)) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat(
+      "layout of ", type.name, " puts ", path.empty() ? "a value" : absl::StrCat("'", path, "'"),
+      " at bytes ", offset, "+", size, ", outside its ", room, " bytes"));
+}
+
+absl::Status EncodeAt(const TypeDesc& type, const v1::Value& value, char* dst, size_t room,
                       const std::string& path);
 
 absl::Status EncodeStructAt(const TypeDesc& type, const v1::StructValue& value,
-                            bool require_all, char* dst, const std::string& path) {
+                            bool require_all, char* dst, size_t room, const std::string& path) {
+  RETURN_IF_ERROR(CheckRoom(type, 0, type.size, room, path));
   std::vector<bool> given(type.fields.size(), false);
   for (const v1::FieldValue& fv : value.fields()) {
     const FieldDesc* field = type.FindField(fv.name());
@@ -239,8 +254,10 @@ absl::Status EncodeStructAt(const TypeDesc& type, const v1::StructValue& value,
           absl::StrCat("field '", Join(path, fv.name()), "' is given twice"));
     }
     given[index] = true;
+    std::string field_path = Join(path, field->name);
+    RETURN_IF_ERROR(CheckRoom(type, field->offset, field->type->size, type.size, field_path));
     RETURN_IF_ERROR(EncodeAt(*field->type, fv.value(), dst + field->offset,
-                             Join(path, field->name)));
+                             type.size - field->offset, field_path));
   }
   if (require_all) {
     for (size_t i = 0; i < given.size(); ++i) {
@@ -254,8 +271,9 @@ absl::Status EncodeStructAt(const TypeDesc& type, const v1::StructValue& value,
   return absl::OkStatus();
 }
 
-absl::Status EncodeAt(const TypeDesc& type, const v1::Value& value, char* dst,
+absl::Status EncodeAt(const TypeDesc& type, const v1::Value& value, char* dst, size_t room,
                       const std::string& path) {
+  RETURN_IF_ERROR(CheckRoom(type, 0, type.size, room, path));
   switch (type.kind) {
     case TypeKind::kScalar:
     case TypeKind::kEnum: {
@@ -273,6 +291,7 @@ absl::Status EncodeAt(const TypeDesc& type, const v1::Value& value, char* dst,
                                    type.name, " (allowed: ", EnumValuesText(type), ")")));
         }
       }
+      RETURN_IF_ERROR(CheckRoom(type, 0, bytes.size(), room, path));
       std::memcpy(dst, bytes.data(), bytes.size());
       return absl::OkStatus();
     }
@@ -282,7 +301,7 @@ absl::Status EncodeAt(const TypeDesc& type, const v1::Value& value, char* dst,
                                  "expected struct_value for ", type.name, ", got ",
                                  ValueCaseName(value))));
       }
-      return EncodeStructAt(type, value.struct_value(), true, dst, path);
+      return EncodeStructAt(type, value.struct_value(), true, dst, room, path);
     case TypeKind::kArray: {
       if (value.value_case() != v1::Value::kArrayValue ||
           static_cast<uint32_t>(value.array_value().elements_size()) != type.length) {
@@ -295,9 +314,12 @@ absl::Status EncodeAt(const TypeDesc& type, const v1::Value& value, char* dst,
                                      : ValueCaseName(value))));
       }
       for (uint32_t i = 0; i < type.length; ++i) {
-        RETURN_IF_ERROR(EncodeAt(*type.element, value.array_value().elements(i),
-                                 dst + i * type.element->size,
-                                 absl::StrCat(path, "[", i, "]")));
+        std::string element_path = absl::StrCat(path, "[", i, "]");
+        uint64_t offset = 0;
+        if (!CheckedMul<uint64_t>(i, type.element->size, &offset)) offset = UINT64_MAX;
+        RETURN_IF_ERROR(CheckRoom(type, offset, type.element->size, type.size, element_path));
+        RETURN_IF_ERROR(EncodeAt(*type.element, value.array_value().elements(i), dst + offset,
+                                 type.size - offset, element_path));
       }
       return absl::OkStatus();
     }
@@ -308,8 +330,9 @@ absl::Status EncodeAt(const TypeDesc& type, const v1::Value& value, char* dst,
                            absl::StrCat(type.name, " has no inline representation")));
 }
 
-absl::StatusOr<v1::Value> DecodeAt(const TypeDesc& type, const char* src,
+absl::StatusOr<v1::Value> DecodeAt(const TypeDesc& type, const char* src, size_t room,
                                    const std::string& path) {
+  RETURN_IF_ERROR(CheckRoom(type, 0, type.size, room, path));
   switch (type.kind) {
     case TypeKind::kScalar:
     case TypeKind::kEnum: {
@@ -333,7 +356,10 @@ absl::StatusOr<v1::Value> DecodeAt(const TypeDesc& type, const char* src,
       v1::Value value;
       v1::StructValue* out = value.mutable_struct_value();
       for (const FieldDesc& f : type.fields) {
-        ASSIGN_OR_RETURN(v1::Value fv, DecodeAt(*f.type, src + f.offset, Join(path, f.name)));
+        std::string field_path = Join(path, f.name);
+        RETURN_IF_ERROR(CheckRoom(type, f.offset, f.type->size, type.size, field_path));
+        ASSIGN_OR_RETURN(v1::Value fv, DecodeAt(*f.type, src + f.offset, type.size - f.offset,
+                                                field_path));
         v1::FieldValue* field = out->add_fields();
         field->set_name(f.name);
         *field->mutable_value() = std::move(fv);
@@ -344,9 +370,12 @@ absl::StatusOr<v1::Value> DecodeAt(const TypeDesc& type, const char* src,
       v1::Value value;
       v1::ArrayValue* out = value.mutable_array_value();
       for (uint32_t i = 0; i < type.length; ++i) {
-        ASSIGN_OR_RETURN(*out->add_elements(),
-                         DecodeAt(*type.element, src + i * type.element->size,
-                                  absl::StrCat(path, "[", i, "]")));
+        std::string element_path = absl::StrCat(path, "[", i, "]");
+        uint64_t offset = 0;
+        if (!CheckedMul<uint64_t>(i, type.element->size, &offset)) offset = UINT64_MAX;
+        RETURN_IF_ERROR(CheckRoom(type, offset, type.element->size, type.size, element_path));
+        ASSIGN_OR_RETURN(*out->add_elements(), DecodeAt(*type.element, src + offset,
+                                                        type.size - offset, element_path));
       }
       return value;
     }
@@ -361,8 +390,12 @@ absl::StatusOr<v1::Value> DecodeAt(const TypeDesc& type, const char* src,
 
 absl::Status EncodeInline(const TypeDesc& type, const v1::Value& value,
                           std::string* out) {
+  if (type.size > kMaxClassBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        type.name, " is larger than the class size limit of ", kMaxClassBytes, " bytes"));
+  }
   std::string bytes(type.size, '\0');
-  RETURN_IF_ERROR(EncodeAt(type, value, bytes.data(), ""));
+  RETURN_IF_ERROR(EncodeAt(type, value, bytes.data(), bytes.size(), ""));
   out->append(bytes);
   return absl::OkStatus();
 }
@@ -372,7 +405,7 @@ absl::Status EncodeFields(const TypeDesc& klass, const v1::StructValue& fields,
   if (bytes->size() != klass.size) {
     return absl::InternalError("EncodeFields: buffer is not the class size");
   }
-  return EncodeStructAt(klass, fields, require_all, bytes->data(), "");
+  return EncodeStructAt(klass, fields, require_all, bytes->data(), bytes->size(), "");
 }
 
 absl::StatusOr<v1::Value> DecodeInline(const TypeDesc& type, absl::string_view bytes) {
@@ -380,7 +413,7 @@ absl::StatusOr<v1::Value> DecodeInline(const TypeDesc& type, absl::string_view b
     return absl::InvalidArgumentError(absl::StrCat(
         "expected ", type.size, " bytes for ", type.name, ", got ", bytes.size()));
   }
-  return DecodeAt(type, bytes.data(), "");
+  return DecodeAt(type, bytes.data(), bytes.size(), "");
 }
 
 std::string DescribeArgument(int index, const v1::Parameter& param) {

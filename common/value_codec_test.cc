@@ -426,3 +426,36 @@ TEST(TypesTest, TableLookups) {
 
 }  // namespace
 }  // namespace ffibroker
+
+namespace ffibroker {
+namespace {
+
+// A descriptor whose layout does not fit its bytes (which Register never
+// builds) is an INTERNAL error from the codec, never a write or read
+// outside the buffer.
+TEST(ValueCodecBoundsTest, AFieldOutsideTheClassIsAnErrorNotAWrite) {
+  auto klass = std::make_shared<TypeDesc>();
+  klass->kind = TypeKind::kClass;
+  klass->name = "Broken";
+  klass->size = 8;
+  FieldDesc field;
+  field.name = "x";
+  field.type = ScalarDesc(*FindScalar(v1::SCALAR_U64));
+  field.offset = ~uint64_t{0} - 7;  // wrapped: "8 bytes before the buffer"
+  klass->fields.push_back(field);
+  std::string bytes(8, '\0');
+  v1::StructValue fields;
+  v1::FieldValue* fv = fields.add_fields();
+  fv->set_name("x");
+  fv->mutable_value()->set_uint_value(1);
+  absl::Status status = EncodeFields(*klass, fields, false, &bytes);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal) << status;
+  EXPECT_EQ(bytes, std::string(8, '\0'));
+  EXPECT_EQ(DecodeInline(*klass, bytes).status().code(), absl::StatusCode::kInternal);
+  klass->fields[0].offset = 4;  // straddles the end
+  EXPECT_EQ(EncodeFields(*klass, fields, false, &bytes).code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(DecodeInline(*klass, bytes).status().code(), absl::StatusCode::kInternal);
+}
+
+}  // namespace
+}  // namespace ffibroker

@@ -1,8 +1,12 @@
 #include "daemon/broker_service.h"
 
 #include <chrono>
+#include <exception>
+#include <new>
 
+#include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/log.h"
 
 namespace ffibroker {
 namespace {
@@ -15,11 +19,32 @@ absl::Time DeadlineOf(grpc::CallbackServerContext* context) {
   return absl::FromChrono(deadline);
 }
 
+// Runs `handler`; an exception (none is expected: handlers return Status)
+// becomes a status and a log line instead of ending the daemon.
+template <typename Response, typename Handler>
+absl::StatusOr<Response> RunGuarded(const char* method, const Caller& caller, absl::Time deadline,
+                                    const Handler& handler) {
+  try {
+    return handler(caller, deadline);
+  } catch (const std::bad_alloc&) {
+    LOG_ERROR("%s: out of memory serving principal %s", method, caller.principal);
+    return absl::ResourceExhaustedError(
+        absl::StrCat(method, ": the daemon ran out of memory serving this request"));
+  } catch (const std::exception& e) {
+    LOG_ERROR("%s: exception serving principal %s: %s", method, caller.principal, e.what());
+    return absl::InternalError(absl::StrCat(method, ": internal error: ", e.what()));
+  } catch (...) {
+    LOG_ERROR("%s: unknown exception serving principal %s", method, caller.principal);
+    return absl::InternalError(absl::StrCat(method, ": internal error"));
+  }
+}
+
 }  // namespace
 
 template <typename Response, typename Handler>
 grpc::ServerUnaryReactor* BrokerService::Dispatch(
-    grpc::CallbackServerContext* context, Response* response, Handler handler) {
+    grpc::CallbackServerContext* context, Response* response, Handler handler,
+    const char* method) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<Caller> caller = auth_->Authenticate(*context);
   if (!caller.ok()) {
@@ -27,8 +52,10 @@ grpc::ServerUnaryReactor* BrokerService::Dispatch(
     return reactor;
   }
   absl::Time deadline = DeadlineOf(context);
-  executor_->Submit([reactor, response, deadline, handler, caller = *std::move(caller)]() {
-    absl::StatusOr<Response> result = handler(caller, deadline);
+  executor_->Submit([reactor, response, deadline, handler, method,
+                     caller = *std::move(caller)]() {
+    absl::StatusOr<Response> result =
+        RunGuarded<Response>(method, caller, deadline, handler);
     if (result.ok()) *response = std::move(*result);
     reactor->Finish(ToGrpcStatus(result.status()));
   });

@@ -84,10 +84,14 @@ class BrokerService final : public v1::Broker::CallbackService {
 
  private:
   // Authenticates the caller, then runs `handler(caller, deadline)` on the
-  // executor and finishes the RPC with its result.
+  // executor and finishes the RPC with its result. No exception escapes:
+  // one thrown by the handler is logged with `method` (the calling
+  // handler's name) and answered RESOURCE_EXHAUSTED (std::bad_alloc) or
+  // INTERNAL (anything else).
   template <typename Response, typename Handler>
   grpc::ServerUnaryReactor* Dispatch(grpc::CallbackServerContext* context,
-                                     Response* response, Handler handler);
+                                     Response* response, Handler handler,
+                                     const char* method = __builtin_FUNCTION());
 
   SessionManager* const sessions_;
   TokenService* const tokens_;

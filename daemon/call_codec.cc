@@ -3,6 +3,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/checked_math.h"
+#include "common/limits.h"
 #include "common/status_macros.h"
 #include "common/value_codec.h"
 
@@ -190,6 +192,31 @@ absl::Status EncodeCall(const ResolvedSignature& sig,
       return absl::Status(status.code(), absl::StrCat(DescribeArgument(i, sig.proto.params(i)),
                                                       ": ", status.message()));
     }
+  }
+  // What the request and the reply will carry, against the call payload
+  // limit (so every message fits the worker channel and gRPC).
+  uint64_t request_bytes = 0;
+  uint64_t reply_bytes = sig.result->kind == TypeKind::kString
+                             ? uint64_t{sig.result->max_length} + 1
+                             : uint64_t{sig.result->size};
+  bool overflow = false;
+  for (int i = 0; i < out->args_size(); ++i) {
+    const std::string& arg = out->args(i);
+    overflow |= !CheckedAdd<uint64_t>(request_bytes, arg.size(), &request_bytes);
+    const TypeDesc& type = *sig.params[i];
+    if (type.kind != TypeKind::kBuffer ||
+        type.buffer.direction() == v1::BufferType::DIRECTION_IN) {
+      continue;
+    }
+    uint64_t output = type.buffer.direction() == v1::BufferType::DIRECTION_OUT ? ReadU64(arg)
+                                                                                : arg.size();
+    overflow |= !CheckedAdd<uint64_t>(reply_bytes, output, &reply_bytes);
+  }
+  if (overflow || request_bytes > kMaxCallPayloadBytes || reply_bytes > kMaxCallPayloadBytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the call's ", request_bytes > kMaxCallPayloadBytes ? "arguments" : "results",
+        " would exceed the call payload limit of ", kMaxCallPayloadBytes,
+        " bytes (all arguments together, or the result and every out/inout buffer)"));
   }
   return absl::OkStatus();
 }

@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
@@ -228,7 +229,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
     tls_address = parsed;
   }
   builder.RegisterService(d->service_.get());
-  builder.SetMaxReceiveMessageSize(4 << 20);
+  // Every value up to the documented limits fits (common/limits.h).
+  builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxGrpcMessageBytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(kMaxGrpcMessageBytes));
   d->server_ = builder.BuildAndStart();
   if (d->server_ == nullptr ||
       (address.kind == ListenAddress::Kind::kTcp && port == 0) ||

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/checked_math.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/value_codec.h"
@@ -162,6 +163,10 @@ absl::StatusOr<v1::NewInstanceResponse> SessionManager::NewInstance(
         "class '", klass->name, "' was registered after library ", request.library_handle(),
         " was opened; open the library again to use it"));
   }
+  if (klass->size == 0 || klass->size > kMaxClassBytes) {  // Register guarantees it
+    return absl::InternalError(absl::StrCat("class '", klass->name, "' has size ", klass->size,
+                                            ", outside 1..", kMaxClassBytes));
+  }
   std::string init(klass->size, '\0');
   RETURN_IF_ERROR(EncodeFields(*klass, request.fields(), false, &init));
   absl::Status complete = DecodeInline(*klass, init).status();  // zeroed fields valid?
@@ -225,8 +230,12 @@ absl::StatusOr<v1::ReadFieldsResponse> SessionManager::ReadFields(
   v1::ReadFieldsResponse response;
   for (const FieldDesc& f : klass.fields) {
     if (!wanted.empty() && !wanted.count(f.name)) continue;
-    absl::StatusOr<v1::Value> value =
-        DecodeInline(*f.type, absl::string_view(result->data()).substr(f.offset, f.type->size));
+    if (!RangeWithin(f.offset, f.type->size, result->data().size())) {
+      return absl::InternalError(absl::StrCat("layout of ", klass.name, " puts field '", f.name,
+                                              "' outside its ", klass.size, " bytes"));
+    }
+    absl::StatusOr<v1::Value> value = DecodeInline(
+        *f.type, absl::string_view(result->data()).substr(f.offset, f.type->size));
     if (!value.ok()) {
       return FromWorker(request.handle(), klass,
                         absl::InvalidArgumentError(absl::StrCat(

@@ -361,6 +361,20 @@ absl::StatusOr<worker::v1::WorkerToDaemon> WorkerProcess::Exchange(
   const uint64_t id = NextRequestId();
   request->set_request_id(id);
   absl::Status status = channel_->Send(*request, deadline);
+  if (!status.ok() && !absl::IsUnavailable(status)) {
+    // The daemon's side failed (see Transport::Send), not the worker.
+    if (absl::IsResourceExhausted(status)) return status;  // nothing sent: still usable
+    if (absl::IsDeadlineExceeded(status)) {
+      Record(WorkerOutcome::Kind::kTimedOut, SIGKILL,
+             absl::StrCat("killed because it did not take a request: ", status.message()));
+    } else {
+      Record(WorkerOutcome::Kind::kStopped, SIGKILL,
+             absl::StrCat("stopped because the daemon failed to send it a request: ",
+                          status.message()));
+    }
+    KillAndReap();  // part of a request may be on the channel
+    return OutcomeStatus();
+  }
   worker::v1::WorkerToDaemon reply;
   if (status.ok()) status = channel_->Receive(&reply, deadline, pidfd_.get());
   if (status.ok() && reply.has_fatal()) {
@@ -390,7 +404,7 @@ absl::StatusOr<worker::v1::WorkerToDaemon> WorkerProcess::Exchange(
     case absl::StatusCode::kAborted:      // pidfd readable: it has ended
       Reap(absl::Seconds(1));
       break;
-    default:  // malformed reply, oversized packet, send failure
+    default:  // malformed reply, oversized packet
       Record(WorkerOutcome::Kind::kProtocolViolation, 0,
              absl::StrCat("broke the worker protocol: ", status.message()));
       KillAndReap();

@@ -15,11 +15,13 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/limits.h"
 #include "common/signature.h"
 #include "daemon/worker_watcher.h"
 #include "ffibroker/worker/v1/worker.pb.h"
@@ -344,4 +346,69 @@ TEST(WorkerWatcherTest, ReapsAnIdleWorkerWhenItDiesAndKillsAllAtShutdown) {
 }
 
 }  // namespace
+// Issue 9, finding 11: a request the daemon cannot send is the daemon's
+// failure (RESOURCE_EXHAUSTED, nothing sent), never the worker's.
+TEST(WorkerProcessTest, ARequestTooLargeToSendIsNotBlamedOnTheWorker) {
+  std::unique_ptr<WorkerProcess> w = OpenedWorker(FFIBROKER_SCALARS_LIB, "i32 counter_next()");
+  ASSERT_NE(w, nullptr);
+  worker::v1::DaemonToWorker big;
+  big.mutable_instance_write()->set_instance_id(1);
+  big.mutable_instance_write()->set_data(std::string(kMaxWorkerMessageBytes + 1, 'x'));
+  absl::StatusOr<worker::v1::WorkerToDaemon> r = w->Exchange(big, Soon());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "exceeds the worker channel limit"))
+      << r.status();
+  EXPECT_FALSE(absl::StrContains(r.status().message(), "broke")) << r.status();
+  EXPECT_TRUE(w->alive());
+  r = w->Exchange(CallRequest(0), Soon());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->has_result());
+}
+
+// Issue 9, finding 1: the worker answers out-of-bounds instance accesses
+// and bad allocations from the daemon with an error reply and lives on.
+TEST(WorkerProcessTest, OutOfBoundsInstanceRequestsAreErrorReplies) {
+  std::unique_ptr<WorkerProcess> w = SpawnWorker();
+  ASSERT_NE(w, nullptr);
+  worker::v1::DaemonToWorker open = OpenRequest(FFIBROKER_SCALARS_LIB, "i32 counter_next()");
+  v1::ClassDefinition* klass = open.mutable_open()->add_classes();
+  klass->set_name("P");
+  v1::FieldDefinition* field = klass->add_fields();
+  field->set_name("x");
+  field->mutable_type()->set_scalar(v1::SCALAR_U64);
+  absl::StatusOr<worker::v1::WorkerToDaemon> r = w->Exchange(open, Soon());
+  ASSERT_TRUE(r.ok() && r->has_opened()) << r.status();
+  worker::v1::DaemonToWorker made;
+  made.mutable_instance_new()->set_class_index(0);
+  made.mutable_instance_new()->set_init(std::string(8, '\0'));
+  r = w->Exchange(made, Soon());
+  ASSERT_TRUE(r.ok() && r->has_instance_result()) << r.status();
+  uint64_t id = r->instance_result().instance_id();
+  std::vector<worker::v1::DaemonToWorker> bad(5);
+  bad[0].mutable_instance_write()->set_instance_id(id);
+  bad[0].mutable_instance_write()->set_offset(~uint64_t{0} - 3);  // wraps past 0
+  bad[0].mutable_instance_write()->set_data(std::string(8, 'x'));
+  bad[1].mutable_instance_write()->set_instance_id(id);
+  bad[1].mutable_instance_write()->set_offset(4);  // straddles the end
+  bad[1].mutable_instance_write()->set_data(std::string(8, 'x'));
+  bad[2].mutable_instance_read()->set_instance_id(id);
+  bad[2].mutable_instance_read()->set_offset(1);
+  bad[2].mutable_instance_read()->set_size(~uint64_t{0});
+  bad[3].mutable_instance_new()->set_class_index(0);
+  bad[3].mutable_instance_new()->set_init(std::string(9, '\0'));  // not the class size
+  bad[4].mutable_instance_new()->set_class_index(7);                // no such class
+  for (const worker::v1::DaemonToWorker& request : bad) {
+    r = w->Exchange(request, Soon());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(r->has_error()) << request.ShortDebugString() << " -> " << r->ShortDebugString();
+  }
+  EXPECT_TRUE(w->alive());
+  worker::v1::DaemonToWorker read;
+  read.mutable_instance_read()->set_instance_id(id);
+  read.mutable_instance_read()->set_size(8);
+  r = w->Exchange(read, Soon());
+  ASSERT_TRUE(r.ok() && r->has_instance_result()) << r.status();
+  EXPECT_EQ(r->instance_result().data(), std::string(8, '\0'));
+}
+
 }  // namespace ffibroker

@@ -8,6 +8,8 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "common/checked_math.h"
+#include "common/limits.h"
 #include "common/resolved_names.h"
 #include "common/status_macros.h"
 #include "common/types.h"
@@ -71,9 +73,10 @@ std::string U64Bytes(uint64_t v) {
   return std::string(reinterpret_cast<const char*>(&v), sizeof v);
 }
 
-// 8-byte aligned, zeroed storage of at least `size` bytes.
+// 8-byte aligned, zeroed storage of at least `size` bytes; callers keep
+// `size` within kMaxWorkerMessageBytes, so the word count cannot wrap.
 struct Block {
-  explicit Block(size_t size) : words((size + 7) / 8 + 1, 0) {}
+  explicit Block(size_t size) : words(size / 8 + 2, 0) {}
   void* data() { return words.data(); }
   std::vector<uint64_t> words;
 };
@@ -208,6 +211,32 @@ absl::StatusOr<worker::v1::Result> CallEngine::Call(const worker::v1::Call& call
   std::vector<bool> is_null(n, false);
   for (uint32_t i : call.arg_null()) {
     if (i < n) is_null[i] = true;
+  }
+  // What the reply will carry (the result, out and inout buffers): the
+  // daemon checked it against kMaxCallPayloadBytes; a request past it is
+  // refused before anything is allocated.
+  uint64_t reply_bytes = p.sig.result->size;
+  for (size_t i = 0; i < n; ++i) {
+    const TypeDesc& type = *p.sig.params[i];
+    const std::string& bytes = call.args(static_cast<int>(i));
+    if (type.kind != TypeKind::kBuffer ||
+        type.buffer.direction() == v1::BufferType::DIRECTION_IN) {
+      continue;
+    }
+    uint64_t size = bytes.size();
+    if (type.buffer.direction() == v1::BufferType::DIRECTION_OUT) {
+      if (bytes.size() != 8) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "argument ", i + 1, " of '", p.name, "' has ", bytes.size(), " bytes, expected 8"));
+      }
+      size = ReadU64(bytes);
+    }
+    if (size > kMaxBufferLength || !CheckedAdd<uint64_t>(reply_bytes, size, &reply_bytes) ||
+        reply_bytes > kMaxCallPayloadBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the reply of '", p.name, "' would exceed the call payload limit of ",
+          kMaxCallPayloadBytes, " bytes"));
+    }
   }
   // The frame: every temporary of this call lives here until it returns.
   std::vector<Block> blocks;

@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/checked_math.h"
+#include "common/limits.h"
 #include "common/status_macros.h"
 
 namespace ffibroker {
@@ -19,10 +21,23 @@ absl::StatusOr<uint64_t> InstanceStore::Allocate(size_t size, size_t align,
   if (init.size() != size || size == 0) {
     return absl::InvalidArgumentError("instance size mismatch");
   }
+  if (size > kMaxClassBytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "instance of ", size, " bytes is larger than the class size limit of ", kMaxClassBytes));
+  }
   if (align < sizeof(void*)) align = sizeof(void*);
-  size_t rounded = (size + align - 1) / align * align;
+  if ((align & (align - 1)) != 0 || align > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid instance alignment ", align));
+  }
+  size_t rounded = 0;
+  if (!CheckedAlignUp<size_t>(size, align, &rounded)) {
+    return absl::ResourceExhaustedError("instance size overflows");
+  }
   void* ptr = std::aligned_alloc(align, rounded);
-  if (ptr == nullptr) return absl::ResourceExhaustedError("out of memory");
+  if (ptr == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrCat("out of memory allocating ", rounded,
+                                                     " bytes for an instance"));
+  }
   std::memset(ptr, 0, rounded);
   std::memcpy(ptr, init.data(), size);
   return Add(ptr, size, Origin::kAllocated, nullptr);
@@ -40,7 +55,7 @@ absl::StatusOr<const InstanceStore::Entry*> InstanceStore::Find(
   if (it == entries_.end()) {
     return absl::NotFoundError(absl::StrCat("no instance with id ", id));
   }
-  if (offset > it->second.size || size > it->second.size - offset) {
+  if (!RangeWithin(offset, size, it->second.size)) {
     return absl::OutOfRangeError(absl::StrCat(
         "bytes ", offset, "+", size, " are outside instance ", id, " (", it->second.size,
         " bytes)"));

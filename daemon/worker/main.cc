@@ -87,6 +87,12 @@ absl::StatusOr<std::unique_ptr<CallEngine>> OpenLocked(const worker::v1::Open& o
   return engine;
 }
 
+// Ends the worker at once with `code`. After lockdown nothing may run on the
+// way out (atexit handlers, static and library destructors, stdio flushing
+// could make syscalls the profile forbids and be reported as a violation),
+// so the worker always leaves with _exit.
+[[noreturn]] void Leave(int code) { ::_exit(code); }
+
 // The library ended the thread serving a request (pthread_exit unwinds it):
 // report that and exit before the unwinding reaches our own frames, whose
 // destructors (closing the channel among them) are not the library's doing.
@@ -94,7 +100,7 @@ absl::StatusOr<std::unique_ptr<CallEngine>> OpenLocked(const worker::v1::Open& o
   worker::v1::WorkerToDaemon report;
   report.mutable_fatal()->set_thread_ended(true);
   (void)channel.Send(report);
-  ::_exit(0);
+  Leave(128);  // 128 + signal 0: how the daemon confirms the report (FatalEndsBySignal)
 }
 
 // Runs `library_code` (anything that may run the library's code), reporting
@@ -108,20 +114,21 @@ auto ReportingThreadEnd(Transport& channel, F library_code) {
   }
 }
 
-int Serve(Transport& channel) {
+// Serves requests until the channel closes (exit status 0) or fails (1).
+[[noreturn]] void Serve(Transport& channel) {
   worker::v1::WorkerToDaemon hello;
   hello.mutable_hello()->set_protocol_version(kWorkerProtocolVersion);
   ReportEarlyLayers(hello.mutable_hello()->mutable_layers());
   v1::WorkerLayers layers = hello.hello().layers();
-  if (!channel.Send(hello).ok()) return 1;
+  if (!channel.Send(hello).ok()) Leave(1);
   bool opened_once = false;
 
   std::unique_ptr<CallEngine> engine;
   while (true) {
     worker::v1::DaemonToWorker request;
     absl::Status status = channel.Receive(&request, absl::InfiniteFuture(), -1);
-    if (absl::IsUnavailable(status)) return 0;  // the daemon closed us
-    if (!status.ok()) return 1;
+    if (absl::IsUnavailable(status)) Leave(0);  // the daemon closed us
+    if (!status.ok()) Leave(1);
     worker::v1::WorkerToDaemon reply;
     if (request.has_open() && !opened_once) {
       opened_once = true;
@@ -154,7 +161,16 @@ int Serve(Transport& channel) {
                          absl::InvalidArgumentError("unexpected request"));
     }
     reply.set_request_id(request.request_id());  // every reply echoes its request's id
-    if (!channel.Send(reply).ok()) return 1;
+    absl::Status sent = channel.Send(reply);
+    if (absl::IsResourceExhausted(sent)) {
+      // Too large for the channel (the daemon bounds what it asks for, so
+      // only a library string or a bug gets here): say so instead.
+      worker::v1::WorkerToDaemon error =
+          ErrorReply(worker::v1::Error::CODE_BAD_REQUEST, sent);
+      error.set_request_id(request.request_id());
+      sent = channel.Send(error);
+    }
+    if (!sent.ok()) Leave(1);
   }
 }
 
@@ -180,5 +196,5 @@ int main(int argc, char** argv) {
     return 1;
   }
   SeqpacketTransport channel{UniqueFd(kWorkerChannelFd)};
-  return Serve(channel);
+  Serve(channel);
 }

@@ -134,3 +134,10 @@ void slow_free(Slow* s) {
   nanosleep(&delay, NULL);
   free(s);
 }
+
+// Size limits (tests/security/size_limits_test.cc): xors every byte of an
+// inout buffer with `v` and returns how many bytes it saw.
+uint64_t xor_bytes(uint8_t* buf, uint64_t n, uint8_t v) {
+  for (uint64_t i = 0; i < n; ++i) buf[i] ^= v;
+  return n;
+}
