@@ -134,8 +134,6 @@ class SessionManager {
     std::optional<v1::TokenClaims> token;  // set if a token opened it
     absl::Duration max_call;                // from the permission that opened it
     bool audit_calls = false;
-    // One of the caller's calls in flight, held while the operation runs.
-    PrincipalQuota::Reservation in_flight;
   };
   struct Session {
     uint64_t serial;  // shown in logs instead of the secret id
@@ -157,6 +155,8 @@ class SessionManager {
     absl::Time deadline;   // the client's, capped by the handle's max_call
     std::string token_id;  // of the token that opened the handle, or empty
     bool audit_calls = false;
+    // One of the caller's calls in flight, held while the operation runs.
+    PrincipalQuota::Reservation in_flight;
   };
   // The one authorization step of every client operation on an open
   // library (Call, NewInstance, ReadFields, WriteFields, FreeInstance,
