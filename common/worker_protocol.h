@@ -3,6 +3,7 @@
 #ifndef FFIBROKER_COMMON_WORKER_PROTOCOL_H_
 #define FFIBROKER_COMMON_WORKER_PROTOCOL_H_
 
+#include <linux/seccomp.h>
 #include <signal.h>
 
 namespace ffibroker {
@@ -10,6 +11,13 @@ namespace ffibroker {
 // Bumped whenever the meaning of a worker message changes. The daemon
 // refuses a worker whose Hello carries another version.
 inline constexpr unsigned kWorkerProtocolVersion = 4;  // 4: request ids
+
+// The flags the worker installs its profile's seccomp filter with: on every
+// thread (TSYNC), and with every trap also written to the kernel's audit log
+// (LOG), which is how the daemon names a forbidden call the worker's
+// reporter could not report (daemon/kernel_audit.h). The loading filter
+// allows these flags for that install.
+inline constexpr unsigned kSeccompInstallFlags = SECCOMP_FILTER_FLAG_TSYNC | SECCOMP_FILTER_FLAG_LOG;
 
 // The descriptor number of the channel in the worker process.
 inline constexpr int kWorkerChannelFd = 3;

@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
+#include "common/worker_protocol.h"
 #include "daemon/profile_guard.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
@@ -76,9 +77,14 @@ v1::ConfinementProfile LoaderRules() {
                            "mprotect", "munmap", "brk"}) {
     allow(name);
   }
-  v1::SyscallRule* install = allow("seccomp");
-  arg(install, 0, v1::ARG_OP_EQ, SECCOMP_SET_MODE_FILTER);
-  arg(install, 1, v1::ARG_OP_EQ, SECCOMP_FILTER_FLAG_TSYNC);
+  // The profile's filter (kSeccompInstallFlags) and, as before, a plain
+  // TSYNC install (a constructor's own filter is then seen and refused by
+  // the layer check, not hidden behind a trap).
+  for (unsigned flags : {kSeccompInstallFlags, unsigned{SECCOMP_FILTER_FLAG_TSYNC}}) {
+    v1::SyscallRule* install = allow("seccomp");
+    arg(install, 0, v1::ARG_OP_EQ, SECCOMP_SET_MODE_FILTER);
+    arg(install, 1, v1::ARG_OP_EQ, flags);
+  }
   return loader;
 }
 

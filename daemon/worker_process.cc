@@ -18,11 +18,15 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/worker_protocol.h"
+#include "daemon/kernel_audit.h"
 #include "daemon/profiles.h"
 #include "daemon/worker_watcher.h"
 
 namespace ffibroker {
 namespace {
+
+// How far the kernel log's clock may lag ours (it is the scheduler clock).
+constexpr uint64_t kAuditClockSlackUs = 1000000;
 
 int PidfdSendSignal(int pidfd, int sig) {
   return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
@@ -314,9 +318,27 @@ void WorkerProcess::KillAndReap() {
     // running its reporter, because SIGSYS was blocked when the call was
     // made (glibc's pthread_create blocks all signals around clone3) or the
     // library had damaged the reporter.
-    Record(WorkerOutcome::Kind::kViolation, -1,
-           "was stopped for a forbidden system call (which one is unknown: the worker's "
-           "reporter did not run, SIGSYS was blocked when the call was made)");
+    // The kernel's audit record names the call (see kernel_audit.h).
+    std::optional<SeccompAuditRecord> audit = FindSeccompAuditRecord(
+        pid_, started_us_ > kAuditClockSlackUs ? started_us_ - kAuditClockSlackUs : 0);
+    const char* why = "the worker's reporter did not run, SIGSYS was blocked when the call "
+                      "was made";
+    if (!audit.has_value()) {
+      Record(WorkerOutcome::Kind::kViolation, -1,
+             absl::StrCat("was stopped for a forbidden system call (which one is unknown: ",
+                          why, ", and the kernel log holds no record of it)"));
+    } else if (std::optional<std::string> foreign = ForeignSyscall(
+                   audit->arch, static_cast<int>(audit->syscall))) {
+      Record(WorkerOutcome::Kind::kViolation, static_cast<int>(audit->syscall),
+             absl::StrCat("was stopped for a system call of another architecture (", *foreign,
+                          "; named by the kernel's audit record: ", why, ")"));
+    } else {
+      int nr = static_cast<int>(audit->syscall);
+      Record(WorkerOutcome::Kind::kViolation, nr,
+             absl::StrCat("was stopped for the forbidden system call ",
+                          nr < 4096 ? SyscallName(nr) : "?", " (#", nr,
+                          ") (named by the kernel's audit record: ", why, ")"));
+    }
   } else if (WIFSIGNALED(wstatus)) {
     Record(WorkerOutcome::Kind::kSignaled, WTERMSIG(wstatus),
            absl::StrCat("killed by signal ", SignalName(WTERMSIG(wstatus))));

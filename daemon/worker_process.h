@@ -37,6 +37,7 @@
 #include "absl/time/time.h"
 #include "common/transport.h"
 #include "common/unique_fd.h"
+#include "daemon/kernel_audit.h"
 #include "daemon/sandbox_spawn.h"
 #include "daemon/worker_uid_pool.h"
 #include "ffibroker/worker/v1/worker.pb.h"
@@ -173,6 +174,8 @@ class WorkerProcess {
   uint64_t NextRequestId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exchange_mu_);
 
   const pid_t pid_;
+  // When it started, on the kernel log's clock (see kernel_audit.h).
+  const uint64_t started_us_ = KernelLogClockMicros();
   uint32_t uid_ = 0;
   uint32_t uid_in_namespace_ = 0;
   uint64_t address_space_limit_ = 0;

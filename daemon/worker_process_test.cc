@@ -354,7 +354,7 @@ TEST(WorkerProcessTest, ARequestTooLargeToSendIsNotBlamedOnTheWorker) {
   worker::v1::DaemonToWorker big;
   big.mutable_instance_write()->set_instance_id(1);
   big.mutable_instance_write()->set_data(std::string(kMaxWorkerMessageBytes + 1, 'x'));
-  absl::StatusOr<worker::v1::WorkerToDaemon> r = w->Exchange(big, Soon());
+  absl::StatusOr<worker::v1::WorkerToDaemon> r = w->Exchange(&big, Soon());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
   EXPECT_TRUE(absl::StrContains(r.status().message(), "exceeds the worker channel limit"))
       << r.status();
@@ -376,12 +376,12 @@ TEST(WorkerProcessTest, OutOfBoundsInstanceRequestsAreErrorReplies) {
   v1::FieldDefinition* field = klass->add_fields();
   field->set_name("x");
   field->mutable_type()->set_scalar(v1::SCALAR_U64);
-  absl::StatusOr<worker::v1::WorkerToDaemon> r = w->Exchange(open, Soon());
+  absl::StatusOr<worker::v1::WorkerToDaemon> r = w->Exchange(&open, Soon());
   ASSERT_TRUE(r.ok() && r->has_opened()) << r.status();
   worker::v1::DaemonToWorker made;
   made.mutable_instance_new()->set_class_index(0);
   made.mutable_instance_new()->set_init(std::string(8, '\0'));
-  r = w->Exchange(made, Soon());
+  r = w->Exchange(&made, Soon());
   ASSERT_TRUE(r.ok() && r->has_instance_result()) << r.status();
   uint64_t id = r->instance_result().instance_id();
   std::vector<worker::v1::DaemonToWorker> bad(5);
@@ -397,8 +397,8 @@ TEST(WorkerProcessTest, OutOfBoundsInstanceRequestsAreErrorReplies) {
   bad[3].mutable_instance_new()->set_class_index(0);
   bad[3].mutable_instance_new()->set_init(std::string(9, '\0'));  // not the class size
   bad[4].mutable_instance_new()->set_class_index(7);                // no such class
-  for (const worker::v1::DaemonToWorker& request : bad) {
-    r = w->Exchange(request, Soon());
+  for (worker::v1::DaemonToWorker& request : bad) {
+    r = w->Exchange(&request, Soon());
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_TRUE(r->has_error()) << request.ShortDebugString() << " -> " << r->ShortDebugString();
   }
@@ -406,7 +406,7 @@ TEST(WorkerProcessTest, OutOfBoundsInstanceRequestsAreErrorReplies) {
   worker::v1::DaemonToWorker read;
   read.mutable_instance_read()->set_instance_id(id);
   read.mutable_instance_read()->set_size(8);
-  r = w->Exchange(read, Soon());
+  r = w->Exchange(&read, Soon());
   ASSERT_TRUE(r.ok() && r->has_instance_result()) << r.status();
   EXPECT_EQ(r->instance_result().data(), std::string(8, '\0'));
 }

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
+#include "common/worker_protocol.h"
 #include "daemon/worker/fatal_reporter.h"
 
 namespace ffibroker {
@@ -167,7 +168,8 @@ absl::Status LockdownBeforeLoad(const worker::v1::Lockdown& lockdown,
   // reported and the loading filter is in force.
   RETURN_IF_ERROR(InstallFatalReporter(channel_fd));
   ASSIGN_OR_RETURN(sock_fprog loading, Program(lockdown.seccomp_bpf_loading(), "the loading"));
-  if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &loading) != 0) {
+  // LOG: the kernel also records every trap (daemon/kernel_audit.h).
+  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_LOG, &loading) != 0) {
     return ErrnoStatus("installing the loading seccomp filter", errno);
   }
   return absl::OkStatus();
@@ -177,7 +179,9 @@ absl::Status LockdownAfterLoad(const worker::v1::Lockdown& lockdown, v1::WorkerL
   ASSIGN_OR_RETURN(sock_fprog program, Program(lockdown.seccomp_bpf(), "the profile's"));
   // TSYNC: a thread a library constructor started gets the filter too (or
   // the install fails, naming that thread).
-  long rc = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &program);
+  // LOG: the kernel also records every trap, so the daemon can name a
+  // forbidden call even when the reporter could not run (kernel_audit.h).
+  long rc = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, kSeccompInstallFlags, &program);
   if (rc != 0) {
     return rc > 0 ? absl::FailedPreconditionError(absl::StrCat(
                         "thread ", rc, " could not take the seccomp filter"))

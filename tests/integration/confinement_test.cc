@@ -79,9 +79,10 @@ const Behaviour kBehaviours[] = {
      absl::InfiniteDuration(), 60000},
     Forbidden("h_fork_bomb", "clone", 56),
     // glibc blocks every signal around clone3, so the kernel kills the
-    // worker without letting it say which syscall it was.
+    // worker without letting its reporter run; the daemon names the call
+    // from the kernel's audit record of the trap.
     {"h_thread", "strict", absl::StatusCode::kPermissionDenied,
-     {"'h_thread'", "forbidden system call (which one is unknown"}},
+     {"'h_thread'", "forbidden system call clone3 (#435) (named by the kernel's audit record"}},
     // Escapes.
     Forbidden("h_execve_shell", "execve", 59),
     Forbidden("h_connect_loopback", "socket", 41),

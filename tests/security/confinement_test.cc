@@ -37,7 +37,9 @@ absl::Status CallHostile(const std::string& symbol, const std::string& profile =
   absl::StatusOr<int32_t> next = (*lib)->Call<int32_t>("healthy", 41);
   EXPECT_TRUE(next.ok() && *next == 42) << next.status();
   // The daemon's log has the same message.
-  if (!status.ok()) EXPECT_THAT((*daemon)->ReadLog(), HasSubstr(std::string(status.message())));
+  if (!status.ok()) {
+    EXPECT_THAT((*daemon)->ReadLog(), HasSubstr(std::string(status.message())));
+  }
   return status;
 }
 
@@ -104,14 +106,17 @@ TEST(ConfinementMessagesTest, ReplacingTheSigsysHandlerIsReportedPrecisely) {
   }
 }
 
-// A forbidden call with SIGSYS blocked: still stopped, PERMISSION_DENIED,
-// and the message says why the syscall cannot be named (not a false reason).
-TEST(ConfinementMessagesTest, ForbiddenCallWithSigsysBlockedIsStoppedAndExplained) {
+// A forbidden call with SIGSYS blocked: the worker's reporter cannot run,
+// yet the call is stopped (PERMISSION_DENIED) and named, from the kernel's
+// own record of the trap.
+TEST(ConfinementMessagesTest, ForbiddenCallWithSigsysBlockedIsStoppedAndNamed) {
   absl::Status s = CallHostile("h_socket_sigsys_blocked");
   EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
+  // Named from the kernel's audit record of the trap (daemon/kernel_audit.h).
   EXPECT_THAT(std::string(s.message()),
-              HasSubstr("forbidden system call (which one is unknown: the worker's reporter "
-                        "did not run, SIGSYS was blocked when the call was made)"));
+              HasSubstr("forbidden system call socket (#41) (named by the kernel's audit "
+                        "record: the worker's reporter did not run, SIGSYS was blocked when "
+                        "the call was made)"));
 }
 
 // Finding 20: the daemon refuses at start a profile that lets a library
