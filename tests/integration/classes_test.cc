@@ -25,22 +25,8 @@ void ExpectError(const absl::Status& status, absl::StatusCode code,
   }
 }
 
-class ClassesTest : public ::testing::Test {
+class ClassesTest : public DaemonSessionTest {
  protected:
-  void SetUp() override {
-    auto daemon = TestDaemon::Start();
-    ASSERT_TRUE(daemon.ok()) << daemon.status();
-    daemon_ = std::move(*daemon);
-    auto client = daemon_->Connect();
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(*client);
-    session_ = NewSession();
-  }
-  std::unique_ptr<Session> NewSession() {
-    auto session = client_->CreateSession();
-    EXPECT_TRUE(session.ok()) << session.status();
-    return session.ok() ? std::move(*session) : nullptr;
-  }
   std::unique_ptr<Library> Open(const std::vector<std::string>& decls,
                                 const std::vector<std::string>& statics = {},
                                 Session* session = nullptr) {
@@ -51,10 +37,6 @@ class ClassesTest : public ::testing::Test {
   v1::Value Point(double x, double y) {
     return StructOf({{"x", ToValue(x)}, {"y", ToValue(y)}});
   }
-
-  std::unique_ptr<TestDaemon> daemon_;
-  std::unique_ptr<Client> client_;
-  std::unique_ptr<Session> session_;
 };
 
 TEST_F(ClassesTest, RegisterClassReturnsTheLibffiLayout) {

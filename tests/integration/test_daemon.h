@@ -115,19 +115,31 @@ char ProcessState(pid_t pid);
 // A fixture with a fresh daemon, a client connected to it and one session:
 // what most end-to-end tests start from. Derived fixtures that need more
 // call DaemonSessionTest::SetUp() first and return if it failed
-// (HasFatalFailure()).
+// (HasFatalFailure()); one that needs its own policy overrides SetUp and
+// calls Adopt(TestDaemon::Start(...)) instead.
 class DaemonSessionTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    auto daemon = TestDaemon::Start();
+  void SetUp() override { Adopt(TestDaemon::Start()); }
+
+  // Takes `daemon` (replacing any earlier one), connects to it and opens
+  // session_; a fatal failure if any step fails.
+  void Adopt(absl::StatusOr<std::unique_ptr<TestDaemon>> daemon) {
+    session_.reset();  // before the client it uses, and the client before its daemon
+    client_.reset();
+    daemon_.reset();
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = std::move(*daemon);
     auto client = daemon_->Connect();
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = std::move(*client);
+    session_ = NewSession();
+    ASSERT_NE(session_, nullptr);
+  }
+  // Another session of client_ (nullptr, with a failure, if refused).
+  std::unique_ptr<Session> NewSession() {
     auto session = client_->CreateSession();
-    ASSERT_TRUE(session.ok()) << session.status();
-    session_ = std::move(*session);
+    EXPECT_TRUE(session.ok()) << session.status();
+    return session.ok() ? std::move(*session) : nullptr;
   }
 
   std::unique_ptr<TestDaemon> daemon_;

@@ -53,30 +53,13 @@ void ExpectError(const absl::Status& status, absl::StatusCode code,
   }
 }
 
-class AuthorizationTest : public ::testing::Test {
+class AuthorizationTest : public DaemonSessionTest {
  protected:
+  void SetUp() override {}  // each test starts its own daemon
   // Starts a daemon with PolicyWith(permission) and opens a session.
   void Start(const std::string& permission) {
-    session_.reset();  // before the client it uses
-    client_.reset();
-    daemon_.reset();
-    auto daemon = TestDaemon::StartWithPolicy(PolicyWith(permission));
-    ASSERT_TRUE(daemon.ok()) << daemon.status();
-    daemon_ = std::move(*daemon);
-    auto client = daemon_->Connect();
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(*client);
-    session_ = NewSession();
+    Adopt(TestDaemon::StartWithPolicy(PolicyWith(permission)));
   }
-  std::unique_ptr<Session> NewSession() {
-    auto session = client_->CreateSession();
-    EXPECT_TRUE(session.ok()) << session.status();
-    return session.ok() ? std::move(*session) : nullptr;
-  }
-
-  std::unique_ptr<TestDaemon> daemon_;
-  std::unique_ptr<Client> client_;
-  std::unique_ptr<Session> session_;
 };
 
 // --- finding 2: statics and destructors --------------------------------

@@ -16,19 +16,12 @@ using ::testing::HasSubstr;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
-class SizeLimitsTest : public ::testing::Test {
+class SizeLimitsTest : public DaemonSessionTest {
  protected:
   void SetUp() override {
     // Generous call time: 16 MiB each way on a loaded 2-core machine.
-    auto daemon = TestDaemon::Start("limits { max_call_millis: 300000 }");
-    ASSERT_TRUE(daemon.ok()) << daemon.status();
-    daemon_ = std::move(*daemon);
-    auto client = daemon_->Connect();
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(*client);
-    auto session = client_->CreateSession();
-    ASSERT_TRUE(session.ok()) << session.status();
-    session_ = std::move(*session);
+    Adopt(TestDaemon::Start("limits { max_call_millis: 300000 }"));
+    if (HasFatalFailure()) return;
     auto lib = session_->OpenLibrary(
         "classes", {"u32 sum_bytes(in u8[n] buf, u64 n)", "void fill(out u8[n] buf, u64 n, u8 v)",
                     "u64 xor_bytes(inout u8[n] buf, u64 n, u8 v)"});
@@ -40,9 +33,6 @@ class SizeLimitsTest : public ::testing::Test {
     for (uint64_t i = 0; i < size; ++i) bytes[i] = static_cast<char>((i * 7 + i / 4099) & 0xff);
     return bytes;
   }
-  std::unique_ptr<TestDaemon> daemon_;
-  std::unique_ptr<Client> client_;
-  std::unique_ptr<Session> session_;
   std::unique_ptr<Library> lib_;
 };
 
