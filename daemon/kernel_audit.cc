@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_split.h"
 #include "common/unique_fd.h"
 
@@ -59,6 +60,17 @@ std::optional<SeccompAuditRecord> ParseSeccompAuditRecord(absl::string_view reco
       !absl::SimpleAtoi(Field(message, "syscall"), &out.syscall) || out.syscall < 0) {
     return std::nullopt;
   }
+  // Only a trap or a kill stops a worker; the records of calls a profile
+  // answers with an error (fail_with_errno, also logged) name no violation.
+  uint32_t code = 0;
+  absl::string_view code_text = Field(message, "code");
+  if (!absl::ConsumePrefix(&code_text, "0x") || !absl::SimpleHexAtoi(code_text, &code)) {
+    return std::nullopt;
+  }
+  constexpr uint32_t kActionMask = 0xffff0000u;  // SECCOMP_RET_ACTION_FULL
+  constexpr uint32_t kTrap = 0x00030000u, kKillThread = 0, kKillProcess = 0x80000000u;
+  uint32_t action = code & kActionMask;
+  if (action != kTrap && action != kKillThread && action != kKillProcess) return std::nullopt;
   return out;
 }
 

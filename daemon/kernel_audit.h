@@ -8,8 +8,10 @@
 // the process, the architecture and the system call number. The daemon,
 // which has read access to /dev/kmsg when it runs as root, looks that record
 // up after such a death. Only kernel-facility records count (a user space
-// write to /dev/kmsg has another facility), and only those written after the
-// worker started, so a recycled pid cannot be blamed for an older record.
+// write to /dev/kmsg has another facility), only those of a trap or a kill
+// (not the answers of fail_with_errno rules, which are logged too), and only
+// those written after the worker started, so a recycled pid cannot be blamed
+// for an older record.
 // The kernel rate-limits these records: a missing record leaves the syscall
 // unnamed, never misnamed.
 //

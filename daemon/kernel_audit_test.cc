@@ -23,7 +23,7 @@ TEST(KernelAuditTest, ParsesTheSeccompRecordOfThePid) {
   EXPECT_EQ(r->syscall, 41);
 }
 
-TEST(KernelAuditTest, IgnoresOtherPidsOlderRecordsUserWritesAndOtherTypes) {
+TEST(KernelAuditTest, IgnoresOtherPidsOlderRecordsUserWritesErrnoAnswersAndOtherTypes) {
   EXPECT_FALSE(ParseSeccompAuditRecord(kRecord, 716, 0).has_value());   // pid=7160, not 716
   EXPECT_FALSE(ParseSeccompAuditRecord(kRecord, 71600, 0).has_value());
   EXPECT_FALSE(ParseSeccompAuditRecord(kRecord, 7160, 5005495800).has_value());  // older
@@ -33,6 +33,9 @@ TEST(KernelAuditTest, IgnoresOtherPidsOlderRecordsUserWritesAndOtherTypes) {
   std::string other = kRecord;
   other.replace(other.find("1326"), 4, "1300");
   EXPECT_FALSE(ParseSeccompAuditRecord(other, 7160, 0).has_value());
+  std::string errno_answer = kRecord;  // a fail_with_errno rule's answer: no violation
+  errno_answer.replace(errno_answer.find("code=0x30000"), 12, "code=0x50026");
+  EXPECT_FALSE(ParseSeccompAuditRecord(errno_answer, 7160, 0).has_value());
   EXPECT_FALSE(ParseSeccompAuditRecord("garbage", 7160, 0).has_value());
   EXPECT_FALSE(ParseSeccompAuditRecord("0,1,2,-;audit: type=1326 pid=7160 arch=zz syscall=1",
                                        7160, 0).has_value());

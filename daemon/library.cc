@@ -169,6 +169,8 @@ absl::StatusOr<worker::v1::InstanceResult> Library::InstanceOpLocked(
     }
   } else {
     ASSIGN_OR_RETURN(worker, LiveWorker(deadline));
+    // A death it noticed was logged; it belongs to no later call.
+    notice_.clear();
   }
   if (used != nullptr) *used = generation_;
   worker::v1::DaemonToWorker sent = request;  // gets the request id

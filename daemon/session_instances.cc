@@ -142,7 +142,7 @@ absl::StatusOr<v1::NewInstanceResponse> SessionManager::NewInstance(
     const v1::NewInstanceRequest& request, const Caller& caller, absl::Time deadline) {
   ASSIGN_OR_RETURN(Authorized op, Authorize(request.session_id(), caller,
                                             request.library_handle(), "NewInstance",
-                                            request.class_name(), deadline));
+                                            request.class_name(), deadline, NewHandle::kYes));
   const std::shared_ptr<Library>& lib = op.library;
   TypeRef klass;
   {
@@ -174,7 +174,6 @@ absl::StatusOr<v1::NewInstanceResponse> SessionManager::NewInstance(
     return absl::InvalidArgumentError(absl::StrCat(
         complete.message(), " (fields not given are zero; give this one a value)"));
   }
-  ASSIGN_OR_RETURN(PrincipalQuota::Reservation instance, Reserve(caller, Resource::kInstances));
   worker::v1::DaemonToWorker message;
   message.mutable_instance_new()->set_class_index(static_cast<uint32_t>(klass->class_index));
   message.mutable_instance_new()->set_init(init);
@@ -191,7 +190,7 @@ absl::StatusOr<v1::NewInstanceResponse> SessionManager::NewInstance(
   record.worker_id = result.instance_id();
   record.generation = generation;
   v1::NewInstanceResponse response;
-  response.set_handle(instances_.Add(std::move(record), std::move(instance)));
+  response.set_handle(instances_.Add(std::move(record), std::move(op.instance)));
   return response;
 }
 

@@ -352,7 +352,8 @@ absl::StatusOr<v1::CloseLibraryResponse> SessionManager::CloseLibrary(
 
 absl::StatusOr<SessionManager::Authorized> SessionManager::Authorize(
     const std::string& id, const Caller& caller, uint64_t handle,
-    absl::string_view operation, absl::string_view detail, absl::Time deadline) {
+    absl::string_view operation, absl::string_view detail, absl::Time deadline,
+    NewHandle new_handle) {
   Authorized out;
   // A slot in the caller's calls in flight, held for the whole operation.
   ASSIGN_OR_RETURN(out.in_flight, Reserve(caller, Resource::kCallsInFlight));
@@ -371,6 +372,13 @@ absl::StatusOr<SessionManager::Authorized> SessionManager::Authorize(
     max_call = it->second.max_call;
     out.audit_calls = it->second.audit_calls;
     out.serial = session->serial;
+  }
+  // Room for an instance handle the operation makes, taken before the
+  // token's quota is, so a refusal costs the token nothing.
+  if (new_handle == NewHandle::kYes ||
+      (new_handle == NewHandle::kIfResultIsInstance &&
+       out.library->ReturnsInstance(std::string(detail)))) {
+    ASSIGN_OR_RETURN(out.instance, Reserve(caller, Resource::kInstances));
   }
   if (token.has_value()) {
     out.token_id = token->token_id();
@@ -395,12 +403,9 @@ absl::StatusOr<v1::CallResponse> SessionManager::Call(
     const v1::CallRequest& request, const Caller& caller, absl::Time deadline) {
   ASSIGN_OR_RETURN(Authorized op, Authorize(request.session_id(), caller,
                                             request.library_handle(), "Call",
-                                            request.symbol(), deadline));
-  // Room for the instance handle a call may return, before the library runs.
-  auto instance = std::make_shared<PrincipalQuota::Reservation>();
-  if (op.library->ReturnsInstance(request.symbol())) {
-    ASSIGN_OR_RETURN(*instance, Reserve(caller, Resource::kInstances));
-  }
+                                            request.symbol(), deadline,
+                                            NewHandle::kIfResultIsInstance));
+  auto instance = std::make_shared<PrincipalQuota::Reservation>(std::move(op.instance));
   if (op.audit_calls) {
     audit_->Record("call", {{"principal", caller.principal},
                             {"session", SessionField(op.serial)},

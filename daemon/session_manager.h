@@ -157,6 +157,8 @@ class SessionManager {
     bool audit_calls = false;
     // One of the caller's calls in flight, held while the operation runs.
     PrincipalQuota::Reservation in_flight;
+    // The instance handle the operation may make (see NewHandle).
+    PrincipalQuota::Reservation instance;
   };
   // The one authorization step of every client operation on an open
   // library (Call, NewInstance, ReadFields, WriteFields, FreeInstance,
@@ -168,9 +170,15 @@ class SessionManager {
   // `operation` and `detail`); and caps `deadline` by the max_call_millis
   // of the permission that opened the handle. Daemon-initiated releases
   // (session or library close, expiry) do not go through here.
+  // `new_handle` says whether the operation makes an instance handle
+  // (NewInstance; a Call whose declared result for symbol `detail` is an
+  // instance): its slot in the caller's instance limit is reserved first
+  // (Authorized::instance), before the token's quota is touched.
+  enum class NewHandle { kNo, kYes, kIfResultIsInstance };
   absl::StatusOr<Authorized> Authorize(const std::string& id, const Caller& caller,
                                        uint64_t handle, absl::string_view operation,
-                                       absl::string_view detail, absl::Time deadline);
+                                       absl::string_view detail, absl::Time deadline,
+                                       NewHandle new_handle = NewHandle::kNo);
   // The record of instance `handle` owned by session `id` (NOT_FOUND, one
   // message, for any handle the session does not own), and the
   // authorization of its library (Authorize).

@@ -318,15 +318,16 @@ void WorkerProcess::KillAndReap() {
     // running its reporter, because SIGSYS was blocked when the call was
     // made (glibc's pthread_create blocks all signals around clone3) or the
     // library had damaged the reporter.
-    // The kernel's audit record names the call (see kernel_audit.h).
-    std::optional<SeccompAuditRecord> audit = FindSeccompAuditRecord(
-        pid_, started_us_ > kAuditClockSlackUs ? started_us_ - kAuditClockSlackUs : 0);
+    // The kernel's audit record names the call (see kernel_audit.h); no
+    // need to look when a report already explained the end.
+    std::optional<SeccompAuditRecord> audit;
+    if (alive()) audit = FindSeccompAuditRecord(pid_, AuditNotBefore());
     const char* why = "the worker's reporter did not run, SIGSYS was blocked when the call "
                       "was made";
     if (!audit.has_value()) {
       Record(WorkerOutcome::Kind::kViolation, -1,
              absl::StrCat("was stopped for a forbidden system call (which one is unknown: ",
-                          why, ", and the kernel log holds no record of it)"));
+                          why, ", and the kernel log holds no record of it: the kernel rate-limits those)"));
     } else if (std::optional<std::string> foreign = ForeignSyscall(
                    audit->arch, static_cast<int>(audit->syscall))) {
       Record(WorkerOutcome::Kind::kViolation, static_cast<int>(audit->syscall),
@@ -435,6 +436,10 @@ absl::StatusOr<worker::v1::WorkerToDaemon> WorkerProcess::Exchange(
   return OutcomeStatus();
 }
 
+uint64_t WorkerProcess::AuditNotBefore() const {
+  return started_us_ > kAuditClockSlackUs ? started_us_ - kAuditClockSlackUs : 0;
+}
+
 void WorkerProcess::RecordFatal(const worker::v1::Fatal& fatal) {
   int sig = fatal.signal();
   if (fatal.thread_ended() && sig == 0) {
@@ -451,6 +456,15 @@ void WorkerProcess::RecordFatal(const worker::v1::Fatal& fatal) {
   constexpr int kSysSeccomp = 1;  // si_code of a seccomp SIGSYS
   if (sig == SIGSYS && fatal.si_code() == kSysSeccomp) {
     int nr = fatal.syscall();
+    // The report is the worker's word: where the kernel logged the trap
+    // (kernel_audit.h), its record must name the same call.
+    std::optional<SeccompAuditRecord> audit = FindSeccompAuditRecord(pid_, AuditNotBefore());
+    if (audit.has_value() && (audit->syscall != nr || audit->arch != fatal.arch())) {
+      Record(WorkerOutcome::Kind::kProtocolViolation, 0,
+             absl::StrCat("broke the worker protocol: its fatal report named system call #", nr,
+                          ", the kernel's audit record of the trap #", audit->syscall));
+      return;
+    }
     if (std::optional<std::string> foreign = ForeignSyscall(fatal.arch(), nr)) {
       Record(WorkerOutcome::Kind::kViolation, nr,
              absl::StrCat("was stopped for a system call of another architecture (", *foreign,

@@ -140,6 +140,7 @@ class WorkerProcess {
   void HoldUidLease(WorkerUidPool::Lease lease) {
     absl::MutexLock lock(&reap_mu_);
     uid_lease_ = std::move(lease);
+    if (reaped_) uid_lease_.Release();  // the watcher reaped it already
   }
 
   // The address-space limit the worker runs under, used to explain a crash
@@ -150,6 +151,8 @@ class WorkerProcess {
   WorkerProcess(pid_t pid, UniqueFd pidfd, std::unique_ptr<Transport> channel)
       : pid_(pid), pidfd_(std::move(pidfd)), channel_(std::move(channel)) {}
 
+  // The oldest kernel audit record that can be about this worker.
+  uint64_t AuditNotBefore() const;
   // Records the end a Fatal report describes (validated: it is untrusted).
   void RecordFatal(const worker::v1::Fatal& fatal);
   // If a Fatal report arrived, records it when the wait status agrees with

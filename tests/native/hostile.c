@@ -278,6 +278,19 @@ int32_t h_channel_forged_fatal(void) {
   return 0;
 }
 
+/* Forges a Fatal naming chroot (#161), then really makes another forbidden
+ * call (socket) with SIGSYS blocked, so the kernel does kill it by SIGSYS:
+ * the signal agrees with the report, the call does not. The daemon must
+ * check the name against the kernel's audit record of the trap. */
+int32_t h_channel_forged_fatal_then_socket(void) {
+  h_channel_forged_fatal();
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGSYS);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  return (int32_t)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+}
+
 /* --- Death between calls (issue 9, finding 17). ------------------------- */
 
 static void* crash_soon(void* unused) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -103,6 +104,31 @@ TEST(WorkerProtocolTest, AForgedFatalIsAProtocolViolationNotASyscall) {
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_EQ(*next, 42);
   EXPECT_THAT(h.daemon->ReadLog(), Not(HasSubstr("forbidden system call chroot")));
+}
+
+// A forged report whose signal the kernel confirms (the library really
+// made a forbidden call, with SIGSYS blocked) but whose call it does not:
+// the kernel's audit record of the trap names another call.
+TEST(WorkerProtocolTest, AFatalReportTheKernelsRecordContradictsIsAProtocolViolation) {
+  Hostile h;
+  ASSERT_NO_FATAL_FAILURE(OpenHostile("strict", "h_channel_forged_fatal_then_socket", &h));
+  // The kernel rate-limits its log for the whole machine (a burst of 10
+  // records per 5 s) and other tests trap too; without the record the
+  // report's signal is all that can be checked. Try again after the window.
+  absl::StatusOr<int32_t> forged;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    if (attempt > 0) absl::SleepFor(absl::Seconds(6));
+    forged = h.lib->Call<int32_t>("h_channel_forged_fatal_then_socket");
+    ASSERT_FALSE(forged.ok());
+    if (absl::StrContains(forged.status().message(), "the kernel's audit record")) break;
+  }
+  EXPECT_EQ(forged.status().code(), absl::StatusCode::kUnavailable) << forged.status();
+  EXPECT_THAT(std::string(forged.status().message()),
+              HasSubstr("broke the worker protocol: its fatal report named system call #161, "
+                        "the kernel's audit record of the trap #41"));
+  absl::StatusOr<int32_t> next = h.lib->Call<int32_t>("healthy", 41);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(*next, 42);
 }
 
 // --- Finding 17: a death between calls is noticed, reaped and reported. ---
