@@ -16,6 +16,7 @@
 #include <fstream>
 #include <sstream>
 #include <optional>
+#include <memory>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -298,6 +299,16 @@ void Daemon::Stop() {
   // still stuck in a worker after it are ended by killing every worker, so
   // the daemon ends within the grace period plus about a second.
   const absl::Time grace_ends = absl::Now() + options_.shutdown_grace;
+  // The backstop of the promise that SIGTERM ends the daemon within the
+  // grace period plus 2 s: gRPC's own threads have been seen to hold up
+  // the server's teardown. Every worker dies with the daemon (PDEATHSIG),
+  // and durable state is fsync'd as it is written, so exiting is safe.
+  auto stopped = std::make_shared<absl::Notification>();
+  std::thread([stopped, grace_ends] {
+    if (stopped->WaitForNotificationWithDeadline(grace_ends + absl::Milliseconds(1500))) return;
+    LOG_WARNING("the server did not stop within the grace period plus 1.5 s; exiting now");
+    ::_exit(0);
+  }).detach();
   absl::Notification drained;
   std::thread shutdown([this, &drained, grace_ends] {
     server_->Shutdown(absl::ToChronoTime(grace_ends));
@@ -318,6 +329,7 @@ void Daemon::Stop() {
   shutdown.join();
   server_->Wait();
   server_.reset();
+  stopped->Notify();
   LOG_INFO("stopped");
 }
 
