@@ -199,26 +199,26 @@ void WorkerProcess::ConfirmFatal(bool reaped, int wstatus) {
 
 std::string WorkerProcess::DrainIdleChannel() {
   std::string unsolicited;
-  pollfd pfd = {channel_->fd(), POLLIN, 0};
   // Bounded: a worker cannot keep us here by writing as fast as we read.
-  for (int packets = 0; packets < 64 && ::poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN) != 0;
-       ++packets) {
+  for (int packets = 0; packets < 64; ++packets) {
     worker::v1::WorkerToDaemon packet;
-    // Ready, so this does not wait; the deadline is only a backstop.
-    absl::Status status = channel_->Receive(&packet, absl::Now() + absl::Seconds(1), -1);
-    if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) break;  // closed
-    if (status.ok() && packet.has_fatal()) {
+    absl::StatusOr<bool> read = channel_->ReceiveWaiting(&packet);
+    if (read.ok() && !*read) break;  // nothing (more) waiting
+    if (read.ok() && packet.has_fatal()) {
       absl::MutexLock lock(&mu_);
       if (!fatal_.has_value()) fatal_ = packet.fatal();
       continue;
     }
+    // Anything else, even an empty packet or a fragment never completed,
+    // is a packet nobody asked for.
     if (unsolicited.empty()) {
-      unsolicited = status.ok()
+      unsolicited = read.ok()
                         ? absl::StrCat("sent a packet (a reply to request ", packet.request_id(),
                                        ") while no request was outstanding")
                         : absl::StrCat("sent a packet while no request was outstanding (",
-                                       status.message(), ")");
+                                       read.status().message(), ")");
     }
+    if (!read.ok() && !absl::IsDataLoss(read.status())) break;  // the daemon's side failed
   }
   return unsolicited;
 }

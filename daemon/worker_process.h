@@ -168,8 +168,10 @@ class WorkerProcess {
   // (false in `*waited` if it vanished unreaped).
   bool ReapOnce(bool block, int* wstatus, bool* waited);
   // Reads every packet already waiting on the channel (no waiting): a
-  // Fatal is kept for ConfirmFatal; anything else is an unsolicited packet.
-  // Returns a description of the first unsolicited packet, or "".
+  // Fatal is kept for ConfirmFatal; anything else (a zero-length packet and
+  // the start of a fragmented message that stops included) is an
+  // unsolicited packet. Returns a description of the first unsolicited
+  // packet, or "". Leaves no partial message in the channel.
   std::string DrainIdleChannel() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exchange_mu_);
   uint64_t NextRequestId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exchange_mu_);
 
