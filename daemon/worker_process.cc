@@ -105,14 +105,14 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
   {
     absl::MutexLock exchange(&worker->exchange_mu_);
     status = worker->channel_->Receive(&hello, deadline, worker->pidfd_.get());
-  }
-  if (!status.ok()) {
     if (absl::IsDeadlineExceeded(status)) {
       worker->Record(WorkerOutcome::Kind::kTimedOut, 0, "did not say hello in time");
       worker->KillAndReap();
-    } else {
+    } else if (!status.ok()) {
       worker->Reap(absl::Seconds(1));
     }
+  }
+  if (!status.ok()) {
     return absl::UnavailableError(
         absl::StrCat("worker failed to start: ", worker->outcome().message));
   }
@@ -131,7 +131,10 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
 }
 
 WorkerProcess::~WorkerProcess() {
-  KillAndReap();
+  {
+    absl::MutexLock exchange(&exchange_mu_);
+    KillAndReap();
+  }
   if (watcher_ != nullptr) watcher_->Forget(this);
 }
 
@@ -294,6 +297,7 @@ void WorkerProcess::Kill() {
 }
 
 void WorkerProcess::Abandon(const std::string& why) {
+  absl::MutexLock exchange(&exchange_mu_);
   Record(WorkerOutcome::Kind::kProtocolViolation, 0,
          absl::StrCat("broke the worker protocol: ", why));
   KillAndReap();
@@ -305,6 +309,11 @@ void WorkerProcess::KillAndReap() {
   int wstatus = 0;
   bool waited = false;
   ReapOnce(/*block=*/true, &wstatus, &waited);
+  // Reaped: every packet it sent is queued now. A Fatal report among them
+  // explains the end even if no one was reading when it came (a failed
+  // send skips the receive; an idle check drains before it reaps). Other
+  // packets are late and moot: the worker is gone.
+  DrainIdleChannel();
   ConfirmFatal(waited, wstatus);  // a pending Fatal report, believed or not
   if (!waited) {
     Record(WorkerOutcome::Kind::kExited, -1, "vanished (could not be reaped)");

@@ -115,7 +115,8 @@ class WorkerProcess {
   std::string label() const;
 
   // Kills the worker because it broke the protocol in a way only the caller
-  // can see (e.g. a reply of the wrong kind); records `why`.
+  // can see (e.g. a reply of the wrong kind); records `why`. Waits for an
+  // exchange in progress to end.
   void Abandon(const std::string& why);
 
   // Asks the worker to die now (thread-safe). A concurrent Exchange returns
@@ -158,11 +159,13 @@ class WorkerProcess {
 
   // Records `kind` unless an outcome is already recorded (first one wins).
   void Record(WorkerOutcome::Kind kind, int code, std::string message);
-  // SIGKILLs (unless dead), reaps, and records the exit/signal if nothing
-  // else was recorded first.
-  void KillAndReap();
+  // SIGKILLs (unless dead), reaps, takes a Fatal report still queued on
+  // the channel (the one place every path reads it after the end), and
+  // records the end it confirms, or else the exit/signal, if nothing else
+  // was recorded first.
+  void KillAndReap() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exchange_mu_);
   // Waits up to `grace` for the process to end by itself, then KillAndReap.
-  void Reap(absl::Duration grace);
+  void Reap(absl::Duration grace) ABSL_EXCLUSIVE_LOCKS_REQUIRED(exchange_mu_);
   // Reaps the child through its pidfd unless already reaped (waiting for it
   // if `block`); true once it is reaped, with its wait status in `*wstatus`
   // (false in `*waited` if it vanished unreaped).
