@@ -55,6 +55,24 @@ bool KernelAgrees(const worker::v1::Fatal& fatal, bool waited, int wstatus) {
 
 }  // namespace
 
+class ABSL_SCOPED_LOCKABLE WorkerProcess::ExchangeLock {
+ public:
+  explicit ExchangeLock(WorkerProcess* worker) ABSL_EXCLUSIVE_LOCK_FUNCTION(worker->exchange_mu_)
+      : worker_(worker) {
+    worker_->exchange_mu_.Lock();
+  }
+  ~ExchangeLock() ABSL_UNLOCK_FUNCTION() {
+    worker_->exchange_mu_.Unlock();
+    // The watcher saw the end while we held the channel and left it to us.
+    if (worker_->end_pending_.exchange(false)) worker_->OnEnded();
+  }
+  ExchangeLock(const ExchangeLock&) = delete;
+  ExchangeLock& operator=(const ExchangeLock&) = delete;
+
+ private:
+  WorkerProcess* const worker_;
+};
+
 std::string SanitizeWorkerText(const std::string& text) {
   std::string out;
   for (char c : text.substr(0, 300)) {
@@ -103,7 +121,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
   worker::v1::WorkerToDaemon hello;
   absl::Status status;
   {
-    absl::MutexLock exchange(&worker->exchange_mu_);
+    ExchangeLock exchange(worker.get());
     status = worker->channel_->Receive(&hello, deadline, worker->pidfd_.get());
     if (absl::IsDeadlineExceeded(status)) {
       worker->Record(WorkerOutcome::Kind::kTimedOut, 0, "did not say hello in time");
@@ -228,37 +246,46 @@ std::string WorkerProcess::DrainIdleChannel() {
 
 bool WorkerProcess::CheckIdle() {
   if (!alive()) return false;
-  absl::MutexLock exchange(&exchange_mu_);
-  std::string unsolicited = DrainIdleChannel();
-  int wstatus = 0;
-  bool waited = false;
-  bool ended = ReapOnce(/*block=*/false, &wstatus, &waited);
-  bool fatal_reported;
   {
-    absl::MutexLock lock(&mu_);
-    fatal_reported = fatal_.has_value();
+    ExchangeLock exchange(this);
+    std::string unsolicited = DrainIdleChannel();
+    int wstatus = 0;
+    bool waited = false;
+    bool ended = ReapOnce(/*block=*/false, &wstatus, &waited);
+    bool fatal_reported;
+    {
+      absl::MutexLock lock(&mu_);
+      fatal_reported = fatal_.has_value();
+    }
+    if (!unsolicited.empty()) {
+      Record(WorkerOutcome::Kind::kProtocolViolation, 0,
+             absl::StrCat("broke the worker protocol: ", unsolicited));
+      KillAndReap();
+    } else if (fatal_reported) {
+      Reap(absl::Seconds(1));  // the reporter ends the worker right after reporting
+    } else if (ended) {
+      KillAndReap();  // records how it ended
+    }
   }
-  if (!unsolicited.empty()) {
-    Record(WorkerOutcome::Kind::kProtocolViolation, 0,
-           absl::StrCat("broke the worker protocol: ", unsolicited));
-    KillAndReap();
-  } else if (fatal_reported) {
-    Reap(absl::Seconds(1));  // the reporter ends the worker right after reporting
-  } else if (ended) {
-    KillAndReap();  // records how it ended
-  }
+  // Asked after letting go: an end the watcher handed over meanwhile has
+  // been recorded by then.
   return alive();
 }
 
 void WorkerProcess::OnEnded() {
   int wstatus = 0;
   bool waited = false;
+  // Announced before trying the lock: a holder checks it after letting go
+  // (ExchangeLock), so either we get the lock or the holder sees the flag.
+  end_pending_ = true;
   if (!exchange_mu_.TryLock()) {
-    // An exchange is running: it sees the end too and explains it with the
-    // packet it holds. Reaping now keeps the zombie's life short.
+    // The channel is in use: its holder runs OnEnded again when it lets go
+    // (having explained the end itself, if it saw it). Reaping now keeps
+    // the zombie's life short.
     ReapOnce(/*block=*/false, &wstatus, &waited);
     return;
   }
+  end_pending_ = false;
   bool was_alive = alive();
   std::string unsolicited = DrainIdleChannel();
   if (!unsolicited.empty()) {
@@ -385,7 +412,7 @@ void WorkerProcess::Reap(absl::Duration grace) {
 
 absl::StatusOr<worker::v1::WorkerToDaemon> WorkerProcess::Exchange(
     worker::v1::DaemonToWorker* request, absl::Time deadline) {
-  absl::MutexLock exchange(&exchange_mu_);
+  ExchangeLock exchange(this);
   if (!alive()) {
     return absl::UnavailableError(absl::StrCat("worker ", outcome().message));
   }

@@ -106,8 +106,11 @@ class WorkerProcess {
   bool CheckIdle();
 
   // Called by the WorkerWatcher once the pidfd is readable: reaps the
-  // worker and, unless an exchange is in progress (which explains the end
-  // itself), records and logs how it ended.
+  // worker and records and logs how it ended. If an exchange or an idle
+  // check holds the channel meanwhile, the end is handed to it: when it
+  // lets go of the channel it runs OnEnded again, so an end the holder did
+  // not explain itself (a reply already received, an idle check already
+  // past its reap) is still recorded and logged before the next call.
   void OnEnded();
 
   // Who the worker serves, for logs ("/lib/x.so for session s3").
@@ -151,6 +154,10 @@ class WorkerProcess {
   WorkerProcess(pid_t pid, UniqueFd pidfd, std::unique_ptr<Transport> channel)
       : pid_(pid), pidfd_(std::move(pidfd)), channel_(std::move(channel)) {}
 
+  // Holds exchange_mu_ for an exchange, a handshake or an idle check; on
+  // release runs OnEnded if the watcher handed it the end (end_pending_).
+  class ABSL_SCOPED_LOCKABLE ExchangeLock;
+
   // Records the end a Fatal report describes (validated: it is untrusted).
   void RecordFatal(const worker::v1::Fatal& fatal);
   // If a Fatal report arrived, records it when the wait status agrees with
@@ -187,6 +194,10 @@ class WorkerProcess {
   const UniqueFd pidfd_;
   WorkerWatcher* watcher_ = nullptr;  // borrowed; null: not watched
   std::atomic<bool> stop_requested_{false};
+  // Set by OnEnded before it tries for exchange_mu_; whoever holds that
+  // lock checks it after letting go (see ExchangeLock), so an end is never
+  // left unhandled.
+  std::atomic<bool> end_pending_{false};
   // Held for a whole exchange (and by the watcher while it reads the
   // channel of an idle worker): the channel has one reader at a time.
   absl::Mutex exchange_mu_;
