@@ -450,7 +450,10 @@ absl::StatusOr<worker::v1::WorkerToDaemon> WorkerProcess::Exchange(
     KillAndReap();
     return OutcomeStatus();
   }
-  if (status.ok()) return reply;
+  if (status.ok()) {
+    if (reply_hook_for_testing_) reply_hook_for_testing_();
+    return reply;
+  }
 
   switch (status.code()) {
     case absl::StatusCode::kDeadlineExceeded:  // no reply, or not reading

@@ -27,6 +27,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -150,6 +151,13 @@ class WorkerProcess {
   // caused by running out of memory.
   void set_address_space_limit(uint64_t bytes) { address_space_limit_ = bytes; }
 
+  // For tests: Exchange runs `hook` once a reply with the right id has
+  // arrived, while it still holds the channel (to end the worker there).
+  // Call before the worker is shared.
+  void set_reply_hook_for_testing(std::function<void()> hook) {
+    reply_hook_for_testing_ = std::move(hook);
+  }
+
  private:
   WorkerProcess(pid_t pid, UniqueFd pidfd, std::unique_ptr<Transport> channel)
       : pid_(pid), pidfd_(std::move(pidfd)), channel_(std::move(channel)) {}
@@ -212,6 +220,7 @@ class WorkerProcess {
   WorkerOutcome outcome_ ABSL_GUARDED_BY(mu_);
   std::optional<worker::v1::Fatal> fatal_ ABSL_GUARDED_BY(mu_);  // reported, unconfirmed
   std::string label_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> reply_hook_for_testing_;
 };
 
 // "SIGSEGV (Segmentation fault)".
