@@ -206,8 +206,9 @@ class WorkerProcess {
   // lock checks it after letting go (see ExchangeLock), so an end is never
   // left unhandled.
   std::atomic<bool> end_pending_{false};
-  // Held for a whole exchange (and by the watcher while it reads the
-  // channel of an idle worker): the channel has one reader at a time.
+  // Held for a whole exchange, by the watcher while it reads the channel
+  // of an idle worker, and around KillAndReap (which reads what a dead
+  // worker left): the channel has one reader at a time.
   absl::Mutex exchange_mu_;
   std::unique_ptr<Transport> channel_ ABSL_PT_GUARDED_BY(exchange_mu_);
   uint64_t last_request_id_ ABSL_GUARDED_BY(exchange_mu_) = 0;
