@@ -2,6 +2,8 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -136,6 +138,71 @@ absl::Status SeqpacketTransport::WaitReadable(absl::Time deadline, int watch_fd)
   }
 }
 
+void SeqpacketTransport::DropPartial() {
+  partial_total_ = 0;
+  std::string().swap(partial_);  // a large buffer is not kept for the next message
+}
+
+absl::StatusOr<bool> SeqpacketTransport::TakePacket(size_t size,
+                                                    google::protobuf::MessageLite* message) {
+  const char* data = packet_.get();
+  if (size > kChannelPacketBytes) {
+    DropPartial();
+    return absl::DataLossError(absl::StrCat("packet of ", size,
+                                            " bytes exceeds the channel's packet limit of ",
+                                            kChannelPacketBytes));
+  }
+  switch (data[0]) {
+    case kTransportFrameByte:
+      DropPartial();  // abandons a partial message, if any
+      if (!message->ParseFromArray(data + 1, static_cast<int>(size - 1))) {
+        return absl::DataLossError(absl::StrCat("unparsable packet of ", size, " bytes"));
+      }
+      return true;
+    case kTransportFirstFragmentByte: {
+      uint64_t total = 0;
+      if (partial_total_ != 0 || size < kFirstHeaderBytes) {
+        DropPartial();
+        return absl::DataLossError("a fragmented message started inside another");
+      }
+      std::memcpy(&total, data + 1, sizeof total);
+      if (total < kChannelPacketBytes || total > kMaxMessageBytes ||
+          size - kFirstHeaderBytes > total) {
+        return absl::DataLossError(absl::StrCat(
+            "fragmented message of ", total, " bytes is outside ", kChannelPacketBytes,
+            "..", kMaxMessageBytes));
+      }
+      partial_.clear();
+      partial_.reserve(total);
+      partial_.append(data + kFirstHeaderBytes, size - kFirstHeaderBytes);
+      partial_total_ = total;
+      break;
+    }
+    case kTransportNextFragmentByte: {
+      uint64_t have = 0;
+      if (partial_total_ == 0 || !CheckedAdd<uint64_t>(partial_.size(), size - 1, &have) ||
+          have > partial_total_) {
+        DropPartial();
+        return absl::DataLossError("a message fragment out of order or past its length");
+      }
+      partial_.append(data + 1, size - 1);
+      break;
+    }
+    default:
+      return absl::DataLossError(absl::StrCat("packet of ", size, " bytes without a frame byte"));
+  }
+  if (partial_total_ != 0 && partial_.size() == partial_total_) {
+    const uint64_t total = partial_total_;
+    bool parsed = message->ParseFromArray(partial_.data(), static_cast<int>(partial_.size()));
+    DropPartial();
+    if (!parsed) {
+      return absl::DataLossError(absl::StrCat("unparsable message of ", total, " bytes"));
+    }
+    return true;
+  }
+  return false;
+}
+
 absl::Status SeqpacketTransport::Receive(google::protobuf::MessageLite* message,
                                          absl::Time deadline, int watch_fd) {
   if (!packet_) packet_.reset(new char[kChannelPacketBytes + 1]);
@@ -152,67 +219,65 @@ absl::Status SeqpacketTransport::Receive(google::protobuf::MessageLite* message,
       if (errno == ECONNRESET) return absl::UnavailableError("channel reset by peer");
       return ErrnoStatus("recv on channel", errno);
     }
-    const size_t size = static_cast<size_t>(n);
-    const char* data = packet_.get();
-    if (size > kChannelPacketBytes) {
-      partial_.clear();
-      partial_total_ = 0;
-      return absl::DataLossError(absl::StrCat("packet of ", size,
-                                              " bytes exceeds the channel's packet limit of ",
-                                              kChannelPacketBytes));
+    absl::StatusOr<bool> whole = TakePacket(static_cast<size_t>(n), message);
+    if (!whole.ok()) return whole.status();
+    if (*whole) return absl::OkStatus();
+  }
+}
+
+absl::StatusOr<bool> SeqpacketTransport::ReceiveWaiting(google::protobuf::MessageLite* message) {
+  if (!packet_) packet_.reset(new char[kChannelPacketBytes + 1]);
+  if (!passcred_) {
+    // The kernel then attaches the sender's credentials to every packet
+    // received, a zero-length one included; a closed peer yields none.
+    int one = 1;
+    if (::setsockopt(fd_.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one) != 0) {
+      return ErrnoStatus("setsockopt(SO_PASSCRED) on channel", errno);
     }
-    switch (data[0]) {
-      case kTransportFrameByte:
-        std::string().swap(partial_);  // abandons a partial message, if any
-        partial_total_ = 0;
-        if (!message->ParseFromArray(data + 1, static_cast<int>(size - 1))) {
-          return absl::DataLossError(absl::StrCat("unparsable packet of ", size, " bytes"));
-        }
-        return absl::OkStatus();
-      case kTransportFirstFragmentByte: {
-        uint64_t total = 0;
-        if (partial_total_ != 0 || size < kFirstHeaderBytes) {
-          partial_total_ = 0;
-          std::string().swap(partial_);
-          return absl::DataLossError("a fragmented message started inside another");
-        }
-        std::memcpy(&total, data + 1, sizeof total);
-        if (total < kChannelPacketBytes || total > kMaxMessageBytes ||
-            size - kFirstHeaderBytes > total) {
-          return absl::DataLossError(absl::StrCat(
-              "fragmented message of ", total, " bytes is outside ", kChannelPacketBytes,
-              "..", kMaxMessageBytes));
-        }
-        partial_.clear();
-        partial_.reserve(total);
-        partial_.append(data + kFirstHeaderBytes, size - kFirstHeaderBytes);
-        partial_total_ = total;
-        break;
+    passcred_ = true;
+  }
+  while (true) {
+    alignas(cmsghdr) char control[256];
+    iovec iov = {packet_.get(), kChannelPacketBytes + 1};
+    msghdr header = {};
+    header.msg_iov = &iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control;
+    header.msg_controllen = sizeof control;
+    ssize_t n;
+    do {
+      n = ::recvmsg(fd_.get(), &header, MSG_TRUNC | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    // Descriptors a peer passed along are never kept.
+    for (cmsghdr* c = n >= 0 ? CMSG_FIRSTHDR(&header) : nullptr; c != nullptr;
+         c = CMSG_NXTHDR(&header, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int passed;
+        std::memcpy(&passed, CMSG_DATA(c) + i * sizeof(int), sizeof passed);
+        ::close(passed);
       }
-      case kTransportNextFragmentByte: {
-        uint64_t have = 0;
-        if (partial_total_ == 0 || !CheckedAdd<uint64_t>(partial_.size(), size - 1, &have) ||
-            have > partial_total_) {
-          partial_total_ = 0;
-          std::string().swap(partial_);
-          return absl::DataLossError("a message fragment out of order or past its length");
-        }
-        partial_.append(data + 1, size - 1);
-        break;
-      }
-      default:
-        return absl::DataLossError(absl::StrCat("packet of ", size, " bytes without a frame byte"));
     }
-    if (partial_total_ != 0 && partial_.size() == partial_total_) {
-      const uint64_t total = partial_total_;
-      bool parsed = message->ParseFromArray(partial_.data(), static_cast<int>(partial_.size()));
-      partial_total_ = 0;
-      std::string().swap(partial_);  // a large buffer is not kept for the next message
-      if (!parsed) {
-        return absl::DataLossError(absl::StrCat("unparsable message of ", total, " bytes"));
+    bool nothing = (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNRESET)) ||
+                   (n == 0 && header.msg_controllen == 0 && (header.msg_flags & MSG_CTRUNC) == 0);
+    if (nothing) {
+      if (partial_total_ != 0) {
+        uint64_t have = partial_.size();
+        uint64_t total = partial_total_;
+        DropPartial();
+        return absl::DataLossError(absl::StrCat("a fragmented message of ", total,
+                                                " bytes stopped after ", have, " bytes"));
       }
-      return absl::OkStatus();
+      return false;
     }
+    if (n < 0) return ErrnoStatus("recvmsg on channel", errno);
+    if (n == 0) {
+      DropPartial();
+      return absl::DataLossError("a zero-length packet");
+    }
+    absl::StatusOr<bool> whole = TakePacket(static_cast<size_t>(n), message);
+    if (!whole.ok() || *whole) return whole;
   }
 }
 

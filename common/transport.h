@@ -78,6 +78,19 @@ class Transport {
   virtual absl::Status Receive(google::protobuf::MessageLite* message,
                                absl::Time deadline, int watch_fd) = 0;
 
+  // Reads what is already waiting, never waiting, for a channel that
+  // should be silent (an idle worker's, or a dead one's). Returns
+  //   true               a whole message was read into `*message`;
+  //   false              no packet is waiting (whether or not the peer
+  //                      closed the channel);
+  //   DATA_LOSS          a packet arrived that is not a whole message: any
+  //                      that Receive rejects, a zero-length packet (which
+  //                      Receive cannot tell from a closed peer), or the
+  //                      start of a fragmented message whose rest is not
+  //                      waiting (the partial message is dropped, so a
+  //                      later Receive starts clean).
+  virtual absl::StatusOr<bool> ReceiveWaiting(google::protobuf::MessageLite* message) = 0;
+
   // The descriptor a process must keep to stay connected (for handing the
   // worker's end across exec).
   virtual int fd() const = 0;
@@ -98,6 +111,9 @@ class SeqpacketTransport : public Transport {
                     absl::Time deadline) override;
   absl::Status Receive(google::protobuf::MessageLite* message,
                        absl::Time deadline, int watch_fd) override;
+  // Tells a zero-length packet from a closed peer by the credentials the
+  // kernel attaches to every packet (SO_PASSCRED, set on first use).
+  absl::StatusOr<bool> ReceiveWaiting(google::protobuf::MessageLite* message) override;
   int fd() const override { return fd_.get(); }
 
   // For tests: how long Send waits for room (default kChannelSendTimeout).
@@ -109,6 +125,11 @@ class SeqpacketTransport : public Transport {
   // Waits until a packet can be read, `deadline` passes or `watch_fd` is
   // ready (see Receive).
   absl::Status WaitReadable(absl::Time deadline, int watch_fd);
+  // Takes the `size`-byte packet in packet_: true once it completes a
+  // message (parsed into `*message`), false if more fragments must follow;
+  // DATA_LOSS (with no partial message kept) for a bad packet.
+  absl::StatusOr<bool> TakePacket(size_t size, google::protobuf::MessageLite* message);
+  void DropPartial();
 
   UniqueFd fd_;
   absl::Duration send_timeout_ = kChannelSendTimeout;
@@ -117,6 +138,7 @@ class SeqpacketTransport : public Transport {
   // A fragmented message being received: its bytes so far and its total.
   std::string partial_;
   uint64_t partial_total_ = 0;
+  bool passcred_ = false;  // SO_PASSCRED is set (see ReceiveWaiting)
 };
 
 }  // namespace ffibroker

@@ -291,6 +291,77 @@ TEST_F(TransportTest, FragmentsOutOfOrderOrPastTheirLengthAreDataLoss) {
   EXPECT_EQ(got.result().value(), "ok");
 }
 
+TEST_F(TransportTest, ReceiveWaitingTellsNothingFromAnEmptyPacket) {
+  Msg got;
+  absl::StatusOr<bool> read = b_->ReceiveWaiting(&got);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_FALSE(*read);
+  ASSERT_EQ(::send(a_->fd(), "", 0, 0), 0);
+  read = b_->ReceiveWaiting(&got);
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss) << read.status();
+  ASSERT_TRUE(a_->Send(ResultMessage("ok", 0)).ok());
+  read = b_->ReceiveWaiting(&got);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(*read);
+  EXPECT_EQ(got.result().value(), "ok");
+  // A closed peer with nothing queued is "nothing waiting", not a packet.
+  ASSERT_EQ(::send(a_->fd(), "", 0, 0), 0);
+  a_.reset();
+  EXPECT_EQ(b_->ReceiveWaiting(&got).status().code(), absl::StatusCode::kDataLoss);
+  read = b_->ReceiveWaiting(&got);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_FALSE(*read);
+}
+
+TEST_F(TransportTest, ReceiveWaitingRejectsAnIncompleteFragmentAndForgetsIt) {
+  std::string first(100, 'x');
+  first[0] = kTransportFirstFragmentByte;
+  uint64_t total = 2 * kChannelPacketBytes;
+  std::memcpy(&first[1], &total, sizeof total);
+  ASSERT_EQ(::send(a_->fd(), first.data(), first.size(), 0), static_cast<ssize_t>(first.size()));
+  Msg got;
+  absl::StatusOr<bool> read = b_->ReceiveWaiting(&got);
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss) << read.status();
+  // The dropped fragment does not spoil the next fragmented message.
+  Msg big = ResultMessage(std::string(2 * kChannelPacketBytes, 'b'), 0);
+  std::thread sender([&] { EXPECT_TRUE(a_->Send(big).ok()); });
+  absl::Status status = b_->Receive(&got, Soon(), -1);
+  sender.join();
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(got.result().value().size(), 2 * kChannelPacketBytes);
+}
+
+TEST_F(TransportTest, ReceiveWaitingClosesPassedDescriptors) {
+  int passed = ::eventfd(0, EFD_CLOEXEC);
+  ASSERT_GE(passed, 0);
+  char frame = kTransportFrameByte;
+  iovec iov = {&frame, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr header = {};
+  header.msg_iov = &iov;
+  header.msg_iovlen = 1;
+  header.msg_control = control;
+  header.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&header);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &passed, sizeof passed);
+  ASSERT_EQ(::sendmsg(a_->fd(), &header, 0), 1);
+  ::close(passed);
+  int probe = ::eventfd(0, EFD_CLOEXEC);  // the lowest free descriptor
+  ASSERT_GE(probe, 0);
+  ::close(probe);
+  Msg got;
+  absl::StatusOr<bool> read = b_->ReceiveWaiting(&got);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(*read);
+  // Had the passed descriptor been kept it would hold the lowest free number.
+  int after = ::eventfd(0, EFD_CLOEXEC);
+  EXPECT_EQ(after, probe);
+  ::close(after);
+}
+
 TEST_F(TransportTest, SendToAPeerThatDoesNotReadTimesOut) {
   a_->set_send_timeout(absl::Milliseconds(200));
   absl::Status status = a_->Send(MessageOfSize(kMaxMessageBytes));

@@ -55,6 +55,24 @@ bool KernelAgrees(const worker::v1::Fatal& fatal, bool waited, int wstatus) {
 
 }  // namespace
 
+class ABSL_SCOPED_LOCKABLE WorkerProcess::ExchangeLock {
+ public:
+  explicit ExchangeLock(WorkerProcess* worker) ABSL_EXCLUSIVE_LOCK_FUNCTION(worker->exchange_mu_)
+      : worker_(worker) {
+    worker_->exchange_mu_.Lock();
+  }
+  ~ExchangeLock() ABSL_UNLOCK_FUNCTION() {
+    worker_->exchange_mu_.Unlock();
+    // The watcher saw the end while we held the channel and left it to us.
+    if (worker_->end_pending_.exchange(false)) worker_->OnEnded();
+  }
+  ExchangeLock(const ExchangeLock&) = delete;
+  ExchangeLock& operator=(const ExchangeLock&) = delete;
+
+ private:
+  WorkerProcess* const worker_;
+};
+
 std::string SanitizeWorkerText(const std::string& text) {
   std::string out;
   for (char c : text.substr(0, 300)) {
@@ -103,16 +121,16 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
   worker::v1::WorkerToDaemon hello;
   absl::Status status;
   {
-    absl::MutexLock exchange(&worker->exchange_mu_);
+    ExchangeLock exchange(worker.get());
     status = worker->channel_->Receive(&hello, deadline, worker->pidfd_.get());
-  }
-  if (!status.ok()) {
     if (absl::IsDeadlineExceeded(status)) {
       worker->Record(WorkerOutcome::Kind::kTimedOut, 0, "did not say hello in time");
       worker->KillAndReap();
-    } else {
+    } else if (!status.ok()) {
       worker->Reap(absl::Seconds(1));
     }
+  }
+  if (!status.ok()) {
     return absl::UnavailableError(
         absl::StrCat("worker failed to start: ", worker->outcome().message));
   }
@@ -131,7 +149,10 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
 }
 
 WorkerProcess::~WorkerProcess() {
-  KillAndReap();
+  {
+    absl::MutexLock exchange(&exchange_mu_);
+    KillAndReap();
+  }
   if (watcher_ != nullptr) watcher_->Forget(this);
 }
 
@@ -199,63 +220,72 @@ void WorkerProcess::ConfirmFatal(bool reaped, int wstatus) {
 
 std::string WorkerProcess::DrainIdleChannel() {
   std::string unsolicited;
-  pollfd pfd = {channel_->fd(), POLLIN, 0};
   // Bounded: a worker cannot keep us here by writing as fast as we read.
-  for (int packets = 0; packets < 64 && ::poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN) != 0;
-       ++packets) {
+  for (int packets = 0; packets < 64; ++packets) {
     worker::v1::WorkerToDaemon packet;
-    // Ready, so this does not wait; the deadline is only a backstop.
-    absl::Status status = channel_->Receive(&packet, absl::Now() + absl::Seconds(1), -1);
-    if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) break;  // closed
-    if (status.ok() && packet.has_fatal()) {
+    absl::StatusOr<bool> read = channel_->ReceiveWaiting(&packet);
+    if (read.ok() && !*read) break;  // nothing (more) waiting
+    if (read.ok() && packet.has_fatal()) {
       absl::MutexLock lock(&mu_);
       if (!fatal_.has_value()) fatal_ = packet.fatal();
       continue;
     }
+    // Anything else, even an empty packet or a fragment never completed,
+    // is a packet nobody asked for.
     if (unsolicited.empty()) {
-      unsolicited = status.ok()
+      unsolicited = read.ok()
                         ? absl::StrCat("sent a packet (a reply to request ", packet.request_id(),
                                        ") while no request was outstanding")
                         : absl::StrCat("sent a packet while no request was outstanding (",
-                                       status.message(), ")");
+                                       read.status().message(), ")");
     }
+    if (!read.ok() && !absl::IsDataLoss(read.status())) break;  // the daemon's side failed
   }
   return unsolicited;
 }
 
 bool WorkerProcess::CheckIdle() {
   if (!alive()) return false;
-  absl::MutexLock exchange(&exchange_mu_);
-  std::string unsolicited = DrainIdleChannel();
-  int wstatus = 0;
-  bool waited = false;
-  bool ended = ReapOnce(/*block=*/false, &wstatus, &waited);
-  bool fatal_reported;
   {
-    absl::MutexLock lock(&mu_);
-    fatal_reported = fatal_.has_value();
+    ExchangeLock exchange(this);
+    std::string unsolicited = DrainIdleChannel();
+    int wstatus = 0;
+    bool waited = false;
+    bool ended = ReapOnce(/*block=*/false, &wstatus, &waited);
+    bool fatal_reported;
+    {
+      absl::MutexLock lock(&mu_);
+      fatal_reported = fatal_.has_value();
+    }
+    if (!unsolicited.empty()) {
+      Record(WorkerOutcome::Kind::kProtocolViolation, 0,
+             absl::StrCat("broke the worker protocol: ", unsolicited));
+      KillAndReap();
+    } else if (fatal_reported) {
+      Reap(absl::Seconds(1));  // the reporter ends the worker right after reporting
+    } else if (ended) {
+      KillAndReap();  // records how it ended
+    }
   }
-  if (!unsolicited.empty()) {
-    Record(WorkerOutcome::Kind::kProtocolViolation, 0,
-           absl::StrCat("broke the worker protocol: ", unsolicited));
-    KillAndReap();
-  } else if (fatal_reported) {
-    Reap(absl::Seconds(1));  // the reporter ends the worker right after reporting
-  } else if (ended) {
-    KillAndReap();  // records how it ended
-  }
+  // Asked after letting go: an end the watcher handed over meanwhile has
+  // been recorded by then.
   return alive();
 }
 
 void WorkerProcess::OnEnded() {
   int wstatus = 0;
   bool waited = false;
+  // Announced before trying the lock: a holder checks it after letting go
+  // (ExchangeLock), so either we get the lock or the holder sees the flag.
+  end_pending_ = true;
   if (!exchange_mu_.TryLock()) {
-    // An exchange is running: it sees the end too and explains it with the
-    // packet it holds. Reaping now keeps the zombie's life short.
+    // The channel is in use: its holder runs OnEnded again when it lets go
+    // (having explained the end itself, if it saw it). Reaping now keeps
+    // the zombie's life short.
     ReapOnce(/*block=*/false, &wstatus, &waited);
     return;
   }
+  end_pending_ = false;
   bool was_alive = alive();
   std::string unsolicited = DrainIdleChannel();
   if (!unsolicited.empty()) {
@@ -294,6 +324,7 @@ void WorkerProcess::Kill() {
 }
 
 void WorkerProcess::Abandon(const std::string& why) {
+  absl::MutexLock exchange(&exchange_mu_);
   Record(WorkerOutcome::Kind::kProtocolViolation, 0,
          absl::StrCat("broke the worker protocol: ", why));
   KillAndReap();
@@ -305,6 +336,11 @@ void WorkerProcess::KillAndReap() {
   int wstatus = 0;
   bool waited = false;
   ReapOnce(/*block=*/true, &wstatus, &waited);
+  // Reaped: every packet it sent is queued now. A Fatal report among them
+  // explains the end even if no one was reading when it came (a failed
+  // send skips the receive; an idle check drains before it reaps). Other
+  // packets are late and moot: the worker is gone.
+  DrainIdleChannel();
   ConfirmFatal(waited, wstatus);  // a pending Fatal report, believed or not
   if (!waited) {
     Record(WorkerOutcome::Kind::kExited, -1, "vanished (could not be reaped)");
@@ -377,7 +413,7 @@ void WorkerProcess::Reap(absl::Duration grace) {
 
 absl::StatusOr<worker::v1::WorkerToDaemon> WorkerProcess::Exchange(
     worker::v1::DaemonToWorker* request, absl::Time deadline) {
-  absl::MutexLock exchange(&exchange_mu_);
+  ExchangeLock exchange(this);
   if (!alive()) {
     return absl::UnavailableError(absl::StrCat("worker ", outcome().message));
   }
@@ -415,7 +451,10 @@ absl::StatusOr<worker::v1::WorkerToDaemon> WorkerProcess::Exchange(
     KillAndReap();
     return OutcomeStatus();
   }
-  if (status.ok()) return reply;
+  if (status.ok()) {
+    if (reply_hook_for_testing_) reply_hook_for_testing_();
+    return reply;
+  }
 
   switch (status.code()) {
     case absl::StatusCode::kDeadlineExceeded:  // no reply, or not reading

@@ -27,6 +27,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -106,8 +107,11 @@ class WorkerProcess {
   bool CheckIdle();
 
   // Called by the WorkerWatcher once the pidfd is readable: reaps the
-  // worker and, unless an exchange is in progress (which explains the end
-  // itself), records and logs how it ended.
+  // worker and records and logs how it ended. If an exchange or an idle
+  // check holds the channel meanwhile, the end is handed to it: when it
+  // lets go of the channel it runs OnEnded again, so an end the holder did
+  // not explain itself (a reply already received, an idle check already
+  // past its reap) is still recorded and logged before the next call.
   void OnEnded();
 
   // Who the worker serves, for logs ("/lib/x.so for session s3").
@@ -115,7 +119,8 @@ class WorkerProcess {
   std::string label() const;
 
   // Kills the worker because it broke the protocol in a way only the caller
-  // can see (e.g. a reply of the wrong kind); records `why`.
+  // can see (e.g. a reply of the wrong kind); records `why`. Waits for an
+  // exchange in progress to end.
   void Abandon(const std::string& why);
 
   // Asks the worker to die now (thread-safe). A concurrent Exchange returns
@@ -147,9 +152,20 @@ class WorkerProcess {
   // caused by running out of memory.
   void set_address_space_limit(uint64_t bytes) { address_space_limit_ = bytes; }
 
+  // For tests: Exchange runs `hook` once a reply with the right id has
+  // arrived, while it still holds the channel (to end the worker there).
+  // Call before the worker is shared.
+  void set_reply_hook_for_testing(std::function<void()> hook) {
+    reply_hook_for_testing_ = std::move(hook);
+  }
+
  private:
   WorkerProcess(pid_t pid, UniqueFd pidfd, std::unique_ptr<Transport> channel)
       : pid_(pid), pidfd_(std::move(pidfd)), channel_(std::move(channel)) {}
+
+  // Holds exchange_mu_ for an exchange, a handshake or an idle check; on
+  // release runs OnEnded if the watcher handed it the end (end_pending_).
+  class ABSL_SCOPED_LOCKABLE ExchangeLock;
 
   // The oldest kernel audit record that can be about this worker.
   uint64_t AuditNotBefore() const;
@@ -161,18 +177,22 @@ class WorkerProcess {
 
   // Records `kind` unless an outcome is already recorded (first one wins).
   void Record(WorkerOutcome::Kind kind, int code, std::string message);
-  // SIGKILLs (unless dead), reaps, and records the exit/signal if nothing
-  // else was recorded first.
-  void KillAndReap();
+  // SIGKILLs (unless dead), reaps, takes a Fatal report still queued on
+  // the channel (the one place every path reads it after the end), and
+  // records the end it confirms, or else the exit/signal, if nothing else
+  // was recorded first.
+  void KillAndReap() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exchange_mu_);
   // Waits up to `grace` for the process to end by itself, then KillAndReap.
-  void Reap(absl::Duration grace);
+  void Reap(absl::Duration grace) ABSL_EXCLUSIVE_LOCKS_REQUIRED(exchange_mu_);
   // Reaps the child through its pidfd unless already reaped (waiting for it
   // if `block`); true once it is reaped, with its wait status in `*wstatus`
   // (false in `*waited` if it vanished unreaped).
   bool ReapOnce(bool block, int* wstatus, bool* waited);
   // Reads every packet already waiting on the channel (no waiting): a
-  // Fatal is kept for ConfirmFatal; anything else is an unsolicited packet.
-  // Returns a description of the first unsolicited packet, or "".
+  // Fatal is kept for ConfirmFatal; anything else (a zero-length packet and
+  // the start of a fragmented message that stops included) is an
+  // unsolicited packet. Returns a description of the first unsolicited
+  // packet, or "". Leaves no partial message in the channel.
   std::string DrainIdleChannel() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exchange_mu_);
   uint64_t NextRequestId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exchange_mu_);
 
@@ -185,8 +205,13 @@ class WorkerProcess {
   const UniqueFd pidfd_;
   WorkerWatcher* watcher_ = nullptr;  // borrowed; null: not watched
   std::atomic<bool> stop_requested_{false};
-  // Held for a whole exchange (and by the watcher while it reads the
-  // channel of an idle worker): the channel has one reader at a time.
+  // Set by OnEnded before it tries for exchange_mu_; whoever holds that
+  // lock checks it after letting go (see ExchangeLock), so an end is never
+  // left unhandled.
+  std::atomic<bool> end_pending_{false};
+  // Held for a whole exchange, by the watcher while it reads the channel
+  // of an idle worker, and around KillAndReap (which reads what a dead
+  // worker left): the channel has one reader at a time.
   absl::Mutex exchange_mu_;
   std::unique_ptr<Transport> channel_ ABSL_PT_GUARDED_BY(exchange_mu_);
   uint64_t last_request_id_ ABSL_GUARDED_BY(exchange_mu_) = 0;
@@ -199,6 +224,7 @@ class WorkerProcess {
   WorkerOutcome outcome_ ABSL_GUARDED_BY(mu_);
   std::optional<worker::v1::Fatal> fatal_ ABSL_GUARDED_BY(mu_);  // reported, unconfirmed
   std::string label_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> reply_hook_for_testing_;
 };
 
 // "SIGSEGV (Segmentation fault)".

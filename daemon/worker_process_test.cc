@@ -345,6 +345,37 @@ TEST(WorkerWatcherTest, ReapsAnIdleWorkerWhenItDiesAndKillsAllAtShutdown) {
   EXPECT_EQ((*watcher)->watched(), 0);
 }
 
+// A worker that dies while an exchange still holds its channel, after the
+// reply arrived: the watcher hands the end to the exchange, which records
+// it on letting go, so the next call is not sent to a dead worker.
+TEST(WorkerWatcherTest, ADeathWhileTheChannelIsHeldIsRecordedWhenItIsReleased) {
+  absl::StatusOr<std::unique_ptr<WorkerWatcher>> watcher = WorkerWatcher::Create();
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
+  SandboxError error;
+  worker::v1::Hello hello;
+  auto worker = WorkerProcess::Spawn(PlanFor(FFIBROKER_WORKER_PATH), Soon(), &error, &hello,
+                                     watcher->get());
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  const pid_t pid = (*worker)->pid();
+  (*worker)->set_reply_hook_for_testing([&] {
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    // The watcher's OnEnded, finding the channel held, reaps the process
+    // (the pid then no longer exists) and leaves the rest to the exchange.
+    absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (!(::kill(pid, 0) == -1 && errno == ESRCH) && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    EXPECT_TRUE((*worker)->alive()) << "recorded while the channel was held";
+  });
+  absl::StatusOr<worker::v1::WorkerToDaemon> opened = (*worker)->Exchange(
+      OpenRequest(FFIBROKER_SCALARS_LIB, "i32 counter_next()"), Soon());
+  ASSERT_TRUE(opened.ok()) << opened.status();  // the reply came before the death
+  EXPECT_FALSE((*worker)->alive());
+  EXPECT_EQ((*worker)->outcome().message, "killed by signal SIGKILL (Killed)");
+  EXPECT_FALSE((*worker)->CheckIdle());
+  worker->reset();
+}
+
 }  // namespace
 // Issue 9, finding 11: a request the daemon cannot send is the daemon's
 // failure (RESOURCE_EXHAUSTED, nothing sent), never the worker's.
