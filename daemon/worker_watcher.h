@@ -13,8 +13,8 @@
 // registered worker, including workers still starting or loading a library,
 // and any worker registered afterwards is refused.
 //
-// This is the seed of the event-driven supervisor of DESIGN.md: a later
-// version also owns the channels and routes replies by request id.
+// This is the seed of the event-driven supervisor (docs/architecture.md):
+// a later version also owns the channels and routes replies by request id.
 //
 // Thread-safe. Borrows the WorkerProcess objects between Watch and Forget
 // (WorkerProcess does both itself).

@@ -1,4 +1,5 @@
-// The worker's self-confinement, applied in the order DESIGN.md gives.
+// The worker's self-confinement, applied in the order that
+// docs/architecture.md gives.
 //
 // The first layer: the worker dies with the daemon and holds no descriptor
 // but its channel (and /dev/null on 0-2). Namespaces, the minimal root, the

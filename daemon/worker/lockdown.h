@@ -1,4 +1,5 @@
-// The worker's lockdown around loading the library, in DESIGN.md's order.
+// The worker's lockdown around loading the library, in the order of
+// docs/architecture.md.
 //
 //   LockdownBeforeLoad: rlimits, then Landlock (read-only access to the
 //     library, the system library directories and the profile's paths),
