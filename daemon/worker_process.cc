@@ -53,6 +53,16 @@ bool KernelAgrees(const worker::v1::Fatal& fatal, bool waited, int wstatus) {
          WEXITSTATUS(wstatus) == 128 + sig;
 }
 
+// What a seccomp trap stopped: "the forbidden system call socket (#41)" or
+// "a system call of another architecture (x32 getpid #1073741863)".
+std::string TrappedCall(uint32_t audit_arch, int nr) {
+  if (std::optional<std::string> foreign = ForeignSyscall(audit_arch, nr)) {
+    return absl::StrCat("a system call of another architecture (", *foreign, ")");
+  }
+  return absl::StrCat("the forbidden system call ", nr >= 0 && nr < 4096 ? SyscallName(nr) : "?",
+                      " (#", nr, ")");
+}
+
 }  // namespace
 
 class ABSL_SCOPED_LOCKABLE WorkerProcess::ExchangeLock {
@@ -211,11 +221,15 @@ void WorkerProcess::ConfirmFatal(bool reaped, int wstatus) {
     RecordFatal(*fatal);
     return;
   }
+  RecordContradictedFatal(*fatal, reaped ? DescribeEnd(true, wstatus) : "was still running");
+}
+
+void WorkerProcess::RecordContradictedFatal(const worker::v1::Fatal& fatal,
+                                            absl::string_view how_it_ended) {
   Record(WorkerOutcome::Kind::kProtocolViolation, 0,
-         absl::StrCat("broke the worker protocol: it sent a fatal report (signal ", fatal->signal(),
-                      fatal->signal() == SIGSYS ? absl::StrCat(", syscall #", fatal->syscall()) : "",
-                      ") that the kernel contradicts: the worker ",
-                      reaped ? DescribeEnd(true, wstatus) : "was still running"));
+         absl::StrCat("broke the worker protocol: it sent a fatal report (signal ", fatal.signal(),
+                      fatal.signal() == SIGSYS ? absl::StrCat(", syscall #", fatal.syscall()) : "",
+                      ") that the kernel contradicts: the worker ", how_it_ended));
 }
 
 std::string WorkerProcess::DrainIdleChannel() {
@@ -362,19 +376,14 @@ void WorkerProcess::KillAndReap() {
                       "was made";
     if (!audit.has_value()) {
       Record(WorkerOutcome::Kind::kViolation, -1,
-             absl::StrCat("was stopped for a forbidden system call (which one is unknown: ",
-                          why, ", and the kernel log holds no record of it: the kernel rate-limits those)"));
-    } else if (std::optional<std::string> foreign = ForeignSyscall(
-                   audit->arch, static_cast<int>(audit->syscall))) {
-      Record(WorkerOutcome::Kind::kViolation, static_cast<int>(audit->syscall),
-             absl::StrCat("was stopped for a system call of another architecture (", *foreign,
-                          "; named by the kernel's audit record: ", why, ")"));
+             absl::StrCat("was stopped for a forbidden system call (which one is unknown: ", why,
+                          ", and the kernel log holds no record of it: the kernel rate-limits "
+                          "those)"));
     } else {
       int nr = static_cast<int>(audit->syscall);
       Record(WorkerOutcome::Kind::kViolation, nr,
-             absl::StrCat("was stopped for the forbidden system call ",
-                          nr < 4096 ? SyscallName(nr) : "?", " (#", nr,
-                          ") (named by the kernel's audit record: ", why, ")"));
+             absl::StrCat("was stopped for ", TrappedCall(audit->arch, nr),
+                          " (named by the kernel's audit record: ", why, ")"));
     }
   } else if (WIFSIGNALED(wstatus)) {
     Record(WorkerOutcome::Kind::kSignaled, WTERMSIG(wstatus),
@@ -399,13 +408,8 @@ void WorkerProcess::Reap(absl::Duration grace) {
       fatal.swap(fatal_);
     }
     if (fatal.has_value()) {
-      Record(WorkerOutcome::Kind::kProtocolViolation, 0,
-             absl::StrCat("broke the worker protocol: it sent a fatal report (signal ",
-                          fatal->signal(),
-                          fatal->signal() == SIGSYS ? absl::StrCat(", syscall #", fatal->syscall())
-                                                    : "",
-                          ") that the kernel contradicts: the worker was still running ",
-                          absl::FormatDuration(grace), " later"));
+      RecordContradictedFatal(
+          *fatal, absl::StrCat("was still running ", absl::FormatDuration(grace), " later"));
     }
   }
   KillAndReap();
@@ -504,15 +508,8 @@ void WorkerProcess::RecordFatal(const worker::v1::Fatal& fatal) {
                           ", the kernel's audit record of the trap #", audit->syscall));
       return;
     }
-    if (std::optional<std::string> foreign = ForeignSyscall(fatal.arch(), nr)) {
-      Record(WorkerOutcome::Kind::kViolation, nr,
-             absl::StrCat("was stopped for a system call of another architecture (", *foreign,
-                          ")"));
-      return;
-    }
     Record(WorkerOutcome::Kind::kViolation, nr,
-           absl::StrCat("was stopped for the forbidden system call ",
-                        nr >= 0 && nr < 4096 ? SyscallName(nr) : "?", " (#", nr, ")"));
+           absl::StrCat("was stopped for ", TrappedCall(fatal.arch(), nr)));
     return;
   }
   if (sig == SIGXCPU) {

@@ -34,6 +34,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/transport.h"
@@ -174,6 +175,8 @@ class WorkerProcess {
   // If a Fatal report arrived, records it when the wait status agrees with
   // it (FatalEndsBySignal) and a protocol violation otherwise.
   void ConfirmFatal(bool reaped, int wstatus);
+  // Records that `fatal` was a lie: the worker `how_it_ended` instead.
+  void RecordContradictedFatal(const worker::v1::Fatal& fatal, absl::string_view how_it_ended);
 
   // Records `kind` unless an outcome is already recorded (first one wins).
   void Record(WorkerOutcome::Kind kind, int code, std::string message);
