@@ -108,6 +108,10 @@ bool Eventually(P predicate) {
   return true;
 }
 
+// The lowercase hex SHA-256 of `bytes` (for API key hashes in test
+// policies), computed with OpenSSL directly, not with the daemon's code.
+std::string Sha256Hex(const std::string& bytes);
+
 bool ProcessExists(pid_t pid);
 // The state letter from /proc/PID/stat ('Z' for a zombie), or 0 if gone.
 char ProcessState(pid_t pid);

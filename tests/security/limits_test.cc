@@ -5,8 +5,6 @@
 // have a daemon-wide cap.
 //
 // The test runs as one uid; the second principal is an API-key principal.
-#include <cstdlib>
-#include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -28,21 +26,11 @@ using ::testing::HasSubstr;
 constexpr char kOtherKey[] = "k-limits-test-other-principal-key";
 constexpr char kPoint[] = "Point { mut f64 x; f64 y; } ~point_free";
 
-std::string Sha256(const std::string& text) {
-  std::string path = ::testing::TempDir() + "/limits_keyhash";
-  std::string cmd = absl::StrCat("printf %s '", text, "' | openssl dgst -sha256 -r > ", path);
-  if (std::system(cmd.c_str()) != 0) return "";
-  std::ifstream in(path);
-  std::string hash;
-  in >> hash;
-  return hash;
-}
-
 // A second principal "other" (API key kOtherKey) allowed the same test
 // libraries, with `limits` inside its own limits {} block.
 std::string OtherPrincipal(const std::string& limits = "") {
   return absl::StrCat("principals { name: \"other\" api_keys { id: \"other\" sha256: \"",
-                      Sha256(kOtherKey), "\" } permission { libraries { library: \"crashy\" }",
+                      Sha256Hex(kOtherKey), "\" } permission { libraries { library: \"crashy\" }",
                       " libraries { library: \"classes\" } }",
                       limits.empty() ? "" : absl::StrCat(" limits { ", limits, " }"), " }\n");
 }

@@ -5,7 +5,6 @@
 //      reported;
 //   15 token ownership by authenticated identity, not by shared principal.
 #include <fcntl.h>
-#include <openssl/sha.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -17,7 +16,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
@@ -33,13 +31,6 @@ using ::testing::Not;
 constexpr char kAdd[] = "i64 i64_plus_one(i64 v)";
 constexpr char kOtherKey[] = "k-other-principal-key-0123456789";
 constexpr char kSecondKey[] = "k-second-local-identity-98765";
-
-std::string KeyHash(const std::string& key) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  ::SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), digest);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
-}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -135,7 +126,7 @@ class TokenAudienceTest : public ::testing::Test {
   void SetUp() override {
     auto daemon = TestDaemon::Start(absl::StrCat(
         "principals { name: \"other\" api_keys { id: \"other-key\" sha256: \"",
-        KeyHash(kOtherKey), "\" } }\n"));
+        Sha256Hex(kOtherKey), "\" } }\n"));
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = std::move(*daemon);
     auto client = daemon_->Connect();
@@ -410,7 +401,7 @@ TEST(TokenOwnershipTest, IdentitiesSharingAPrincipalCannotRevokeOrInspectEachOth
   auto daemon = TestDaemon::StartWithPolicy(absl::StrCat(
       TestDaemon::Catalogue(),
       "principals { name: \"local-users\" any_local_user: true api_keys { id: \"second\" "
-      "sha256: \"", KeyHash(kSecondKey), "\" } permission { libraries { library: \"scalars\" } } }\n"));
+      "sha256: \"", Sha256Hex(kSecondKey), "\" } permission { libraries { library: \"scalars\" } } }\n"));
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   auto first_client = (*daemon)->Connect();
   ASSERT_TRUE(first_client.ok());
@@ -429,7 +420,7 @@ TEST(TokenOwnershipTest, IdentitiesSharingAPrincipalCannotRevokeOrInspectEachOth
   auto seconds = second->GrantToken();
   ASSERT_TRUE(firsts.ok() && seconds.ok());
   EXPECT_EQ(firsts->claims().owner(), absl::StrCat("uid:", ::getuid()));
-  EXPECT_EQ(seconds->claims().owner(), "key:" + KeyHash(kSecondKey).substr(0, 16));
+  EXPECT_EQ(seconds->claims().owner(), "key:" + Sha256Hex(kSecondKey).substr(0, 16));
   for (auto [session, other] : {std::pair{first.get(), &*seconds}, std::pair{second.get(), &*firsts}}) {
     absl::Status revoke = session->RevokeToken(other->claims().token_id());
     EXPECT_EQ(revoke.code(), absl::StatusCode::kNotFound) << revoke;
