@@ -7,9 +7,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 
+#include "daemon/profile_dir_for_tests.h"
 #include "daemon/profiles.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -19,29 +21,16 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// A directory holding the bundled strict profile plus `files`, removed at the end.
-class ProfileDir {
- public:
-  explicit ProfileDir(const std::map<std::string, std::string>& files) {
-    std::string templ = ::testing::TempDir() + "profiles_security_test.XXXXXX";
-    if (::mkdtemp(templ.data()) != nullptr) path_ = templ;
-    std::filesystem::copy_file(std::string(FFIBROKER_PROFILES_DIR) + "/strict.textproto",
-                               path_ + "/strict.textproto");
-    for (const auto& [name, text] : files) std::ofstream(path_ + "/" + name) << text;
-  }
-  ~ProfileDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+// The bundled strict profile's text.
+std::string StrictText() {
+  std::ifstream in(std::string(FFIBROKER_PROFILES_DIR) + "/strict.textproto");
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 // Loads strict plus a profile "p" whose text is `rules` (after its name line).
 absl::Status LoadP(const std::string& rules) {
-  ProfileDir dir({{"p.textproto", "name: \"p\"\ninclude: \"strict\"\n" + rules}});
+  ProfileDir dir({{"strict.textproto", StrictText()},
+                  {"p.textproto", "name: \"p\"\ninclude: \"strict\"\n" + rules}});
   return ProfileSet::LoadDirectory(dir.path()).status();
 }
 

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "daemon/profile_dir_for_tests.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -25,24 +26,6 @@ namespace ffibroker {
 namespace {
 
 using ::testing::HasSubstr;
-
-// A directory of profile files, removed at the end.
-class ProfileDir {
- public:
-  explicit ProfileDir(const std::map<std::string, std::string>& files) {
-    std::string templ = ::testing::TempDir() + "profiles_test.XXXXXX";
-    if (::mkdtemp(templ.data()) != nullptr) path_ = templ;
-    for (const auto& [name, text] : files) std::ofstream(path_ + "/" + name) << text;
-  }
-  ~ProfileDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 absl::Status LoadError(const std::map<std::string, std::string>& files) {
   ProfileDir dir(files);
