@@ -71,16 +71,6 @@ absl::Status AuthorizeOpen(const v1::Permission& permission, absl::string_view w
   return absl::OkStatus();
 }
 
-absl::Status CheckOpen(const v1::Permission& permission, absl::string_view what,
-                       absl::string_view path,
-                       const std::vector<std::string>& symbols) {
-  std::vector<NameToResolve> names;
-  for (const std::string& symbol : symbols) {
-    names.push_back({symbol, NameToResolve::Use::kFunction, "", ""});
-  }
-  return AuthorizeOpen(permission, what, path, names, /*writes_statics=*/false);
-}
-
 absl::StatusOr<v1::Permission> Narrow(
     const v1::Permission& parent, const std::vector<LibraryNarrowing>& libraries,
     const std::vector<v1::PermissionOperation>& operations) {

@@ -52,11 +52,6 @@ absl::Status AuthorizeOpen(const v1::Permission& permission, absl::string_view w
                            bool writes_statics);
 inline constexpr char kLibraryNotAllowed[] = "the library requested is not allowed by ";
 
-// AuthorizeOpen for `symbols` declared as functions and no writable static.
-absl::Status CheckOpen(const v1::Permission& permission, absl::string_view what,
-                       absl::string_view path,
-                       const std::vector<std::string>& symbols);
-
 // A permission no wider than `parent`: only the libraries in `libraries`
 // (paths already canonical; empty = all of parent's), each with the listed
 // symbols (empty = parent's), and the listed operations (empty = parent's).

@@ -178,8 +178,12 @@ TEST(PermissionTest, NarrowNeverWidens) {
   ASSERT_TRUE(narrower.ok()) << narrower.status();
   EXPECT_TRUE(IsSubset(*narrower, parent));
   EXPECT_FALSE(IsSubset(parent, *narrower));  // parent can GRANT_TOKEN
-  EXPECT_TRUE(CheckOpen(*narrower, "t", "/lib/libm.so.6", {"cos"}).ok());
-  EXPECT_TRUE(absl::IsPermissionDenied(CheckOpen(*narrower, "t", "/lib/libm.so.6", {"sin"})));
+  auto function = [](const char* name) {
+    return std::vector<NameToResolve>{{name, NameToResolve::Use::kFunction, "", ""}};
+  };
+  EXPECT_TRUE(AuthorizeOpen(*narrower, "t", "/lib/libm.so.6", function("cos"), false).ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      AuthorizeOpen(*narrower, "t", "/lib/libm.so.6", function("sin"), false)));
   v1::Permission wide = parent;
   wide.mutable_libraries(0)->clear_allow_symbols();
   EXPECT_FALSE(IsSubset(wide, parent));
