@@ -3,6 +3,7 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -41,6 +42,24 @@ daemon::v1::TokenState* AddState(daemon::v1::TokenJournalRecord* record,
   state->set_token_id(id);
   state->set_expires_unix_seconds(absl::ToUnixSeconds(expires));
   return state;
+}
+
+// One call quota on the path from the root of a token's exchange tree to
+// the token itself.
+struct QuotaLevel {
+  const std::string* id;  // into the claims
+  uint64_t quota;
+};
+
+// Every quota `claims` is bound by, root first (0, no quota, left out).
+std::vector<QuotaLevel> QuotaLevels(const v1::TokenClaims& claims) {
+  std::vector<QuotaLevel> levels;
+  for (int i = 0; i < claims.ancestor_ids_size(); ++i) {
+    uint64_t quota = i < claims.ancestor_call_quotas_size() ? claims.ancestor_call_quotas(i) : 0;
+    if (quota != 0) levels.push_back({&claims.ancestor_ids(i), quota});
+  }
+  if (claims.call_quota() != 0) levels.push_back({&claims.token_id(), claims.call_quota()});
+  return levels;
 }
 
 }  // namespace
@@ -159,25 +178,15 @@ absl::StatusOr<v1::TokenClaims> TokenAuthority::VerifyForInspect(
 absl::Status TokenAuthority::ConsumeCall(const v1::TokenClaims& claims) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckLive(claims));
-  // Every quota on the path from the root of the exchange tree to this token.
-  struct Level {
-    const std::string* id;
-    uint64_t quota;
-    Known* known;
-  };
-  std::vector<Level> levels;
-  absl::Time expires = absl::FromUnixSeconds(claims.expires_unix_seconds());
-  for (int i = 0; i < claims.ancestor_ids_size(); ++i) {
-    uint64_t quota = i < claims.ancestor_call_quotas_size() ? claims.ancestor_call_quotas(i) : 0;
-    if (quota != 0) levels.push_back({&claims.ancestor_ids(i), quota, nullptr});
-  }
-  if (claims.call_quota() != 0) levels.push_back({&claims.token_id(), claims.call_quota(), nullptr});
+  const std::vector<QuotaLevel> levels = QuotaLevels(claims);
   if (levels.empty()) return absl::OkStatus();
-  for (Level& level : levels) {
-    level.known = &known_[*level.id];
+  absl::Time expires = absl::FromUnixSeconds(claims.expires_unix_seconds());
+  std::vector<Known*> known;
+  for (const QuotaLevel& level : levels) {
+    Known* k = known.emplace_back(&known_[*level.id]);
     // An ancestor outlives its descendants; keep its counter at least as long.
-    level.known->expires = std::max(level.known->expires, expires);
-    if (level.known->calls_used >= level.quota) {
+    k->expires = std::max(k->expires, expires);
+    if (k->calls_used >= level.quota) {
       if (*level.id == claims.token_id()) {
         return absl::ResourceExhaustedError(absl::StrCat(
             "token ", claims.token_id(), ": its call quota of ", level.quota,
@@ -190,15 +199,14 @@ absl::Status TokenAuthority::ConsumeCall(const v1::TokenClaims& claims) {
     }
   }
   daemon::v1::TokenJournalRecord record;
-  for (Level& level : levels) {
-    ++level.known->calls_used;
-    AddState(&record, *level.id, level.known->expires)
-        ->set_calls_used(level.known->calls_used);
+  for (size_t i = 0; i < levels.size(); ++i) {
+    ++known[i]->calls_used;
+    AddState(&record, *levels[i].id, known[i]->expires)->set_calls_used(known[i]->calls_used);
   }
   // Incremented first, so a compaction inside JournalLocked sees the use.
   absl::Status journaled = JournalLocked(record);
   if (!journaled.ok()) {
-    for (Level& level : levels) --level.known->calls_used;
+    for (Known* k : known) --k->calls_used;
   }
   return journaled;
 }
@@ -211,12 +219,9 @@ uint64_t TokenAuthority::CallsRemaining(const v1::TokenClaims& claims) const {
     uint64_t used = it == known_.end() ? 0 : it->second.calls_used;
     return used >= quota ? 0 : quota - used;
   };
-  uint64_t remaining = left(claims.token_id(), claims.call_quota());
-  for (int i = 0; i < claims.ancestor_ids_size() && i < claims.ancestor_call_quotas_size();
-       ++i) {
-    if (claims.ancestor_call_quotas(i) != 0) {
-      remaining = std::min(remaining, left(claims.ancestor_ids(i), claims.ancestor_call_quotas(i)));
-    }
+  uint64_t remaining = claims.call_quota();
+  for (const QuotaLevel& level : QuotaLevels(claims)) {
+    remaining = std::min(remaining, left(*level.id, level.quota));
   }
   return remaining;
 }
