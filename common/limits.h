@@ -72,6 +72,13 @@ inline constexpr uint64_t kMaxGrpcMessageBytes =
 inline constexpr uint64_t kMaxWorkerMessageBytes = kMaxCallPayloadBytes + kMessageEnvelopeBytes;
 inline constexpr uint64_t kChannelPacketBytes = 64 * kKiB;
 
+// Hard caps on the policy's Limits.max_batch_calls and max_pool_size.
+inline constexpr uint32_t kMaxBatchCalls = 100000;
+inline constexpr uint32_t kMaxPoolSize = 64;
+// Responses a CallStream holds for a client that does not read them; past
+// it the daemon stops reading the stream's requests until it catches up.
+inline constexpr size_t kStreamMaxQueuedResponses = 1024;
+
 static_assert(kMaxClassBytes <= kMaxCallPayloadBytes,
               "a class by value must fit in one call's payload");
 static_assert(kMaxGrpcMessageBytes < (uint64_t{1} << 31), "gRPC sizes are ints");

@@ -226,6 +226,18 @@ absl::Status SeqpacketTransport::Receive(google::protobuf::MessageLite* message,
 }
 
 absl::StatusOr<bool> SeqpacketTransport::ReceiveWaiting(google::protobuf::MessageLite* message) {
+  absl::StatusOr<Available> read = ReadWaiting(message, /*keep_partial=*/false);
+  if (!read.ok()) return read.status();
+  return *read == Available::kMessage;
+}
+
+absl::StatusOr<Transport::Available> SeqpacketTransport::ReceiveAvailable(
+    google::protobuf::MessageLite* message) {
+  return ReadWaiting(message, /*keep_partial=*/true);
+}
+
+absl::StatusOr<Transport::Available> SeqpacketTransport::ReadWaiting(
+    google::protobuf::MessageLite* message, bool keep_partial) {
   if (!packet_) packet_.reset(new char[kChannelPacketBytes + 1]);
   if (!passcred_) {
     // The kernel then attaches the sender's credentials to every packet
@@ -259,17 +271,18 @@ absl::StatusOr<bool> SeqpacketTransport::ReceiveWaiting(google::protobuf::Messag
         ::close(passed);
       }
     }
-    bool nothing = (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNRESET)) ||
-                   (n == 0 && header.msg_controllen == 0 && (header.msg_flags & MSG_CTRUNC) == 0);
-    if (nothing) {
-      if (partial_total_ != 0) {
+    bool empty = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    bool closed = (n < 0 && errno == ECONNRESET) ||
+                  (n == 0 && header.msg_controllen == 0 && (header.msg_flags & MSG_CTRUNC) == 0);
+    if (empty || closed) {
+      if (partial_total_ != 0 && (closed || !keep_partial)) {
         uint64_t have = partial_.size();
         uint64_t total = partial_total_;
         DropPartial();
         return absl::DataLossError(absl::StrCat("a fragmented message of ", total,
                                                 " bytes stopped after ", have, " bytes"));
       }
-      return false;
+      return closed ? Available::kClosed : Available::kNothing;
     }
     if (n < 0) return ErrnoStatus("recvmsg on channel", errno);
     if (n == 0) {
@@ -277,7 +290,8 @@ absl::StatusOr<bool> SeqpacketTransport::ReceiveWaiting(google::protobuf::Messag
       return absl::DataLossError("a zero-length packet");
     }
     absl::StatusOr<bool> whole = TakePacket(static_cast<size_t>(n), message);
-    if (!whole.ok() || *whole) return whole;
+    if (!whole.ok()) return whole.status();
+    if (*whole) return Available::kMessage;
   }
 }
 

@@ -91,6 +91,18 @@ class Transport {
   //                      later Receive starts clean).
   virtual absl::StatusOr<bool> ReceiveWaiting(google::protobuf::MessageLite* message) = 0;
 
+  // For a reader driven by readiness events (the daemon's supervisor):
+  // reads what is waiting, never waiting, and keeps the part of a
+  // fragmented message received so far for the next call. Returns
+  //   kMessage   a whole message was read into `*message`;
+  //   kNothing   no whole message is waiting (yet);
+  //   kClosed    the peer closed the channel (nothing more will come);
+  //   DATA_LOSS  a packet no whole message can be made of (as
+  //              ReceiveWaiting; a partial message cut off by the peer's
+  //              end included).
+  enum class Available { kMessage, kNothing, kClosed };
+  virtual absl::StatusOr<Available> ReceiveAvailable(google::protobuf::MessageLite* message) = 0;
+
   // The descriptor a process must keep to stay connected (for handing the
   // worker's end across exec).
   virtual int fd() const = 0;
@@ -114,6 +126,7 @@ class SeqpacketTransport : public Transport {
   // Tells a zero-length packet from a closed peer by the credentials the
   // kernel attaches to every packet (SO_PASSCRED, set on first use).
   absl::StatusOr<bool> ReceiveWaiting(google::protobuf::MessageLite* message) override;
+  absl::StatusOr<Available> ReceiveAvailable(google::protobuf::MessageLite* message) override;
   int fd() const override { return fd_.get(); }
 
   // For tests: how long Send waits for room (default kChannelSendTimeout).
@@ -130,6 +143,9 @@ class SeqpacketTransport : public Transport {
   // DATA_LOSS (with no partial message kept) for a bad packet.
   absl::StatusOr<bool> TakePacket(size_t size, google::protobuf::MessageLite* message);
   void DropPartial();
+  // ReceiveWaiting and ReceiveAvailable: `keep_partial` keeps a fragmented
+  // message whose rest is not waiting yet.
+  absl::StatusOr<Available> ReadWaiting(google::protobuf::MessageLite* message, bool keep_partial);
 
   UniqueFd fd_;
   absl::Duration send_timeout_ = kChannelSendTimeout;

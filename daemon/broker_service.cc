@@ -1,12 +1,15 @@
 #include "daemon/broker_service.h"
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <exception>
 #include <new>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "daemon/call_stream.h"
 
 namespace ffibroker {
 namespace {
@@ -44,7 +47,7 @@ absl::StatusOr<Response> RunGuarded(const char* method, const Caller& caller, ab
 template <typename Response, typename Handler>
 grpc::ServerUnaryReactor* BrokerService::Dispatch(
     grpc::CallbackServerContext* context, Response* response, Handler handler,
-    const char* method) {
+    const char* method, Where where) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<Caller> caller = auth_->Authenticate(*context);
   if (!caller.ok()) {
@@ -52,6 +55,12 @@ grpc::ServerUnaryReactor* BrokerService::Dispatch(
     return reactor;
   }
   absl::Time deadline = DeadlineOf(context);
+  if (where == Where::kInline) {
+    absl::StatusOr<Response> result = RunGuarded<Response>(method, *caller, deadline, handler);
+    if (result.ok()) *response = std::move(*result);
+    reactor->Finish(ToGrpcStatus(result.status()));
+    return reactor;
+  }
   executor_->Submit([reactor, response, deadline, handler, method,
                      caller = *std::move(caller)]() {
     absl::StatusOr<Response> result =
@@ -94,12 +103,67 @@ grpc::ServerUnaryReactor* BrokerService::CloseLibrary(
   });
 }
 
+template <typename Response, typename Start>
+grpc::ServerUnaryReactor* BrokerService::DispatchAsync(grpc::CallbackServerContext* context,
+                                                       Response* response, Start start,
+                                                       const char* method) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Caller> caller = auth_->Authenticate(*context);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  // Finishes once: by the completion, or by the guard if an exception
+  // escaped before the completion could run.
+  auto finished = std::make_shared<std::atomic<bool>>(false);
+  auto done = [reactor, response, finished](absl::StatusOr<Response> result) {
+    if (finished->exchange(true)) return;
+    if (result.ok()) *response = std::move(*result);
+    reactor->Finish(ToGrpcStatus(result.status()));
+  };
+  absl::StatusOr<Response> thrown = RunGuarded<Response>(
+      method, *caller, DeadlineOf(context),
+      [&](const Caller& who, absl::Time deadline) -> absl::StatusOr<Response> {
+        start(who, deadline, done);
+        return Response();
+      });
+  if (!thrown.ok()) done(thrown.status());
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* BrokerService::Call(grpc::CallbackServerContext* context,
                                               const v1::CallRequest* request,
                                               v1::CallResponse* response) {
-  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
-    return sessions_->Call(*request, caller, deadline);
-  });
+  // Runs on the gRPC thread up to sending the request to the worker, and
+  // finishes from the worker's reply: no thread waits for the worker.
+  return DispatchAsync(context, response,
+                       [this, request](const Caller& caller, absl::Time deadline, auto done) {
+                         sessions_->Call(*request, caller, deadline, std::move(done));
+                       });
+}
+
+grpc::ServerUnaryReactor* BrokerService::CallBatch(grpc::CallbackServerContext* context,
+                                                   const v1::CallBatchRequest* request,
+                                                   v1::CallBatchResponse* response) {
+  return DispatchAsync(context, response,
+                       [this, request](const Caller& caller, absl::Time deadline, auto done) {
+                         sessions_->CallBatch(*request, caller, deadline, std::move(done));
+                       });
+}
+
+grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse>* BrokerService::CallStream(
+    grpc::CallbackServerContext* context) {
+  absl::StatusOr<Caller> caller = auth_->Authenticate(*context);
+  if (!caller.ok()) {
+    // A reactor that only reports the refusal.
+    class Refused final : public grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse> {
+     public:
+      explicit Refused(const grpc::Status& status) { Finish(status); }
+      void OnDone() override { delete this; }
+    };
+    return new Refused(ToGrpcStatus(caller.status()));
+  }
+  return new CallStreamReactor(sessions_, *std::move(caller), DeadlineOf(context));
 }
 
 grpc::ServerUnaryReactor* BrokerService::RevokePermissions(
@@ -131,7 +195,7 @@ grpc::ServerUnaryReactor* BrokerService::InspectToken(
     v1::InspectTokenResponse* response) {
   return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
     return tokens_->Inspect(*request, caller);
-  });
+  }, __builtin_FUNCTION(), Where::kInline);
 }
 
 grpc::ServerUnaryReactor* BrokerService::ExchangeToken(
@@ -147,7 +211,7 @@ grpc::ServerUnaryReactor* BrokerService::Whoami(
     v1::WhoamiResponse* response) {
   return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
     return tokens_->Whoami(*request, caller);
-  });
+  }, __builtin_FUNCTION(), Where::kInline);
 }
 
 grpc::ServerUnaryReactor* BrokerService::RegisterClass(grpc::CallbackServerContext* context,
@@ -155,7 +219,7 @@ grpc::ServerUnaryReactor* BrokerService::RegisterClass(grpc::CallbackServerConte
                                                v1::RegisterClassResponse* response) {
   return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
     return sessions_->RegisterClass(*request, caller);
-  });
+  }, __builtin_FUNCTION(), Where::kInline);
 }
 
 grpc::ServerUnaryReactor* BrokerService::NewInstance(grpc::CallbackServerContext* context,

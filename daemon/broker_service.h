@@ -1,10 +1,16 @@
 // BrokerService: the gRPC face of the daemon (ffibroker.v1.Broker).
 //
 // Thin by design: each handler authenticates the caller (Authenticator),
-// hands the request to the SessionManager or TokenService on the Executor
-// (the work blocks on worker processes, which the callback API must not do
-// on its own threads) and finishes the RPC with the converted status. No
-// business logic lives here.
+// hands the request to the SessionManager or TokenService and finishes the
+// RPC with the converted status. No business logic lives here. Where the
+// work runs:
+//   - Call, CallBatch and CallStream start on gRPC's thread and finish from
+//     the worker's reply (on the WorkerWatcher's thread): no thread waits
+//     for a worker;
+//   - Whoami, InspectToken and RegisterClass never block: they run inline;
+//   - the rest may block (starting workers, destructors, the token
+//     journal's fsync) and run on the Executor, which the callback API
+//     needs for anything that blocks.
 //
 // Thread-safe; borrows everything, which must outlive it.
 #ifndef FFIBROKER_DAEMON_BROKER_SERVICE_H_
@@ -39,6 +45,11 @@ class BrokerService final : public v1::Broker::CallbackService {
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context,
                                  const v1::CallRequest* request,
                                  v1::CallResponse* response) override;
+  grpc::ServerUnaryReactor* CallBatch(grpc::CallbackServerContext* context,
+                                      const v1::CallBatchRequest* request,
+                                      v1::CallBatchResponse* response) override;
+  grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse>* CallStream(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* RevokePermissions(
       grpc::CallbackServerContext* context, const v1::RevokePermissionsRequest* request,
       v1::RevokePermissionsResponse* response) override;
@@ -88,10 +99,20 @@ class BrokerService final : public v1::Broker::CallbackService {
   // one thrown by the handler is logged with `method` (the calling
   // handler's name) and answered RESOURCE_EXHAUSTED (std::bad_alloc) or
   // INTERNAL (anything else).
+  // kInline runs the handler on gRPC's thread (it must not block).
+  enum class Where { kExecutor, kInline };
   template <typename Response, typename Handler>
   grpc::ServerUnaryReactor* Dispatch(grpc::CallbackServerContext* context,
                                      Response* response, Handler handler,
-                                     const char* method = __builtin_FUNCTION());
+                                     const char* method = __builtin_FUNCTION(),
+                                     Where where = Where::kExecutor);
+  // Authenticates the caller, then runs `start(caller, deadline, done)` on
+  // gRPC's thread; `done(StatusOr<Response>)` finishes the RPC, from
+  // whatever thread completes the work. Exceptions as Dispatch.
+  template <typename Response, typename Start>
+  grpc::ServerUnaryReactor* DispatchAsync(grpc::CallbackServerContext* context,
+                                          Response* response, Start start,
+                                          const char* method = __builtin_FUNCTION());
 
   SessionManager* const sessions_;
   TokenService* const tokens_;

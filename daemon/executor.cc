@@ -14,14 +14,14 @@ Executor::~Executor() {
   for (std::thread& t : threads_) t.join();
 }
 
-void Executor::Submit(std::function<void()> task) {
+void Executor::Submit(absl::AnyInvocable<void()> task) {
   absl::MutexLock lock(&mu_);
   queue_.push_back(std::move(task));
 }
 
 void Executor::Loop() {
   while (true) {
-    std::function<void()> task;
+    absl::AnyInvocable<void()> task;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(

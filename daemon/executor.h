@@ -14,6 +14,8 @@
 
 #include <deque>
 #include <functional>
+
+#include "absl/functional/any_invocable.h"
 #include <thread>
 #include <vector>
 
@@ -30,13 +32,13 @@ class Executor {
   Executor& operator=(const Executor&) = delete;
 
   // Queues `task`; it runs on some pool thread.
-  void Submit(std::function<void()> task);
+  void Submit(absl::AnyInvocable<void()> task);
 
  private:
   void Loop();
 
   absl::Mutex mu_;
-  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<absl::AnyInvocable<void()>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };

@@ -37,11 +37,15 @@ worker::v1::Open Library::WorkerOpen(
   return open;
 }
 
-absl::StatusOr<std::unique_ptr<Library>> Library::Open(
+absl::StatusOr<std::shared_ptr<Library>> Library::Open(
     std::string path,
     const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
     const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
     const ClassTable& classes, WorkerSpec spec, absl::Time deadline) {
+  if (spec.pool_size < 1 || spec.pool_size > static_cast<int>(kMaxPoolSize)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pool size ", spec.pool_size, " is not in 1..", kMaxPoolSize));
+  }
   worker::v1::Open open = WorkerOpen(path, symbols, statics, classes, spec);
   std::vector<ResolvedSignature> signatures;
   for (const v1::SymbolDeclaration& s : symbols) {
@@ -54,7 +58,7 @@ absl::StatusOr<std::unique_ptr<Library>> Library::Open(
     ASSIGN_OR_RETURN(TypeRef type, classes.Resolve(s.type(), TypeUse::kStatic));
     static_infos[s.name()] = StaticInfo{i, type, s.mutable_()};
   }
-  std::unique_ptr<Library> lib(new Library(std::move(path), std::move(open), std::move(spec)));
+  std::shared_ptr<Library> lib(new Library(std::move(path), std::move(open), std::move(spec)));
   lib->signatures_ = std::move(signatures);
   lib->statics_ = std::move(static_infos);
   lib->symbol_missing_.assign(symbols.size(), false);
@@ -63,11 +67,16 @@ absl::StatusOr<std::unique_ptr<Library>> Library::Open(
     lib->symbol_index_[lib->open_.symbols(i).name()] = i;
     lib->capture_errno_.push_back(symbols[i].capture_errno());
   }
-  absl::MutexLock lock(&lib->call_mu_);
-  RETURN_IF_ERROR(lib->StartWorker(deadline));
+  {
+    absl::MutexLock lock(&lib->mu_);
+    lib->slots_.resize(lib->spec_.pool_size);
+  }
+  for (int i = 0; i < lib->spec_.pool_size; ++i) RETURN_IF_ERROR(lib->StartWorker(i, deadline));
   RETURN_IF_ERROR(lib->ProbeOptional(deadline));
   return lib;
 }
+
+Library::~Library() { Stop(); }
 
 absl::Status Library::ProbeOptional(absl::Time deadline) {
   auto probe = [&](bool symbol, int index, const std::string& name,
@@ -77,8 +86,7 @@ absl::Status Library::ProbeOptional(absl::Time deadline) {
     access->set_index(static_cast<uint32_t>(index));
     access->set_probe(true);
     access->set_probe_symbol(symbol);
-    ASSIGN_OR_RETURN(worker::v1::InstanceResult r,
-                     InstanceOpLocked(request, 0, deadline, nullptr));
+    ASSIGN_OR_RETURN(worker::v1::InstanceResult r, InstanceOp(request, 0, deadline, nullptr));
     if (!r.found()) {
       missing[index] = true;
       missing_.push_back(name);
@@ -117,84 +125,7 @@ absl::StatusOr<Library::StaticInfo> Library::FindStatic(const std::string& name)
   return it->second;
 }
 
-absl::StatusOr<WorkerProcess*> Library::LiveWorker(absl::Time deadline) {
-  WorkerProcess* worker;
-  {
-    absl::MutexLock lock(&worker_mu_);
-    if (stopped_) return absl::FailedPreconditionError("library was closed");
-    worker = worker_.get();
-  }
-  if (worker != nullptr && !worker->CheckIdle() && !end_reported_) {
-    // It ended between calls: nobody was told yet.
-    end_reported_ = true;
-    notice_ = absl::StrCat("the worker serving ", path_, " died after ", last_operation_,
-                           " returned: ", worker->outcome().message);
-    LOG_WARNING("%s: %s", spec_.owner, notice_);
-  }
-  if (worker == nullptr || !worker->alive()) {
-    absl::Status restarted = StartWorker(deadline);
-    if (!restarted.ok()) {
-      std::string before = notice_.empty() ? "" : absl::StrCat(notice_, "; ");
-      notice_.clear();
-      return absl::Status(restarted.code(), absl::StrCat(before, "could not restart the worker: ",
-                                                         restarted.message()));
-    }
-    absl::MutexLock lock(&worker_mu_);
-    worker = worker_.get();
-  }
-  return worker;
-}
-
-absl::StatusOr<worker::v1::InstanceResult> Library::InstanceOp(
-    const worker::v1::DaemonToWorker& request, uint64_t generation, absl::Time deadline,
-    uint64_t* used) {
-  absl::MutexLock call_lock(&call_mu_);
-  return InstanceOpLocked(request, generation, deadline, used);
-}
-
-absl::StatusOr<worker::v1::InstanceResult> Library::InstanceOpLocked(
-    const worker::v1::DaemonToWorker& request, uint64_t generation, absl::Time deadline,
-    uint64_t* used) {
-  WorkerProcess* worker;
-  if (generation != 0) {
-    {
-      absl::MutexLock lock(&worker_mu_);
-      if (stopped_) return absl::FailedPreconditionError("library was closed");
-      worker = worker_.get();
-    }
-    if (generation != generation_ || worker == nullptr || !worker->alive()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the instance is stale: the worker of ", path_,
-          " that held it died and was replaced, and its instances were lost"));
-    }
-  } else {
-    ASSIGN_OR_RETURN(worker, LiveWorker(deadline));
-    // A death it noticed was logged; it belongs to no later call.
-    notice_.clear();
-  }
-  if (used != nullptr) *used = generation_;
-  worker::v1::DaemonToWorker sent = request;  // gets the request id
-  absl::StatusOr<worker::v1::WorkerToDaemon> reply =
-      Exchange(worker, &sent, deadline, "an instance operation");
-  if (!reply.ok()) {
-    return absl::Status(reply.status().code(),
-                        absl::StrCat("instance operation in ", path_,
-                                     " failed: ", reply.status().message()));
-  }
-  if (!reply->has_instance_result()) {
-    // The daemon validated the request, so an error answer is a lie too.
-    end_reported_ = true;
-    worker->Abandon(reply->has_error()
-                        ? absl::StrCat("refused a validated instance operation: ",
-                                       SanitizeWorkerText(reply->error().message()))
-                        : "answered an instance operation with something else");
-    return absl::UnavailableError(absl::StrCat(
-        "instance operation in ", path_, " failed: worker ", worker->outcome().message));
-  }
-  return std::move(*reply->mutable_instance_result());
-}
-
-absl::Status Library::StartWorker(absl::Time deadline) {
+absl::Status Library::StartWorker(int slot, absl::Time deadline) {
   v1::WorkerLayers layers;
   absl::StatusOr<std::unique_ptr<WorkerProcess>> worker =
       spec_.launcher->Launch(open_, spec_.profile, spec_.required_layers, deadline, &layers);
@@ -202,119 +133,450 @@ absl::Status Library::StartWorker(absl::Time deadline) {
     return absl::Status(worker.status().code(),
                         absl::StrCat("while loading ", path_, ": ", worker.status().message()));
   }
-  (*worker)->set_label(absl::StrCat(path_, " for ", spec_.owner));
-  absl::MutexLock lock(&worker_mu_);
+  (*worker)->set_label(spec_.pool_size > 1
+                           ? absl::StrCat(path_, " (worker ", slot + 1, " of ", spec_.pool_size,
+                                          ") for ", spec_.owner)
+                           : absl::StrCat(path_, " for ", spec_.owner));
+  std::shared_ptr<WorkerProcess> old;  // destroyed outside the lock
+  absl::MutexLock lock(&mu_);
   if (stopped_) return absl::FailedPreconditionError("library was closed");
-  worker_ = std::move(*worker);
-  layers_ = std::move(layers);
-  ++generation_;
-  last_operation_ = "loading the library";
-  end_reported_ = false;
+  Slot& place = slots_[slot];
+  old = std::move(place.worker);
+  place.worker = std::move(*worker);
+  place.layers = std::move(layers);
+  place.generation = next_generation_++;
+  place.last_operation = "loading the library";
+  place.end_reported = false;
   return absl::OkStatus();
 }
 
-absl::StatusOr<worker::v1::WorkerToDaemon> Library::Exchange(
-    WorkerProcess* worker, worker::v1::DaemonToWorker* request, absl::Time deadline,
-    std::string what) {
-  absl::StatusOr<worker::v1::WorkerToDaemon> reply = worker->Exchange(request, deadline);
-  if (reply.ok()) {
-    last_operation_ = std::move(what);
-  } else {
-    end_reported_ = true;
+bool Library::LiveGeneration(uint64_t generation) const {
+  absl::MutexLock lock(&mu_);
+  for (const Slot& slot : slots_) {
+    if (slot.generation == generation && slot.worker != nullptr && slot.worker->alive()) {
+      return true;
+    }
   }
-  return reply;
+  return false;
 }
 
-absl::StatusOr<v1::CallResponse> Library::Call(const v1::CallRequest& request,
-                                               absl::Time deadline,
-                                               const InstanceContext& instances) {
-  auto it = symbol_index_.find(request.symbol());
+absl::StatusOr<Library::Target> Library::Pick(uint64_t generation, bool first_slot,
+                                              bool* needs_start) {
+  *needs_start = false;
+  Target target;
+  std::vector<int> refill;  // dead places to restart in the background
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return absl::FailedPreconditionError("library was closed");
+    auto live = [&](int i) { return slots_[i].worker != nullptr && slots_[i].worker->alive(); };
+    // A death nobody was told of goes to this call.
+    auto take_notice = [&](int i) {
+      Slot& place = slots_[i];
+      if (place.worker == nullptr || place.end_reported || live(i)) return;
+      place.end_reported = true;
+      if (!target.notice.empty()) target.notice += "; ";
+      absl::StrAppend(&target.notice, "the worker serving ", path_, " died after ",
+                      place.last_operation, " returned: ", place.worker->outcome().message);
+    };
+    const int n = static_cast<int>(slots_.size());
+    int chosen = -1;
+    if (generation != 0) {
+      for (int i = 0; i < n; ++i) {
+        if (slots_[i].generation == generation) chosen = i;
+      }
+      if (chosen < 0 || !live(chosen)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the instance is stale: the worker of ", path_,
+            " that held it died and was replaced, and its instances were lost"));
+      }
+    } else if (first_slot) {
+      chosen = 0;
+    } else {
+      // The live worker with the fewest requests outstanding; dead places
+      // are refilled in the background (or, if none is live, by this call).
+      int best_load = 0;
+      for (int i = 0; i < n; ++i) {
+        if (!live(i)) continue;
+        int load = slots_[i].worker->outstanding();
+        if (chosen < 0 || load < best_load) {
+          chosen = i;
+          best_load = load;
+        }
+      }
+      for (int i = 0; i < n; ++i) {
+        if (live(i) || slots_[i].starting) continue;
+        if (chosen < 0) {
+          chosen = i;  // restarted by this call
+        } else if (spec_.starter != nullptr) {
+          slots_[i].starting = true;
+          refill.push_back(i);
+        }
+        take_notice(i);
+      }
+      if (chosen < 0) chosen = 0;  // every place is starting: wait on the first
+    }
+    take_notice(chosen);
+    target.slot = chosen;
+    if (live(chosen)) {
+      target.worker = slots_[chosen].worker;
+      target.generation = slots_[chosen].generation;
+    } else {
+      *needs_start = true;
+    }
+  }
+  for (int slot : refill) {
+    spec_.starter->Submit([weak = weak_from_this(), slot] {
+      std::shared_ptr<Library> self = weak.lock();
+      if (self == nullptr) return;  // closed meanwhile
+      absl::Status started = self->StartWorker(slot, absl::Now() + self->spec_.max_start);
+      if (!started.ok()) LOG_WARNING("%s: %s", self->spec_.owner, started.ToString());
+      absl::MutexLock lock(&self->mu_);
+      self->slots_[slot].starting = false;
+    });
+  }
+  return target;
+}
+
+absl::StatusOr<Library::Target> Library::PickStarting(uint64_t generation, bool first_slot,
+                                                      absl::Time deadline) {
+  bool needs_start = false;
+  ASSIGN_OR_RETURN(Target target, Pick(generation, first_slot, &needs_start));
+  if (!needs_start) return target;
+  absl::Status started = StartWorker(target.slot, deadline);
+  if (!started.ok()) {
+    std::string before = target.notice.empty() ? "" : absl::StrCat(target.notice, "; ");
+    return absl::Status(started.code(), absl::StrCat(before, "could not restart the worker: ",
+                                                     started.message()));
+  }
+  std::string notice = std::move(target.notice);
+  ASSIGN_OR_RETURN(target, Pick(0, /*first_slot=*/false, &needs_start));
+  if (needs_start) return absl::UnavailableError("the restarted worker died at once");
+  target.notice = std::move(notice);
+  return target;
+}
+
+void Library::WithWorker(uint64_t generation, absl::Time deadline,
+                         absl::AnyInvocable<void(Target)> send,
+                         absl::AnyInvocable<void(absl::Status)> fail) {
+  bool needs_start = false;
+  absl::StatusOr<Target> target = Pick(generation, /*first_slot=*/false, &needs_start);
+  if (!target.ok()) return fail(target.status());
+  if (!needs_start) return send(*std::move(target));
+  // Starting blocks: it runs on the starter, then sends from there.
+  int slot = target->slot;
+  {
+    absl::MutexLock lock(&mu_);
+    slots_[slot].starting = true;
+  }
+  auto start = [self = shared_from_this(), slot, deadline, notice = std::move(target->notice),
+                send = std::move(send), fail = std::move(fail)]() mutable {
+    absl::Status started = self->StartWorker(slot, deadline);
+    {
+      absl::MutexLock lock(&self->mu_);
+      self->slots_[slot].starting = false;
+    }
+    if (!started.ok()) {
+      std::string before = notice.empty() ? "" : absl::StrCat(notice, "; ");
+      return fail(absl::Status(started.code(), absl::StrCat(before, "could not restart the worker: ",
+                                                            started.message())));
+    }
+    bool again = false;
+    absl::StatusOr<Target> fresh = self->Pick(0, /*first_slot=*/false, &again);
+    if (!fresh.ok()) return fail(fresh.status());
+    if (again) return fail(absl::UnavailableError("the restarted worker died at once"));
+    fresh->notice = std::move(notice);
+    send(*std::move(fresh));
+  };
+  if (spec_.starter == nullptr) {
+    start();
+  } else {
+    spec_.starter->Submit(std::move(start));
+  }
+}
+
+void Library::Finished(const Target& target, bool ok, std::string operation) {
+  absl::MutexLock lock(&mu_);
+  Slot& place = slots_[target.slot];
+  if (place.generation != target.generation) return;  // replaced meanwhile
+  if (ok) {
+    place.last_operation = std::move(operation);
+  } else {
+    place.end_reported = true;
+  }
+}
+
+absl::StatusOr<worker::v1::InstanceResult> Library::InstanceOp(
+    const worker::v1::DaemonToWorker& request, uint64_t generation, absl::Time deadline,
+    uint64_t* used) {
+  const bool is_static = request.has_static_access();
+  ASSIGN_OR_RETURN(Target target, PickStarting(generation, is_static, deadline));
+  if (used != nullptr) *used = target.generation;
+  worker::v1::DaemonToWorker sent = request;  // gets the request id
+  absl::StatusOr<worker::v1::WorkerToDaemon> reply = target.worker->Exchange(&sent, deadline);
+  Finished(target, reply.ok(), "an instance operation");
+  if (!reply.ok()) {
+    return absl::Status(reply.status().code(),
+                        absl::StrCat("instance operation in ", path_,
+                                     " failed: ", reply.status().message()));
+  }
+  if (!reply->has_instance_result()) {
+    // The daemon validated the request, so an error answer is a lie too.
+    Finished(target, false, "");
+    target.worker->Abandon(reply->has_error()
+                               ? absl::StrCat("refused a validated instance operation: ",
+                                              SanitizeWorkerText(reply->error().message()))
+                               : "answered an instance operation with something else");
+    return absl::UnavailableError(absl::StrCat(
+        "instance operation in ", path_, " failed: worker ", target.worker->outcome().message));
+  }
+  return std::move(*reply->mutable_instance_result());
+}
+
+absl::Status Library::Encode(const std::string& symbol,
+                             const google::protobuf::RepeatedPtrField<v1::Value>& args,
+                             const InstanceContext& instances, worker::v1::Call* out,
+                             uint64_t* generation, int* index) const {
+  auto it = symbol_index_.find(symbol);
   if (it == symbol_index_.end()) {
     std::vector<std::string> names;
-    for (const auto& [name, index] : symbol_index_) names.push_back(name);
-    return absl::NotFoundError(absl::StrCat(
-        "symbol '", request.symbol(), "' was not declared when ", path_,
-        " was opened (declared: ", absl::StrJoin(names, ", "), ")"));
+    for (const auto& [name, i] : symbol_index_) names.push_back(name);
+    return absl::NotFoundError(absl::StrCat("symbol '", symbol, "' was not declared when ", path_,
+                                            " was opened (declared: ", absl::StrJoin(names, ", "),
+                                            ")"));
   }
-  const worker::v1::Symbol& symbol = open_.symbols(it->second);
+  *index = it->second;
   if (symbol_missing_[it->second]) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "optional symbol '", symbol.name(), "' is not exported by ", path_));
+    return absl::FailedPreconditionError(
+        absl::StrCat("optional symbol '", symbol, "' is not exported by ", path_));
   }
-  const ResolvedSignature& sig = signatures_[it->second];
-
-  absl::MutexLock call_lock(&call_mu_);
-  ASSIGN_OR_RETURN(WorkerProcess * worker, LiveWorker(deadline));
-  const uint64_t generation = generation_;
   HandleHooks hooks;
-  hooks.map = [&](const TypeDesc& klass, uint64_t handle) {
-    return instances.map(klass, handle, generation);
-  };
-  hooks.adopt = [&](const TypeDesc& type, uint64_t worker_id) {
-    return instances.adopt(type, worker_id, generation);
+  std::function<bool(uint64_t)> live = [this](uint64_t g) { return LiveGeneration(g); };
+  hooks.map = [&](const TypeDesc& klass, uint64_t handle) -> absl::StatusOr<uint64_t> {
+    ASSIGN_OR_RETURN(InstanceRef ref, instances.map(klass, handle, live));
+    if (*generation != 0 && ref.generation != *generation) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "instance handle ", handle, " lives in another worker of the pool than the call's "
+          "other instances (one call runs on one worker)"));
+    }
+    *generation = ref.generation;
+    return ref.worker_id;
   };
   hooks.max_buffer_bytes = instances.max_buffer_bytes;
   hooks.max_string_bytes = instances.max_string_bytes;
-  worker::v1::DaemonToWorker message;
-  message.mutable_call()->set_symbol_index(static_cast<uint32_t>(it->second));
-  absl::Status encoded = EncodeCall(sig, request.args(), hooks, message.mutable_call());
+  out->set_symbol_index(static_cast<uint32_t>(it->second));
+  absl::Status encoded = EncodeCall(signatures_[it->second], args, hooks, out);
   if (!encoded.ok()) {
-    return absl::Status(encoded.code(), absl::StrCat(symbol.name(), ": ", encoded.message()));
+    return absl::Status(encoded.code(), absl::StrCat(symbol, ": ", encoded.message()));
   }
-  absl::StatusOr<worker::v1::WorkerToDaemon> reply =
-      Exchange(worker, &message, deadline, absl::StrCat("'", symbol.name(), "'"));
-  std::string notice = std::move(notice_);
-  notice_.clear();
-  if (!reply.ok()) {
-    return absl::Status(reply.status().code(),
-                        absl::StrCat("call to '", symbol.name(), "' in ", path_,
-                                     " failed: ", reply.status().message(),
-                                     notice.empty() ? "" : " (before it, ", notice,
-                                     notice.empty() ? "" : ")"));
-  }
-  if (!reply->has_result()) {
-    end_reported_ = true;
-    worker->Abandon(reply->has_error() ? "refused a call the daemon had validated"
-                                       : "answered Call with something other than a result");
-    return absl::UnavailableError(absl::StrCat(
-        "call to '", symbol.name(), "' in ", path_, " failed: worker ",
-        worker->outcome().message));
-  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::CallResponse> Library::Decode(int index, const worker::v1::Call& sent,
+                                                 const worker::v1::Result& result,
+                                                 uint64_t generation,
+                                                 const InstanceContext& instances,
+                                                 bool* violation) const {
+  HandleHooks hooks;
+  hooks.adopt = [&](const TypeDesc& type, uint64_t worker_id) {
+    return instances.adopt(type, worker_id, generation);
+  };
+  const std::string& name = open_.symbols(index).name();
   // Sizes are protocol (a wrong size means a lying worker: kill it); the
   // values themselves are the library's (a trap representation is reported).
-  bool violation = false;
-  absl::StatusOr<v1::CallResponse> response = DecodeCallResult(
-      symbol.name(), sig, message.call(), reply->result(), hooks, &violation);
-  if (violation) {
-    end_reported_ = true;
-    worker->Abandon(std::string(response.status().message()));
-    return absl::UnavailableError(absl::StrCat(
-        "call to '", symbol.name(), "' in ", path_, " failed: worker ",
-        worker->outcome().message));
-  }
+  absl::StatusOr<v1::CallResponse> response =
+      DecodeCallResult(name, signatures_[index], sent, result, hooks, violation);
+  if (*violation) return response;
   if (!response.ok()) {
     return absl::Status(response.status().code(),
                         absl::StrCat(response.status().message(), " (in ", path_, ")"));
   }
-  if (capture_errno_[it->second]) response->set_errno_value(reply->result().errno_value());
-  if (!notice.empty()) response->set_worker_notice(notice);
+  if (capture_errno_[index]) response->set_errno_value(result.errno_value());
   return response;
 }
 
+void Library::Call(const v1::CallRequest& request, absl::Time deadline,
+                   const InstanceContext& instances, CallDone done) {
+  struct State {
+    worker::v1::DaemonToWorker message;
+    int index = 0;
+    uint64_t generation = 0;  // of the instances the call names
+    InstanceContext instances;
+    CallDone done;
+  };
+  auto state = std::make_shared<State>();
+  state->instances = instances;
+  state->done = std::move(done);
+  absl::Status encoded = Encode(request.symbol(), request.args(), instances,
+                                state->message.mutable_call(), &state->generation, &state->index);
+  if (!encoded.ok()) return state->done(encoded);
+  const std::string name = request.symbol();
+  auto send = [self = shared_from_this(), state, deadline, name](Target target) {
+    WorkerProcess* worker = target.worker.get();
+    worker->Submit(&state->message, deadline,
+                   [self, state, name, target = std::move(target)](
+                       absl::StatusOr<worker::v1::WorkerToDaemon> reply) mutable {
+      auto fail = [&](absl::Status status) {
+        self->Finished(target, false, "");
+        state->done(absl::Status(
+            status.code(),
+            absl::StrCat("call to '", name, "' in ", self->path_, " failed: ", status.message(),
+                         target.notice.empty() ? "" : " (before it, ", target.notice,
+                         target.notice.empty() ? "" : ")")));
+      };
+      if (!reply.ok()) return fail(reply.status());
+      if (!reply->has_result()) {
+        target.worker->Abandon(reply->has_error()
+                                   ? "refused a call the daemon had validated"
+                                   : "answered Call with something other than a result");
+        return fail(absl::UnavailableError(
+            absl::StrCat("worker ", target.worker->outcome().message)));
+      }
+      bool violation = false;
+      absl::StatusOr<v1::CallResponse> response =
+          self->Decode(state->index, state->message.call(), reply->result(), target.generation,
+                       state->instances, &violation);
+      if (violation) {
+        target.worker->Abandon(std::string(response.status().message()));
+        return fail(absl::UnavailableError(
+            absl::StrCat("worker ", target.worker->outcome().message)));
+      }
+      self->Finished(target, true, absl::StrCat("'", name, "'"));
+      if (response.ok() && !target.notice.empty()) response->set_worker_notice(target.notice);
+      state->done(std::move(response));
+    });
+  };
+  WithWorker(state->generation, deadline, std::move(send),
+             [state, name, path = path_](absl::Status status) {
+               state->done(absl::Status(status.code(),
+                                        absl::StrCat("call to '", name, "' in ", path,
+                                                     " failed: ", status.message())));
+             });
+}
+
+void Library::CallBatch(const v1::CallBatchRequest& request, absl::Time deadline,
+                        const InstanceContext& instances, BatchDone done) {
+  struct State {
+    worker::v1::DaemonToWorker message;
+    std::vector<int> index;  // symbol index of each call
+    InstanceContext instances;
+    BatchDone done;
+  };
+  auto state = std::make_shared<State>();
+  state->instances = instances;
+  state->done = std::move(done);
+  const int n = request.calls_size();
+  auto status_of = [](const absl::Status& status) {
+    v1::CallStatus out;
+    out.set_code(static_cast<int>(status.code()));
+    out.set_message(std::string(status.message()));
+    return out;
+  };
+  // Every call is validated before any runs; all must use one worker.
+  uint64_t generation = 0;
+  std::vector<absl::Status> invalid(n);
+  int first_invalid = -1;
+  worker::v1::Batch* batch = state->message.mutable_batch();
+  for (int i = 0; i < n; ++i) {
+    int index = 0;
+    worker::v1::Call call;
+    invalid[i] = Encode(request.calls(i).symbol(), request.calls(i).args(), instances, &call,
+                        &generation, &index);
+    if (!invalid[i].ok()) {
+      invalid[i] = absl::Status(invalid[i].code(),
+                                absl::StrCat("call ", i, " of the batch: ", invalid[i].message()));
+      if (first_invalid < 0) first_invalid = i;
+      continue;
+    }
+    *batch->add_calls() = std::move(call);
+    state->index.push_back(index);
+  }
+  if (first_invalid >= 0) {
+    v1::CallBatchResponse response;
+    for (int i = 0; i < n; ++i) {
+      *response.add_outcomes()->mutable_status() = status_of(
+          invalid[i].ok() ? absl::AbortedError(absl::StrCat("not run: call ", first_invalid,
+                                                            " of the batch is invalid"))
+                          : invalid[i]);
+    }
+    return state->done(std::move(response));
+  }
+  auto send = [self = shared_from_this(), state, deadline, status_of](Target target) {
+    WorkerProcess* worker = target.worker.get();
+    worker->Submit(&state->message, deadline,
+                   [self, state, status_of, target = std::move(target)](
+                       absl::StatusOr<worker::v1::WorkerToDaemon> reply) mutable {
+      const int n = state->message.batch().calls_size();
+      v1::CallBatchResponse response;
+      auto fail_all = [&](const absl::Status& status) {
+        self->Finished(target, false, "");
+        absl::Status each(status.code(),
+                          absl::StrCat("batch in ", self->path_, " failed: ", status.message(),
+                                       " (calls before the one running may have run)"));
+        for (int i = 0; i < n; ++i) *response.add_outcomes()->mutable_status() = status_of(each);
+        state->done(std::move(response));
+      };
+      if (!reply.ok()) return fail_all(reply.status());
+      if (!reply->has_batch_result() || reply->batch_result().results_size() != n) {
+        target.worker->Abandon(reply->has_error()
+                                   ? "refused a batch the daemon had validated"
+                                   : "answered a batch with something other than its results");
+        return fail_all(absl::UnavailableError(
+            absl::StrCat("worker ", target.worker->outcome().message)));
+      }
+      for (int i = 0; i < n; ++i) {
+        bool violation = false;
+        absl::StatusOr<v1::CallResponse> one =
+            self->Decode(state->index[i], state->message.batch().calls(i),
+                         reply->batch_result().results(i), target.generation, state->instances,
+                         &violation);
+        if (violation) {
+          target.worker->Abandon(std::string(one.status().message()));
+          response.clear_outcomes();
+          return fail_all(absl::UnavailableError(
+              absl::StrCat("worker ", target.worker->outcome().message)));
+        }
+        v1::CallBatchResponse::Outcome* outcome = response.add_outcomes();
+        *outcome->mutable_status() = status_of(one.status());
+        if (one.ok()) *outcome->mutable_response() = std::move(*one);
+      }
+      if (!target.notice.empty() && n > 0 && response.outcomes(0).status().code() == 0) {
+        response.mutable_outcomes(0)->mutable_response()->set_worker_notice(target.notice);
+      }
+      self->Finished(target, true, "a batch");
+      state->done(std::move(response));
+    });
+  };
+  WithWorker(generation, deadline, std::move(send), [state, path = path_](absl::Status status) {
+    state->done(absl::Status(status.code(),
+                             absl::StrCat("batch in ", path, " failed: ", status.message())));
+  });
+}
+
 void Library::Stop() {
-  absl::MutexLock lock(&worker_mu_);
-  stopped_ = true;
-  if (worker_ != nullptr) worker_->Kill();
+  std::vector<std::shared_ptr<WorkerProcess>> workers;
+  {
+    absl::MutexLock lock(&mu_);
+    stopped_ = true;
+    for (Slot& slot : slots_) {
+      if (slot.worker != nullptr) workers.push_back(slot.worker);
+    }
+  }
+  for (auto& worker : workers) worker->Kill();
 }
 
 v1::WorkerLayers Library::layers() const {
-  absl::MutexLock lock(&worker_mu_);
-  return layers_;
+  absl::MutexLock lock(&mu_);
+  return slots_.empty() ? v1::WorkerLayers() : slots_.front().layers;
 }
 
-pid_t Library::worker_pid() const {
-  absl::MutexLock lock(&worker_mu_);
-  return worker_ != nullptr && worker_->alive() ? worker_->pid() : 0;
+std::vector<pid_t> Library::worker_pids() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<pid_t> pids;
+  for (const Slot& slot : slots_) {
+    pids.push_back(slot.worker != nullptr && slot.worker->alive() ? slot.worker->pid() : 0);
+  }
+  if (pids.empty()) pids.push_back(0);
+  return pids;
 }
 
 }  // namespace ffibroker

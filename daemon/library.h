@@ -1,18 +1,25 @@
-// Library: one opened library instance and the worker serving it.
+// Library: one opened library and the pool of workers serving it.
 //
 // Holds the declared symbols (the contract every call is validated against)
-// and the current worker. If the worker dies (crash, deadline, protocol
-// violation) the call that was running fails with the reason, and the next
-// call starts a fresh worker and reopens the library in it. If it died
-// between calls (noticed by the WorkerWatcher, or by the check before each
-// use), the next call runs on a fresh worker and its response says what
-// happened (CallResponse.worker_notice).
+// and its workers (one by default; a pool of N for a library whose calls
+// share no state). Calls are asynchronous: Call validates and encodes the
+// request on the caller's thread, sends it to a worker and returns; the
+// worker's reply completes it on the WorkerWatcher's thread. Calls sent to
+// one worker run in the order sent (pipelined); a pool spreads calls over
+// its workers by how many each has outstanding, except that a call with an
+// instance argument goes to the worker holding the instance.
 //
-// Thread-safety: all methods are thread-safe; calls are serialized (one
-// worker runs one call at a time). Stop() may interrupt a running call.
+// If a worker dies (crash, deadline, protocol violation) the calls it was
+// running fail with the reason, and the next call starts a fresh worker in
+// its place and reopens the library in it. If it died between calls (the
+// WorkerWatcher sees it when it happens), the next call on its place says
+// what happened (CallResponse.worker_notice). Starting a worker blocks, so
+// it runs on WorkerSpec.starter, never on the calling thread.
 //
-//   ASSIGN_OR_RETURN(auto lib, Library::Open(spec, options, deadline));
-//   ASSIGN_OR_RETURN(v1::CallResponse r, lib->Call(request, deadline));
+// Thread-safety: all methods are thread-safe. Stop() fails what is running.
+//
+//   ASSIGN_OR_RETURN(auto lib, Library::Open(path, symbols, statics, classes, spec, deadline));
+//   lib->Call(request, deadline, instances, [](absl::StatusOr<v1::CallResponse> r) {...});
 #ifndef FFIBROKER_DAEMON_LIBRARY_H_
 #define FFIBROKER_DAEMON_LIBRARY_H_
 
@@ -25,10 +32,12 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/type_table.h"
+#include "daemon/executor.h"
 #include "daemon/worker_launcher.h"
 #include "daemon/worker_process.h"
 #include "ffibroker/v1/broker.pb.h"
@@ -36,13 +45,21 @@
 
 namespace ffibroker {
 
+// Where an instance lives: its id in its worker and the generation of that
+// worker (every worker start has a generation of its own).
+struct InstanceRef {
+  uint64_t worker_id = 0;
+  uint64_t generation = 0;
+};
+
 // How a library call reaches the daemon's instance table: `map` checks a
-// handle argument and returns the worker's instance id, `adopt` turns a
-// pointer result into a new handle. `generation` is the worker generation
-// the call runs in (instances of other generations are stale).
+// handle argument and returns where it lives (a stale instance, whose
+// worker generation `live` says is gone, is an error); `adopt` turns a
+// pointer result of a call on worker generation `generation` into a new
+// handle.
 struct InstanceContext {
-  std::function<absl::StatusOr<uint64_t>(const TypeDesc& klass, uint64_t handle,
-                                         uint64_t generation)>
+  std::function<absl::StatusOr<InstanceRef>(const TypeDesc& klass, uint64_t handle,
+                                            const std::function<bool(uint64_t)>& live)>
       map;
   std::function<uint64_t(const TypeDesc& type, uint64_t worker_id, uint64_t generation)> adopt;
   // The policy's per-argument bounds (see HandleHooks).
@@ -59,19 +76,27 @@ struct WorkerSpec {
   // dependency of the library define the names the worker resolves?
   bool allow_dependency_symbols = false;
   std::string owner;  // who opened it, for logs ("session s3")
+  int pool_size = 1;  // workers serving the library (1..kMaxPoolSize)
+  // Runs worker starts after a death (borrowed; outlives the library).
+  // Null: they run on the calling thread.
+  Executor* starter = nullptr;
+  // The longest a worker start may take (limits.max_open_millis).
+  absl::Duration max_start = absl::Seconds(10);
 };
 
-class Library {
+class Library : public std::enable_shared_from_this<Library> {
  public:
-  // Starts a worker that loads `path` (absolute, already allowed by policy)
-  // and resolves `symbols` and `statics` (already resolved against
-  // `classes`, the session's classes at open time). NOT_FOUND for a missing
-  // symbol, FAILED_PRECONDITION if the loader refused the file,
-  // UNAVAILABLE if the worker could not start or died while loading.
-  // `spec` says how its workers are confined. The worker resolves exactly
-  // NamesToResolve(WorkerOpen(...)) (common/resolved_names.h), which the
-  // caller has authorized.
-  static absl::StatusOr<std::unique_ptr<Library>> Open(
+  using CallDone = absl::AnyInvocable<void(absl::StatusOr<v1::CallResponse>)>;
+  using BatchDone = absl::AnyInvocable<void(absl::StatusOr<v1::CallBatchResponse>)>;
+
+  // Starts spec.pool_size workers that load `path` (absolute, already
+  // allowed by policy) and resolve `symbols` and `statics` (already
+  // resolved against `classes`, the session's classes at open time).
+  // NOT_FOUND for a missing symbol, FAILED_PRECONDITION if the loader
+  // refused the file, UNAVAILABLE if a worker could not start or died while
+  // loading. The worker resolves exactly NamesToResolve(WorkerOpen(...))
+  // (common/resolved_names.h), which the caller has authorized. Blocks.
+  static absl::StatusOr<std::shared_ptr<Library>> Open(
       std::string path,
       const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
       const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
@@ -85,25 +110,36 @@ class Library {
       const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
       const ClassTable& classes, const WorkerSpec& spec);
 
-  // Validates `request` against the declared signature and runs it.
-  // INVALID_ARGUMENT / NOT_FOUND for bad input (the worker never sees it);
-  // DEADLINE_EXCEEDED if the deadline passed (the worker is killed);
-  // PERMISSION_DENIED naming the syscall if the library made one its
-  // profile forbids; RESOURCE_EXHAUSTED if it ran out of memory or CPU time;
-  // UNAVAILABLE if the worker died (naming the signal) or broke the
-  // protocol; DATA_LOSS if the library returned an invalid value (e.g. a
-  // bool that is neither 0 nor 1); FAILED_PRECONDITION for a missing
-  // optional symbol. After any worker end the next call starts a new worker.
-  absl::StatusOr<v1::CallResponse> Call(const v1::CallRequest& request,
-                                        absl::Time deadline,
-                                        const InstanceContext& instances);
+  ~Library();  // kills the workers: what is outstanding fails
+
+  // Validates `request` against the declared signature and runs it; `done`
+  // runs once, on the watcher's thread (or on the caller's for an error
+  // found before sending). INVALID_ARGUMENT / NOT_FOUND for bad input (the
+  // worker never sees it); DEADLINE_EXCEEDED if the deadline passed (the
+  // worker is killed); PERMISSION_DENIED naming the syscall if the library
+  // made one its profile forbids; RESOURCE_EXHAUSTED if it ran out of
+  // memory or CPU time; UNAVAILABLE if the worker died (naming the signal)
+  // or broke the protocol; DATA_LOSS if the library returned an invalid
+  // value (e.g. a bool that is neither 0 nor 1); FAILED_PRECONDITION for a
+  // missing optional symbol or a stale instance.
+  void Call(const v1::CallRequest& request, absl::Time deadline,
+            const InstanceContext& instances, CallDone done);
+
+  // Runs `request.calls()` in order in one exchange with one worker (the
+  // one holding their instances, if any). All calls are validated first:
+  // if one is invalid, none runs (it carries its error, the others
+  // ABORTED). A valid batch runs to the end; each call has its own result
+  // and status. If the worker dies during the batch, every call fails with
+  // the reason (those before the one that ended it may have run).
+  void CallBatch(const v1::CallBatchRequest& request, absl::Time deadline,
+                 const InstanceContext& instances, BatchDone done);
 
   // Runs one instance or static operation (worker::v1::InstanceNew, ...)
-  // and validates the reply kind. `generation` is the worker generation the
-  // instance lives in, or 0 for "whatever is current" (InstanceNew, statics;
-  // starts a worker if needed); `*used` receives the generation that served
-  // it. FAILED_PRECONDITION if the instance's worker is gone (stale);
-  // errors of a dead worker as Call's.
+  // and validates the reply kind; blocks until it is answered. `generation`
+  // is the worker generation the instance lives in, or 0 for "any worker"
+  // (InstanceNew; statics use the first worker); `*used` receives the
+  // generation that served it. FAILED_PRECONDITION if the instance's worker
+  // is gone (stale); errors of a dead worker as Call's.
   absl::StatusOr<worker::v1::InstanceResult> InstanceOp(
       const worker::v1::DaemonToWorker& request, uint64_t generation,
       absl::Time deadline, uint64_t* used = nullptr);
@@ -123,38 +159,76 @@ class Library {
   };
   absl::StatusOr<StaticInfo> FindStatic(const std::string& name) const;
 
-  // Kills the worker and refuses further calls (FAILED_PRECONDITION).
+  // Kills the workers and refuses further calls (FAILED_PRECONDITION).
   void Stop();
 
   const std::string& path() const { return path_; }
   // How many of the session's classes the worker knows (those registered
   // before the library was opened).
   int class_count() const { return open_.classes_size(); }
-  pid_t worker_pid() const;
-  // The layers in force in the current worker.
+  int pool_size() const { return spec_.pool_size; }
+  // The pid of each live worker (0 for a place whose worker is gone).
+  std::vector<pid_t> worker_pids() const;
+  pid_t worker_pid() const { return worker_pids().front(); }
+  // The layers in force in the first worker.
   v1::WorkerLayers layers() const;
 
  private:
+  // One place in the pool.
+  struct Slot {
+    std::shared_ptr<WorkerProcess> worker;
+    uint64_t generation = 0;  // of `worker`
+    v1::WorkerLayers layers;
+    // The last operation the worker completed ("'f'"), whether its end
+    // was already reported to a caller, and what the next call on this
+    // place says about a death between calls.
+    std::string last_operation = "loading the library";
+    bool end_reported = false;
+    bool starting = false;  // a start is running on the starter
+  };
+  // What a call is sent with: the worker and its place.
+  struct Target {
+    std::shared_ptr<WorkerProcess> worker;
+    int slot = 0;
+    uint64_t generation = 0;
+    std::string notice;  // a death between calls nobody was told of
+  };
+
   Library(std::string path, worker::v1::Open open, WorkerSpec spec)
       : path_(std::move(path)), open_(std::move(open)), spec_(std::move(spec)) {}
 
-  // Starts a worker and loads the library in it; on success installs it.
-  absl::Status StartWorker(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(call_mu_);
-  // The running worker, restarted first if it died. A death nobody was
-  // told of (between calls) is logged and kept in notice_.
-  absl::StatusOr<WorkerProcess*> LiveWorker(absl::Time deadline)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(call_mu_);
-  // Sends `request` to `worker`; `what` names the operation for a later
-  // notice ("'f'"). A failure was told to the caller, so it is no notice.
-  absl::StatusOr<worker::v1::WorkerToDaemon> Exchange(WorkerProcess* worker,
-                                                      worker::v1::DaemonToWorker* request,
-                                                      absl::Time deadline, std::string what)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(call_mu_);
-  absl::StatusOr<worker::v1::InstanceResult> InstanceOpLocked(
-      const worker::v1::DaemonToWorker& request, uint64_t generation,
-      absl::Time deadline, uint64_t* used) ABSL_EXCLUSIVE_LOCKS_REQUIRED(call_mu_);
-  // Asks the fresh worker which optional symbols and statics it lacks.
-  absl::Status ProbeOptional(absl::Time deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(call_mu_);
+  // Starts a worker in place `slot` and loads the library in it; blocks.
+  absl::Status StartWorker(int slot, absl::Time deadline);
+  // Asks the first worker which optional symbols and statics it lacks.
+  absl::Status ProbeOptional(absl::Time deadline);
+  // The worker a request goes to: the one of `generation` (0: the least
+  // busy; -1 reads as slot 0). If its worker is gone, `*needs_start` is set
+  // and the place to restart is returned in target->slot.
+  absl::StatusOr<Target> Pick(uint64_t generation, bool first_slot, bool* needs_start);
+  // Pick, restarting the place's worker first if needed (blocks).
+  absl::StatusOr<Target> PickStarting(uint64_t generation, bool first_slot, absl::Time deadline);
+  // Whether worker generation `generation` is alive in some place.
+  bool LiveGeneration(uint64_t generation) const;
+  // Records the end of a request on `target`: a completed `operation`, or a
+  // failure reported to its caller.
+  void Finished(const Target& target, bool ok, std::string operation);
+  // Encodes the call of `symbol` with `args` into `*out`; the instances it
+  // names must all live in one worker generation, returned in
+  // `*generation` (0: none named).
+  absl::Status Encode(const std::string& symbol,
+                      const google::protobuf::RepeatedPtrField<v1::Value>& args,
+                      const InstanceContext& instances, worker::v1::Call* out,
+                      uint64_t* generation, int* index) const;
+  // Decodes the worker's `result` for the call `sent` of symbol `index`.
+  // Sets `*violation` if the worker broke the protocol.
+  absl::StatusOr<v1::CallResponse> Decode(int index, const worker::v1::Call& sent,
+                                          const worker::v1::Result& result, uint64_t generation,
+                                          const InstanceContext& instances, bool* violation) const;
+  // Runs `send` on a worker for `generation`, starting one on the starter
+  // first if needed; `fail` gets the status if no worker can be had.
+  void WithWorker(uint64_t generation, absl::Time deadline,
+                  absl::AnyInvocable<void(Target)> send,
+                  absl::AnyInvocable<void(absl::Status)> fail);
 
   const std::string path_;
   const worker::v1::Open open_;           // the request that loads us
@@ -167,19 +241,11 @@ class Library {
   std::vector<bool> static_missing_;           // by static index
   std::vector<std::string> missing_;
 
-  absl::Mutex call_mu_;  // serializes calls and worker replacement
-  mutable absl::Mutex worker_mu_;  // guards the pointer for Stop()/worker_pid()
-  std::unique_ptr<WorkerProcess> worker_ ABSL_GUARDED_BY(worker_mu_);
-  bool stopped_ ABSL_GUARDED_BY(worker_mu_) = false;
-  // Incremented by every worker start; instances of older ones are gone.
-  uint64_t generation_ ABSL_GUARDED_BY(call_mu_) = 0;
-  // The last operation the current worker completed ("'f'"), whether its
-  // end was already reported to a caller, and what the next call says
-  // about a death between calls.
-  std::string last_operation_ ABSL_GUARDED_BY(call_mu_) = "loading the library";
-  bool end_reported_ ABSL_GUARDED_BY(call_mu_) = false;
-  std::string notice_ ABSL_GUARDED_BY(call_mu_);
-  v1::WorkerLayers layers_ ABSL_GUARDED_BY(worker_mu_);
+  mutable absl::Mutex mu_;
+  std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  // Incremented by every worker start; instances of gone ones are stale.
+  uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace ffibroker

@@ -366,6 +366,15 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
   // Bounds on the waits of the worker lifecycle (see policy.proto).
   Default(&policy.limits_, &v1::Limits::max_open_millis, &v1::Limits::set_max_open_millis, 10000);
   Default(&policy.limits_, &v1::Limits::max_release_millis, &v1::Limits::set_max_release_millis, 5000);
+  // Pools and batches (see policy.proto).
+  Default(&policy.limits_, &v1::Limits::max_pool_size, &v1::Limits::set_max_pool_size, 4);
+  Default(&policy.limits_, &v1::Limits::max_batch_calls, &v1::Limits::set_max_batch_calls, 10000);
+  if (policy.limits_.max_batch_calls() > kMaxBatchCalls) {
+    errors.push_back(absl::StrCat(source, ": limits.max_batch_calls is at most ", kMaxBatchCalls));
+  }
+  if (policy.limits_.max_pool_size() > kMaxPoolSize) {
+    errors.push_back(absl::StrCat(source, ": limits.max_pool_size is at most ", kMaxPoolSize));
+  }
   if (policy.limits_.max_buffer_bytes() > kMaxBufferLength ||
       policy.limits_.max_string_bytes() > kDefaultMaxStringLength) {
     errors.push_back(absl::StrCat(source, ": limits.max_buffer_bytes is at most ", kMaxBufferLength,

@@ -50,14 +50,15 @@ SessionManager::AuthorizeInstance(const std::string& id, const Caller& caller,
   return std::make_pair(std::move(record), *std::move(op));
 }
 
-InstanceContext SessionManager::ContextFor(
-    uint64_t serial, uint64_t library, std::shared_ptr<PrincipalQuota::Reservation> instance) {
+InstanceContext SessionManager::ContextFor(uint64_t serial, uint64_t library,
+                                           std::vector<PrincipalQuota::Reservation> reserved) {
   InstanceContext context;
   std::shared_ptr<const Policy> policy = policies_->Get();
   context.max_buffer_bytes = policy->limits().max_buffer_bytes();
   context.max_string_bytes = policy->limits().max_string_bytes();
-  context.map = [this, serial, library](const TypeDesc& klass, uint64_t handle,
-                                        uint64_t generation) -> absl::StatusOr<uint64_t> {
+  context.map = [this, serial, library](
+                    const TypeDesc& klass, uint64_t handle,
+                    const std::function<bool(uint64_t)>& live) -> absl::StatusOr<InstanceRef> {
     ASSIGN_OR_RETURN(InstanceTable::Record record, instances_.Find(handle, serial));
     if (record.klass.get() != &klass) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -68,16 +69,27 @@ InstanceContext SessionManager::ContextFor(
           "instance handle ", handle, " lives in library ", record.library,
           ", not in library ", library, " (instances cannot move between workers)"));
     }
-    if (record.generation != generation) {
+    if (!live(record.generation)) {
       instances_.Take(handle, serial, "was lost when its worker died").IgnoreError();
       return absl::FailedPreconditionError(absl::StrCat(
           "instance handle ", handle, " is stale: the worker that held it died and "
           "was replaced, and its instances were lost"));
     }
-    return record.worker_id;
+    return InstanceRef{record.worker_id, record.generation};
   };
-  context.adopt = [this, serial, library, instance](const TypeDesc& type, uint64_t worker_id,
-                                                    uint64_t generation) {
+  // The instance limit's slots reserved before the call ran (one per
+  // result that is an instance handle), handed to the handles it makes.
+  struct Reserved {
+    absl::Mutex mu;
+    std::vector<PrincipalQuota::Reservation> slots ABSL_GUARDED_BY(mu);
+  };
+  auto slots = std::make_shared<Reserved>();
+  {
+    absl::MutexLock lock(&slots->mu);
+    slots->slots = std::move(reserved);
+  }
+  context.adopt = [this, serial, library, slots](const TypeDesc& type, uint64_t worker_id,
+                                                 uint64_t generation) {
     InstanceTable::Record record;
     record.session = serial;
     record.library = library;
@@ -85,10 +97,15 @@ InstanceContext SessionManager::ContextFor(
     record.worker_id = worker_id;
     record.generation = generation;
     record.owned = type.ownership == v1::HandleType::OWNERSHIP_OWNED;
-    // Reserved by Call before the library ran (one handle result per call).
-    return instances_.Add(std::move(record), instance != nullptr
-                                                 ? std::move(*instance)
-                                                 : PrincipalQuota::Reservation());
+    PrincipalQuota::Reservation slot;
+    {
+      absl::MutexLock lock(&slots->mu);
+      if (!slots->slots.empty()) {
+        slot = std::move(slots->slots.back());
+        slots->slots.pop_back();
+      }
+    }
+    return instances_.Add(std::move(record), std::move(slot));
   };
   return context;
 }

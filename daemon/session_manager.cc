@@ -91,7 +91,8 @@ SessionManager::SessionManager(const PolicyHolder* policies, TokenAuthority* tok
                                WorkerLauncher* launcher,
                                std::function<absl::Time()> now)
     : policies_(policies), tokens_(tokens), audit_(audit), pins_(pins),
-      launcher_(launcher), now_(std::move(now)), releaser_(std::make_unique<Executor>(1)) {}
+      launcher_(launcher), now_(std::move(now)), starter_(std::make_unique<Executor>(2)),
+      releaser_(std::make_unique<Executor>(1)) {}
 
 SessionManager::~SessionManager() {
   CloseAll(now_());
@@ -108,13 +109,13 @@ absl::StatusOr<PrincipalQuota::Reservation> SessionManager::Reserve(const Caller
                         LimitOf(resource, caller.limits, policies_->Get()->limits()));
 }
 
-std::shared_ptr<Library> SessionManager::HoldWorker(std::unique_ptr<Library> library,
-                                                    PrincipalQuota::Reservation worker) {
+std::shared_ptr<Library> SessionManager::HoldWorkers(
+    std::shared_ptr<Library> library, std::vector<PrincipalQuota::Reservation> workers) {
   struct Held {
-    PrincipalQuota::Reservation worker;  // destroyed last: after the library
-    std::unique_ptr<Library> library;
+    std::vector<PrincipalQuota::Reservation> workers;  // destroyed last: after the library
+    std::shared_ptr<Library> library;
   };
-  auto held = std::make_shared<Held>(Held{std::move(worker), std::move(library)});
+  auto held = std::make_shared<Held>(Held{std::move(workers), std::move(library)});
   Library* raw = held->library.get();
   return std::shared_ptr<Library>(std::move(held), raw);
 }
@@ -218,7 +219,14 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   }
   uint64_t serial;
   v1::Permission permission;
-  PrincipalQuota::Reservation worker;  // held by the library once it is open
+  // One per worker of the pool, held by the library once it is open.
+  std::vector<PrincipalQuota::Reservation> workers;
+  const uint32_t pool_size = std::max<uint32_t>(1, request.pool_size());
+  if (pool_size > limits.max_pool_size()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "pool_size ", request.pool_size(), " is larger than the policy allows (limits.max_pool_size ",
+        limits.max_pool_size(), ")"));
+  }
   {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
@@ -259,20 +267,27 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
           "this session already has ", session->libraries.size(),
           " libraries open, the limit is ", max_libraries));
     }
-    // Limits.max_workers and the principal's max_workers.
-    ASSIGN_OR_RETURN(worker, Reserve(caller, Resource::kWorkers));
+    // Limits.max_workers and the principal's max_workers: one per worker
+    // of the pool.
+    for (uint32_t i = 0; i < pool_size; ++i) {
+      ASSIGN_OR_RETURN(PrincipalQuota::Reservation one, Reserve(caller, Resource::kWorkers));
+      workers.push_back(std::move(one));
+    }
   }
   WorkerSpec spec;
   spec.launcher = launcher_;
   spec.profile = permission.confinement_profile();
   spec.required_layers = policy->required_layers();
   spec.owner = absl::StrCat("session ", SessionField(serial));
+  spec.pool_size = static_cast<int>(pool_size);
+  spec.starter = starter_.get();
+  spec.max_start = absl::Milliseconds(limits.max_open_millis());
   // Every open is bounded (a constructor may never return): the client's
   // deadline, capped by the policy's.
   const absl::Duration max_open = absl::Milliseconds(limits.max_open_millis());
   const bool capped = now_() + max_open < deadline;
   deadline = std::min(deadline, now_() + max_open);
-  absl::StatusOr<std::unique_ptr<Library>> opened;
+  absl::StatusOr<std::shared_ptr<Library>> opened;
   const v1::PermissionLibrary* entry = ffibroker::FindLibrary(permission, path);
   spec.allow_dependency_symbols = entry != nullptr && entry->allow_dependency_symbols();
   if (entry != nullptr && !entry->sha256().empty()) {
@@ -308,7 +323,8 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   v1::OpenLibraryResponse response;
   response.set_library_handle(handle);
   response.set_resolved_path(path);
-  response.set_worker_pid((*opened)->worker_pid());
+  for (pid_t pid : (*opened)->worker_pids()) response.add_worker_pids(pid);
+  response.set_worker_pid(response.worker_pids(0));
   if (token.has_value()) response.set_token_id(token->token_id());
   for (const std::string& name : (*opened)->missing()) response.add_missing_symbols(name);
   *response.mutable_layers() = (*opened)->layers();
@@ -320,7 +336,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
                   {"handle", absl::StrCat(handle)},
                   {"confinement_profile", spec.profile}});
   Handle& h = (*session)->libraries[handle];
-  h.library = HoldWorker(*std::move(opened), std::move(worker));
+  h.library = HoldWorkers(*std::move(opened), std::move(workers));
   h.token = std::move(token);
   h.max_call = absl::Milliseconds(
       Tighter(limits.max_call_millis(), permission.limits().max_call_millis()));
@@ -353,7 +369,7 @@ absl::StatusOr<v1::CloseLibraryResponse> SessionManager::CloseLibrary(
 absl::StatusOr<SessionManager::Authorized> SessionManager::Authorize(
     const std::string& id, const Caller& caller, uint64_t handle,
     absl::string_view operation, absl::string_view detail, absl::Time deadline,
-    NewHandle new_handle) {
+    NewHandle new_handle, const v1::CallBatchRequest* batch) {
   Authorized out;
   // A slot in the caller's calls in flight, held for the whole operation.
   ASSIGN_OR_RETURN(out.in_flight, Reserve(caller, Resource::kCallsInFlight));
@@ -376,14 +392,22 @@ absl::StatusOr<SessionManager::Authorized> SessionManager::Authorize(
   // Room for an instance handle the operation makes, taken before the
   // token's quota is, so a refusal costs the token nothing.
   if (new_handle == NewHandle::kYes ||
-      (new_handle == NewHandle::kIfResultIsInstance &&
+      (new_handle == NewHandle::kIfResultIsInstance && batch == nullptr &&
        out.library->ReturnsInstance(std::string(detail)))) {
     ASSIGN_OR_RETURN(out.instance, Reserve(caller, Resource::kInstances));
+  }
+  if (new_handle == NewHandle::kIfResultIsInstance && batch != nullptr) {
+    for (const v1::BatchCall& call : batch->calls()) {
+      if (!out.library->ReturnsInstance(call.symbol())) continue;
+      ASSIGN_OR_RETURN(PrincipalQuota::Reservation one, Reserve(caller, Resource::kInstances));
+      out.batch_instances.push_back(std::move(one));
+    }
   }
   if (token.has_value()) {
     out.token_id = token->token_id();
     // The single token check (revocation, expiry, quota) for every use.
-    absl::Status live = tokens_->ConsumeCall(*token);
+    absl::Status live =
+        tokens_->ConsumeCall(*token, batch != nullptr ? std::max(1, batch->calls_size()) : 1);
     if (!live.ok()) {
       audit_->Record("deny_call", {{"principal", caller.principal},
                                    {"session", SessionField(out.serial)},
@@ -399,31 +423,85 @@ absl::StatusOr<SessionManager::Authorized> SessionManager::Authorize(
   return out;
 }
 
-absl::StatusOr<v1::CallResponse> SessionManager::Call(
-    const v1::CallRequest& request, const Caller& caller, absl::Time deadline) {
-  ASSIGN_OR_RETURN(Authorized op, Authorize(request.session_id(), caller,
-                                            request.library_handle(), "Call",
-                                            request.symbol(), deadline,
-                                            NewHandle::kIfResultIsInstance));
-  auto instance = std::make_shared<PrincipalQuota::Reservation>(std::move(op.instance));
-  if (op.audit_calls) {
+namespace {
+
+// Worker ends and library faults are logged; client mistakes are not.
+void LogIfWorkerFault(uint64_t serial, const absl::Status& status) {
+  if (absl::IsUnavailable(status) || absl::IsPermissionDenied(status) ||
+      absl::IsResourceExhausted(status) || absl::IsDeadlineExceeded(status) ||
+      absl::IsDataLoss(status)) {
+    LOG_WARNING("session s%d: %s", serial, status.ToString());
+  }
+}
+
+}  // namespace
+
+void SessionManager::Call(const v1::CallRequest& request, const Caller& caller,
+                          absl::Time deadline, Library::CallDone done) {
+  absl::StatusOr<Authorized> op =
+      Authorize(request.session_id(), caller, request.library_handle(), "Call", request.symbol(),
+                deadline, NewHandle::kIfResultIsInstance);
+  if (!op.ok()) return done(op.status());
+  if (op->audit_calls) {
     audit_->Record("call", {{"principal", caller.principal},
-                            {"session", SessionField(op.serial)},
-                            {"token_id", op.token_id},
-                            {"library", op.library->path()},
+                            {"session", SessionField(op->serial)},
+                            {"token_id", op->token_id},
+                            {"library", op->library->path()},
                             {"symbol", request.symbol()}});
   }
-  absl::StatusOr<v1::CallResponse> response =
-      op.library->Call(request, op.deadline,
-                       ContextFor(op.serial, request.library_handle(), std::move(instance)));
-  if (!response.ok() && (absl::IsUnavailable(response.status()) ||
-                         absl::IsPermissionDenied(response.status()) ||
-                         absl::IsResourceExhausted(response.status()) ||
-                         absl::IsDeadlineExceeded(response.status()) ||
-                         absl::IsDataLoss(response.status()))) {
-    LOG_WARNING("session s%d: %s", op.serial, response.status().ToString());
+  std::vector<PrincipalQuota::Reservation> instance;
+  instance.push_back(std::move(op->instance));
+  InstanceContext context = ContextFor(op->serial, request.library_handle(), std::move(instance));
+  std::shared_ptr<Library> library = op->library;
+  const uint64_t serial = op->serial;
+  absl::Time capped = op->deadline;
+  // The authorization (its calls-in-flight slot) is held until the call ends.
+  auto held = std::make_shared<Authorized>(*std::move(op));
+  library->Call(request, capped, context,
+                [serial, held, done = std::move(done)](
+                    absl::StatusOr<v1::CallResponse> response) mutable {
+                  if (!response.ok()) LogIfWorkerFault(serial, response.status());
+                  held.reset();  // the calls-in-flight slot is free before the answer
+                  done(std::move(response));
+                });
+}
+
+void SessionManager::CallBatch(const v1::CallBatchRequest& request, const Caller& caller,
+                               absl::Time deadline, Library::BatchDone done) {
+  std::shared_ptr<const Policy> policy = policies_->Get();
+  const uint32_t max_calls = policy->limits().max_batch_calls();
+  if (static_cast<uint32_t>(request.calls_size()) > max_calls) {
+    return done(absl::ResourceExhaustedError(absl::StrCat(
+        "a batch of ", request.calls_size(), " calls is larger than the policy allows "
+        "(limits.max_batch_calls ", max_calls, ")")));
   }
-  return response;
+  if (request.calls_size() == 0) return done(v1::CallBatchResponse());
+  absl::StatusOr<Authorized> op =
+      Authorize(request.session_id(), caller, request.library_handle(), "CallBatch",
+                request.calls(0).symbol(), deadline, NewHandle::kIfResultIsInstance, &request);
+  if (!op.ok()) return done(op.status());
+  if (op->audit_calls) {
+    for (const v1::BatchCall& call : request.calls()) {
+      audit_->Record("call", {{"principal", caller.principal},
+                              {"session", SessionField(op->serial)},
+                              {"token_id", op->token_id},
+                              {"library", op->library->path()},
+                              {"symbol", call.symbol()}});
+    }
+  }
+  InstanceContext context =
+      ContextFor(op->serial, request.library_handle(), std::move(op->batch_instances));
+  std::shared_ptr<Library> library = op->library;
+  const uint64_t serial = op->serial;
+  absl::Time capped = op->deadline;
+  auto held = std::make_shared<Authorized>(*std::move(op));
+  library->CallBatch(request, capped, context,
+                     [serial, held, done = std::move(done)](
+                         absl::StatusOr<v1::CallBatchResponse> response) mutable {
+                       if (!response.ok()) LogIfWorkerFault(serial, response.status());
+                       held.reset();  // the calls-in-flight slot is free before the answer
+                       done(std::move(response));
+                     });
 }
 
 absl::StatusOr<v1::GetStatusResponse> SessionManager::GetStatus(const Caller& caller,

@@ -80,8 +80,16 @@ class SessionManager {
   absl::StatusOr<v1::CloseLibraryResponse> CloseLibrary(
       const v1::CloseLibraryRequest& request, const Caller& caller);
   // `deadline` is the client's; the permission's max_call_millis caps it.
-  absl::StatusOr<v1::CallResponse> Call(const v1::CallRequest& request,
-                                        const Caller& caller, absl::Time deadline);
+  // Asynchronous: `done` runs once, with the response or the error, on the
+  // worker watcher's thread (or on the caller's for an error found before
+  // anything was sent). `request` need only live until Call returns.
+  void Call(const v1::CallRequest& request, const Caller& caller, absl::Time deadline,
+            Library::CallDone done);
+  // Runs a batch (Library::CallBatch) after one authorization: a token's
+  // quota is charged one call per call of the batch (all or none), and at
+  // most limits.max_batch_calls calls are accepted (RESOURCE_EXHAUSTED).
+  void CallBatch(const v1::CallBatchRequest& request, const Caller& caller, absl::Time deadline,
+                 Library::BatchDone done);
   // Drops the session's permission (irreversible; idempotent).
   absl::StatusOr<v1::RevokePermissionsResponse> RevokePermissions(
       const v1::RevokePermissionsRequest& request, const Caller& caller);
@@ -159,6 +167,8 @@ class SessionManager {
     PrincipalQuota::Reservation in_flight;
     // The instance handle the operation may make (see NewHandle).
     PrincipalQuota::Reservation instance;
+    // For a batch: one per call whose result is an instance handle.
+    std::vector<PrincipalQuota::Reservation> batch_instances;
   };
   // The one authorization step of every client operation on an open
   // library (Call, NewInstance, ReadFields, WriteFields, FreeInstance,
@@ -174,11 +184,14 @@ class SessionManager {
   // (NewInstance; a Call whose declared result for symbol `detail` is an
   // instance): its slot in the caller's instance limit is reserved first
   // (Authorized::instance), before the token's quota is touched.
+  // For a `batch`, every call of it counts: one call of the token's quota
+  // each, and one instance slot for each whose result is an instance.
   enum class NewHandle { kNo, kYes, kIfResultIsInstance };
   absl::StatusOr<Authorized> Authorize(const std::string& id, const Caller& caller,
                                        uint64_t handle, absl::string_view operation,
                                        absl::string_view detail, absl::Time deadline,
-                                       NewHandle new_handle = NewHandle::kNo);
+                                       NewHandle new_handle = NewHandle::kNo,
+                                       const v1::CallBatchRequest* batch = nullptr);
   // The record of instance `handle` owned by session `id` (NOT_FOUND, one
   // message, for any handle the session does not own), and the
   // authorization of its library (Authorize).
@@ -186,9 +199,10 @@ class SessionManager {
       const std::string& id, const Caller& caller, uint64_t handle,
       absl::string_view operation, absl::Time deadline);
   // How calls of library `library` in session `serial` use the instances.
-  // A handle the call returns takes `instance` (reserved before the call).
+  // The handles the call makes take the `reserved` slots (reserved before
+  // the call), one each.
   InstanceContext ContextFor(uint64_t serial, uint64_t library,
-                             std::shared_ptr<PrincipalQuota::Reservation> instance = nullptr);
+                             std::vector<PrincipalQuota::Reservation> reserved = {});
   // Invalidates the instances of a session (library == 0) or one of its
   // libraries, calling the destructors of owned library results first.
   // Returns how many instances were released.
@@ -203,11 +217,11 @@ class SessionManager {
   static std::map<uint64_t, std::shared_ptr<Library>> LibrariesOf(const Session& session);
   // One unit of `resource` in the limits of `caller` (and the daemon's).
   absl::StatusOr<PrincipalQuota::Reservation> Reserve(const Caller& caller, Resource resource);
-  // `library` as the session holds it: a Library that owns `worker` (its
-  // reservation in the workers limit), released after the library, and so
-  // its worker, is destroyed.
-  static std::shared_ptr<Library> HoldWorker(std::unique_ptr<Library> library,
-                                             PrincipalQuota::Reservation worker);
+  // `library` as the session holds it: with `workers` (its reservations
+  // in the workers limit, one per worker of its pool), released after the
+  // library, and so its workers, is destroyed.
+  static std::shared_ptr<Library> HoldWorkers(std::shared_ptr<Library> library,
+                                              std::vector<PrincipalQuota::Reservation> workers);
 
   // The session for `id` if it belongs to `caller`, touched; NOT_FOUND
   // otherwise.
@@ -230,6 +244,9 @@ class SessionManager {
   std::map<std::string, std::unique_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
   uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 1;
   InstanceTable instances_;  // thread-safe on its own
+  // Starts workers in place of dead ones (Library: WorkerSpec.starter), so
+  // no RPC thread waits for a start.
+  std::unique_ptr<Executor> starter_;
   // Runs the release of expired sessions. Last member: destroyed (draining
   // its queue) before everything its tasks use.
   std::unique_ptr<Executor> releaser_;

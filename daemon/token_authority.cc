@@ -175,7 +175,7 @@ absl::StatusOr<v1::TokenClaims> TokenAuthority::VerifyForInspect(
   return VerifyWith(token, caller, &MayInspect);
 }
 
-absl::Status TokenAuthority::ConsumeCall(const v1::TokenClaims& claims) {
+absl::Status TokenAuthority::ConsumeCall(const v1::TokenClaims& claims, uint64_t calls) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckLive(claims));
   const std::vector<QuotaLevel> levels = QuotaLevels(claims);
@@ -186,7 +186,13 @@ absl::Status TokenAuthority::ConsumeCall(const v1::TokenClaims& claims) {
     Known* k = known.emplace_back(&known_[*level.id]);
     // An ancestor outlives its descendants; keep its counter at least as long.
     k->expires = std::max(k->expires, expires);
-    if (k->calls_used >= level.quota) {
+    if (k->calls_used >= level.quota || level.quota - k->calls_used < calls) {
+      if (calls > 1) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "token ", claims.token_id(), ": a batch of ", calls, " calls needs more than the ",
+            level.quota - std::min(level.quota, k->calls_used), " calls left of the call quota of ",
+            level.quota, *level.id == claims.token_id() ? "" : absl::StrCat(" of token ", *level.id)));
+      }
       if (*level.id == claims.token_id()) {
         return absl::ResourceExhaustedError(absl::StrCat(
             "token ", claims.token_id(), ": its call quota of ", level.quota,
@@ -200,13 +206,13 @@ absl::Status TokenAuthority::ConsumeCall(const v1::TokenClaims& claims) {
   }
   daemon::v1::TokenJournalRecord record;
   for (size_t i = 0; i < levels.size(); ++i) {
-    ++known[i]->calls_used;
+    known[i]->calls_used += calls;
     AddState(&record, *levels[i].id, known[i]->expires)->set_calls_used(known[i]->calls_used);
   }
   // Incremented first, so a compaction inside JournalLocked sees the use.
   absl::Status journaled = JournalLocked(record);
   if (!journaled.ok()) {
-    for (Known* k : known) --k->calls_used;
+    for (Known* k : known) k->calls_used -= calls;
   }
   return journaled;
 }

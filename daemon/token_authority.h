@@ -92,11 +92,12 @@ class TokenAuthority {
                                                    const Caller& caller) const;
 
   // Checks that the token behind `claims` (already verified once) is still
-  // valid now and takes one call from its quota and from every ancestor's.
+  // valid now and takes `calls` calls (a batch takes one per call) from its
+  // quota and from every ancestor's, all or none.
   // PERMISSION_DENIED if revoked, UNAUTHENTICATED if expired,
   // RESOURCE_EXHAUSTED if a quota in the tree is used up (naming whose),
   // UNAVAILABLE if the journal cannot record the use (nothing is taken).
-  absl::Status ConsumeCall(const v1::TokenClaims& claims);
+  absl::Status ConsumeCall(const v1::TokenClaims& claims, uint64_t calls = 1);
 
   // Calls left: the least left under its own or an ancestor's quota (0
   // when the token has no quota).

@@ -233,6 +233,13 @@ WorkerLauncher::WorkerLauncher(std::string worker_path, const ProfileSet* profil
                                std::unique_ptr<WorkerUidPool> uids)
     : worker_path_(std::move(worker_path)), profiles_(profiles), uids_(std::move(uids)) {
   working_.executable = worker_path_;
+  absl::StatusOr<std::unique_ptr<WorkerWatcher>> own = WorkerWatcher::Create();
+  if (own.ok()) {
+    own_watcher_ = *std::move(own);
+    watcher_ = own_watcher_.get();
+  } else {
+    LOG_ERROR("cannot watch workers: %s", own.status().ToString());
+  }
   for (v1::Layer layer : disabled) {
     SetNamespace(&working_, layer, false);
     refused_.push_back(Refusal(layer, "disabled by --disable-layers"));
@@ -250,6 +257,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::SpawnWithFallback
     ASSIGN_OR_RETURN(uid, uids_->Acquire());
     plan.host_id = uid.uid();
   }
+  if (watcher_ == nullptr) return absl::UnavailableError("workers cannot be watched");
   for (int attempt = 0; attempt < 4; ++attempt) {
     plan.argv = {"ffibroker-worker",
                  absl::StrCat("--parent-pid=", plan.pid_ns ? 0 : ::getpid())};

@@ -63,8 +63,9 @@ class WorkerLauncher {
   const WorkerUidPool* uids() const { return uids_.get(); }
 
   // Workers started afterwards are watched by `watcher` (borrowed; it must
-  // outlive every worker), which notices their end and kills them at
-  // shutdown. Call before the first Launch.
+  // outlive every worker), which reads their replies, notices their end and
+  // kills them at shutdown. Call before the first Launch. Without it the
+  // launcher's own watcher serves (its workers must not outlive it).
   void set_watcher(WorkerWatcher* watcher) { watcher_ = watcher; }
 
  private:
@@ -85,6 +86,7 @@ class WorkerLauncher {
   const std::string worker_path_;
   const ProfileSet* const profiles_;
   const std::unique_ptr<WorkerUidPool> uids_;
+  std::unique_ptr<WorkerWatcher> own_watcher_;
   WorkerWatcher* watcher_ = nullptr;
 
   absl::Mutex mu_;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/worker_protocol.h"
@@ -65,24 +66,6 @@ std::string TrappedCall(uint32_t audit_arch, int nr) {
 
 }  // namespace
 
-class ABSL_SCOPED_LOCKABLE WorkerProcess::ExchangeLock {
- public:
-  explicit ExchangeLock(WorkerProcess* worker) ABSL_EXCLUSIVE_LOCK_FUNCTION(worker->exchange_mu_)
-      : worker_(worker) {
-    worker_->exchange_mu_.Lock();
-  }
-  ~ExchangeLock() ABSL_UNLOCK_FUNCTION() {
-    worker_->exchange_mu_.Unlock();
-    // The watcher saw the end while we held the channel and left it to us.
-    if (worker_->end_pending_.exchange(false)) worker_->OnEnded();
-  }
-  ExchangeLock(const ExchangeLock&) = delete;
-  ExchangeLock& operator=(const ExchangeLock&) = delete;
-
- private:
-  WorkerProcess* const worker_;
-};
-
 std::string SanitizeWorkerText(const std::string& text) {
   std::string out;
   for (char c : text.substr(0, 300)) {
@@ -99,9 +82,14 @@ std::string SignalName(int sig) {
                       " (", description ? description : "unknown signal", ")");
 }
 
+void WorkerProcess::RunAll(Completions completions) {
+  for (Completion& c : completions) c.done(std::move(c.result));
+}
+
 absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
     SandboxPlan plan, absl::Time deadline, SandboxError* error,
     worker::v1::Hello* hello_out, WorkerWatcher* watcher) {
+  if (watcher == nullptr) return absl::InternalError("a worker needs a watcher");
   ASSIGN_OR_RETURN(auto channel, SeqpacketTransport::Pair());
   std::unique_ptr<SeqpacketTransport> ours = std::move(channel.first);
   std::unique_ptr<SeqpacketTransport> theirs = std::move(channel.second);
@@ -112,58 +100,60 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
         absl::StrCat("cannot start worker ", plan.executable, ": ", child.status().message()));
   }
   theirs.reset();
-  pid_t pid = child->pid;
+  // Declared before the worker: its destructor may complete the handshake.
+  absl::Notification answered;
+  absl::StatusOr<worker::v1::WorkerToDaemon> hello = absl::UnknownError("no hello");
   std::unique_ptr<WorkerProcess> worker(
-      new WorkerProcess(pid, std::move(child->pidfd), std::move(ours)));
+      new WorkerProcess(child->pid, std::move(child->pidfd), std::move(ours)));
   worker->uid_ = child->uid;
   worker->uid_in_namespace_ = child->uid_in_namespace;
-  if (watcher != nullptr) {
-    // From here on shutdown can see (and kill) the worker, even while it
-    // is still starting or loading its library.
-    absl::Status watched = watcher->Watch(worker.get(), worker->pidfd_.get());
-    if (!watched.ok()) {
-      worker->Kill();
-      return absl::UnavailableError(
-          absl::StrCat("cannot start worker: ", watched.message()));
-    }
-    worker->watcher_ = watcher;
-  }
-  worker::v1::WorkerToDaemon hello;
-  absl::Status status;
   {
-    ExchangeLock exchange(worker.get());
-    status = worker->channel_->Receive(&hello, deadline, worker->pidfd_.get());
-    if (absl::IsDeadlineExceeded(status)) {
-      worker->Record(WorkerOutcome::Kind::kTimedOut, 0, "did not say hello in time");
-      worker->KillAndReap();
-    } else if (!status.ok()) {
-      worker->Reap(absl::Seconds(1));
-    }
+    // The Hello is the answer to request 0, which no other request has.
+    absl::MutexLock lock(&worker->mu_);
+    worker->pending_.emplace(
+        0, Pending{deadline, [&](absl::StatusOr<worker::v1::WorkerToDaemon> reply) {
+                     hello = std::move(reply);
+                     answered.Notify();
+                   }});
   }
-  if (!status.ok()) {
+  worker->watcher_ = watcher;
+  // From here on shutdown can see (and kill) the worker, even while it is
+  // still starting or loading its library.
+  absl::Status watched = watcher->Watch(worker.get());
+  if (!watched.ok()) {
+    worker->watcher_ = nullptr;
+    worker.reset();  // kills it; fails the handshake
+    return absl::UnavailableError(absl::StrCat("cannot start worker: ", watched.message()));
+  }
+  watcher->DeadlineAdded(deadline);
+  answered.WaitForNotification();
+  if (!hello.ok()) {
     return absl::UnavailableError(
         absl::StrCat("worker failed to start: ", worker->outcome().message));
   }
-  if (!hello.has_hello() || hello.request_id() != 0 ||
-      hello.hello().protocol_version() != kWorkerProtocolVersion) {
+  if (!hello->has_hello() || hello->hello().protocol_version() != kWorkerProtocolVersion) {
     std::string why =
-        hello.has_hello()
-            ? absl::StrCat("speaks worker protocol v", hello.hello().protocol_version(),
+        hello->has_hello()
+            ? absl::StrCat("speaks worker protocol v", hello->hello().protocol_version(),
                            ", the daemon needs v", kWorkerProtocolVersion)
             : "did not start with a hello";
     worker->Abandon(why);
     return absl::UnavailableError(absl::StrCat("worker failed to start: ", why));
   }
-  *hello_out = hello.hello();
+  *hello_out = hello->hello();
   return worker;
 }
 
 WorkerProcess::~WorkerProcess() {
-  {
-    absl::MutexLock exchange(&exchange_mu_);
-    KillAndReap();
-  }
+  // Once forgotten, the watcher no longer reads the channel: we do.
   if (watcher_ != nullptr) watcher_->Forget(this);
+  Completions out;
+  {
+    absl::MutexLock read(&read_mu_);
+    KillAndReap(&out);
+  }
+  FailOutstanding(&out);
+  RunAll(std::move(out));
 }
 
 void WorkerProcess::set_label(std::string label) {
@@ -174,6 +164,210 @@ void WorkerProcess::set_label(std::string label) {
 std::string WorkerProcess::label() const {
   absl::MutexLock lock(&mu_);
   return label_;
+}
+
+int WorkerProcess::outstanding() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(pending_.size());
+}
+
+void WorkerProcess::Submit(worker::v1::DaemonToWorker* request, absl::Time deadline,
+                           ReplyCallback done) {
+  uint64_t id = 0;
+  bool dead;
+  {
+    absl::MutexLock lock(&mu_);
+    dead = outcome_.kind != WorkerOutcome::Kind::kRunning || end_handled_;
+    if (!dead) {
+      id = NextRequestId();
+      pending_.emplace(id, Pending{deadline, std::move(done)});
+    }
+  }
+  if (dead) {
+    done(OutcomeStatus());
+    return;
+  }
+  request->set_request_id(id);
+  watcher_->DeadlineAdded(deadline);
+  absl::Status sent;
+  {
+    absl::MutexLock send(&send_mu_);
+    sent = channel_->Send(*request, deadline);
+  }
+  if (sent.ok() || absl::IsUnavailable(sent)) return;  // gone: its end fails the request
+  if (absl::IsResourceExhausted(sent)) {
+    // Nothing was sent: the worker is unharmed, only this request fails.
+    ReplyCallback callback;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = pending_.find(id);
+      if (it == pending_.end()) return;  // already failed by the worker's end
+      callback = std::move(it->second.done);
+      pending_.erase(it);
+    }
+    callback(sent);
+    return;
+  }
+  // The daemon's side failed (see Transport::Send); part of the request
+  // may be on the channel, so the worker cannot be trusted to read on.
+  if (absl::IsDeadlineExceeded(sent)) {
+    Record(WorkerOutcome::Kind::kTimedOut, SIGKILL,
+           absl::StrCat("killed because it did not take a request: ", sent.message()));
+  } else {
+    Record(WorkerOutcome::Kind::kStopped, SIGKILL,
+           absl::StrCat("stopped because the daemon failed to send it a request: ",
+                        sent.message()));
+  }
+  SignalKill();
+}
+
+absl::StatusOr<worker::v1::WorkerToDaemon> WorkerProcess::Exchange(
+    worker::v1::DaemonToWorker* request, absl::Time deadline) {
+  absl::Notification answered;
+  absl::StatusOr<worker::v1::WorkerToDaemon> reply = absl::UnknownError("no reply");
+  Submit(request, deadline, [&](absl::StatusOr<worker::v1::WorkerToDaemon> r) {
+    reply = std::move(r);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return reply;
+}
+
+absl::Time WorkerProcess::NextDeadline() const {
+  absl::MutexLock lock(&mu_);
+  if (outcome_.kind != WorkerOutcome::Kind::kRunning) return absl::InfiniteFuture();
+  absl::Time next = fatal_grace_;
+  for (const auto& [id, pending] : pending_) next = std::min(next, pending.deadline);
+  return next;
+}
+
+void WorkerProcess::OnDeadline(absl::Time now) {
+  std::optional<worker::v1::Fatal> lie;
+  bool expired = false;
+  bool hello = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (outcome_.kind != WorkerOutcome::Kind::kRunning) return;
+    for (const auto& [id, pending] : pending_) {
+      if (pending.deadline <= now) {
+        expired = true;
+        hello = hello || id == 0;
+      }
+    }
+    if (fatal_.has_value() && fatal_grace_ <= now) {
+      lie.swap(fatal_);
+      fatal_grace_ = absl::InfiniteFuture();
+    }
+  }
+  if (lie.has_value()) {
+    // The reporter ends the worker right after reporting: it lied.
+    RecordContradictedFatal(*lie, "was still running a second later");
+  }
+  if (expired) {
+    Record(WorkerOutcome::Kind::kTimedOut, SIGKILL,
+           hello ? "did not say hello in time" : "killed because the call's deadline passed");
+  }
+  if (lie.has_value() || expired) SignalKill();
+}
+
+WorkerProcess::Completions WorkerProcess::OnReadable() {
+  Completions out;
+  absl::MutexLock read(&read_mu_);
+  if (!channel_closed_) ReadChannel(/*ended=*/false, &out);
+  return out;
+}
+
+WorkerProcess::Completions WorkerProcess::OnEnded() {
+  Completions out;
+  {
+    absl::MutexLock read(&read_mu_);
+    KillAndReap(&out);  // it has ended: reads what it sent, reaps, records how
+  }
+  bool stopped;
+  int outstanding;
+  {
+    absl::MutexLock lock(&mu_);
+    if (end_handled_) return out;
+    end_handled_ = true;
+    stopped = outcome_.kind == WorkerOutcome::Kind::kStopped;
+    outstanding = static_cast<int>(pending_.size());
+  }
+  if (!stopped) {
+    LOG_WARNING("worker pid %d serving %s ended %s: %s", pid_, label(),
+                outstanding == 0 ? "between calls"
+                                 : absl::StrCat("with ", outstanding, " requests outstanding"),
+                outcome().message);
+  }
+  FailOutstanding(&out);
+  return out;
+}
+
+void WorkerProcess::FailOutstanding(Completions* out) {
+  std::map<uint64_t, Pending> pending;
+  {
+    absl::MutexLock lock(&mu_);
+    pending.swap(pending_);
+    end_handled_ = true;
+  }
+  if (pending.empty()) return;
+  absl::Status status = OutcomeStatus();
+  for (auto& [id, p] : pending) out->push_back(Completion{std::move(p.done), status});
+}
+
+void WorkerProcess::ReadChannel(bool ended, Completions* out) {
+  // Bounded while the worker runs: a worker cannot keep the watcher here by
+  // writing as fast as it reads (epoll reports the rest again). Once it has
+  // ended, what is queued is finite.
+  for (int messages = 0; ended || messages < 64; ++messages) {
+    worker::v1::WorkerToDaemon message;
+    absl::StatusOr<Transport::Available> read = channel_->ReceiveAvailable(&message);
+    if (!read.ok()) {
+      if (absl::IsDataLoss(read.status())) {
+        Violation(absl::StrCat("sent a packet that is no message (", read.status().message(),
+                               ")"));
+      }
+      channel_closed_ = true;  // nothing after it can be trusted
+      return;
+    }
+    if (*read == Transport::Available::kNothing) return;
+    if (*read == Transport::Available::kClosed) {
+      channel_closed_ = true;
+      return;
+    }
+    if (message.has_fatal()) {
+      absl::MutexLock lock(&mu_);
+      if (!fatal_.has_value()) {
+        fatal_ = message.fatal();
+        // The reporter ends the worker right after reporting.
+        fatal_grace_ = absl::Now() + absl::Seconds(1);
+      }
+      continue;
+    }
+    ReplyCallback done;
+    bool dying = false;
+    {
+      absl::MutexLock lock(&mu_);
+      // After a Fatal report the worker must end, not answer: its requests
+      // wait for that end (or for the report to be found a lie).
+      dying = fatal_.has_value();
+      auto it = pending_.find(message.request_id());
+      if (!dying && it != pending_.end() && outcome_.kind == WorkerOutcome::Kind::kRunning) {
+        done = std::move(it->second.done);
+        pending_.erase(it);
+      }
+    }
+    if (dying) continue;
+    if (!done) {
+      if (alive()) {
+        Violation(absl::StrCat("a reply carried request id ", message.request_id(),
+                               ", which is not outstanding"));
+      }
+      channel_closed_ = true;
+      return;
+    }
+    if (reply_hook_for_testing_) reply_hook_for_testing_();
+    out->push_back(Completion{std::move(done), std::move(message)});
+  }
 }
 
 uint64_t WorkerProcess::NextRequestId() {
@@ -232,88 +426,6 @@ void WorkerProcess::RecordContradictedFatal(const worker::v1::Fatal& fatal,
                       ") that the kernel contradicts: the worker ", how_it_ended));
 }
 
-std::string WorkerProcess::DrainIdleChannel() {
-  std::string unsolicited;
-  // Bounded: a worker cannot keep us here by writing as fast as we read.
-  for (int packets = 0; packets < 64; ++packets) {
-    worker::v1::WorkerToDaemon packet;
-    absl::StatusOr<bool> read = channel_->ReceiveWaiting(&packet);
-    if (read.ok() && !*read) break;  // nothing (more) waiting
-    if (read.ok() && packet.has_fatal()) {
-      absl::MutexLock lock(&mu_);
-      if (!fatal_.has_value()) fatal_ = packet.fatal();
-      continue;
-    }
-    // Anything else, even an empty packet or a fragment never completed,
-    // is a packet nobody asked for.
-    if (unsolicited.empty()) {
-      unsolicited = read.ok()
-                        ? absl::StrCat("sent a packet (a reply to request ", packet.request_id(),
-                                       ") while no request was outstanding")
-                        : absl::StrCat("sent a packet while no request was outstanding (",
-                                       read.status().message(), ")");
-    }
-    if (!read.ok() && !absl::IsDataLoss(read.status())) break;  // the daemon's side failed
-  }
-  return unsolicited;
-}
-
-bool WorkerProcess::CheckIdle() {
-  if (!alive()) return false;
-  {
-    ExchangeLock exchange(this);
-    std::string unsolicited = DrainIdleChannel();
-    int wstatus = 0;
-    bool waited = false;
-    bool ended = ReapOnce(/*block=*/false, &wstatus, &waited);
-    bool fatal_reported;
-    {
-      absl::MutexLock lock(&mu_);
-      fatal_reported = fatal_.has_value();
-    }
-    if (!unsolicited.empty()) {
-      Record(WorkerOutcome::Kind::kProtocolViolation, 0,
-             absl::StrCat("broke the worker protocol: ", unsolicited));
-      KillAndReap();
-    } else if (fatal_reported) {
-      Reap(absl::Seconds(1));  // the reporter ends the worker right after reporting
-    } else if (ended) {
-      KillAndReap();  // records how it ended
-    }
-  }
-  // Asked after letting go: an end the watcher handed over meanwhile has
-  // been recorded by then.
-  return alive();
-}
-
-void WorkerProcess::OnEnded() {
-  int wstatus = 0;
-  bool waited = false;
-  // Announced before trying the lock: a holder checks it after letting go
-  // (ExchangeLock), so either we get the lock or the holder sees the flag.
-  end_pending_ = true;
-  if (!exchange_mu_.TryLock()) {
-    // The channel is in use: its holder runs OnEnded again when it lets go
-    // (having explained the end itself, if it saw it). Reaping now keeps
-    // the zombie's life short.
-    ReapOnce(/*block=*/false, &wstatus, &waited);
-    return;
-  }
-  end_pending_ = false;
-  bool was_alive = alive();
-  std::string unsolicited = DrainIdleChannel();
-  if (!unsolicited.empty()) {
-    Record(WorkerOutcome::Kind::kProtocolViolation, 0,
-           absl::StrCat("broke the worker protocol: ", unsolicited));
-  }
-  KillAndReap();  // it has ended: reaps it without waiting, records how
-  exchange_mu_.Unlock();
-  if (was_alive) {
-    LOG_WARNING("worker pid %d serving %s ended between calls: %s", pid_, label(),
-                outcome().message);
-  }
-}
-
 void WorkerProcess::Record(WorkerOutcome::Kind kind, int code,
                            std::string message) {
   absl::MutexLock lock(&mu_);
@@ -331,30 +443,33 @@ bool WorkerProcess::alive() const {
   return outcome_.kind == WorkerOutcome::Kind::kRunning;
 }
 
-void WorkerProcess::Kill() {
-  stop_requested_ = true;
-  Record(WorkerOutcome::Kind::kStopped, SIGKILL, "stopped by the daemon");
+void WorkerProcess::SignalKill() {
+  // ESRCH if already gone: fine. A pidfd never names a recycled pid.
   PidfdSendSignal(pidfd_.get(), SIGKILL);
 }
 
-void WorkerProcess::Abandon(const std::string& why) {
-  absl::MutexLock exchange(&exchange_mu_);
-  Record(WorkerOutcome::Kind::kProtocolViolation, 0,
-         absl::StrCat("broke the worker protocol: ", why));
-  KillAndReap();
+void WorkerProcess::Kill() {
+  Record(WorkerOutcome::Kind::kStopped, SIGKILL, "stopped by the daemon");
+  SignalKill();
 }
 
-void WorkerProcess::KillAndReap() {
+void WorkerProcess::Violation(absl::string_view what) {
+  Record(WorkerOutcome::Kind::kProtocolViolation, 0,
+         absl::StrCat("broke the worker protocol: ", what));
+  SignalKill();
+}
+
+void WorkerProcess::Abandon(const std::string& why) { Violation(why); }
+
+void WorkerProcess::KillAndReap(Completions* out) {
   // ESRCH if already gone: fine. A pidfd never names a recycled pid.
   PidfdSendSignal(pidfd_.get(), SIGKILL);
   int wstatus = 0;
   bool waited = false;
   ReapOnce(/*block=*/true, &wstatus, &waited);
-  // Reaped: every packet it sent is queued now. A Fatal report among them
-  // explains the end even if no one was reading when it came (a failed
-  // send skips the receive; an idle check drains before it reaps). Other
-  // packets are late and moot: the worker is gone.
-  DrainIdleChannel();
+  // Reaped: every packet it sent is queued now. Replies complete their
+  // requests; a Fatal report among them explains the end.
+  if (!channel_closed_) ReadChannel(/*ended=*/true, out);
   ConfirmFatal(waited, wstatus);  // a pending Fatal report, believed or not
   if (!waited) {
     Record(WorkerOutcome::Kind::kExited, -1, "vanished (could not be reaped)");
@@ -391,92 +506,6 @@ void WorkerProcess::KillAndReap() {
   }
   // Whatever was recorded, the process is gone now.
   Record(WorkerOutcome::Kind::kExited, 0, "ended");
-}
-
-void WorkerProcess::Reap(absl::Duration grace) {
-  pollfd pfd = {pidfd_.get(), POLLIN, 0};
-  int ms = static_cast<int>(absl::ToInt64Milliseconds(grace));
-  int ready;
-  while ((ready = ::poll(&pfd, 1, ms)) < 0 && errno == EINTR) {
-  }
-  if (ready == 0) {
-    // Still running: a Fatal report it sent is a lie (the reporter ends
-    // the worker right after reporting).
-    std::optional<worker::v1::Fatal> fatal;
-    {
-      absl::MutexLock lock(&mu_);
-      fatal.swap(fatal_);
-    }
-    if (fatal.has_value()) {
-      RecordContradictedFatal(
-          *fatal, absl::StrCat("was still running ", absl::FormatDuration(grace), " later"));
-    }
-  }
-  KillAndReap();
-}
-
-absl::StatusOr<worker::v1::WorkerToDaemon> WorkerProcess::Exchange(
-    worker::v1::DaemonToWorker* request, absl::Time deadline) {
-  ExchangeLock exchange(this);
-  if (!alive()) {
-    return absl::UnavailableError(absl::StrCat("worker ", outcome().message));
-  }
-  const uint64_t id = NextRequestId();
-  request->set_request_id(id);
-  absl::Status status = channel_->Send(*request, deadline);
-  if (!status.ok() && !absl::IsUnavailable(status)) {
-    // The daemon's side failed (see Transport::Send), not the worker.
-    if (absl::IsResourceExhausted(status)) return status;  // nothing sent: still usable
-    if (absl::IsDeadlineExceeded(status)) {
-      Record(WorkerOutcome::Kind::kTimedOut, SIGKILL,
-             absl::StrCat("killed because it did not take a request: ", status.message()));
-    } else {
-      Record(WorkerOutcome::Kind::kStopped, SIGKILL,
-             absl::StrCat("stopped because the daemon failed to send it a request: ",
-                          status.message()));
-    }
-    KillAndReap();  // part of a request may be on the channel
-    return OutcomeStatus();
-  }
-  worker::v1::WorkerToDaemon reply;
-  if (status.ok()) status = channel_->Receive(&reply, deadline, pidfd_.get());
-  if (status.ok() && reply.has_fatal()) {
-    {
-      absl::MutexLock lock(&mu_);
-      fatal_ = reply.fatal();
-    }
-    Reap(absl::Seconds(1));  // the reporter ends the worker right after reporting
-    return OutcomeStatus();
-  }
-  if (status.ok() && reply.request_id() != id) {
-    Record(WorkerOutcome::Kind::kProtocolViolation, 0,
-           absl::StrCat("broke the worker protocol: a reply carried request id ",
-                        reply.request_id(), ", the request outstanding was ", id));
-    KillAndReap();
-    return OutcomeStatus();
-  }
-  if (status.ok()) {
-    if (reply_hook_for_testing_) reply_hook_for_testing_();
-    return reply;
-  }
-
-  switch (status.code()) {
-    case absl::StatusCode::kDeadlineExceeded:  // no reply, or not reading
-      Record(WorkerOutcome::Kind::kTimedOut, SIGKILL,
-             "killed because the call's deadline passed");
-      KillAndReap();
-      return OutcomeStatus();
-    case absl::StatusCode::kUnavailable:  // channel closed: dead or dying
-    case absl::StatusCode::kAborted:      // pidfd readable: it has ended
-      Reap(absl::Seconds(1));
-      break;
-    default:  // malformed reply, oversized packet
-      Record(WorkerOutcome::Kind::kProtocolViolation, 0,
-             absl::StrCat("broke the worker protocol: ", status.message()));
-      KillAndReap();
-      break;
-  }
-  return OutcomeStatus();
 }
 
 uint64_t WorkerProcess::AuditNotBefore() const {

@@ -5,22 +5,24 @@
 // none becomes a zombie. How the worker ended is a structured
 // WorkerOutcome; the first outcome recorded wins.
 //
-// The child is reaped exactly once, through its pidfd (never by pid, so a
-// recycled pid is never touched), by whichever comes first: the
-// WorkerWatcher that sees it end (OnEnded), an exchange that sees it end,
-// or the destructor.
+// Requests are asynchronous: Submit sends a request with a fresh random id
+// and returns at once; the WorkerWatcher (the daemon's one supervisor of
+// every worker channel and pidfd) reads the reply when it arrives and runs
+// the request's callback with it. Requests may be pipelined: the worker
+// answers them in the order sent. A reply whose id is not outstanding, a
+// packet that is no message, or a Fatal report the kernel contradicts is a
+// protocol violation that kills the worker (see docs/worker-protocol.md).
+// When the worker ends (or is killed because a request's deadline passed),
+// the watcher reaps it at once and fails every outstanding request with
+// the reason (OutcomeStatus).
 //
-// Every request carries a fresh random id and its reply must echo it; a
-// reply with another id, a packet while no request is outstanding, or a
-// Fatal report the kernel contradicts is a protocol violation that kills
-// the worker (see worker.proto).
-//
-// Thread-safety: all methods are thread-safe; exchanges are serialized.
-// Kill() may be called from any thread at any time while the object is
-// alive.
+// Thread-safety: all methods are thread-safe. Callbacks run on the
+// watcher's thread (or, when a request fails before it is sent, on the
+// caller's); they must not block.
 //
 //   ASSIGN_OR_RETURN(auto worker, WorkerProcess::Spawn(plan, deadline, &error, &hello, watcher));
-//   ASSIGN_OR_RETURN(auto reply, worker->Exchange(&request, deadline));
+//   worker->Submit(&request, deadline, [](absl::StatusOr<WorkerToDaemon> reply) {...});
+//   ASSIGN_OR_RETURN(auto reply, worker->Exchange(&request, deadline));  // waits
 #ifndef FFIBROKER_DAEMON_WORKER_PROCESS_H_
 #define FFIBROKER_DAEMON_WORKER_PROCESS_H_
 
@@ -28,11 +30,14 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
+#include <vector>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -71,29 +76,47 @@ class WorkerWatcher;
 
 class WorkerProcess {
  public:
+  // Runs once per request: with the reply, or with why there is none.
+  using ReplyCallback = absl::AnyInvocable<void(absl::StatusOr<worker::v1::WorkerToDaemon>)>;
+  // A callback and what to run it with, collected under the worker's locks
+  // and run once they are released (callbacks may submit again, or drop
+  // the last reference to this worker's owner).
+  struct Completion {
+    ReplyCallback done;
+    absl::StatusOr<worker::v1::WorkerToDaemon> result;
+  };
+  using Completions = std::vector<Completion>;
+  static void RunAll(Completions completions);
+
   // Starts a worker as `plan` says (its channel_fd is filled in here) and
   // completes the handshake (its Hello must carry kWorkerProtocolVersion)
   // before `deadline`; the Hello is stored in `*hello`. On a sandbox set-up
   // failure `*error` says which step failed (for falling back to fewer
   // layers). UNAVAILABLE if the worker could not start or failed the
-  // handshake, with the reason. With a `watcher` (borrowed; it must outlive
-  // the worker) the worker's end is noticed when it happens; a watcher that
-  // is shutting down refuses it (UNAVAILABLE).
+  // handshake, with the reason, or if `watcher` (borrowed; required; it
+  // must outlive the worker) is shutting down.
   static absl::StatusOr<std::unique_ptr<WorkerProcess>> Spawn(
       SandboxPlan plan, absl::Time deadline, SandboxError* error,
-      worker::v1::Hello* hello, WorkerWatcher* watcher = nullptr);
+      worker::v1::Hello* hello, WorkerWatcher* watcher);
 
   ~WorkerProcess();
   WorkerProcess(const WorkerProcess&) = delete;
   WorkerProcess& operator=(const WorkerProcess&) = delete;
 
-  // Gives `request` a fresh request id, sends it and waits for the reply
-  // with that id. If the worker dies, breaks the protocol (a reply with
-  // another id, an unparsable packet) or misses `deadline` (sending or
-  // receiving), it is killed and reaped and the status says so (see
-  // OutcomeStatus). A Fatal report from the worker's signal handler is such
-  // an end, never a reply, and is believed only if the worker then ends the
-  // way the reporter ends. After a failure the worker is dead for good.
+  // Gives `request` a fresh request id and sends it; `done` runs exactly
+  // once, with the reply to it, or with the worker's end (OutcomeStatus)
+  // if it dies, breaks the protocol or misses `deadline` first (it is then
+  // killed). RESOURCE_EXHAUSTED if the request is too large for the
+  // channel (nothing sent; the worker is unharmed). Sending waits only if
+  // the channel is full (the worker has not read what was sent before),
+  // at most until `deadline` and kChannelSendTimeout.
+  // `*request` gets the id; the caller keeps it (for decoding the reply).
+  void Submit(worker::v1::DaemonToWorker* request, absl::Time deadline, ReplyCallback done);
+
+  // Submit, then wait for the outcome (for set-up steps that run on a
+  // thread of their own: opens, probes, releases). A Fatal report is never
+  // a reply: it is an end, believed only if the worker then ends the way
+  // the reporter ends.
   absl::StatusOr<worker::v1::WorkerToDaemon> Exchange(worker::v1::DaemonToWorker* request,
                                                       absl::Time deadline);
   absl::StatusOr<worker::v1::WorkerToDaemon> Exchange(worker::v1::DaemonToWorker&& request,
@@ -101,36 +124,26 @@ class WorkerProcess {
     return Exchange(&request, deadline);
   }
 
-  // Between exchanges: true if the worker is still fit to serve. A worker
-  // that ended is reaped; one that sent a packet while no request was
-  // outstanding broke the protocol and is killed. Either way its outcome
-  // says what happened.
-  bool CheckIdle();
-
-  // Called by the WorkerWatcher once the pidfd is readable: reaps the
-  // worker and records and logs how it ended. If an exchange or an idle
-  // check holds the channel meanwhile, the end is handed to it: when it
-  // lets go of the channel it runs OnEnded again, so an end the holder did
-  // not explain itself (a reply already received, an idle check already
-  // past its reap) is still recorded and logged before the next call.
-  void OnEnded();
+  // Requests sent and not answered yet.
+  int outstanding() const;
 
   // Who the worker serves, for logs ("/lib/x.so for session s3").
   void set_label(std::string label);
   std::string label() const;
 
   // Kills the worker because it broke the protocol in a way only the caller
-  // can see (e.g. a reply of the wrong kind); records `why`. Waits for an
-  // exchange in progress to end.
+  // can see (e.g. a reply of the wrong kind); records `why`. Requests still
+  // outstanding fail with the outcome once the watcher has reaped it.
   void Abandon(const std::string& why);
 
-  // Asks the worker to die now (thread-safe). A concurrent Exchange returns
-  // UNAVAILABLE with outcome kStopped.
+  // Asks the worker to die now (thread-safe). Outstanding requests fail
+  // with UNAVAILABLE (outcome kStopped).
   void Kill();
 
   bool alive() const;
   pid_t pid() const { return pid_; }
   int pidfd() const { return pidfd_.get(); }
+  int channel_fd() const { return channel_fd_; }
   // The worker's uid in the initial user namespace, and as it sees itself.
   uint32_t uid() const { return uid_; }
   uint32_t uid_in_namespace() const { return uid_in_namespace_; }
@@ -153,20 +166,33 @@ class WorkerProcess {
   // caused by running out of memory.
   void set_address_space_limit(uint64_t bytes) { address_space_limit_ = bytes; }
 
-  // For tests: Exchange runs `hook` once a reply with the right id has
-  // arrived, while it still holds the channel (to end the worker there).
-  // Call before the worker is shared.
+  // For tests: runs `hook` on the watcher's thread once a reply with an
+  // outstanding id has arrived, before its callback (to end the worker
+  // there). Call before the worker is shared.
   void set_reply_hook_for_testing(std::function<void()> hook) {
     reply_hook_for_testing_ = std::move(hook);
   }
 
+  // The watcher's side (its thread only). OnReadable reads what the channel
+  // holds and answers the requests it completes; OnEnded reaps the ended
+  // worker, records and logs how it ended and fails what is outstanding;
+  // OnDeadline kills a worker whose oldest outstanding request (or whose
+  // unconfirmed Fatal report) is past its time. NextDeadline is when
+  // OnDeadline must run next (InfiniteFuture: never).
+  Completions OnReadable();
+  Completions OnEnded();
+  void OnDeadline(absl::Time now);
+  absl::Time NextDeadline() const;
+
  private:
   WorkerProcess(pid_t pid, UniqueFd pidfd, std::unique_ptr<Transport> channel)
-      : pid_(pid), pidfd_(std::move(pidfd)), channel_(std::move(channel)) {}
+      : pid_(pid), pidfd_(std::move(pidfd)), channel_fd_(channel->fd()),
+        channel_(std::move(channel)) {}
 
-  // Holds exchange_mu_ for an exchange, a handshake or an idle check; on
-  // release runs OnEnded if the watcher handed it the end (end_pending_).
-  class ABSL_SCOPED_LOCKABLE ExchangeLock;
+  struct Pending {
+    absl::Time deadline;
+    ReplyCallback done;
+  };
 
   // The oldest kernel audit record that can be about this worker.
   uint64_t AuditNotBefore() const;
@@ -180,24 +206,28 @@ class WorkerProcess {
 
   // Records `kind` unless an outcome is already recorded (first one wins).
   void Record(WorkerOutcome::Kind kind, int code, std::string message);
+  // Records a protocol violation and kills the worker (its end, seen by
+  // the watcher, fails what is outstanding).
+  void Violation(absl::string_view what);
+  // Sends SIGKILL (ESRCH if already gone: fine).
+  void SignalKill();
   // SIGKILLs (unless dead), reaps, takes a Fatal report still queued on
-  // the channel (the one place every path reads it after the end), and
-  // records the end it confirms, or else the exit/signal, if nothing else
-  // was recorded first.
-  void KillAndReap() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exchange_mu_);
-  // Waits up to `grace` for the process to end by itself, then KillAndReap.
-  void Reap(absl::Duration grace) ABSL_EXCLUSIVE_LOCKS_REQUIRED(exchange_mu_);
+  // the channel, and records the end it confirms, or else the exit/signal,
+  // if nothing else was recorded first.
+  // Replies still queued complete their requests (into `*out`).
+  void KillAndReap(Completions* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
+  // Reads every message waiting on the channel: replies complete their
+  // requests (into `*out`); a Fatal report is kept for ConfirmFatal;
+  // anything else is a protocol violation. With `ended` (the worker is
+  // gone) a partial message is no violation, just cut off.
+  void ReadChannel(bool ended, Completions* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
   // Reaps the child through its pidfd unless already reaped (waiting for it
   // if `block`); true once it is reaped, with its wait status in `*wstatus`
   // (false in `*waited` if it vanished unreaped).
   bool ReapOnce(bool block, int* wstatus, bool* waited);
-  // Reads every packet already waiting on the channel (no waiting): a
-  // Fatal is kept for ConfirmFatal; anything else (a zero-length packet and
-  // the start of a fragmented message that stops included) is an
-  // unsolicited packet. Returns a description of the first unsolicited
-  // packet, or "". Leaves no partial message in the channel.
-  std::string DrainIdleChannel() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exchange_mu_);
-  uint64_t NextRequestId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(exchange_mu_);
+  // Fails every outstanding request with the outcome (into `*out`).
+  void FailOutstanding(Completions* out);
+  uint64_t NextRequestId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const pid_t pid_;
   // When it started, on the kernel log's clock (see kernel_audit.h).
@@ -206,18 +236,15 @@ class WorkerProcess {
   uint32_t uid_in_namespace_ = 0;
   uint64_t address_space_limit_ = 0;
   const UniqueFd pidfd_;
-  WorkerWatcher* watcher_ = nullptr;  // borrowed; null: not watched
-  std::atomic<bool> stop_requested_{false};
-  // Set by OnEnded before it tries for exchange_mu_; whoever holds that
-  // lock checks it after letting go (see ExchangeLock), so an end is never
-  // left unhandled.
-  std::atomic<bool> end_pending_{false};
-  // Held for a whole exchange, by the watcher while it reads the channel
-  // of an idle worker, and around KillAndReap (which reads what a dead
-  // worker left): the channel has one reader at a time.
-  absl::Mutex exchange_mu_;
-  std::unique_ptr<Transport> channel_ ABSL_PT_GUARDED_BY(exchange_mu_);
-  uint64_t last_request_id_ ABSL_GUARDED_BY(exchange_mu_) = 0;
+  const int channel_fd_;
+  WorkerWatcher* watcher_ = nullptr;  // borrowed
+  // One reader (the watcher, or the destructor once the watcher let go)
+  // and one sender at a time; a transport's send and receive sides are
+  // independent.
+  absl::Mutex read_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  absl::Mutex send_mu_;
+  std::unique_ptr<Transport> channel_;
+  bool channel_closed_ ABSL_GUARDED_BY(read_mu_) = false;
   absl::Mutex reap_mu_;
   bool reaped_ ABSL_GUARDED_BY(reap_mu_) = false;
   bool waited_ ABSL_GUARDED_BY(reap_mu_) = false;  // reaped with a wait status
@@ -226,6 +253,11 @@ class WorkerProcess {
   mutable absl::Mutex mu_;
   WorkerOutcome outcome_ ABSL_GUARDED_BY(mu_);
   std::optional<worker::v1::Fatal> fatal_ ABSL_GUARDED_BY(mu_);  // reported, unconfirmed
+  // A worker that reported a Fatal end must end by then, or it lied.
+  absl::Time fatal_grace_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  std::map<uint64_t, Pending> pending_ ABSL_GUARDED_BY(mu_);
+  uint64_t last_request_id_ ABSL_GUARDED_BY(mu_) = 0;
+  bool end_handled_ ABSL_GUARDED_BY(mu_) = false;  // OnEnded ran
   std::string label_ ABSL_GUARDED_BY(mu_);
   std::function<void()> reply_hook_for_testing_;
 };

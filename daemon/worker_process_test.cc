@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -43,10 +45,20 @@ SandboxPlan PlanFor(const std::string& executable) {
   return plan;
 }
 
+// The watcher every worker of these tests reports to (it outlives them all).
+WorkerWatcher* TestWatcher() {
+  static WorkerWatcher* watcher = [] {
+    absl::StatusOr<std::unique_ptr<WorkerWatcher>> w = WorkerWatcher::Create();
+    EXPECT_TRUE(w.ok()) << w.status();
+    return w.ok() ? w->release() : nullptr;
+  }();
+  return watcher;
+}
+
 absl::StatusOr<std::unique_ptr<WorkerProcess>> Spawn(const std::string& executable) {
   SandboxError error;
   worker::v1::Hello hello;
-  return WorkerProcess::Spawn(PlanFor(executable), Soon(), &error, &hello);
+  return WorkerProcess::Spawn(PlanFor(executable), Soon(), &error, &hello, TestWatcher());
 }
 
 std::unique_ptr<WorkerProcess> SpawnWorker() {
@@ -126,12 +138,15 @@ TEST(WorkerProcessTest, SpawnFallsBackToCloneWithoutClone3) {
     plan.user_ns = plan.mount_ns = plan.pid_ns = plan.net_ns = plan.ipc_ns = plan.uts_ns = true;
     SandboxError error;
     worker::v1::Hello hello;
+    // A watcher of the child's own: threads do not survive fork.
+    absl::StatusOr<std::unique_ptr<WorkerWatcher>> watcher = WorkerWatcher::Create();
+    if (!watcher.ok()) ::_exit(11);
     absl::StatusOr<std::unique_ptr<WorkerProcess>> w =
-        WorkerProcess::Spawn(plan, Soon(), &error, &hello);
+        WorkerProcess::Spawn(plan, Soon(), &error, &hello, watcher->get());
     if (w.ok()) ::_exit(0);
     // Without namespaces (a kernel that refuses them) it must still work.
     plan = PlanFor(FFIBROKER_WORKER_PATH);
-    w = WorkerProcess::Spawn(plan, Soon(), &error, &hello);
+    w = WorkerProcess::Spawn(plan, Soon(), &error, &hello, watcher->get());
     ::_exit(w.ok() ? 1 : 2);
   }
   int status = 0;
@@ -267,6 +282,9 @@ TEST(WorkerProcessTest, AbandonRecordsProtocolViolation) {
   EXPECT_FALSE(w->alive());
   EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kProtocolViolation);
   EXPECT_TRUE(absl::StrContains(w->outcome().message, "replied with the wrong kind"));
+  // Killed at once; the watcher reaps it.
+  absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (!Reaped(pid) && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(2));
   EXPECT_TRUE(Reaped(pid));
 }
 
@@ -345,10 +363,10 @@ TEST(WorkerWatcherTest, ReapsAnIdleWorkerWhenItDiesAndKillsAllAtShutdown) {
   EXPECT_EQ((*watcher)->watched(), 0);
 }
 
-// A worker that dies while an exchange still holds its channel, after the
-// reply arrived: the watcher hands the end to the exchange, which records
-// it on letting go, so the next call is not sent to a dead worker.
-TEST(WorkerWatcherTest, ADeathWhileTheChannelIsHeldIsRecordedWhenItIsReleased) {
+// A worker that dies right after sending a reply: the reply still answers
+// its request, the watcher sees the death at once, and the next request
+// fails with how the worker ended instead of being sent to a dead worker.
+TEST(WorkerWatcherTest, AReplyBeforeADeathCountsAndTheDeathIsSeenAtOnce) {
   absl::StatusOr<std::unique_ptr<WorkerWatcher>> watcher = WorkerWatcher::Create();
   ASSERT_TRUE(watcher.ok()) << watcher.status();
   SandboxError error;
@@ -357,23 +375,51 @@ TEST(WorkerWatcherTest, ADeathWhileTheChannelIsHeldIsRecordedWhenItIsReleased) {
                                      watcher->get());
   ASSERT_TRUE(worker.ok()) << worker.status();
   const pid_t pid = (*worker)->pid();
-  (*worker)->set_reply_hook_for_testing([&] {
-    ASSERT_EQ(::kill(pid, SIGKILL), 0);
-    // The watcher's OnEnded, finding the channel held, reaps the process
-    // (the pid then no longer exists) and leaves the rest to the exchange.
-    absl::Time give_up = absl::Now() + absl::Seconds(10);
-    while (!(::kill(pid, 0) == -1 && errno == ESRCH) && absl::Now() < give_up) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-    EXPECT_TRUE((*worker)->alive()) << "recorded while the channel was held";
-  });
+  (*worker)->set_reply_hook_for_testing([&] { ASSERT_EQ(::kill(pid, SIGKILL), 0); });
   absl::StatusOr<worker::v1::WorkerToDaemon> opened = (*worker)->Exchange(
       OpenRequest(FFIBROKER_SCALARS_LIB, "i32 counter_next()"), Soon());
   ASSERT_TRUE(opened.ok()) << opened.status();  // the reply came before the death
+  absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while ((*worker)->alive() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(2));
   EXPECT_FALSE((*worker)->alive());
   EXPECT_EQ((*worker)->outcome().message, "killed by signal SIGKILL (Killed)");
-  EXPECT_FALSE((*worker)->CheckIdle());
+  EXPECT_TRUE(Reaped(pid));
+  absl::StatusOr<worker::v1::WorkerToDaemon> next = (*worker)->Exchange(CallRequest(0), Soon());
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kUnavailable) << next.status();
+  EXPECT_TRUE(absl::StrContains(next.status().message(), "killed by signal SIGKILL"))
+      << next.status();
   worker->reset();
+}
+
+// Requests are pipelined: several sent before any reply is read are all
+// answered, each by the reply with its own id.
+TEST(WorkerProcessTest, PipelinedRequestsAreEachAnswered) {
+  std::unique_ptr<WorkerProcess> w = OpenedWorker(FFIBROKER_SCALARS_LIB, "i32 counter_next()");
+  ASSERT_NE(w, nullptr);
+  constexpr int kRequests = 50;
+  absl::Mutex mu;
+  std::vector<int32_t> seen;
+  int answered = 0;
+  std::vector<worker::v1::DaemonToWorker> requests(kRequests, CallRequest(0));
+  for (int i = 0; i < kRequests; ++i) {
+    w->Submit(&requests[i], Soon(), [&, i](absl::StatusOr<worker::v1::WorkerToDaemon> r) {
+      absl::MutexLock lock(&mu);
+      ++answered;
+      EXPECT_TRUE(r.ok()) << r.status();
+      if (!r.ok()) return;
+      EXPECT_EQ(r->request_id(), requests[i].request_id());
+      int32_t value = 0;
+      std::memcpy(&value, r->result().value().data(),
+                  std::min<size_t>(sizeof value, r->result().value().size()));
+      seen.push_back(value);
+    });
+  }
+  absl::MutexLock lock(&mu);
+  mu.AwaitWithTimeout(absl::Condition(+[](int* n) { return *n == kRequests; }, &answered),
+                      absl::Seconds(20));
+  ASSERT_EQ(answered, kRequests);
+  // counter_next counts up: the worker ran them in the order sent.
+  for (int i = 1; i < kRequests; ++i) EXPECT_EQ(seen[i], seen[i - 1] + 1) << i;
 }
 
 }  // namespace

@@ -1,20 +1,25 @@
-// WorkerWatcher: learns of every worker's end when it happens.
+// WorkerWatcher: the daemon's one supervisor of every worker.
 //
-// One thread owns an epoll set over the pidfd of every live WorkerProcess
-// (one thread for all workers, not one per worker). When a pidfd becomes
-// readable the worker has ended: the watcher reaps it at once (through
-// WorkerProcess::OnEnded, which reaps each pid exactly once, by its pidfd,
-// so a recycled pid is never touched), records how it ended and logs it
-// with the label its owner gave it (library path and session). A worker
-// that ends during an exchange is reaped too, but its end is explained by
-// the exchanging thread, which also holds its last packet.
+// One thread owns an epoll set over the pidfd and the channel of every live
+// WorkerProcess (one thread for all workers, not one per worker), so no
+// gRPC or executor thread ever waits on a worker:
+//   - a readable channel: the watcher reads the replies that arrived and
+//     runs the callbacks of the requests they answer (WorkerProcess::
+//     OnReadable), which finish the client's RPC;
+//   - a readable pidfd: the worker has ended; it is reaped at once, how it
+//     ended is recorded and logged with the label its owner gave it
+//     (library path and session), and every request still outstanding
+//     fails with that reason (WorkerProcess::OnEnded);
+//   - a deadline: the earliest deadline of any outstanding request is the
+//     loop's timeout; a worker whose request is past it is killed
+//     (WorkerProcess::OnDeadline), and its end then fails the request.
+// Callbacks run on the watcher's thread after it let go of its own lock and
+// the worker's, so they may submit new requests or destroy workers; they
+// must not block.
 //
 // The watcher also makes workers visible to shutdown: Shutdown() kills every
 // registered worker, including workers still starting or loading a library,
 // and any worker registered afterwards is refused.
-//
-// This is the seed of the event-driven supervisor (docs/architecture.md):
-// a later version also owns the channels and routes replies by request id.
 //
 // Thread-safe. Borrows the WorkerProcess objects between Watch and Forget
 // (WorkerProcess does both itself).
@@ -25,6 +30,7 @@
 #ifndef FFIBROKER_DAEMON_WORKER_WATCHER_H_
 #define FFIBROKER_DAEMON_WORKER_WATCHER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -33,6 +39,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/unique_fd.h"
 
 namespace ffibroker {
@@ -43,16 +50,21 @@ class WorkerWatcher {
  public:
   // Starts the watcher thread. INTERNAL if epoll or eventfd fail.
   static absl::StatusOr<std::unique_ptr<WorkerWatcher>> Create();
-  // Stops the thread. Workers still registered are left to their owners.
+  // Stops the thread. Workers still registered are left to their owners
+  // (which must not outlive the watcher).
   ~WorkerWatcher();
   WorkerWatcher(const WorkerWatcher&) = delete;
   WorkerWatcher& operator=(const WorkerWatcher&) = delete;
 
-  // Watches `worker` (borrowed until Forget). UNAVAILABLE once Shutdown()
-  // has run: the caller must kill the worker.
-  absl::Status Watch(WorkerProcess* worker, int pidfd);
-  // Stops watching `worker`. When it returns the watcher no longer uses it.
+  // Watches `worker`'s pidfd and channel (borrowed until Forget).
+  // UNAVAILABLE once Shutdown() has run: the caller must kill the worker.
+  absl::Status Watch(WorkerProcess* worker);
+  // Stops watching `worker`. When it returns the watcher no longer uses it
+  // (it waits for the watcher to finish reading it).
   void Forget(WorkerProcess* worker);
+  // A request with `deadline` was just submitted: wakes the loop if that
+  // is earlier than what it waits for.
+  void DeadlineAdded(absl::Time deadline);
   // Kills every watched worker (WorkerProcess::Kill) and refuses new ones.
   void Shutdown();
   // How many workers are watched now.
@@ -61,10 +73,19 @@ class WorkerWatcher {
  private:
   WorkerWatcher(UniqueFd epoll, UniqueFd wake) : epoll_(std::move(epoll)), wake_(std::move(wake)) {}
   void Loop();
+  void Wake();
+  // Handles one epoll event (key 2k: worker k's pidfd; 2k+1: its channel).
+  void Handle(uint64_t key, uint32_t events);
+  // Kills the workers whose deadlines passed; returns the next deadline.
+  absl::Time CheckDeadlines();
 
   const UniqueFd epoll_;
-  const UniqueFd wake_;  // eventfd: stops the loop
+  const UniqueFd wake_;  // eventfd: stops the loop or recomputes its timeout
   std::thread thread_;
+  // When the loop wakes up next, in Unix nanoseconds (INT64_MAX while it
+  // is computing that, or has nothing to wait for).
+  std::atomic<int64_t> planned_wake_{INT64_MAX};
+  std::atomic<bool> stopping_{false};
   mutable absl::Mutex mu_;
   // Keys are handed to epoll instead of pointers, so a stale event for a
   // forgotten worker finds nothing.

@@ -148,6 +148,22 @@ auto ReportingThreadEnd(Transport& channel, F library_code) {
       } else {
         reply = ErrorReply(worker::v1::Error::CODE_BAD_REQUEST, result.status());
       }
+    } else if (request.has_batch() && engine != nullptr) {
+      absl::StatusOr<worker::v1::BatchResult> results =
+          ReportingThreadEnd(channel, [&]() -> absl::StatusOr<worker::v1::BatchResult> {
+            worker::v1::BatchResult out;
+            for (const worker::v1::Call& call : request.batch().calls()) {
+              absl::StatusOr<worker::v1::Result> result = engine->Call(call);
+              if (!result.ok()) return result.status();
+              *out.add_results() = std::move(*result);
+            }
+            return out;
+          });
+      if (results.ok()) {
+        *reply.mutable_batch_result() = std::move(*results);
+      } else {
+        reply = ErrorReply(worker::v1::Error::CODE_BAD_REQUEST, results.status());
+      }
     } else if (engine != nullptr && IsInstanceRequest(request)) {
       absl::StatusOr<worker::v1::InstanceResult> result =
           ReportingThreadEnd(channel, [&] { return ServeInstance(*engine, request); });

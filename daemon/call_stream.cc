@@ -1,0 +1,209 @@
+#include "daemon/call_stream.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/limits.h"
+
+namespace ffibroker {
+namespace {
+
+v1::CallStatus ToCallStatus(const absl::Status& status) {
+  v1::CallStatus out;
+  out.set_code(static_cast<int>(status.code()));
+  out.set_message(std::string(status.message()));
+  return out;
+}
+
+}  // namespace
+
+CallStreamReactor::CallStreamReactor(SessionManager* sessions, Caller caller,
+                                     absl::Time deadline)
+    : sessions_(sessions), caller_(std::move(caller)), deadline_(deadline) {
+  StartRead(&read_);
+}
+
+void CallStreamReactor::OnReadDone(bool ok) {
+  if (!ok) {  // the client half-closed, or is gone
+    absl::MutexLock lock(&mu_);
+    reading_ = false;
+    read_ended_ = true;
+    Settle();
+    return;
+  }
+  Handle(std::move(read_));
+  read_.Clear();
+  absl::MutexLock lock(&mu_);
+  if (finished_) {
+    reading_ = false;
+    return;
+  }
+  if (queue_.size() >= kStreamMaxQueuedResponses) {
+    reading_ = false;
+    paused_ = true;  // OnWriteDone resumes once the client catches up
+    return;
+  }
+  StartRead(&read_);
+}
+
+void CallStreamReactor::Handle(v1::StreamRequest request) {
+  const uint64_t id = request.id();
+  std::string session;
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!request.session_id().empty() && session_id_.empty()) session_id_ = request.session_id();
+    if (!request.session_id().empty() && request.session_id() != session_id_) {
+      refused = absl::InvalidArgumentError(
+          "this stream is bound to another session (the one its first request named)");
+    } else if (outstanding_.count(id) != 0) {
+      refused = absl::InvalidArgumentError(
+          absl::StrCat("request id ", id, " is already in use by a request still running"));
+    } else {
+      outstanding_.insert(id);
+      session = session_id_;
+    }
+  }
+  if (!refused.ok()) return Reject(id, refused);
+  absl::Time deadline = deadline_;
+  if (request.timeout_millis() > 0) {
+    deadline = std::min(deadline, absl::Now() + absl::Milliseconds(request.timeout_millis()));
+  }
+  auto mismatch = [&](const std::string& named) {
+    return !named.empty() && named != session;
+  };
+  switch (request.msg_case()) {
+    case v1::StreamRequest::kCall: {
+      v1::CallRequest* call = request.mutable_call();
+      if (mismatch(call->session_id())) {
+        Reject(id, absl::InvalidArgumentError(
+                       "call.session_id names another session than the stream's"));
+        return Ended(id);
+      }
+      call->set_session_id(session);
+      sessions_->Call(*call, caller_, deadline,
+                      [this, id](absl::StatusOr<v1::CallResponse> response) {
+                        v1::StreamResponse out;
+                        out.set_id(id);
+                        *out.mutable_status() = ToCallStatus(response.status());
+                        if (response.ok()) *out.mutable_call() = std::move(*response);
+                        Respond(std::move(out));
+                        Ended(id);
+                      });
+      return;
+    }
+    case v1::StreamRequest::kBatch: {
+      v1::CallBatchRequest* batch = request.mutable_batch();
+      if (mismatch(batch->session_id())) {
+        Reject(id, absl::InvalidArgumentError(
+                       "batch.session_id names another session than the stream's"));
+        return Ended(id);
+      }
+      batch->set_session_id(session);
+      sessions_->CallBatch(*batch, caller_, deadline,
+                           [this, id](absl::StatusOr<v1::CallBatchResponse> response) {
+                             v1::StreamResponse out;
+                             out.set_id(id);
+                             *out.mutable_status() = ToCallStatus(response.status());
+                             if (response.ok()) *out.mutable_batch() = std::move(*response);
+                             Respond(std::move(out));
+                             Ended(id);
+                           });
+      return;
+    }
+    default:
+      Reject(id, absl::InvalidArgumentError("stream request carries neither a call nor a batch"));
+      return Ended(id);
+  }
+}
+
+void CallStreamReactor::Reject(uint64_t id, const absl::Status& status) {
+  v1::StreamResponse out;
+  out.set_id(id);
+  *out.mutable_status() = ToCallStatus(status);
+  Respond(std::move(out));
+}
+
+void CallStreamReactor::Respond(v1::StreamResponse response) {
+  absl::MutexLock lock(&mu_);
+  if (finished_) return;  // the client is gone: nobody to answer
+  queue_.push_back(std::move(response));
+  if (!writing_) {
+    writing_ = true;
+    StartWrite(&queue_.front());
+  }
+}
+
+void CallStreamReactor::Ended(uint64_t id) {
+  {
+    absl::MutexLock lock(&mu_);
+    outstanding_.erase(id);
+    Settle();
+  }
+  DeleteIfUnused();
+}
+
+void CallStreamReactor::OnWriteDone(bool ok) {
+  absl::MutexLock lock(&mu_);
+  queue_.pop_front();
+  if (!ok) {  // the client is gone
+    queue_.clear();
+    writing_ = false;
+    read_ended_ = true;
+    cancelled_ = true;
+    Settle();
+    return;
+  }
+  if (!queue_.empty() && !finished_) {
+    StartWrite(&queue_.front());
+  } else {
+    writing_ = false;
+  }
+  if (paused_ && !finished_ && queue_.size() < kStreamMaxQueuedResponses / 2) {
+    paused_ = false;
+    reading_ = true;
+    StartRead(&read_);
+  }
+  Settle();
+}
+
+void CallStreamReactor::OnCancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  read_ended_ = true;
+  Settle();
+}
+
+void CallStreamReactor::Settle() {
+  if (finished_ || writing_ || reading_) return;
+  if (cancelled_) {
+    finished_ = true;
+    queue_.clear();
+    Finish(grpc::Status::CANCELLED);
+    return;
+  }
+  if (read_ended_ && outstanding_.empty() && queue_.empty()) {
+    finished_ = true;
+    Finish(grpc::Status::OK);
+  }
+}
+
+void CallStreamReactor::OnDone() {
+  {
+    absl::MutexLock lock(&mu_);
+    done_ = true;
+  }
+  DeleteIfUnused();
+}
+
+void CallStreamReactor::DeleteIfUnused() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!done_ || !outstanding_.empty() || deleting_) return;
+    deleting_ = true;
+  }
+  delete this;
+}
+
+}  // namespace ffibroker

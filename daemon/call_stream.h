@@ -1,0 +1,88 @@
+// CallStreamReactor: one CallStream RPC (ffibroker.v1.Broker.CallStream).
+//
+// Reads requests as they come and hands each to the SessionManager at once
+// (so the client may pipeline: it need not wait for an answer to send the
+// next request); each answer is written when its worker replies, in the
+// order replies arrive, tagged with the request's client-chosen id. Calls
+// sent to one worker run in the order they were sent. The stream is bound
+// to the session named by its first request.
+//
+// Back-pressure: while kStreamMaxQueuedResponses answers wait for the
+// client to read them, no further request is read. A request that is
+// malformed (no session, another session, an id still outstanding, no
+// call) is answered with its own error status; the stream goes on.
+//
+// Lifetime: gRPC owns the reactor until OnDone; calls still running then
+// keep it alive until they end (their answers are dropped). When the client
+// half-closes, the stream finishes once every answer is written; when it
+// cancels or disconnects, at once.
+//
+// Thread-safe (gRPC reactions and worker replies run on different threads).
+#ifndef FFIBROKER_DAEMON_CALL_STREAM_H_
+#define FFIBROKER_DAEMON_CALL_STREAM_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <deque>
+#include <set>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "daemon/identity.h"
+#include "daemon/session_manager.h"
+#include "ffibroker/v1/broker.pb.h"
+
+namespace ffibroker {
+
+class CallStreamReactor final
+    : public grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse> {
+ public:
+  // `sessions` is borrowed and outlives the stream; `deadline` is the RPC's.
+  CallStreamReactor(SessionManager* sessions, Caller caller, absl::Time deadline);
+
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  ~CallStreamReactor() override = default;
+
+  // Starts the request just read.
+  void Handle(v1::StreamRequest request);
+  // Queues `response` for writing (dropped once the stream is finished).
+  void Respond(v1::StreamResponse response);
+  // Answers request `id` with an error of its own.
+  void Reject(uint64_t id, const absl::Status& status);
+  // A request started by Handle has ended (its answer is queued).
+  void Ended(uint64_t id);
+  // Finishes the RPC once nothing is left to do; deletes the reactor once
+  // gRPC is done with it and no call is running.
+  void Settle() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DeleteIfUnused();
+
+  SessionManager* const sessions_;
+  const Caller caller_;
+  const absl::Time deadline_;
+  v1::StreamRequest read_;  // filled by StartRead
+
+  absl::Mutex mu_;
+  std::string session_id_ ABSL_GUARDED_BY(mu_);  // bound by the first request
+  std::set<uint64_t> outstanding_ ABSL_GUARDED_BY(mu_);  // request ids running
+  std::deque<v1::StreamResponse> queue_ ABSL_GUARDED_BY(mu_);  // front is being written
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool reading_ ABSL_GUARDED_BY(mu_) = true;   // a read is started
+  bool read_ended_ ABSL_GUARDED_BY(mu_) = false;  // the client half-closed or left
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;   // reading waits for the queue to drain
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;  // Finish was called
+  bool done_ ABSL_GUARDED_BY(mu_) = false;      // OnDone ran
+  bool deleting_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace ffibroker
+
+#endif  // FFIBROKER_DAEMON_CALL_STREAM_H_
