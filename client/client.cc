@@ -119,10 +119,21 @@ absl::StatusOr<std::unique_ptr<Library>> Session::OpenLibrary(
 absl::StatusOr<std::unique_ptr<Library>> Session::OpenLibrary(
     const std::string& library, const std::vector<std::string>& declarations,
     const std::vector<std::string>& statics, const std::string& token) {
+  OpenOptions options;
+  options.statics = statics;
+  options.token = token;
+  return OpenLibrary(library, declarations, options);
+}
+
+absl::StatusOr<std::unique_ptr<Library>> Session::OpenLibrary(
+    const std::string& library, const std::vector<std::string>& declarations,
+    const OpenOptions& options) {
+  const std::vector<std::string>& statics = options.statics;
   v1::OpenLibraryRequest request;
   request.set_session_id(id_);
   request.set_library(library);
-  request.set_token(token);
+  request.set_token(options.token);
+  request.set_pool_size(options.pool_size);
   for (const std::string& text : declarations) {
     ASSIGN_OR_RETURN(Declaration decl, ParseDeclaration(text, classes_));
     v1::SymbolDeclaration* symbol = request.add_symbols();
@@ -171,6 +182,23 @@ absl::StatusOr<v1::CallResponse> Library::CallValues(
     context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   }
   RETURN_IF_ERROR(FromGrpcStatus(session_->client()->stub()->Call(&context, request, &response)));
+  return response;
+}
+
+absl::StatusOr<v1::CallBatchResponse> Library::CallBatch(const std::vector<v1::BatchCall>& calls,
+                                                         absl::Duration timeout) {
+  v1::CallBatchRequest request;
+  request.set_session_id(session_->id());
+  request.set_library_handle(handle_);
+  for (const v1::BatchCall& call : calls) *request.add_calls() = call;
+  v1::CallBatchResponse response;
+  grpc::ClientContext context;
+  session_->client()->Prepare(&context);
+  if (timeout != absl::InfiniteDuration()) {
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  }
+  RETURN_IF_ERROR(
+      FromGrpcStatus(session_->client()->stub()->CallBatch(&context, request, &response)));
   return response;
 }
 

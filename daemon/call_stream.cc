@@ -20,7 +20,21 @@ v1::CallStatus ToCallStatus(const absl::Status& status) {
 
 CallStreamReactor::CallStreamReactor(SessionManager* sessions, Caller caller,
                                      absl::Time deadline)
-    : sessions_(sessions), caller_(std::move(caller)), deadline_(deadline) {
+    : sessions_(sessions),
+      caller_(std::move(caller)),
+      deadline_(deadline),
+      max_running_(sessions->CallsInFlightLimit(caller_)) {
+  StartRead(&read_);
+}
+
+void CallStreamReactor::ReadMore() {
+  if (finished_ || reading_ || read_ended_) return;
+  if (outstanding_.size() >= max_running_ || queue_.size() >= kStreamMaxQueuedResponses) {
+    paused_ = true;  // Ended or OnWriteDone reads on
+    return;
+  }
+  paused_ = false;
+  reading_ = true;
   StartRead(&read_);
 }
 
@@ -32,19 +46,16 @@ void CallStreamReactor::OnReadDone(bool ok) {
     Settle();
     return;
   }
-  Handle(std::move(read_));
+  v1::StreamRequest request = std::move(read_);
   read_.Clear();
+  {
+    absl::MutexLock lock(&mu_);
+    reading_ = false;
+  }
+  Handle(std::move(request));
   absl::MutexLock lock(&mu_);
-  if (finished_) {
-    reading_ = false;
-    return;
-  }
-  if (queue_.size() >= kStreamMaxQueuedResponses) {
-    reading_ = false;
-    paused_ = true;  // OnWriteDone resumes once the client catches up
-    return;
-  }
-  StartRead(&read_);
+  ReadMore();
+  Settle();
 }
 
 void CallStreamReactor::Handle(v1::StreamRequest request) {
@@ -139,6 +150,7 @@ void CallStreamReactor::Ended(uint64_t id) {
   {
     absl::MutexLock lock(&mu_);
     outstanding_.erase(id);
+    if (paused_) ReadMore();
     Settle();
   }
   DeleteIfUnused();
@@ -160,11 +172,7 @@ void CallStreamReactor::OnWriteDone(bool ok) {
   } else {
     writing_ = false;
   }
-  if (paused_ && !finished_ && queue_.size() < kStreamMaxQueuedResponses / 2) {
-    paused_ = false;
-    reading_ = true;
-    StartRead(&read_);
-  }
+  if (paused_) ReadMore();
   Settle();
 }
 

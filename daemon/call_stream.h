@@ -7,8 +7,10 @@
 // sent to one worker run in the order they were sent. The stream is bound
 // to the session named by its first request.
 //
-// Back-pressure: while kStreamMaxQueuedResponses answers wait for the
-// client to read them, no further request is read. A request that is
+// Back-pressure: while the stream has as many calls running as the caller
+// may have in flight (max_calls_in_flight), or kStreamMaxQueuedResponses
+// answers wait for the client to read them, no further request is read;
+// the client's writes wait (gRPC flow control) instead of failing. A request that is
 // malformed (no session, another session, an id still outstanding, no
 // call) is answered with its own error status; the stream goes on.
 //
@@ -63,10 +65,13 @@ class CallStreamReactor final
   // gRPC is done with it and no call is running.
   void Settle() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DeleteIfUnused();
+  // Reads the next request unless back-pressure holds it (see above).
+  void ReadMore() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   SessionManager* const sessions_;
   const Caller caller_;
   const absl::Time deadline_;
+  const size_t max_running_;  // the caller's max_calls_in_flight
   v1::StreamRequest read_;  // filled by StartRead
 
   absl::Mutex mu_;

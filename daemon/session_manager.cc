@@ -109,6 +109,11 @@ absl::StatusOr<PrincipalQuota::Reservation> SessionManager::Reserve(const Caller
                         LimitOf(resource, caller.limits, policies_->Get()->limits()));
 }
 
+uint32_t SessionManager::CallsInFlightLimit(const Caller& caller) const {
+  QuotaLimit limit = LimitOf(Resource::kCallsInFlight, caller.limits, policies_->Get()->limits());
+  return std::max<uint32_t>(1, limit.principal);
+}
+
 std::shared_ptr<Library> SessionManager::HoldWorkers(
     std::shared_ptr<Library> library, std::vector<PrincipalQuota::Reservation> workers) {
   struct Held {

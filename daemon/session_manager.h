@@ -90,6 +90,10 @@ class SessionManager {
   // most limits.max_batch_calls calls are accepted (RESOURCE_EXHAUSTED).
   void CallBatch(const v1::CallBatchRequest& request, const Caller& caller, absl::Time deadline,
                  Library::BatchDone done);
+  // How many calls `caller` may have in flight at once (its
+  // max_calls_in_flight): a CallStream reads no further request while it
+  // has that many running, so pipelining waits instead of failing.
+  uint32_t CallsInFlightLimit(const Caller& caller) const;
   // Drops the session's permission (irreversible; idempotent).
   absl::StatusOr<v1::RevokePermissionsResponse> RevokePermissions(
       const v1::RevokePermissionsRequest& request, const Caller& caller);

@@ -36,7 +36,8 @@ namespace ffibroker {
 
 class Session;
 class Library;
-class Instance;  // ffibroker/instance.h
+class Instance;    // ffibroker/instance.h
+class CallStream;  // ffibroker/call_stream.h
 
 // An instance argument: its handle (see ffibroker/instance.h).
 v1::Value ToValue(const Instance& instance);
@@ -110,6 +111,19 @@ class Session {
   absl::StatusOr<std::unique_ptr<Library>> OpenLibrary(
       const std::string& library, const std::vector<std::string>& declarations,
       const std::vector<std::string>& statics, const std::string& token = "");
+  // Everything OpenLibrary can be asked for.
+  struct OpenOptions {
+    std::vector<std::string> statics;
+    std::string token;
+    // Workers serving the library (see OpenLibraryRequest.pool_size).
+    uint32_t pool_size = 1;
+  };
+  absl::StatusOr<std::unique_ptr<Library>> OpenLibrary(
+      const std::string& library, const std::vector<std::string>& declarations,
+      const OpenOptions& options);
+
+  // A CallStream bound to this session (see ffibroker/call_stream.h).
+  absl::StatusOr<std::unique_ptr<CallStream>> OpenStream();
 
   // Drops this session's permission for good; libraries already open keep
   // working, new ones need a token.
@@ -181,6 +195,12 @@ class Library {
     }
   }
 
+  // Runs `calls` (symbols of this library and their arguments) in order in
+  // one exchange with one worker; one outcome per call, in order. What a
+  // failure does to the others: docs/streams.md.
+  absl::StatusOr<v1::CallBatchResponse> CallBatch(const std::vector<v1::BatchCall>& calls,
+                                                  absl::Duration timeout = absl::InfiniteDuration());
+
   // Allocates an instance of a struct class in this library's worker with
   // the given fields (others zero). Freed when the Instance is destroyed.
   absl::StatusOr<std::unique_ptr<Instance>> NewInstance(
@@ -213,6 +233,8 @@ class Library {
   uint64_t handle() const { return handle_; }
   const std::string& resolved_path() const { return resolved_path_; }
   pid_t worker_pid() const { return worker_pid_; }
+  // Every worker of its pool.
+  const std::vector<pid_t>& worker_pids() const { return worker_pids_; }
   // Optional symbols and statics the library does not export.
   const std::vector<std::string>& missing_symbols() const { return missing_; }
   // The confinement layers in force in the worker that opened it.
@@ -225,12 +247,14 @@ class Library {
         handle_(opened.library_handle()),
         resolved_path_(opened.resolved_path()),
         worker_pid_(opened.worker_pid()),
+        worker_pids_(opened.worker_pids().begin(), opened.worker_pids().end()),
         missing_(opened.missing_symbols().begin(), opened.missing_symbols().end()),
         layers_(opened.layers()) {}
   Session* session_;
   uint64_t handle_;
   std::string resolved_path_;
   pid_t worker_pid_;
+  std::vector<pid_t> worker_pids_;
   std::vector<std::string> missing_;
   v1::WorkerLayers layers_;
   bool closed_ = false;

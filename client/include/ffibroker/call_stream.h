@@ -1,0 +1,79 @@
+// CallStream: a pipelined stream of calls bound to one session.
+//
+// Send() queues a call (or a batch) and returns at once with its id; the
+// daemon answers each as its worker finishes, possibly out of order, and
+// Receive() returns the answers in the order they arrive. Calls to one
+// worker run in the order they were sent. One thread may Send while another
+// Receives; neither method is safe to call from two threads at once.
+//
+//   ASSIGN_OR_RETURN(auto stream, session->OpenStream());
+//   for (double x : xs) RETURN_IF_ERROR(stream->Send(*libm, "cos", {ToValue(x)}).status());
+//   for (size_t i = 0; i < xs.size(); ++i) {
+//     ASSIGN_OR_RETURN(v1::StreamResponse r, stream->Receive());  // r.id() says which
+//   }
+//   RETURN_IF_ERROR(stream->Close());
+#ifndef FFIBROKER_CLIENT_CALL_STREAM_H_
+#define FFIBROKER_CLIENT_CALL_STREAM_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "ffibroker/client.h"
+#include "ffibroker/v1/broker.grpc.pb.h"
+
+namespace ffibroker {
+
+class CallStream {
+ public:
+  ~CallStream();  // closes the stream (answers not yet received are dropped)
+  CallStream(const CallStream&) = delete;
+  CallStream& operator=(const CallStream&) = delete;
+
+  // Sends a call of `symbol` in `library` (of this stream's session);
+  // returns the id its answer will carry. `timeout` (0: none) bounds it
+  // from its arrival. UNAVAILABLE if the stream is broken.
+  absl::StatusOr<uint64_t> Send(const Library& library, const std::string& symbol,
+                                const std::vector<v1::Value>& args,
+                                absl::Duration timeout = absl::ZeroDuration());
+  // Sends a batch (see Library::CallBatch).
+  absl::StatusOr<uint64_t> SendBatch(const Library& library,
+                                     const std::vector<v1::BatchCall>& calls,
+                                     absl::Duration timeout = absl::ZeroDuration());
+  // Sends a request built by the caller (its id is used as it is).
+  absl::Status SendRaw(const v1::StreamRequest& request);
+
+  // Waits for the next answer. Its status() is the call's own; the
+  // returned status is the stream's (UNAVAILABLE once it ended, with why).
+  absl::StatusOr<v1::StreamResponse> Receive();
+
+  // Half-closes, waits for the daemon to finish the stream (every answer
+  // not yet received is read and dropped) and returns its status.
+  absl::Status Close();
+  // Cancels the stream at once (calls still running are not answered).
+  void Cancel();
+
+ private:
+  friend class Session;
+  CallStream(Session* session, std::unique_ptr<grpc::ClientContext> context,
+             std::unique_ptr<grpc::ClientReaderWriter<v1::StreamRequest, v1::StreamResponse>>
+                 stream)
+      : session_(session), context_(std::move(context)), stream_(std::move(stream)) {}
+
+  Session* const session_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::StreamRequest, v1::StreamResponse>> stream_;
+  uint64_t next_id_ = 1;
+  bool bound_ = false;  // the session id was sent
+  bool writes_done_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace ffibroker
+
+#endif  // FFIBROKER_CLIENT_CALL_STREAM_H_
