@@ -340,6 +340,7 @@ void WorkerProcess::ReadChannel(bool ended, Completions* out) {
         fatal_ = message.fatal();
         // The reporter ends the worker right after reporting.
         fatal_grace_ = absl::Now() + absl::Seconds(1);
+        watcher_->DeadlineAdded(fatal_grace_);
       }
       continue;
     }

@@ -2,6 +2,7 @@
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,18 +16,12 @@
 namespace ffibroker {
 namespace {
 
-// The epoll keys of worker `key`'s pidfd and channel (0 is the wake-up).
+// The epoll keys of worker `key`'s pidfd and channel (0 is the wake-up,
+// 1 the timer; worker keys start at 1, so theirs at 2).
+constexpr uint64_t kWakeKey = 0;
+constexpr uint64_t kTimerKey = 1;
 uint64_t PidfdKey(uint64_t key) { return key * 2; }
 uint64_t ChannelKey(uint64_t key) { return key * 2 + 1; }
-
-// Milliseconds to wait for `deadline`: -1 for never, at least 1 so a
-// sub-millisecond remainder is never a busy loop, 0 if it has passed.
-int TimeoutMillis(absl::Time deadline) {
-  if (deadline == absl::InfiniteFuture()) return -1;
-  absl::Duration left = deadline - absl::Now();
-  if (left <= absl::ZeroDuration()) return 0;
-  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1 << 30));
-}
 
 }  // namespace
 
@@ -35,13 +30,19 @@ absl::StatusOr<std::unique_ptr<WorkerWatcher>> WorkerWatcher::Create() {
   if (!epoll.valid()) return ErrnoStatus("epoll_create1", errno);
   UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake.valid()) return ErrnoStatus("eventfd", errno);
-  epoll_event event = {};
-  event.events = EPOLLIN;
-  event.data.u64 = 0;  // key 0: the wake-up
-  if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, wake.get(), &event) != 0) {
-    return ErrnoStatus("epoll_ctl", errno);
+  // Deadlines are absl::Time, i.e. wall-clock time.
+  UniqueFd timer(::timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!timer.valid()) return ErrnoStatus("timerfd_create", errno);
+  for (auto [fd, key] : {std::pair{wake.get(), kWakeKey}, std::pair{timer.get(), kTimerKey}}) {
+    epoll_event event = {};
+    event.events = EPOLLIN;
+    event.data.u64 = key;
+    if (::epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
+      return ErrnoStatus("epoll_ctl", errno);
+    }
   }
-  std::unique_ptr<WorkerWatcher> watcher(new WorkerWatcher(std::move(epoll), std::move(wake)));
+  std::unique_ptr<WorkerWatcher> watcher(
+      new WorkerWatcher(std::move(epoll), std::move(wake), std::move(timer)));
   watcher->thread_ = std::thread([w = watcher.get()] { w->Loop(); });
   return watcher;
 }
@@ -92,7 +93,24 @@ void WorkerWatcher::Forget(WorkerProcess* worker) {
 }
 
 void WorkerWatcher::DeadlineAdded(absl::Time deadline) {
-  if (absl::ToUnixNanos(deadline) < planned_wake_.load(std::memory_order_acquire)) Wake();
+  int64_t ns = absl::ToUnixNanos(deadline);
+  absl::MutexLock lock(&timer_mu_);
+  if (ns < armed_ns_) Arm(ns);
+}
+
+void WorkerWatcher::Arm(int64_t unix_nanos) {
+  armed_ns_ = unix_nanos;
+  itimerspec spec = {};
+  if (unix_nanos != INT64_MAX) {
+    // 0 would disarm: a deadline already past fires at once.
+    int64_t ns = std::max<int64_t>(unix_nanos, 1);
+    spec.it_value.tv_sec = ns / 1000000000;
+    spec.it_value.tv_nsec = ns % 1000000000;
+  }
+  if (::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &spec, nullptr) != 0) {
+    LOG_ERROR("worker watcher: timerfd_settime failed (errno %d); deadlines wait for the next event",
+              errno);
+  }
 }
 
 void WorkerWatcher::Shutdown() {
@@ -147,13 +165,21 @@ void WorkerWatcher::Handle(uint64_t key, uint32_t events) {
 void WorkerWatcher::Loop() {
   constexpr int kBatch = 32;
   epoll_event events[kBatch];
+  bool check = true;  // deadlines to look at
   while (!stopping_) {
-    // While the next deadline is being computed a new request always wakes
-    // the loop (DeadlineAdded), so none is missed.
-    planned_wake_.store(INT64_MAX, std::memory_order_release);
-    absl::Time next = CheckDeadlines();
-    planned_wake_.store(absl::ToUnixNanos(next), std::memory_order_release);
-    int n = ::epoll_wait(epoll_.get(), events, kBatch, TimeoutMillis(next));
+    if (check) {
+      // While the next deadline is computed, every new one arms the timer
+      // itself (armed_ns_ is INT64_MAX), so none is missed.
+      {
+        absl::MutexLock lock(&timer_mu_);
+        armed_ns_ = INT64_MAX;
+      }
+      int64_t next = absl::ToUnixNanos(CheckDeadlines());
+      absl::MutexLock lock(&timer_mu_);
+      Arm(std::min(next, armed_ns_));
+      check = false;
+    }
+    int n = ::epoll_wait(epoll_.get(), events, kBatch, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       LOG_ERROR("worker watcher: epoll_wait failed (errno %d); stopping", errno);
@@ -161,10 +187,12 @@ void WorkerWatcher::Loop() {
     }
     for (int i = 0; i < n; ++i) {
       uint64_t key = events[i].data.u64;
-      if (key == 0) {
+      if (key == kWakeKey || key == kTimerKey) {
         uint64_t count;
-        while (::read(wake_.get(), &count, sizeof count) < 0 && errno == EINTR) {
+        int fd = key == kWakeKey ? wake_.get() : timer_.get();
+        while (::read(fd, &count, sizeof count) < 0 && errno == EINTR) {
         }
+        check = check || key == kTimerKey;
         continue;
       }
       Handle(key, events[i].events);

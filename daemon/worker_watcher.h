@@ -10,9 +10,10 @@
 //     ended is recorded and logged with the label its owner gave it
 //     (library path and session), and every request still outstanding
 //     fails with that reason (WorkerProcess::OnEnded);
-//   - a deadline: the earliest deadline of any outstanding request is the
-//     loop's timeout; a worker whose request is past it is killed
-//     (WorkerProcess::OnDeadline), and its end then fails the request.
+//   - a deadline: a timerfd is armed for the earliest deadline of any
+//     outstanding request (a submitter arms it without waking the loop);
+//     a worker whose request is past it is killed (WorkerProcess::
+//     OnDeadline), and its end then fails the request.
 // Callbacks run on the watcher's thread after it let go of its own lock and
 // the worker's, so they may submit new requests or destroy workers; they
 // must not block.
@@ -62,8 +63,8 @@ class WorkerWatcher {
   // Stops watching `worker`. When it returns the watcher no longer uses it
   // (it waits for the watcher to finish reading it).
   void Forget(WorkerProcess* worker);
-  // A request with `deadline` was just submitted: wakes the loop if that
-  // is earlier than what it waits for.
+  // A request with `deadline` was just submitted: re-arms the timer if that
+  // is earlier than what it is armed for (no thread is woken).
   void DeadlineAdded(absl::Time deadline);
   // Kills every watched worker (WorkerProcess::Kill) and refuses new ones.
   void Shutdown();
@@ -71,21 +72,26 @@ class WorkerWatcher {
   int watched() const;
 
  private:
-  WorkerWatcher(UniqueFd epoll, UniqueFd wake) : epoll_(std::move(epoll)), wake_(std::move(wake)) {}
+  WorkerWatcher(UniqueFd epoll, UniqueFd wake, UniqueFd timer)
+      : epoll_(std::move(epoll)), wake_(std::move(wake)), timer_(std::move(timer)) {}
   void Loop();
   void Wake();
   // Handles one epoll event (key 2k: worker k's pidfd; 2k+1: its channel).
   void Handle(uint64_t key, uint32_t events);
   // Kills the workers whose deadlines passed; returns the next deadline.
   absl::Time CheckDeadlines();
+  // Arms the timer for `unix_nanos` (INT64_MAX: disarms).
+  void Arm(int64_t unix_nanos) ABSL_EXCLUSIVE_LOCKS_REQUIRED(timer_mu_);
 
   const UniqueFd epoll_;
-  const UniqueFd wake_;  // eventfd: stops the loop or recomputes its timeout
+  const UniqueFd wake_;   // eventfd: stops the loop
+  const UniqueFd timer_;  // timerfd (CLOCK_REALTIME): the next deadline
   std::thread thread_;
-  // When the loop wakes up next, in Unix nanoseconds (INT64_MAX while it
-  // is computing that, or has nothing to wait for).
-  std::atomic<int64_t> planned_wake_{INT64_MAX};
   std::atomic<bool> stopping_{false};
+  absl::Mutex timer_mu_;
+  // What the timer is armed for, in Unix nanoseconds (INT64_MAX: nothing,
+  // or the loop is computing it: then every new deadline arms it).
+  int64_t armed_ns_ ABSL_GUARDED_BY(timer_mu_) = INT64_MAX;
   mutable absl::Mutex mu_;
   // Keys are handed to epoll instead of pointers, so a stale event for a
   // forgotten worker finds nothing.

@@ -1,0 +1,284 @@
+// call_core: the asynchronous call core's figures, each a ratio against a
+// baseline measured in the same run (docs/streams.md quotes them).
+//
+//   unary     Call(cos 0.5) through the daemon ÷ a bare unary gRPC echo of
+//             the same messages (bench/echo_server: callback API, unix
+//             socket, same process as the client would be: no work at all)
+//   stream    one call at a time on a CallStream ÷ the same on a bare
+//             bidirectional echo stream
+//   batch     1,000 cos calls in one CallBatch: calls per second, and the
+//             cost per call ÷ an in-process ffi_call
+//   pool      16 concurrent clients on one library, pool 2 ÷ pool 1 calls
+//             per second (cos, CPU-bound; and sleep_ms(1), a call that waits)
+//   starve    an unrelated Whoami while as many calls hang as the daemon
+//             has threads
+// Medians and p99 of interleaved rounds (broker and baseline alternate, so
+// both see the same machine). Starts its own daemon and echo server.
+// Usage: build/bench/call_core [--iterations=N] [--seconds=S]
+#include <ffi.h>
+#include <math.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "bench/echo_server.h"
+#include "ffibroker/bench/v1/echo.grpc.pb.h"
+#include "ffibroker/call_stream.h"
+#include "ffibroker/client.h"
+#include "tests/integration/test_daemon.h"
+
+namespace ffibroker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Stats {
+  double median_us = 0;
+  double p99_us = 0;
+};
+
+Stats Of(std::vector<double> us) {
+  std::sort(us.begin(), us.end());
+  if (us.empty()) return {};
+  return {us[us.size() / 2], us[std::min(us.size() - 1, us.size() * 99 / 100)]};
+}
+
+double Micros(Clock::time_point start) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+}
+
+// Runs `a` and `b` in alternating rounds of 100, `iterations` each.
+void Interleaved(int iterations, const std::function<bool()>& a, const std::function<bool()>& b,
+                 std::vector<double>* a_us, std::vector<double>* b_us) {
+  for (int i = 0; i < 200; ++i) {  // warm up both
+    a();
+    b();
+  }
+  for (int done = 0; done < iterations; done += 100) {
+    for (int i = 0; i < 100; ++i) {
+      auto start = Clock::now();
+      if (!a()) std::abort();
+      a_us->push_back(Micros(start));
+    }
+    for (int i = 0; i < 100; ++i) {
+      auto start = Clock::now();
+      if (!b()) std::abort();
+      b_us->push_back(Micros(start));
+    }
+  }
+}
+
+void Ratio(const char* name, const char* baseline, Stats broker, Stats bare) {
+  std::printf("%-8s broker median %8.1f us  p99 %8.1f us | %s median %8.1f us  p99 %8.1f us"
+              " | ratio median %.2fx  p99 %.2fx\n",
+              name, broker.median_us, broker.p99_us, baseline, bare.median_us, bare.p99_us,
+              broker.median_us / bare.median_us, broker.p99_us / bare.p99_us);
+}
+
+// Calls per second of `clients` threads, each with its own connection,
+// calling `symbol(arg)` for `seconds`.
+double Throughput(const testing::TestDaemon& daemon, int clients, uint32_t pool,
+                  const std::string& library, const std::string& decl, const std::string& symbol,
+                  const v1::Value& arg, double seconds) {
+  std::vector<std::unique_ptr<Client>> connections;
+  auto client = daemon.Connect();
+  if (!client.ok()) std::abort();
+  auto session = (*client)->CreateSession();
+  if (!session.ok()) std::abort();
+  Session::OpenOptions options;
+  options.pool_size = pool;
+  auto lib = (*session)->OpenLibrary(library, {decl}, options);
+  if (!lib.ok()) {
+    std::fprintf(stderr, "open: %s\n", lib.status().ToString().c_str());
+    std::abort();
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<long> calls{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    connections.push_back(*daemon.Connect());
+  }
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      v1::CallRequest request;
+      request.set_session_id((*session)->id());
+      request.set_library_handle((*lib)->handle());
+      request.set_symbol(symbol);
+      *request.add_args() = arg;
+      while (!stop) {
+        v1::CallResponse response;
+        grpc::ClientContext context;
+        connections[c]->Prepare(&context);
+        if (connections[c]->stub()->Call(&context, request, &response).ok()) ++calls;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (std::thread& t : threads) t.join();
+  return calls / seconds;
+}
+
+int Run(int iterations, double seconds) {
+  auto daemon = testing::TestDaemon::Start(
+      "limits { max_workers: 64 per_principal { max_calls_in_flight: 64 max_workers: 32 } }\n",
+      {"--threads=2", "--log-level=warning"});
+  if (!daemon.ok()) {
+    std::fprintf(stderr, "daemon: %s\n", daemon.status().ToString().c_str());
+    return 1;
+  }
+  std::string echo_address = "unix:" + (*daemon)->dir() + "/echo.sock";
+  std::unique_ptr<bench::EchoServer> echo = bench::EchoServer::Start(echo_address);
+  if (echo == nullptr) return 1;
+  grpc::ChannelArguments args;
+  auto echo_stub = bench::v1::Echo::NewStub(
+      grpc::CreateCustomChannel(echo_address, grpc::InsecureChannelCredentials(), args));
+
+  auto client = (*daemon)->Connect();
+  auto session = (*client)->CreateSession();
+  auto libm = (*session)->OpenLibrary("libm.so.6", {"f64 cos(f64 x)"});
+  if (!libm.ok()) return 1;
+  v1::CallRequest request;
+  request.set_session_id((*session)->id());
+  request.set_library_handle((*libm)->handle());
+  request.set_symbol("cos");
+  *request.add_args() = ToValue(0.5);
+
+  // Unary.
+  std::vector<double> broker_us, bare_us;
+  Interleaved(
+      iterations,
+      [&] {
+        v1::CallResponse response;
+        grpc::ClientContext context;
+        (*client)->Prepare(&context);
+        return (*client)->stub()->Call(&context, request, &response).ok();
+      },
+      [&] {
+        v1::CallResponse response;
+        grpc::ClientContext context;
+        return echo_stub->Unary(&context, request, &response).ok();
+      },
+      &broker_us, &bare_us);
+  Ratio("unary", "bare echo", Of(broker_us), Of(bare_us));
+
+  // Stream, one call at a time.
+  auto stream = (*session)->OpenStream();
+  grpc::ClientContext echo_context;
+  auto echo_stream = echo_stub->Stream(&echo_context);
+  v1::StreamRequest stream_request;
+  *stream_request.mutable_call() = request;
+  broker_us.clear();
+  bare_us.clear();
+  Interleaved(
+      iterations,
+      [&] {
+        if (!(*stream)->Send(**libm, "cos", {ToValue(0.5)}).ok()) return false;
+        auto r = (*stream)->Receive();
+        return r.ok() && r->status().code() == 0;
+      },
+      [&] {
+        v1::StreamResponse response;
+        return echo_stream->Write(stream_request) && echo_stream->Read(&response);
+      },
+      &broker_us, &bare_us);
+  Ratio("stream", "bare echo", Of(broker_us), Of(bare_us));
+  (*stream)->Close().IgnoreError();
+  echo_stream->WritesDone();
+  echo_stream->Finish().ok();
+
+  // Batches of 1,000 against in-process libffi.
+  std::vector<v1::BatchCall> batch(1000);
+  for (v1::BatchCall& call : batch) {
+    call.set_symbol("cos");
+    *call.add_args() = ToValue(0.5);
+  }
+  std::vector<double> batch_us;
+  for (int i = 0; i < std::max(20, iterations / 100); ++i) {
+    auto start = Clock::now();
+    auto r = (*libm)->CallBatch(batch);
+    if (!r.ok() || r->outcomes_size() != 1000) return 1;
+    batch_us.push_back(Micros(start));
+  }
+  ffi_cif cif;
+  ffi_type* arg_types[] = {&ffi_type_double};
+  ffi_prep_cif(&cif, FFI_DEFAULT_ABI, 1, &ffi_type_double, arg_types);
+  double x = 0.5, result = 0;
+  void* values[] = {&x};
+  auto start = Clock::now();
+  constexpr int kInProcess = 1000000;
+  for (int i = 0; i < kInProcess; ++i) {
+    ffi_call(&cif, FFI_FN(static_cast<double (*)(double)>(::cos)), &result, values);
+    x = 0.5 + result * 1e-9;
+  }
+  double ffi_us = Micros(start) / kInProcess;
+  Stats b = Of(batch_us);
+  std::printf("batch    1000 calls: median %.1f us (%.0f calls/s), p99 %.1f us (%.0f calls/s) |"
+              " per call %.3f us ÷ in-process ffi_call %.4f us = %.0fx\n",
+              b.median_us, 1000 / b.median_us * 1e6, b.p99_us, 1000 / b.p99_us * 1e6,
+              b.median_us / 1000, ffi_us, b.median_us / 1000 / ffi_us);
+
+  // Pools: 16 clients.
+  for (const auto& [lib, decl, symbol, arg] :
+       std::vector<std::tuple<std::string, std::string, std::string, v1::Value>>{
+           {"libm.so.6", "f64 cos(f64 x)", "cos", ToValue(0.5)},
+           {"crashy", "i32 sleep_ms(u32)", "sleep_ms", ToValue(uint32_t{1})}}) {
+    double one = Throughput(**daemon, 16, 1, lib, decl, symbol, arg, seconds);
+    double two = Throughput(**daemon, 16, 2, lib, decl, symbol, arg, seconds);
+    std::printf("pool     16 clients %-9s pool 1 %8.0f calls/s | pool 2 %8.0f calls/s | ratio %.2fx\n",
+                symbol.c_str(), one, two, two / one);
+  }
+
+  // Starvation: two hung calls (the daemon runs with --threads=2).
+  std::vector<std::unique_ptr<Session>> hung_sessions;
+  std::vector<std::unique_ptr<Library>> hung;
+  std::vector<std::thread> hangers;
+  for (int i = 0; i < 2; ++i) {
+    hung_sessions.push_back(*(*client)->CreateSession());
+    hung.push_back(*hung_sessions.back()->OpenLibrary("crashy", {"i32 sleep_ms(u32)"}));
+  }
+  for (auto& lib : hung) {
+    hangers.emplace_back([&lib] { lib->Call<int32_t>("sleep_ms", uint32_t{600000}).IgnoreError(); });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::vector<double> whoami_us;
+  for (int i = 0; i < std::max(500, iterations / 4); ++i) {
+    auto t = Clock::now();
+    if (!(*client)->Whoami().ok()) return 1;
+    whoami_us.push_back(Micros(t));
+  }
+  Stats w = Of(whoami_us);
+  std::printf("starve   Whoami with 2 hung calls (--threads=2): median %.1f us  p99 %.1f us\n",
+              w.median_us, w.p99_us);
+  for (auto& lib : hung) lib->Close().IgnoreError();
+  for (std::thread& t : hangers) t.join();
+  return 0;
+}
+
+}  // namespace
+}  // namespace ffibroker
+
+int main(int argc, char** argv) {
+  int iterations = 5000;
+  double seconds = 3;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--iterations=", 13) == 0) {
+      iterations = std::max(100, std::atoi(argv[i] + 13));
+    } else if (std::strncmp(argv[i], "--seconds=", 10) == 0) {
+      seconds = std::max(0.5, std::atof(argv[i] + 10));
+    } else {
+      std::fprintf(stderr, "usage: call_core [--iterations=N] [--seconds=S]\n");
+      return 2;
+    }
+  }
+  return ffibroker::Run(iterations, seconds);
+}
