@@ -20,6 +20,7 @@
 #include "common/signature.h"
 #include "client/cli/status_command.h"
 #include "client/cli/token_commands.h"
+#include "client/cli/batch_command.h"
 #include "client/cli/typed_call.h"
 #include "ffibroker/client.h"
 
@@ -44,6 +45,10 @@ constexpr char kSynopsis[] =
     "      Class values: {x=1, y=2}; a {..} for Point* makes a temporary instance\n"
     "      printed after the call; null; cstr: raw text; buffers: hex:0a0b; out: -.\n"
     "      See docs/classes.md.\n"
+    "  batch LIBRARY FILE 'DECLARATION'...\n"
+    "      Run the calls listed in FILE ('-': standard input), one per line as\n"
+    "      SYMBOL ARG..., in one batch (one exchange with the worker); print\n"
+    "      'N: RESULT' or 'N: error CODE: MESSAGE' per call. See docs/streams.md.\n"
     "{TOKEN_VERBS}"
     "{STATUS_VERB}"
     "\n"
@@ -120,6 +125,12 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::string> token = cli::LoadToken(token_file);
   if (!token.ok()) return Usage(std::string(token.status().message()));
   if (verb == "call") return RunTypedCall(address, options, *token, timeout, classes, *args);
+  if (verb == "batch") {
+    if (token_file == "-" && args->size() > 2 && (*args)[2] == "-") {
+      return Usage("--token-file=- and a batch FILE of - cannot both read standard input");
+    }
+    return RunBatch(address, options, *token, timeout, *args);
+  }
   if (verb == "token") return cli::RunToken(address, options, *token, *args);
   if (verb == "whoami") return cli::RunWhoami(address, options);
   if (verb == "status") return cli::RunStatus(address, options);

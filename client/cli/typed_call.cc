@@ -79,6 +79,16 @@ std::string Describe(Instance& instance) {
 
 }  // namespace
 
+absl::StatusOr<v1::Value> ParsePlainArg(const TypeDesc& type, const std::string& text) {
+  absl::StatusOr<CliArg> arg = ParseArg(type, text);
+  if (!arg.ok()) return arg.status();
+  if (arg->temporary) {
+    return absl::InvalidArgumentError(
+        "a {...} literal for a class pointer needs a temporary instance: use `ffibroker call`");
+  }
+  return std::move(arg->value);
+}
+
 int RunTypedCall(const std::string& address, const ConnectOptions& options,
                  const std::string& token, absl::Duration timeout,
                  const std::vector<std::string>& class_texts,

@@ -16,7 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/type_desc.h"
 #include "ffibroker/client.h"
 
 namespace ffibroker {
@@ -29,6 +31,11 @@ int RunTypedCall(const std::string& address, const ConnectOptions& options,
                  const std::string& token, absl::Duration timeout,
                  const std::vector<std::string>& classes,
                  const std::vector<std::string>& args);
+
+// One command-line literal for a parameter of `type` that needs no
+// temporary instance (everything but a `{...}` class pointer literal,
+// which is INVALID_ARGUMENT here).
+absl::StatusOr<v1::Value> ParsePlainArg(const TypeDesc& type, const std::string& text);
 
 }  // namespace ffibroker
 

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <iterator>
 #include <map>
 #include <set>
@@ -397,6 +398,28 @@ TEST_F(StreamsTest, CancelledStreamsReleaseWhatTheyHeld) {
   EXPECT_TRUE(Within(absl::Seconds(10), [&] { return lib->Call<int32_t>("healthy", 1).ok(); }));
   EXPECT_TRUE(Within(absl::Seconds(5), [&] { return fds() <= before; }))
       << "daemon fds: " << before << " before, " << fds() << " after";
+}
+
+// `ffibroker batch` runs the calls of a file in one batch and prints one
+// line per call; a bad line is a usage error before anything is sent.
+TEST_F(StreamsTest, CliRunsABatchFromAFile) {
+  std::string file = daemon_->dir() + "/calls.txt";
+  {
+    std::ofstream out(file);
+    out << "# three calls\ncos 0\n\npow 2 10\nhealthy_not_here 1\n";
+  }
+  CliResult bad = RunCli({"--address=" + daemon_->address(), "batch", "libm.so.6", file,
+                          "f64 cos(f64)", "f64 pow(f64, f64)"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_THAT(bad.err, HasSubstr("line 5: 'healthy_not_here' is not declared"));
+  {
+    std::ofstream out(file);
+    out << "# three calls\ncos 0\n\npow 2 10\ncos 0.5\n";
+  }
+  CliResult ok = RunCli({"--address=" + daemon_->address(), "batch", "libm.so.6", file,
+                         "f64 cos(f64)", "f64 pow(f64, f64)"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(ok.out, "0: 1\n1: 1024\n2: 0.8775825618903728\n");
 }
 
 }  // namespace
