@@ -332,6 +332,29 @@ absl::StatusOr<worker::v1::InstanceResult> Library::InstanceOp(
   return std::move(*reply->mutable_instance_result());
 }
 
+void Library::SubmitInstanceOp(worker::v1::DaemonToWorker request, uint64_t generation,
+                               absl::Time deadline, InstanceDone done) {
+  bool needs_start = false;
+  absl::StatusOr<Target> target = Pick(generation, /*first_slot=*/false, &needs_start);
+  if (!target.ok()) return done(target.status());
+  if (needs_start) return done(absl::FailedPreconditionError("the instance's worker is gone"));
+  auto message = std::make_shared<worker::v1::DaemonToWorker>(std::move(request));
+  WorkerProcess* worker = target->worker.get();
+  worker->Submit(message.get(), deadline,
+                 [self = shared_from_this(), message, target = *std::move(target),
+                  done = std::move(done)](
+                     absl::StatusOr<worker::v1::WorkerToDaemon> reply) mutable {
+                   self->Finished(target, reply.ok(), "an instance operation");
+                   if (!reply.ok()) return done(reply.status());
+                   if (!reply->has_instance_result()) {
+                     target.worker->Abandon("answered an instance operation with something else");
+                     return done(absl::UnavailableError(
+                         absl::StrCat("worker ", target.worker->outcome().message)));
+                   }
+                   done(std::move(*reply->mutable_instance_result()));
+                 });
+}
+
 absl::Status Library::Encode(const std::string& symbol,
                              const google::protobuf::RepeatedPtrField<v1::Value>& args,
                              const InstanceContext& instances, worker::v1::Call* out,

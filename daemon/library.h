@@ -144,6 +144,13 @@ class Library : public std::enable_shared_from_this<Library> {
       const worker::v1::DaemonToWorker& request, uint64_t generation,
       absl::Time deadline, uint64_t* used = nullptr);
 
+  // InstanceOp without waiting, for an instance of worker generation
+  // `generation` (never 0: nothing is started): `done` runs once, on the
+  // watcher's thread (or the caller's if the worker is gone).
+  using InstanceDone = absl::AnyInvocable<void(absl::StatusOr<worker::v1::InstanceResult>)>;
+  void SubmitInstanceOp(worker::v1::DaemonToWorker request, uint64_t generation,
+                        absl::Time deadline, InstanceDone done);
+
   // True if `symbol` is declared and returns an instance handle (so a call
   // of it may create one).
   bool ReturnsInstance(const std::string& symbol) const;

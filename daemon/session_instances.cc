@@ -12,10 +12,6 @@
 namespace ffibroker {
 namespace {
 
-// Time a destructor may take at session end, per instance (the whole
-// release is bounded by limits.max_release_millis too).
-constexpr absl::Duration kReleaseTimeout = absl::Seconds(2);
-
 worker::v1::DaemonToWorker FreeRequest(uint64_t worker_id) {
   worker::v1::DaemonToWorker request;
   request.mutable_instance_free()->set_instance_id(worker_id);
@@ -115,27 +111,50 @@ uint32_t SessionManager::ReleaseInstances(
     const std::map<uint64_t, std::shared_ptr<Library>>& libraries, const std::string& reason,
     absl::Time deadline) {
   auto released = instances_.TakeAll(serial, library, reason);
-  int destructors = 0;
-  std::set<uint64_t> cut_off;  // libraries whose release passed the deadline
+  // Every destructor is sent at once, pipelined to its worker: workers run
+  // theirs concurrently, and one deadline bounds them all (past it the
+  // watcher kills the workers still running one).
+  struct Tally {
+    absl::Mutex mu;
+    int pending ABSL_GUARDED_BY(mu) = 0;
+    int destructors ABSL_GUARDED_BY(mu) = 0;
+    std::set<uint64_t> late ABSL_GUARDED_BY(mu);  // libraries cut off by the deadline
+  };
+  auto tally = std::make_shared<Tally>();
   for (const auto& [handle, record] : released) {
     if (!record.owned) continue;  // worker memory dies with the worker
     auto it = libraries.find(record.library);
-    if (it == libraries.end() || cut_off.count(record.library) != 0) continue;
-    absl::StatusOr<worker::v1::InstanceResult> freed =
-        now_() >= deadline ? absl::DeadlineExceededError("release deadline passed")
-                           : it->second->InstanceOp(FreeRequest(record.worker_id),
-                                                    record.generation,
-                                                    std::min(deadline, now_() + kReleaseTimeout));
-    if (freed.ok() && freed->destructor_called()) ++destructors;
-    if (now_() >= deadline || absl::IsDeadlineExceeded(freed.status())) {
-      // One deadline for the whole release: the rest of this library's
-      // destructors are skipped and its worker is killed.
-      cut_off.insert(record.library);
-      it->second->Stop();
-      LOG_WARNING("session s%d: the release deadline passed after %d destructors; killed the "
-                  "worker of %s (its other instances were dropped without destructors)",
-                  serial, destructors, it->second->path());
+    if (it == libraries.end()) continue;
+    {
+      absl::MutexLock lock(&tally->mu);
+      ++tally->pending;
     }
+    uint64_t lib = record.library;
+    it->second->SubmitInstanceOp(
+        FreeRequest(record.worker_id), record.generation, deadline,
+        [tally, lib](absl::StatusOr<worker::v1::InstanceResult> freed) {
+          absl::MutexLock lock(&tally->mu);
+          --tally->pending;
+          if (freed.ok() && freed->destructor_called()) ++tally->destructors;
+          if (absl::IsDeadlineExceeded(freed.status())) tally->late.insert(lib);
+        });
+  }
+  int destructors;
+  std::set<uint64_t> late;
+  {
+    absl::MutexLock lock(&tally->mu);
+    tally->mu.Await(absl::Condition(
+        +[](Tally* t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t->mu) { return t->pending == 0; },
+        tally.get()));
+    destructors = tally->destructors;
+    late = tally->late;
+  }
+  for (uint64_t lib : late) {
+    auto it = libraries.find(lib);
+    it->second->Stop();
+    LOG_WARNING("session s%d: the release deadline passed; killed the worker of %s (its other "
+                "instances were dropped without destructors)",
+                serial, it->second->path());
   }
   if (!released.empty()) {
     LOG_INFO("session s%d: %d instances released, %d destructors called", serial,
@@ -276,8 +295,11 @@ absl::StatusOr<v1::WriteFieldsResponse> SessionManager::WriteFields(
         "class '", klass.name, "' is opaque: use its setter functions (", klass.name,
         "__set_field)"));
   }
-  // Encode every field first: nothing is written unless all are valid.
-  std::vector<worker::v1::DaemonToWorker> writes;
+  // Encode every field first: nothing is written unless all are valid. All
+  // of them go to the worker in one exchange.
+  worker::v1::DaemonToWorker message;
+  worker::v1::InstanceWrite* write = message.mutable_instance_write();
+  write->set_instance_id(record.worker_id);
   std::set<std::string> seen;
   for (const v1::FieldValue& fv : request.fields().fields()) {
     const FieldDesc* field = klass.FindField(fv.name());
@@ -298,20 +320,23 @@ absl::StatusOr<v1::WriteFieldsResponse> SessionManager::WriteFields(
       return absl::InvalidArgumentError(
           absl::StrCat("field '", fv.name(), "': ", encoded.message()));
     }
-    worker::v1::DaemonToWorker& message = writes.emplace_back();
-    message.mutable_instance_write()->set_instance_id(record.worker_id);
-    message.mutable_instance_write()->set_offset(field->offset);
-    message.mutable_instance_write()->set_data(std::move(bytes));
-  }
-  for (const worker::v1::DaemonToWorker& message : writes) {
-    absl::StatusOr<worker::v1::InstanceResult> result =
-        lib->InstanceOp(message, record.generation, op.deadline);
-    if (absl::IsFailedPrecondition(result.status())) {
-      instances_.Take(request.handle(), record.session, "was lost when its worker died")
-          .IgnoreError();
+    if (seen.size() == 1) {
+      write->set_offset(field->offset);
+      write->set_data(std::move(bytes));
+    } else {
+      worker::v1::InstanceSpan* span = write->add_more();
+      span->set_offset(field->offset);
+      span->set_data(std::move(bytes));
     }
-    RETURN_IF_ERROR(result.status());
   }
+  if (seen.empty()) return v1::WriteFieldsResponse();
+  absl::StatusOr<worker::v1::InstanceResult> result =
+      lib->InstanceOp(message, record.generation, op.deadline);
+  if (absl::IsFailedPrecondition(result.status())) {
+    instances_.Take(request.handle(), record.session, "was lost when its worker died")
+        .IgnoreError();
+  }
+  RETURN_IF_ERROR(result.status());
   return v1::WriteFieldsResponse();
 }
 

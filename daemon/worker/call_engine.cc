@@ -358,6 +358,9 @@ absl::StatusOr<worker::v1::InstanceResult> CallEngine::ReadInstance(
 absl::StatusOr<worker::v1::InstanceResult> CallEngine::WriteInstance(
     const worker::v1::InstanceWrite& req) {
   RETURN_IF_ERROR(instances_.Write(req.instance_id(), req.offset(), req.data()));
+  for (const worker::v1::InstanceSpan& span : req.more()) {
+    RETURN_IF_ERROR(instances_.Write(req.instance_id(), span.offset(), span.data()));
+  }
   return worker::v1::InstanceResult();
 }
 
