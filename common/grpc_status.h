@@ -1,4 +1,4 @@
-// The one place where absl::Status becomes grpc::Status.
+// The one place where absl::Status becomes grpc::Status, and back.
 #ifndef FFIBROKER_COMMON_GRPC_STATUS_H_
 #define FFIBROKER_COMMON_GRPC_STATUS_H_
 
@@ -8,9 +8,15 @@
 
 namespace ffibroker {
 
-// Same canonical code, same message.
+// Same canonical code, same message, and google.rpc.Status details (the
+// grpc-status-details-bin trailer): always an ErrorInfo with the status's
+// reason (common/error_reason.h; the code's default when none was set),
+// domain "ffibroker.v1" and metadata, and a BadRequest when the status
+// carries field violations.
 grpc::Status ToGrpcStatus(const absl::Status& status);
-// The inverse, for the client library.
+// The inverse, for the client library: the details become the payloads
+// common/error_reason.h reads (ErrorReason, ErrorMetadataOf,
+// FieldViolationsOf). Details that do not parse are ignored.
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
 }  // namespace ffibroker
