@@ -1,6 +1,5 @@
 #include "common/error_reason.h"
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "google/rpc/error_details.pb.h"
@@ -53,8 +52,12 @@ absl::Status WithFieldViolation(absl::Status status, absl::string_view field,
 }
 
 absl::Status WithMessagePrefix(const absl::Status& status, absl::string_view prefix) {
+  return WithNewMessage(status, absl::StrCat(prefix, status.message()));
+}
+
+absl::Status WithNewMessage(const absl::Status& status, absl::string_view message) {
   if (status.ok()) return status;
-  absl::Status out(status.code(), absl::StrCat(prefix, status.message()));
+  absl::Status out(status.code(), message);
   status.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) {
     out.SetPayload(url, payload);
   });
@@ -83,7 +86,7 @@ std::vector<std::pair<std::string, std::string>> FieldViolationsOf(const absl::S
 }
 
 std::string DefaultReason(absl::StatusCode code) {
-  return absl::AsciiStrToUpper(absl::StatusCodeToString(code));
+  return absl::StatusCodeToString(code);  // "INVALID_ARGUMENT"
 }
 
 }  // namespace ffibroker

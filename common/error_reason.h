@@ -52,6 +52,9 @@ absl::Status WithFieldViolation(absl::Status status, absl::string_view field,
 // A status of the same code, reason, metadata and violations whose message
 // is `prefix` followed by the original message.
 absl::Status WithMessagePrefix(const absl::Status& status, absl::string_view prefix);
+// The same, with `message` as the whole message: for adding context to an
+// error without losing its reason (instead of absl::Status(s.code(), ...)).
+absl::Status WithNewMessage(const absl::Status& status, absl::string_view message);
 
 // The reason: the one set with WithReason, or DefaultReason(code). "" for OK.
 std::string ErrorReason(const absl::Status& status);

@@ -1,6 +1,7 @@
 #include "daemon/library.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/error_reason.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "common/types.h"
@@ -136,7 +137,7 @@ absl::StatusOr<WorkerProcess*> Library::LiveWorker(absl::Time deadline) {
     if (!restarted.ok()) {
       std::string before = notice_.empty() ? "" : absl::StrCat(notice_, "; ");
       notice_.clear();
-      return absl::Status(restarted.code(), absl::StrCat(before, "could not restart the worker: ",
+      return WithNewMessage(restarted, absl::StrCat(before, "could not restart the worker: ",
                                                          restarted.message()));
     }
     absl::MutexLock lock(&worker_mu_);
@@ -177,7 +178,7 @@ absl::StatusOr<worker::v1::InstanceResult> Library::InstanceOpLocked(
   absl::StatusOr<worker::v1::WorkerToDaemon> reply =
       Exchange(worker, &sent, deadline, "an instance operation");
   if (!reply.ok()) {
-    return absl::Status(reply.status().code(),
+    return WithNewMessage(reply.status(),
                         absl::StrCat("instance operation in ", path_,
                                      " failed: ", reply.status().message()));
   }
@@ -199,7 +200,7 @@ absl::Status Library::StartWorker(absl::Time deadline) {
   absl::StatusOr<std::unique_ptr<WorkerProcess>> worker =
       spec_.launcher->Launch(open_, spec_.profile, spec_.required_layers, deadline, &layers);
   if (!worker.ok()) {
-    return absl::Status(worker.status().code(),
+    return WithNewMessage(worker.status(),
                         absl::StrCat("while loading ", path_, ": ", worker.status().message()));
   }
   (*worker)->set_label(absl::StrCat(path_, " for ", spec_.owner));
@@ -259,14 +260,14 @@ absl::StatusOr<v1::CallResponse> Library::Call(const v1::CallRequest& request,
   message.mutable_call()->set_symbol_index(static_cast<uint32_t>(it->second));
   absl::Status encoded = EncodeCall(sig, request.args(), hooks, message.mutable_call());
   if (!encoded.ok()) {
-    return absl::Status(encoded.code(), absl::StrCat(symbol.name(), ": ", encoded.message()));
+    return WithNewMessage(encoded, absl::StrCat(symbol.name(), ": ", encoded.message()));
   }
   absl::StatusOr<worker::v1::WorkerToDaemon> reply =
       Exchange(worker, &message, deadline, absl::StrCat("'", symbol.name(), "'"));
   std::string notice = std::move(notice_);
   notice_.clear();
   if (!reply.ok()) {
-    return absl::Status(reply.status().code(),
+    return WithNewMessage(reply.status(),
                         absl::StrCat("call to '", symbol.name(), "' in ", path_,
                                      " failed: ", reply.status().message(),
                                      notice.empty() ? "" : " (before it, ", notice,
@@ -293,7 +294,7 @@ absl::StatusOr<v1::CallResponse> Library::Call(const v1::CallRequest& request,
         worker->outcome().message));
   }
   if (!response.ok()) {
-    return absl::Status(response.status().code(),
+    return WithNewMessage(response.status(),
                         absl::StrCat(response.status().message(), " (in ", path_, ")"));
   }
   if (capture_errno_[it->second]) response->set_errno_value(reply->result().errno_value());

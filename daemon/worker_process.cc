@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/error_reason.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/worker_protocol.h"
@@ -534,10 +535,13 @@ absl::Status WorkerProcess::OutcomeStatus() const {
   WorkerOutcome end = outcome();
   std::string message = absl::StrCat("worker ", end.message);
   switch (end.kind) {
-    case WorkerOutcome::Kind::kViolation: return absl::PermissionDeniedError(message);
-    case WorkerOutcome::Kind::kResourceLimit: return absl::ResourceExhaustedError(message);
-    case WorkerOutcome::Kind::kTimedOut: return absl::DeadlineExceededError(message);
-    default: return absl::UnavailableError(message);
+    case WorkerOutcome::Kind::kViolation: return WithReason(absl::PermissionDeniedError(message), "SYSCALL_FORBIDDEN", {{"syscall", absl::StrCat(end.code)}});
+    case WorkerOutcome::Kind::kResourceLimit: return WithReason(absl::ResourceExhaustedError(message), "WORKER_RESOURCE_LIMIT", {{"signal", absl::StrCat(end.code)}});
+    case WorkerOutcome::Kind::kTimedOut: return WithReason(absl::DeadlineExceededError(message), "WORKER_DEADLINE_EXCEEDED");
+    case WorkerOutcome::Kind::kSignaled: return WithReason(absl::UnavailableError(message), "WORKER_CRASHED", {{"signal", absl::StrCat(end.code)}});
+    case WorkerOutcome::Kind::kExited: return WithReason(absl::UnavailableError(message), "WORKER_EXITED", {{"exit_status", absl::StrCat(end.code)}});
+    case WorkerOutcome::Kind::kProtocolViolation: return WithReason(absl::UnavailableError(message), "WORKER_PROTOCOL_VIOLATION");
+    default: return WithReason(absl::UnavailableError(message), "WORKER_STOPPED");
   }
 }
 
