@@ -18,6 +18,7 @@
 #include "common/flags.h"
 #include "common/literal.h"
 #include "common/signature.h"
+#include "client/cli/bindgen.h"
 #include "client/cli/status_command.h"
 #include "client/cli/token_commands.h"
 #include "client/cli/typed_call.h"
@@ -44,6 +45,9 @@ constexpr char kSynopsis[] =
     "      Class values: {x=1, y=2}; a {..} for Point* makes a temporary instance\n"
     "      printed after the call; null; cstr: raw text; buffers: hex:0a0b; out: -.\n"
     "      See docs/classes.md.\n"
+    "  bindgen MANIFEST OUT_DIR\n"
+    "      Write typed bindings, OUT_DIR/MODULE.h (C++) and OUT_DIR/MODULE.py, of\n"
+    "      the library a manifest describes; see docs/bindings.md. No daemon needed.\n"
     "{TOKEN_VERBS}"
     "{STATUS_VERB}"
     "\n"
@@ -124,5 +128,6 @@ int main(int argc, char** argv) {
   if (verb == "whoami") return cli::RunWhoami(address, options);
   if (verb == "status") return cli::RunStatus(address, options);
   if (verb == "policy") return cli::RunPolicy(*args);
+  if (verb == "bindgen") return cli::RunBindgen(*args);
   return Usage(absl::StrCat("unknown command '", (*args)[0], "'"));
 }
