@@ -5,11 +5,15 @@
 #include "ffibroker/error.h"
 
 #include <grpcpp/support/error_details.h>
+#include <unistd.h>
+
+#include <map>
 
 #include "gmock/gmock.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
+#include "absl/strings/str_cat.h"
 #include "tests/integration/test_daemon.h"
 
 namespace ffibroker::testing {
@@ -103,6 +107,96 @@ TEST_F(ErrorDetailsTest, WireFormatIsGoogleRpcStatus) {
   ASSERT_TRUE(details.details(0).UnpackTo(&info));
   EXPECT_EQ(info.reason(), "LIBRARY_NOT_OPEN");
   EXPECT_EQ(info.domain(), "ffibroker.v1");
+}
+
+TEST_F(ErrorDetailsTest, WorkerExitNamesItsStatus) {
+  auto lib = session_->OpenLibrary("crashy", {"i32 exit_midcall()"});
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  absl::Status status = (*lib)->Call<int32_t>("exit_midcall").status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_EQ(ErrorReason(status), "WORKER_EXITED");
+  EXPECT_THAT(ErrorMetadataOf(status), Contains(Pair("exit_status", "7")));
+}
+
+TEST_F(ErrorDetailsTest, LibraryNotAllowedAndPermissionRevoked) {
+  absl::Status status =
+      session_->OpenLibrary("/lib/x86_64-linux-gnu/libc.so.6", {"i32 getpid()"}).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+  EXPECT_EQ(ErrorReason(status), "LIBRARY_NOT_ALLOWED");
+  ASSERT_TRUE(session_->RevokePermissions().ok());
+  status = session_->OpenLibrary("libm.so.6", {"f64 cos(f64)"}).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+  EXPECT_EQ(ErrorReason(status), "PERMISSION_REVOKED");
+}
+
+TEST_F(ErrorDetailsTest, ExpiredToken) {
+  v1::GrantTokenRequest short_lived;
+  short_lived.set_ttl_seconds(1);
+  auto token = session_->GrantToken(short_lived);
+  ASSERT_TRUE(token.ok()) << token.status();
+  absl::Status status;
+  // Expiry is decided by the daemon's clock; wait for it (a few seconds at most).
+  ASSERT_TRUE(Eventually([&] {
+    status = session_->OpenLibrary("libm.so.6", {"f64 cos(f64)"}, token->token()).status();
+    return !status.ok();
+  }));
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnauthenticated) << status;
+  EXPECT_EQ(ErrorReason(status), "TOKEN_EXPIRED");
+}
+
+TEST(ErrorDetailsPolicyTest, SymbolAndOperationNotAllowed) {
+  auto daemon = TestDaemon::StartWithPolicy(absl::StrCat(
+      TestDaemon::Catalogue(), "principals { name: \"narrow\" uids: ", ::getuid(),
+      " permission { libraries { library: \"libm.so.6\" allow_symbols: \"cos\" }"
+      " libraries { library: \"classes\" } operations: [OPEN_LIBRARY] } }\n"));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto client = (*daemon)->Connect();
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto session = (*client)->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  absl::Status status = (*session)->OpenLibrary("libm.so.6", {"f64 sin(f64)"}).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+  EXPECT_EQ(ErrorReason(status), "SYMBOL_NOT_ALLOWED");
+  EXPECT_THAT(ErrorMetadataOf(status), Contains(Pair("symbol", "sin")));
+  status = (*session)->OpenLibrary("classes", std::vector<std::string>{},
+                                  std::vector<std::string>{"mut i32 counter_static"}).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+  EXPECT_EQ(ErrorReason(status), "OPERATION_NOT_ALLOWED");
+  EXPECT_THAT(ErrorMetadataOf(status), Contains(Pair("operation", "WRITE_STATICS")));
+}
+
+TEST(ErrorDetailsPolicyTest, CallPastTheDeadlineKillsTheWorker) {
+  auto daemon = TestDaemon::Start("limits { max_call_millis: 300 }\n");
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto client = (*daemon)->Connect();
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto session = (*client)->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto lib = (*session)->OpenLibrary("crashy", {"void hang()"});
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  absl::Status status = (*lib)->Call<void>("hang");
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+  EXPECT_EQ(ErrorReason(status), "WORKER_DEADLINE_EXCEEDED");
+}
+
+TEST(ErrorDetailsHostileTest, OutOfMemoryIsAResourceLimit) {
+  ProfilesDir profiles(std::map<std::string, std::string>{
+      {"small-memory", "description: \"strict in 192 MiB\"\ninclude: \"strict\"\n"
+                       "address_space_mib: 192\n"}});
+  auto daemon = TestDaemon::StartWithPolicy(
+      HostilePolicy("confinement_profile: \"small-memory\" limits { max_call_millis: 60000 }"),
+      {profiles.flag()});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto client = (*daemon)->Connect();
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto session = (*client)->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto lib = (*session)->OpenLibrary("hostile", {"i32 h_malloc_bomb()"});
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  absl::Status status = (*lib)->Call<int32_t>("h_malloc_bomb").status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_EQ(ErrorReason(status), "WORKER_RESOURCE_LIMIT");
+  EXPECT_TRUE(ErrorMetadataOf(status).count("signal")) << status;
 }
 
 TEST(ErrorDetailsHostileTest, ForbiddenSyscallNamesIt) {
