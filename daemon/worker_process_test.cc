@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/error_reason.h"
 #include "common/limits.h"
 #include "common/signature.h"
 #include "daemon/worker_watcher.h"
@@ -243,6 +244,7 @@ TEST(WorkerProcessTest, KillFromAnotherThreadStopsAHungCall) {
   killer.join();
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
   EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kStopped) << w->outcome().message;
+  EXPECT_EQ(ErrorReason(r.status()), "WORKER_STOPPED");
   EXPECT_FALSE(w->alive());
   EXPECT_LT(took, absl::Seconds(10));
   EXPECT_TRUE(Reaped(pid));
@@ -267,6 +269,7 @@ TEST(WorkerProcessTest, AbandonRecordsProtocolViolation) {
   EXPECT_FALSE(w->alive());
   EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kProtocolViolation);
   EXPECT_TRUE(absl::StrContains(w->outcome().message, "replied with the wrong kind"));
+  EXPECT_EQ(ErrorReason(w->OutcomeStatus()), "WORKER_PROTOCOL_VIOLATION");
   EXPECT_TRUE(Reaped(pid));
 }
 
