@@ -126,6 +126,20 @@ TEST_F(DeclarationTextTest, SyntaxErrorNamesFieldAndColumn) {
   EXPECT_THAT(violations[0].second, HasSubstr("column 9"));
 }
 
+TEST_F(DeclarationTextTest, ValidSyntaxWithAnInvalidSignatureIsInvalidDeclaration) {
+  v1::OpenLibraryRequest request;
+  request.set_library("classes");
+  request.add_symbols()->set_text("void fill(out u8[count] buf, u64 n, u8 v)");
+  absl::Status status = Open(request).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_EQ(ErrorReason(status), "INVALID_DECLARATION");
+  EXPECT_THAT(std::string(status.message()), HasSubstr("symbols[0].text: "));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("count"));
+  auto violations = FieldViolationsOf(status);
+  ASSERT_EQ(violations.size(), 1u);
+  EXPECT_EQ(violations[0].first, "symbols[0].text");
+}
+
 TEST_F(DeclarationTextTest, TextAndStructuredFormTogetherAreRejected) {
   v1::OpenLibraryRequest request;
   request.set_library("libm.so.6");
