@@ -1,16 +1,26 @@
-// The one place where absl::Status becomes grpc::Status.
+// The one place where absl::Status becomes grpc::Status, and back.
 #ifndef FFIBROKER_COMMON_GRPC_STATUS_H_
 #define FFIBROKER_COMMON_GRPC_STATUS_H_
 
 #include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
+#include "ffibroker/v1/broker.pb.h"
 
 namespace ffibroker {
 
-// Same canonical code, same message.
+// Same canonical code, same message, and google.rpc.Status details (the
+// grpc-status-details-bin trailer): always an ErrorInfo with the status's
+// reason (common/error_reason.h; the code's default when none was set),
+// domain "ffibroker.v1" and metadata, and a BadRequest when the status
+// carries field violations.
 grpc::Status ToGrpcStatus(const absl::Status& status);
-// The inverse, for the client library.
+// The status of one call of a batch or a stream (v1::CallStatus): code,
+// message, reason and metadata.
+v1::CallStatus ToCallStatus(const absl::Status& status);
+// The inverse of ToGrpcStatus, for the client library: the details become the payloads
+// common/error_reason.h reads (ErrorReason, ErrorMetadataOf,
+// FieldViolationsOf). Details that do not parse are ignored.
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
 }  // namespace ffibroker

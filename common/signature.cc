@@ -6,8 +6,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "common/status_macros.h"
 #include "absl/strings/numbers.h"
+#include "common/error_reason.h"
+#include "common/status_macros.h"
 #include "common/type_table.h"
 #include "common/types.h"
 #include "common/value_codec.h"
@@ -53,9 +54,10 @@ class Scanner {
     std::string found = pos_ < text_.size()
                             ? absl::StrCat("'", text_.substr(pos_, 1), "'")
                             : "the end";
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected ", expected, " at column ", pos_ + 1, " of '",
-                     text_, "', found ", found));
+    return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                          "expected ", expected, " at column ", pos_ + 1, " of '", text_,
+                          "', found ", found)),
+                      "DECLARATION_SYNTAX", {{"column", absl::StrCat(pos_ + 1)}});
   }
   size_t pos() const { return pos_; }
   void Rewind(size_t pos) { pos_ = pos; }
@@ -267,7 +269,9 @@ absl::StatusOr<Declaration> ParseDeclaration(absl::string_view text,
   for (const v1::Parameter& p : decl.signature.params()) {
     mentions_class = mentions_class || MentionsClass(p.type());
   }
-  if (!mentions_class) RETURN_IF_ERROR(ValidateSignature(decl.signature));
+  if (!mentions_class) {
+    RETURN_IF_ERROR(WithReason(ValidateSignature(decl.signature), "INVALID_DECLARATION"));
+  }
   return decl;
 }
 

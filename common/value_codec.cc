@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/checked_math.h"
+#include "common/error_reason.h"
 #include "common/limits.h"
 #include "common/status_macros.h"
 #include "common/literal.h"
@@ -23,8 +24,9 @@ std::string RangeText(const ScalarInfo& info) {
 
 absl::Status WrongMember(const ScalarInfo& info, const v1::Value& value,
                          absl::string_view expected) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "expected ", expected, " for ", info.name, ", got ", ValueCaseName(value)));
+  return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                        "expected ", expected, " for ", info.name, ", got ", ValueCaseName(value))),
+                    "ARGUMENT_TYPE_MISMATCH", {{"type", info.name}});
 }
 
 // Reads an integer Value as sign + magnitude and checks it against the
@@ -51,8 +53,9 @@ absl::Status CheckInteger(const ScalarInfo& info, const v1::Value& value,
     return WrongMember(info, value, "int_value or uint_value");
   }
   if (!in_range) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        shown, " is out of range for ", info.name, " (", RangeText(info), ")"));
+    return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                          shown, " is out of range for ", info.name, " (", RangeText(info), ")")),
+                      "ARGUMENT_OUT_OF_RANGE", {{"type", info.name}, {"value", shown}});
   }
   return absl::OkStatus();
 }
@@ -126,8 +129,9 @@ absl::Status EncodeScalar(const ScalarInfo* info, const v1::Value& value,
     double d = value.f64_value();
     f = static_cast<float>(d);
     if (!std::isnan(d) && static_cast<double>(f) != d) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "f64 value ", d, " is not exactly representable as f32; send f32_value"));
+      return WithReason(absl::InvalidArgumentError(absl::StrCat(
+          "f64 value ", d, " is not exactly representable as f32; send f32_value")),
+                        "ARGUMENT_OUT_OF_RANGE", {{"type", "f32"}});
     }
   } else {
     return WrongMember(*info, value, "f32_value or f64_value");
@@ -200,8 +204,8 @@ namespace {
 
 absl::Status InField(const std::string& path, const absl::Status& status) {
   if (path.empty() || status.ok()) return status;
-  return absl::Status(status.code(),
-                      absl::StrCat("field '", path, "': ", status.message()));
+  return WithMetadata(WithMessagePrefix(status, absl::StrCat("field '", path, "': ")),
+                      {{"field", path}});
 }
 
 std::string Join(const std::string& path, const std::string& name) {
@@ -438,9 +442,7 @@ absl::StatusOr<std::vector<std::string>> EncodeArguments(
     absl::Status status =
         EncodeValue(signature.params(i).type(), args[i], &encoded[i]);
     if (!status.ok()) {
-      return absl::Status(status.code(),
-                          absl::StrCat(DescribeArgument(i, signature.params(i)),
-                                       ": ", status.message()));
+      return WithMessagePrefix(status, absl::StrCat(DescribeArgument(i, signature.params(i)), ": "));
     }
   }
   return encoded;

@@ -9,7 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "daemon/call_stream.h"
+#include "daemon/declaration_text.h"
 
 namespace ffibroker {
 namespace {
@@ -90,8 +92,14 @@ grpc::ServerUnaryReactor* BrokerService::CloseSession(
 grpc::ServerUnaryReactor* BrokerService::OpenLibrary(
     grpc::CallbackServerContext* context, const v1::OpenLibraryRequest* request,
     v1::OpenLibraryResponse* response) {
-  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
-    return sessions_->OpenLibrary(*request, caller, deadline);
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline)
+                                          -> absl::StatusOr<v1::OpenLibraryResponse> {
+    if (!HasDeclarationText(*request)) return sessions_->OpenLibrary(*request, caller, deadline);
+    v1::OpenLibraryRequest expanded = *request;
+    ASSIGN_OR_RETURN(std::set<std::string> classes,
+                     sessions_->ClassNames(request->session_id(), caller));
+    RETURN_IF_ERROR(ExpandDeclarationText(&expanded, classes));
+    return sessions_->OpenLibrary(expanded, caller, deadline);
   });
 }
 
@@ -217,8 +225,14 @@ grpc::ServerUnaryReactor* BrokerService::Whoami(
 grpc::ServerUnaryReactor* BrokerService::RegisterClass(grpc::CallbackServerContext* context,
                                                const v1::RegisterClassRequest* request,
                                                v1::RegisterClassResponse* response) {
-  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
-    return sessions_->RegisterClass(*request, caller);
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time)
+                                          -> absl::StatusOr<v1::RegisterClassResponse> {
+    if (request->text().empty()) return sessions_->RegisterClass(*request, caller);
+    v1::RegisterClassRequest expanded = *request;
+    ASSIGN_OR_RETURN(std::set<std::string> classes,
+                     sessions_->ClassNames(request->session_id(), caller));
+    RETURN_IF_ERROR(ExpandClassText(&expanded, classes));
+    return sessions_->RegisterClass(expanded, caller);
   }, __builtin_FUNCTION(), Where::kInline);
 }
 
@@ -275,6 +289,19 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
                                                    v1::GetStatusResponse* response) {
   return Dispatch(context, response, [this](const Caller& caller, absl::Time deadline) {
     return sessions_->GetStatus(caller, deadline);
+  });
+}
+
+grpc::ServerUnaryReactor* BrokerService::ParseDeclarations(
+    grpc::CallbackServerContext* context, const v1::ParseDeclarationsRequest* request,
+    v1::ParseDeclarationsResponse* response) {
+  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time)
+                                          -> absl::StatusOr<v1::ParseDeclarationsResponse> {
+    std::set<std::string> classes;
+    if (!request->session_id().empty()) {
+      ASSIGN_OR_RETURN(classes, sessions_->ClassNames(request->session_id(), caller));
+    }
+    return ParseDeclarationTexts(*request, std::move(classes));
   });
 }
 

@@ -92,6 +92,9 @@ class BrokerService final : public v1::Broker::CallbackService {
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
                                       const v1::GetStatusRequest* request,
                                       v1::GetStatusResponse* response) override;
+  grpc::ServerUnaryReactor* ParseDeclarations(grpc::CallbackServerContext* context,
+                                              const v1::ParseDeclarationsRequest* request,
+                                              v1::ParseDeclarationsResponse* response) override;
 
  private:
   // Authenticates the caller, then runs `handler(caller, deadline)` on the

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/error_reason.h"
 #include "common/checked_math.h"
 #include "common/limits.h"
 #include "common/status_macros.h"
@@ -189,8 +190,7 @@ absl::Status EncodeCall(const ResolvedSignature& sig,
   for (int i = 0; i < args.size(); ++i) {
     absl::Status status = EncodeArg(sig, i, args, hooks, out);
     if (!status.ok()) {
-      return absl::Status(status.code(), absl::StrCat(DescribeArgument(i, sig.proto.params(i)),
-                                                      ": ", status.message()));
+      return WithFieldViolation(WithMetadata(WithMessagePrefix(status, absl::StrCat(DescribeArgument(i, sig.proto.params(i)), ": ")), {{"argument", absl::StrCat(i + 1)}}), absl::StrCat("args[", i, "]"), status.message());
     }
   }
   // What the request and the reply will carry, against the call payload
@@ -237,7 +237,7 @@ absl::StatusOr<v1::CallResponse> DecodeCallResult(const std::string& symbol,
     if (!result.value().empty() || result.null_result()) {
       return protocol("sent a value with a failed FfiReturn status");
     }
-    return FfiReturnStatus(symbol, result.ffi_return());
+    return WithReason(FfiReturnStatus(symbol, result.ffi_return()), "FFI_RETURN_ERROR", {{"ffi_return", FfiReturnName(result.ffi_return())}});
   }
   if (sig.proto.convention() == v1::Signature::CONVENTION_PLAIN && result.ffi_return() != 0) {
     return protocol("sent an FfiReturn status for a plain function");

@@ -7,16 +7,6 @@
 #include "common/limits.h"
 
 namespace ffibroker {
-namespace {
-
-v1::CallStatus ToCallStatus(const absl::Status& status) {
-  v1::CallStatus out;
-  out.set_code(static_cast<int>(status.code()));
-  out.set_message(std::string(status.message()));
-  return out;
-}
-
-}  // namespace
 
 CallStreamReactor::CallStreamReactor(SessionManager* sessions, Caller caller,
                                      absl::Time deadline)

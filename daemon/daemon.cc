@@ -249,8 +249,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   d->address_ = address.kind == ListenAddress::Kind::kUnix
                     ? address.GrpcTarget()
                     : absl::StrCat("tcp:", address.GrpcTarget());
+  // Health by service name: "" (the server) and ffibroker.v1.Broker, both
+  // SERVING until Stop() begins.
   grpc::HealthCheckServiceInterface* health = d->server_->GetHealthCheckService();
-  if (health != nullptr) health->SetServingStatus(true);
+  if (health != nullptr) {
+    health->SetServingStatus(true);
+    health->SetServingStatus(v1::Broker::service_full_name(), true);
+  }
   LOG_INFO("listening on %s (policy %s, worker %s)", d->address_, options.policy_path,
            d->options_.worker_path);
   return d;
@@ -294,6 +299,11 @@ void Daemon::ReloadPolicy() {
 
 void Daemon::Stop() {
   if (server_ == nullptr) return;
+  // First of all, so health watchers learn of the shutdown before the
+  // server stops answering.
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->SetServingStatus(false);
+  }
   if (acceptor_ != nullptr) acceptor_->Stop();
   // Stop accepting; in-flight RPCs get the grace period. Calls (and opens)
   // still stuck in a worker after it are ended by killing every worker, so

@@ -1,6 +1,8 @@
 #include "daemon/library.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/error_reason.h"
+#include "common/grpc_status.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "common/types.h"
@@ -130,7 +132,7 @@ absl::Status Library::StartWorker(int slot, absl::Time deadline) {
   absl::StatusOr<std::unique_ptr<WorkerProcess>> worker =
       spec_.launcher->Launch(open_, spec_.profile, spec_.required_layers, deadline, &layers);
   if (!worker.ok()) {
-    return absl::Status(worker.status().code(),
+    return WithNewMessage(worker.status(),
                         absl::StrCat("while loading ", path_, ": ", worker.status().message()));
   }
   (*worker)->set_label(spec_.pool_size > 1
@@ -245,7 +247,7 @@ absl::StatusOr<Library::Target> Library::PickStarting(uint64_t generation, bool 
   absl::Status started = StartWorker(target.slot, deadline);
   if (!started.ok()) {
     std::string before = target.notice.empty() ? "" : absl::StrCat(target.notice, "; ");
-    return absl::Status(started.code(), absl::StrCat(before, "could not restart the worker: ",
+    return WithNewMessage(started, absl::StrCat(before, "could not restart the worker: ",
                                                      started.message()));
   }
   std::string notice = std::move(target.notice);
@@ -277,7 +279,7 @@ void Library::WithWorker(uint64_t generation, absl::Time deadline,
     }
     if (!started.ok()) {
       std::string before = notice.empty() ? "" : absl::StrCat(notice, "; ");
-      return fail(absl::Status(started.code(), absl::StrCat(before, "could not restart the worker: ",
+      return fail(WithNewMessage(started, absl::StrCat(before, "could not restart the worker: ",
                                                             started.message())));
     }
     bool again = false;
@@ -315,7 +317,7 @@ absl::StatusOr<worker::v1::InstanceResult> Library::InstanceOp(
   absl::StatusOr<worker::v1::WorkerToDaemon> reply = target.worker->Exchange(&sent, deadline);
   Finished(target, reply.ok(), "an instance operation");
   if (!reply.ok()) {
-    return absl::Status(reply.status().code(),
+    return WithNewMessage(reply.status(),
                         absl::StrCat("instance operation in ", path_,
                                      " failed: ", reply.status().message()));
   }
@@ -389,7 +391,7 @@ absl::Status Library::Encode(const std::string& symbol,
   out->set_symbol_index(static_cast<uint32_t>(it->second));
   absl::Status encoded = EncodeCall(signatures_[it->second], args, hooks, out);
   if (!encoded.ok()) {
-    return absl::Status(encoded.code(), absl::StrCat(symbol, ": ", encoded.message()));
+    return WithNewMessage(encoded, absl::StrCat(symbol, ": ", encoded.message()));
   }
   return absl::OkStatus();
 }
@@ -410,42 +412,65 @@ absl::StatusOr<v1::CallResponse> Library::Decode(int index, const worker::v1::Ca
       DecodeCallResult(name, signatures_[index], sent, result, hooks, violation);
   if (*violation) return response;
   if (!response.ok()) {
-    return absl::Status(response.status().code(),
+    return WithNewMessage(response.status(),
                         absl::StrCat(response.status().message(), " (in ", path_, ")"));
   }
   if (capture_errno_[index]) response->set_errno_value(result.errno_value());
   return response;
 }
 
+// A call in progress: what was sent, how to finish it, and how often it was
+// sent again because its worker ended before starting it.
+struct Library::CallState {
+  worker::v1::DaemonToWorker message;
+  int index = 0;
+  uint64_t generation = 0;  // of the instances the call names
+  std::string name;
+  absl::Time deadline;
+  int attempts = 0;
+  InstanceContext instances;
+  CallDone done;
+};
+
+// Requests a worker ended before starting (kNotStartedReason) are sent
+// again, to a fresh worker, this many times at most.
+constexpr int kMaxAttempts = 3;
+
+bool Library::SendAgain(const absl::Status& status, int* attempts, absl::Time deadline) {
+  return ErrorReason(status) == kNotStartedReason && ++*attempts < kMaxAttempts &&
+         absl::Now() < deadline;
+}
+
 void Library::Call(const v1::CallRequest& request, absl::Time deadline,
                    const InstanceContext& instances, CallDone done) {
-  struct State {
-    worker::v1::DaemonToWorker message;
-    int index = 0;
-    uint64_t generation = 0;  // of the instances the call names
-    InstanceContext instances;
-    CallDone done;
-  };
-  auto state = std::make_shared<State>();
+  auto state = std::make_shared<CallState>();
   state->instances = instances;
   state->done = std::move(done);
+  state->name = request.symbol();
+  state->deadline = deadline;
   absl::Status encoded = Encode(request.symbol(), request.args(), instances,
                                 state->message.mutable_call(), &state->generation, &state->index);
   if (!encoded.ok()) return state->done(encoded);
-  const std::string name = request.symbol();
-  auto send = [self = shared_from_this(), state, deadline, name](Target target) {
+  SendCall(std::move(state));
+}
+
+void Library::SendCall(std::shared_ptr<CallState> state) {
+  auto send = [self = shared_from_this(), state](Target target) {
     WorkerProcess* worker = target.worker.get();
-    worker->Submit(&state->message, deadline,
-                   [self, state, name, target = std::move(target)](
+    worker->Submit(&state->message, state->deadline,
+                   [self, state, target = std::move(target)](
                        absl::StatusOr<worker::v1::WorkerToDaemon> reply) mutable {
+      const std::string& name = state->name;
       auto fail = [&](absl::Status status) {
         self->Finished(target, false, "");
-        state->done(absl::Status(
-            status.code(),
+        state->done(WithNewMessage(status,
             absl::StrCat("call to '", name, "' in ", self->path_, " failed: ", status.message(),
                          target.notice.empty() ? "" : " (before it, ", target.notice,
                          target.notice.empty() ? "" : ")")));
       };
+      if (!reply.ok() && SendAgain(reply.status(), &state->attempts, state->deadline)) {
+        return self->SendCall(state);  // it never ran: a fresh worker runs it
+      }
       if (!reply.ok()) return fail(reply.status());
       if (!reply->has_result()) {
         target.worker->Abandon(reply->has_error()
@@ -468,34 +493,35 @@ void Library::Call(const v1::CallRequest& request, absl::Time deadline,
       state->done(std::move(response));
     });
   };
-  WithWorker(state->generation, deadline, std::move(send),
-             [state, name, path = path_](absl::Status status) {
-               state->done(absl::Status(status.code(),
-                                        absl::StrCat("call to '", name, "' in ", path,
+  WithWorker(state->generation, state->deadline, std::move(send),
+             [state, path = path_](absl::Status status) {
+               state->done(WithNewMessage(status,
+                                        absl::StrCat("call to '", state->name, "' in ", path,
                                                      " failed: ", status.message())));
              });
 }
 
+// A batch in progress (as CallState).
+struct Library::BatchState {
+  worker::v1::DaemonToWorker message;
+  std::vector<int> index;  // symbol index of each call
+  uint64_t generation = 0;
+  absl::Time deadline;
+  int attempts = 0;
+  InstanceContext instances;
+  BatchDone done;
+};
+
 void Library::CallBatch(const v1::CallBatchRequest& request, absl::Time deadline,
                         const InstanceContext& instances, BatchDone done) {
-  struct State {
-    worker::v1::DaemonToWorker message;
-    std::vector<int> index;  // symbol index of each call
-    InstanceContext instances;
-    BatchDone done;
-  };
-  auto state = std::make_shared<State>();
+  auto state = std::make_shared<BatchState>();
   state->instances = instances;
   state->done = std::move(done);
+  state->deadline = deadline;
   const int n = request.calls_size();
-  auto status_of = [](const absl::Status& status) {
-    v1::CallStatus out;
-    out.set_code(static_cast<int>(status.code()));
-    out.set_message(std::string(status.message()));
-    return out;
-  };
+  auto status_of = [](const absl::Status& status) { return ToCallStatus(status); };
   // Every call is validated before any runs; all must use one worker.
-  uint64_t generation = 0;
+  uint64_t& generation = state->generation;
   std::vector<absl::Status> invalid(n);
   int first_invalid = -1;
   worker::v1::Batch* batch = state->message.mutable_batch();
@@ -505,7 +531,7 @@ void Library::CallBatch(const v1::CallBatchRequest& request, absl::Time deadline
     invalid[i] = Encode(request.calls(i).symbol(), request.calls(i).args(), instances, &call,
                         &generation, &index);
     if (!invalid[i].ok()) {
-      invalid[i] = absl::Status(invalid[i].code(),
+      invalid[i] = WithNewMessage(invalid[i],
                                 absl::StrCat("call ", i, " of the batch: ", invalid[i].message()));
       if (first_invalid < 0) first_invalid = i;
       continue;
@@ -523,21 +549,29 @@ void Library::CallBatch(const v1::CallBatchRequest& request, absl::Time deadline
     }
     return state->done(std::move(response));
   }
-  auto send = [self = shared_from_this(), state, deadline, status_of](Target target) {
+  SendBatch(std::move(state));
+}
+
+void Library::SendBatch(std::shared_ptr<BatchState> state) {
+  auto status_of = [](const absl::Status& status) { return ToCallStatus(status); };
+  auto send = [self = shared_from_this(), state, status_of](Target target) {
     WorkerProcess* worker = target.worker.get();
-    worker->Submit(&state->message, deadline,
+    worker->Submit(&state->message, state->deadline,
                    [self, state, status_of, target = std::move(target)](
                        absl::StatusOr<worker::v1::WorkerToDaemon> reply) mutable {
       const int n = state->message.batch().calls_size();
       v1::CallBatchResponse response;
       auto fail_all = [&](const absl::Status& status) {
         self->Finished(target, false, "");
-        absl::Status each(status.code(),
-                          absl::StrCat("batch in ", self->path_, " failed: ", status.message(),
-                                       " (calls before the one running may have run)"));
+        absl::Status each = WithNewMessage(
+            status, absl::StrCat("batch in ", self->path_, " failed: ", status.message(),
+                                 " (calls before the one running may have run)"));
         for (int i = 0; i < n; ++i) *response.add_outcomes()->mutable_status() = status_of(each);
         state->done(std::move(response));
       };
+      if (!reply.ok() && SendAgain(reply.status(), &state->attempts, state->deadline)) {
+        return self->SendBatch(state);  // it never ran: a fresh worker runs it
+      }
       if (!reply.ok()) return fail_all(reply.status());
       if (!reply->has_batch_result() || reply->batch_result().results_size() != n) {
         target.worker->Abandon(reply->has_error()
@@ -569,8 +603,9 @@ void Library::CallBatch(const v1::CallBatchRequest& request, absl::Time deadline
       state->done(std::move(response));
     });
   };
-  WithWorker(generation, deadline, std::move(send), [state, path = path_](absl::Status status) {
-    state->done(absl::Status(status.code(),
+  WithWorker(state->generation, state->deadline, std::move(send),
+             [state, path = path_](absl::Status status) {
+    state->done(WithNewMessage(status,
                              absl::StrCat("batch in ", path, " failed: ", status.message())));
   });
 }

@@ -231,6 +231,14 @@ class Library : public std::enable_shared_from_this<Library> {
   absl::StatusOr<v1::CallResponse> Decode(int index, const worker::v1::Call& sent,
                                           const worker::v1::Result& result, uint64_t generation,
                                           const InstanceContext& instances, bool* violation) const;
+  // A call or batch in progress (library.cc), sent by SendCall/SendBatch,
+  // and sent again by them if its worker ended before starting it
+  // (SendAgain: kNotStartedReason, a few times, before its deadline).
+  struct CallState;
+  struct BatchState;
+  void SendCall(std::shared_ptr<CallState> state);
+  void SendBatch(std::shared_ptr<BatchState> state);
+  static bool SendAgain(const absl::Status& status, int* attempts, absl::Time deadline);
   // Runs `send` on a worker for `generation`, starting one on the starter
   // first if needed; `fail` gets the status if no worker can be had.
   void WithWorker(uint64_t generation, absl::Time deadline,

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/error_reason.h"
 
 namespace ffibroker {
 namespace {
@@ -50,23 +51,23 @@ absl::Status AuthorizeOpen(const v1::Permission& permission, absl::string_view w
                            absl::string_view path, const std::vector<NameToResolve>& names,
                            bool writes_statics) {
   if (!AllowsOperation(permission, v1::OPEN_LIBRARY)) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("opening libraries is not allowed by ", what));
+    return WithReason(absl::PermissionDeniedError(
+        absl::StrCat("opening libraries is not allowed by ", what)), "OPERATION_NOT_ALLOWED", {{"operation", "OPEN_LIBRARY"}});
   }
   const v1::PermissionLibrary* entry = FindLibrary(permission, path);
   if (entry == nullptr) {
-    return absl::PermissionDeniedError(absl::StrCat(kLibraryNotAllowed, what));
+    return WithReason(absl::PermissionDeniedError(absl::StrCat(kLibraryNotAllowed, what)), "LIBRARY_NOT_ALLOWED");
   }
   for (const NameToResolve& name : names) {
     if (!AllowsSymbol(*entry, name.name)) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          DescribeName(name), " of '", path, "' is not allowed by ", what));
+      return WithReason(absl::PermissionDeniedError(absl::StrCat(
+          DescribeName(name), " of '", path, "' is not allowed by ", what)), "SYMBOL_NOT_ALLOWED", {{"symbol", name.name}});
     }
   }
   if (writes_statics && !AllowsOperation(permission, v1::WRITE_STATICS)) {
-    return absl::PermissionDeniedError(absl::StrCat(
+    return WithReason(absl::PermissionDeniedError(absl::StrCat(
         "writing statics (a static declared mut) is not allowed by ", what,
-        " (operation WRITE_STATICS)"));
+        " (operation WRITE_STATICS)")), "OPERATION_NOT_ALLOWED", {{"operation", "WRITE_STATICS"}});
   }
   return absl::OkStatus();
 }

@@ -174,6 +174,15 @@ absl::StatusOr<v1::RegisterClassResponse> SessionManager::RegisterClass(
   return response;
 }
 
+absl::StatusOr<std::set<std::string>> SessionManager::ClassNames(
+    const std::string& session_id, const Caller& caller) {
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Session * session, FindLocked(session_id, caller));
+  std::set<std::string> names;
+  for (const v1::ClassDefinition& def : session->classes.definitions()) names.insert(def.name());
+  return names;
+}
+
 absl::StatusOr<v1::NewInstanceResponse> SessionManager::NewInstance(
     const v1::NewInstanceRequest& request, const Caller& caller, absl::Time deadline) {
   ASSIGN_OR_RETURN(Authorized op, Authorize(request.session_id(), caller,

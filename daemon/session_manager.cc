@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "common/error_reason.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/resolved_names.h"
@@ -130,7 +131,7 @@ absl::StatusOr<SessionManager::Session*> SessionManager::FindLocked(
   auto it = sessions_.find(id);
   // Another principal's session is as unknown to the caller as a wrong id.
   if (it == sessions_.end() || it->second->principal != caller.principal) {
-    return absl::NotFoundError("unknown session (closed, expired, or never created)");
+    return WithReason(absl::NotFoundError("unknown session (closed, expired, or never created)"), "SESSION_NOT_FOUND");
   }
   it->second->last_used = now_();
   return it->second.get();
@@ -188,7 +189,7 @@ absl::StatusOr<v1::CloseSessionResponse> SessionManager::CloseSession(
     absl::MutexLock lock(&mu_);
     auto it = sessions_.find(request.session_id());
     if (it == sessions_.end() || it->second->principal != caller.principal) {
-      return absl::NotFoundError("unknown session (closed, expired, or never created)");
+      return WithReason(absl::NotFoundError("unknown session (closed, expired, or never created)"), "SESSION_NOT_FOUND");
     }
     session = std::move(it->second);
     sessions_.erase(it);
@@ -217,8 +218,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
       audit_->Record("deny_open_library", {{"principal", caller.principal},
                                            {"library", path},
                                            {"reason", std::string(claims.status().message())}});
-      return absl::Status(claims.status().code(),
-                          absl::StrCat("token: ", claims.status().message()));
+      return WithMessagePrefix(claims.status(), "token: ");
     }
     token = *std::move(claims);
   }
@@ -251,8 +251,8 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
       permission = token->permission();
       allowed = AuthorizeOpen(permission, "the token", path, names, writes_statics);
     } else if (!session->permission.has_value()) {
-      allowed = absl::PermissionDeniedError(
-          "this session's permission has been revoked; open libraries with a token");
+      allowed = WithReason(absl::PermissionDeniedError(
+          "this session's permission has been revoked; open libraries with a token"), "PERMISSION_REVOKED");
     } else {
       permission = *session->permission;
       allowed = AuthorizeOpen(permission, "the session's permission", path, names,
@@ -358,8 +358,8 @@ absl::StatusOr<v1::CloseLibraryResponse> SessionManager::CloseLibrary(
     ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
     auto it = session->libraries.find(request.library_handle());
     if (it == session->libraries.end()) {
-      return absl::NotFoundError(absl::StrCat(
-          "library handle ", request.library_handle(), " is not open in this session"));
+      return WithReason(absl::NotFoundError(absl::StrCat(
+          "library handle ", request.library_handle(), " is not open in this session")), "LIBRARY_NOT_OPEN");
     }
     lib = std::move(it->second.library);
     session->libraries.erase(it);
@@ -385,8 +385,8 @@ absl::StatusOr<SessionManager::Authorized> SessionManager::Authorize(
     ASSIGN_OR_RETURN(Session * session, FindLocked(id, caller));
     auto it = session->libraries.find(handle);
     if (it == session->libraries.end()) {
-      return absl::NotFoundError(
-          absl::StrCat("library handle ", handle, " is not open in this session"));
+      return WithReason(absl::NotFoundError(
+          absl::StrCat("library handle ", handle, " is not open in this session")), "LIBRARY_NOT_OPEN");
     }
     out.library = it->second.library;
     token = it->second.token;
@@ -420,8 +420,7 @@ absl::StatusOr<SessionManager::Authorized> SessionManager::Authorize(
                                    {"operation", std::string(operation)},
                                    {"symbol", std::string(detail)},
                                    {"reason", std::string(live.message())}});
-      return absl::Status(live.code(), absl::StrCat("library handle ", handle,
-                                                    " was opened with a token: ", live.message()));
+      return WithMessagePrefix(live, absl::StrCat("library handle ", handle, " was opened with a token: "));
     }
   }
   out.deadline = std::min(deadline, now_() + max_call);

@@ -32,6 +32,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -112,6 +113,10 @@ class SessionManager {
   // are checked against the InstanceTable before anything reaches it.
   absl::StatusOr<v1::RegisterClassResponse> RegisterClass(
       const v1::RegisterClassRequest& request, const Caller& caller);
+  // The names of the session's registered classes (what declarations given
+  // as text may name); NOT_FOUND as View.
+  absl::StatusOr<std::set<std::string>> ClassNames(const std::string& session_id,
+                                                   const Caller& caller);
   absl::StatusOr<v1::NewInstanceResponse> NewInstance(
       const v1::NewInstanceRequest& request, const Caller& caller, absl::Time deadline);
   absl::StatusOr<v1::ReadFieldsResponse> ReadFields(

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "common/error_reason.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -124,21 +125,21 @@ absl::Status TokenAuthority::CheckLive(const v1::TokenClaims& claims) const {
     return it != known_.end() && it->second.revoked;
   };
   if (revoked(claims.token_id())) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("token ", claims.token_id(), " has been revoked"));
+    return WithReason(absl::PermissionDeniedError(
+        absl::StrCat("token ", claims.token_id(), " has been revoked")), "TOKEN_REVOKED", {{"token_id", claims.token_id()}});
   }
   for (const std::string& ancestor : claims.ancestor_ids()) {
     if (revoked(ancestor)) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          "token ", claims.token_id(), " was exchanged from revoked token ", ancestor));
+      return WithReason(absl::PermissionDeniedError(absl::StrCat(
+          "token ", claims.token_id(), " was exchanged from revoked token ", ancestor)), "TOKEN_REVOKED", {{"token_id", claims.token_id()}, {"revoked_token_id", ancestor}});
     }
   }
   if (absl::FromUnixSeconds(claims.expires_unix_seconds()) <= now_()) {
-    return absl::UnauthenticatedError(absl::StrCat(
+    return WithReason(absl::UnauthenticatedError(absl::StrCat(
         "token ", claims.token_id(), " expired at ",
         absl::FormatTime(absl::RFC3339_sec,
                          absl::FromUnixSeconds(claims.expires_unix_seconds()),
-                         absl::UTCTimeZone())));
+                         absl::UTCTimeZone()))), "TOKEN_EXPIRED", {{"token_id", claims.token_id()}});
   }
   return absl::OkStatus();
 }
@@ -194,14 +195,14 @@ absl::Status TokenAuthority::ConsumeCall(const v1::TokenClaims& claims, uint64_t
             level.quota, *level.id == claims.token_id() ? "" : absl::StrCat(" of token ", *level.id)));
       }
       if (*level.id == claims.token_id()) {
-        return absl::ResourceExhaustedError(absl::StrCat(
+        return WithReason(absl::ResourceExhaustedError(absl::StrCat(
             "token ", claims.token_id(), ": its call quota of ", level.quota,
-            " is used up"));
+            " is used up")), "TOKEN_QUOTA_EXHAUSTED", {{"token_id", claims.token_id()}});
       }
-      return absl::ResourceExhaustedError(absl::StrCat(
+      return WithReason(absl::ResourceExhaustedError(absl::StrCat(
           "token ", claims.token_id(), ": the call quota of ", level.quota,
           " of token ", *level.id,
-          " it was exchanged from is used up (every token exchanged from it shares it)"));
+          " it was exchanged from is used up (every token exchanged from it shares it)")), "TOKEN_QUOTA_EXHAUSTED", {{"token_id", claims.token_id()}, {"quota_token_id", *level.id}});
     }
   }
   daemon::v1::TokenJournalRecord record;

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "common/error_reason.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/worker_protocol.h"
@@ -175,24 +176,28 @@ void WorkerProcess::Submit(worker::v1::DaemonToWorker* request, absl::Time deadl
                            ReplyCallback done) {
   uint64_t id = 0;
   bool dead;
+  absl::Status sent;
   {
-    absl::MutexLock lock(&mu_);
-    dead = outcome_.kind != WorkerOutcome::Kind::kRunning || end_handled_;
+    // Held from taking the id to the end of the send, so requests are
+    // sent in the order of their sequence numbers.
+    absl::MutexLock send(&send_mu_);
+    {
+      absl::MutexLock lock(&mu_);
+      dead = outcome_.kind != WorkerOutcome::Kind::kRunning || end_handled_;
+      if (!dead) {
+        id = NextRequestId();
+        pending_.emplace(id, Pending{deadline, std::move(done), next_sequence_++});
+      }
+    }
     if (!dead) {
-      id = NextRequestId();
-      pending_.emplace(id, Pending{deadline, std::move(done)});
+      request->set_request_id(id);
+      watcher_->DeadlineAdded(deadline);
+      sent = channel_->Send(*request, deadline);
     }
   }
   if (dead) {
     done(OutcomeStatus());
     return;
-  }
-  request->set_request_id(id);
-  watcher_->DeadlineAdded(deadline);
-  absl::Status sent;
-  {
-    absl::MutexLock send(&send_mu_);
-    sent = channel_->Send(*request, deadline);
   }
   if (sent.ok() || absl::IsUnavailable(sent)) return;  // gone: its end fails the request
   if (absl::IsResourceExhausted(sent)) {
@@ -311,7 +316,16 @@ void WorkerProcess::FailOutstanding(Completions* out) {
   }
   if (pending.empty()) return;
   absl::Status status = OutcomeStatus();
-  for (auto& [id, p] : pending) out->push_back(Completion{std::move(p.done), status});
+  uint64_t oldest = UINT64_MAX;
+  for (const auto& [id, p] : pending) oldest = std::min(oldest, p.sequence);
+  absl::Status not_started = WithReason(
+      absl::UnavailableError(absl::StrCat("the worker ", outcome().message,
+                                          " while running an earlier request, before starting "
+                                          "this one")),
+      kNotStartedReason);
+  for (auto& [id, p] : pending) {
+    out->push_back(Completion{std::move(p.done), p.sequence == oldest ? status : not_started});
+  }
 }
 
 void WorkerProcess::ReadChannel(bool ended, Completions* out) {
@@ -564,10 +578,13 @@ absl::Status WorkerProcess::OutcomeStatus() const {
   WorkerOutcome end = outcome();
   std::string message = absl::StrCat("worker ", end.message);
   switch (end.kind) {
-    case WorkerOutcome::Kind::kViolation: return absl::PermissionDeniedError(message);
-    case WorkerOutcome::Kind::kResourceLimit: return absl::ResourceExhaustedError(message);
-    case WorkerOutcome::Kind::kTimedOut: return absl::DeadlineExceededError(message);
-    default: return absl::UnavailableError(message);
+    case WorkerOutcome::Kind::kViolation: return WithReason(absl::PermissionDeniedError(message), "SYSCALL_FORBIDDEN", {{"syscall", absl::StrCat(end.code)}});
+    case WorkerOutcome::Kind::kResourceLimit: return WithReason(absl::ResourceExhaustedError(message), "WORKER_RESOURCE_LIMIT", {{"signal", absl::StrCat(end.code)}});
+    case WorkerOutcome::Kind::kTimedOut: return WithReason(absl::DeadlineExceededError(message), "WORKER_DEADLINE_EXCEEDED");
+    case WorkerOutcome::Kind::kSignaled: return WithReason(absl::UnavailableError(message), "WORKER_CRASHED", {{"signal", absl::StrCat(end.code)}});
+    case WorkerOutcome::Kind::kExited: return WithReason(absl::UnavailableError(message), "WORKER_EXITED", {{"exit_status", absl::StrCat(end.code)}});
+    case WorkerOutcome::Kind::kProtocolViolation: return WithReason(absl::UnavailableError(message), "WORKER_PROTOCOL_VIOLATION");
+    default: return WithReason(absl::UnavailableError(message), "WORKER_STOPPED");
   }
 }
 

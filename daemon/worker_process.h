@@ -192,6 +192,7 @@ class WorkerProcess {
   struct Pending {
     absl::Time deadline;
     ReplyCallback done;
+    uint64_t sequence = 0;  // order sent: the worker runs requests in it
   };
 
   // The oldest kernel audit record that can be about this worker.
@@ -225,7 +226,9 @@ class WorkerProcess {
   // if `block`); true once it is reaped, with its wait status in `*wstatus`
   // (false in `*waited` if it vanished unreaped).
   bool ReapOnce(bool block, int* wstatus, bool* waited);
-  // Fails every outstanding request with the outcome (into `*out`).
+  // Fails every outstanding request (into `*out`): the oldest, which the
+  // worker was running, with the outcome; the others, which it had not
+  // started, with kNotStartedReason (their senders may send them again).
   void FailOutstanding(Completions* out);
   uint64_t NextRequestId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -257,10 +260,16 @@ class WorkerProcess {
   absl::Time fatal_grace_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::map<uint64_t, Pending> pending_ ABSL_GUARDED_BY(mu_);
   uint64_t last_request_id_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   bool end_handled_ ABSL_GUARDED_BY(mu_) = false;  // OnEnded ran
   std::string label_ ABSL_GUARDED_BY(mu_);
   std::function<void()> reply_hook_for_testing_;
 };
+
+// The reason (common/error_reason.h) of a request that failed because its
+// worker ended before starting it (while running an earlier request): it
+// did not run, so it may be sent to another worker.
+inline constexpr char kNotStartedReason[] = "REQUEST_NOT_STARTED";
 
 // "SIGSEGV (Segmentation fault)".
 std::string SignalName(int sig);

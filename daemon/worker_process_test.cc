@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/error_reason.h"
 #include "common/limits.h"
 #include "common/signature.h"
 #include "daemon/worker_watcher.h"
@@ -258,6 +259,7 @@ TEST(WorkerProcessTest, KillFromAnotherThreadStopsAHungCall) {
   killer.join();
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
   EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kStopped) << w->outcome().message;
+  EXPECT_EQ(ErrorReason(r.status()), "WORKER_STOPPED");
   EXPECT_FALSE(w->alive());
   EXPECT_LT(took, absl::Seconds(10));
   EXPECT_TRUE(Reaped(pid));
@@ -282,6 +284,7 @@ TEST(WorkerProcessTest, AbandonRecordsProtocolViolation) {
   EXPECT_FALSE(w->alive());
   EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kProtocolViolation);
   EXPECT_TRUE(absl::StrContains(w->outcome().message, "replied with the wrong kind"));
+  EXPECT_EQ(ErrorReason(w->OutcomeStatus()), "WORKER_PROTOCOL_VIOLATION");
   // Killed at once; the watcher reaps it.
   absl::Time give_up = absl::Now() + absl::Seconds(10);
   while (!Reaped(pid) && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(2));

@@ -18,6 +18,7 @@
 #include "common/flags.h"
 #include "common/literal.h"
 #include "common/signature.h"
+#include "client/cli/bindgen.h"
 #include "client/cli/status_command.h"
 #include "client/cli/token_commands.h"
 #include "client/cli/batch_command.h"
@@ -49,6 +50,9 @@ constexpr char kSynopsis[] =
     "      Run the calls listed in FILE ('-': standard input), one per line as\n"
     "      SYMBOL ARG..., in one batch (one exchange with the worker); print\n"
     "      'N: RESULT' or 'N: error CODE: MESSAGE' per call. See docs/streams.md.\n"
+    "  bindgen MANIFEST OUT_DIR\n"
+    "      Write typed bindings, OUT_DIR/MODULE.h (C++) and OUT_DIR/MODULE.py, of\n"
+    "      the library a manifest describes; see docs/bindings.md. No daemon needed.\n"
     "{TOKEN_VERBS}"
     "{STATUS_VERB}"
     "\n"
@@ -135,5 +139,6 @@ int main(int argc, char** argv) {
   if (verb == "whoami") return cli::RunWhoami(address, options);
   if (verb == "status") return cli::RunStatus(address, options);
   if (verb == "policy") return cli::RunPolicy(*args);
+  if (verb == "bindgen") return cli::RunBindgen(*args);
   return Usage(absl::StrCat("unknown command '", (*args)[0], "'"));
 }

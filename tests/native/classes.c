@@ -97,6 +97,12 @@ int32_t Counter__increment(Counter* self) {
   ++self->value;
   return 0;
 }
+// A method of a trait (iroha_ffi: `Type__Trait__method`), for bindgen.
+int32_t Counter__Doubled__twice(const Counter* self, int64_t* out) {
+  if (self == NULL || out == NULL) return -1;
+  *out = self->value * 2;
+  return 0;
+}
 int32_t Counter__drop(Counter* self) {
   ++counters_dropped;
   free(self);

@@ -107,6 +107,37 @@ TEST_F(StreamsTest, PipelinedCallsRunInTheOrderSent) {
   EXPECT_TRUE((*stream)->Close().ok());
 }
 
+// A call queued behind one that kills its worker (here: by passing its
+// deadline) never ran: it runs on a fresh worker instead of failing too.
+TEST_F(StreamsTest, CallsQueuedBehindAWorkersEndRunOnAFreshWorker) {
+  auto lib = Open("crashy", {"i32 sleep_ms(u32)", "i32 healthy(i32)"});
+  ASSERT_NE(lib, nullptr);
+  auto stream = session_->OpenStream();
+  ASSERT_TRUE(stream.ok());
+  auto slow = (*stream)->Send(*lib, "sleep_ms", {ToValue(uint32_t{20000})}, absl::Milliseconds(500));
+  ASSERT_TRUE(slow.ok());
+  std::vector<uint64_t> queued;
+  for (int i = 0; i < 3; ++i) {
+    auto id = (*stream)->Send(*lib, "healthy", {ToValue(int32_t{i})});
+    ASSERT_TRUE(id.ok());
+    queued.push_back(*id);
+  }
+  std::map<uint64_t, v1::StreamResponse> answers;
+  for (int i = 0; i < 4; ++i) {
+    auto r = (*stream)->Receive();
+    ASSERT_TRUE(r.ok()) << r.status();
+    answers[r->id()] = *r;
+  }
+  EXPECT_EQ(answers[*slow].status().code(),
+            static_cast<int>(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_EQ(answers[*slow].status().reason(), "WORKER_DEADLINE_EXCEEDED");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(answers[queued[i]].status().code(), 0) << answers[queued[i]].status().message();
+    EXPECT_EQ(answers[queued[i]].call().result().int_value(), 2 * i);
+  }
+  EXPECT_TRUE((*stream)->Close().ok());
+}
+
 // A malformed request is answered with its own error; the stream goes on.
 TEST_F(StreamsTest, BadRequestsAreAnsweredAndTheStreamGoesOn) {
   auto lib = Open("crashy", {"i32 healthy(i32)"});
