@@ -15,7 +15,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
-#include "common/flags.h"
 #include "daemon/policy.h"
 #include "google/protobuf/text_format.h"
 
