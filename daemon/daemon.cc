@@ -25,6 +25,8 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
+#include "absl/strings/str_join.h"
+#include "daemon/activated_listeners.h"
 #include "daemon/listen_address.h"
 
 namespace ffibroker {
@@ -179,14 +181,46 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   ASSIGN_OR_RETURN(d->audit_, AuditLog::Open(current->audit()));
   ASSIGN_OR_RETURN(d->pins_, PinnedLibraries::Create());
 
-  ASSIGN_OR_RETURN(ListenAddress address,
-                   ParseListenAddress(options.listen.empty() ? current->listen()
-                                                             : options.listen));
-  ASSIGN_OR_RETURN(auto credentials, Credentials(address, options));
-  if (address.kind == ListenAddress::Kind::kUnix) {
-    RETURN_IF_ERROR(PrepareUnixSocket(address.path));
-    // Accepted by us (peer credentials), handed to gRPC: see peer_acceptor.h.
-    ASSIGN_OR_RETURN(d->acceptor_, PeerAcceptor::Listen(address.path));
+  // Socket activation: listeners passed by systemd replace --listen and the
+  // policy's listen.
+  ASSIGN_OR_RETURN(ActivatedListeners activated, TakeActivatedListeners());
+  const bool socket_activated = activated.broker_any();
+  grpc::ServerBuilder builder;
+  ListenAddress address{};
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (!socket_activated) {
+    ASSIGN_OR_RETURN(address, ParseListenAddress(options.listen.empty() ? current->listen()
+                                                                        : options.listen));
+    ASSIGN_OR_RETURN(credentials, Credentials(address, options));
+    if (address.kind == ListenAddress::Kind::kUnix) {
+      RETURN_IF_ERROR(PrepareUnixSocket(address.path));
+      // Accepted by us (peer credentials), handed to gRPC: see peer_acceptor.h.
+      ASSIGN_OR_RETURN(d->acceptor_, PeerAcceptor::Listen(address.path));
+    }
+  } else {
+    std::vector<std::string> where;
+    if (activated.unix_fd.valid()) {
+      ASSIGN_OR_RETURN(d->acceptor_, PeerAcceptor::Adopt(std::move(activated.unix_fd),
+                                                         activated.unix_path));
+      where.push_back(absl::StrCat("unix:", activated.unix_path));
+    }
+    if (activated.tcp_fd.valid()) {
+      ListenAddress tcp;
+      tcp.kind = ListenAddress::Kind::kTcp;
+      tcp.host = activated.tcp_address;
+      tcp.loopback = activated.tcp_loopback;
+      ASSIGN_OR_RETURN(auto tcp_credentials, Credentials(tcp, options));
+      ASSIGN_OR_RETURN(
+          d->tcp_handover_,
+          TcpHandover::Create(
+              std::move(activated.tcp_fd),
+              builder.experimental().AddExternalConnectionAcceptor(
+                  grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+                  tcp_credentials)));
+      where.push_back(activated.tcp_address);
+    }
+    d->address_ = absl::StrJoin(where, " and ");
+    LOG_INFO("socket activation: serving %s", d->address_);
   }
 
   ASSIGN_OR_RETURN(std::set<v1::Layer> disabled, ParseNamespaceLayers(options.disable_layers));
@@ -206,9 +240,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
   int port = 0;
-  if (address.kind == ListenAddress::Kind::kTcp) {
+  if (!socket_activated && address.kind == ListenAddress::Kind::kTcp) {
     builder.AddListeningPort(address.GrpcTarget(), credentials, &port);
   }
   // The mTLS listener: only clients with a certificate from client_ca_file.
@@ -235,24 +268,29 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   builder.SetMaxSendMessageSize(static_cast<int>(kMaxGrpcMessageBytes));
   d->server_ = builder.BuildAndStart();
   if (d->server_ == nullptr ||
-      (address.kind == ListenAddress::Kind::kTcp && port == 0) ||
+      (!socket_activated && address.kind == ListenAddress::Kind::kTcp && port == 0) ||
       (tls_address.has_value() && tls_port == 0)) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address.GrpcTarget(),
                                                tls_address ? " or the tls listener" : ""));
   }
   if (address.kind == ListenAddress::Kind::kTcp) address.port = port;
   if (d->acceptor_ != nullptr) d->acceptor_->Start(d->server_.get());
+  if (d->tcp_handover_ != nullptr) d->tcp_handover_->Start();
   if (tls_address.has_value()) {
     tls_address->port = tls_port;
     LOG_INFO("mTLS listener on tcp:%s", tls_address->GrpcTarget());
   }
-  d->address_ = address.kind == ListenAddress::Kind::kUnix
-                    ? address.GrpcTarget()
-                    : absl::StrCat("tcp:", address.GrpcTarget());
+  if (!socket_activated) {
+    d->address_ = address.kind == ListenAddress::Kind::kUnix
+                      ? address.GrpcTarget()
+                      : absl::StrCat("tcp:", address.GrpcTarget());
+  }
   grpc::HealthCheckServiceInterface* health = d->server_->GetHealthCheckService();
   if (health != nullptr) health->SetServingStatus(true);
   LOG_INFO("listening on %s (policy %s, worker %s)", d->address_, options.policy_path,
            d->options_.worker_path);
+  // Only now: every listener accepts connections.
+  d->notifier_.Ready(d->ServingStatus());
   return d;
 }
 
@@ -267,12 +305,22 @@ void Daemon::RunUntilSignal() {
     int sig = ::sigtimedwait(&set, nullptr, &tick);
     if (sig == SIGINT || sig == SIGTERM) {
       LOG_INFO("received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      notifier_.Stopping();
       break;
     }
-    if (sig == SIGHUP) ReloadPolicy();
+    if (sig == SIGHUP) {
+      notifier_.Reloading();
+      ReloadPolicy();
+      notifier_.Ready(ServingStatus());
+    }
     sessions_->ExpireIdleSessions();
   }
   Stop();
+}
+
+std::string Daemon::ServingStatus() const {
+  return absl::StrCat("serving on ", address_, "; policy ", policies_->path(), " (",
+                      policies_->Get()->principal_count(), " principals)");
 }
 
 void Daemon::ReloadPolicy() {
@@ -295,6 +343,7 @@ void Daemon::ReloadPolicy() {
 void Daemon::Stop() {
   if (server_ == nullptr) return;
   if (acceptor_ != nullptr) acceptor_->Stop();
+  if (tcp_handover_ != nullptr) tcp_handover_->Stop();
   // Stop accepting; in-flight RPCs get the grace period. Calls (and opens)
   // still stuck in a worker after it are ended by killing every worker, so
   // the daemon ends within the grace period plus about a second.

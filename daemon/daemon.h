@@ -1,7 +1,9 @@
 // Daemon: ffibrokerd's parts wired together (policy, token authority, audit
 // log, sessions, executor, gRPC server with health checking and reflection,
 // the unix-socket acceptor and the optional mTLS listener) and their
-// lifecycle. SIGHUP reloads the policy atomically.
+// lifecycle. SIGHUP reloads the policy atomically. Under systemd it takes
+// its listeners from socket activation and reports its state with
+// sd_notify (activated_listeners.h, service_notifier.h).
 //
 // Not thread-safe; owned and driven by main().
 //
@@ -27,7 +29,9 @@
 #include "daemon/profiles.h"
 #include "daemon/worker_launcher.h"
 #include "daemon/worker_watcher.h"
+#include "daemon/service_notifier.h"
 #include "daemon/session_manager.h"
+#include "daemon/tcp_handover.h"
 #include "daemon/token_authority.h"
 #include "daemon/token_service.h"
 
@@ -74,6 +78,8 @@ class Daemon {
   Daemon() = default;
   void Stop();
   void ReloadPolicy();
+  // The STATUS= line for systemd: where it serves, which policy.
+  std::string ServingStatus() const;
 
   DaemonOptions options_;
   std::unique_ptr<PolicyHolder> policies_;
@@ -86,6 +92,8 @@ class Daemon {
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<TokenService> token_service_;
   std::unique_ptr<PeerAcceptor> acceptor_;
+  std::unique_ptr<TcpHandover> tcp_handover_;  // a TCP socket from socket activation
+  ServiceNotifier notifier_;
   std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<BrokerService> service_;
