@@ -40,12 +40,18 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return text.str();
 }
 
+// ffibroker-worker beside ffibrokerd (the build tree), else where it is
+// installed (FFIBROKER_INSTALLED_WORKER: LIBEXECDIR/ffibroker).
 std::string DefaultWorkerPath() {
   char self[PATH_MAX];
   ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) return "ffibroker-worker";
   std::string path(self, static_cast<size_t>(n));
-  return path.substr(0, path.rfind('/') + 1) + "ffibroker-worker";
+  std::string beside = path.substr(0, path.rfind('/') + 1) + "ffibroker-worker";
+#ifdef FFIBROKER_INSTALLED_WORKER
+  if (::access(beside.c_str(), X_OK) != 0) return FFIBROKER_INSTALLED_WORKER;
+#endif
+  return beside;
 }
 
 // Prepares a unix socket path: creates the parent directory if missing and

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   BlockDaemonSignals();  // before any thread exists
 
   DaemonOptions options;
-  options.policy_path = "/etc/ffibroker/policy.textproto";
+  options.policy_path = FFIBROKER_SYSCONFDIR "/ffibroker/policy.textproto";
   CLI::App app(
       "Serves ffibroker.v1.Broker: calls into native libraries, each run in a confined\n"
       "ffibroker-worker process. See ffibrokerd(8).",

@@ -27,7 +27,7 @@ TEST(DaemonFlagsTest, HelpListsEveryFlagWithItsDefault) {
                            "--worker-uids", "--shutdown-grace", "--log-level"}) {
     EXPECT_THAT(help.out, HasSubstr(flag));
   }
-  EXPECT_THAT(help.out, HasSubstr("=/etc/ffibroker/policy.textproto"));
+  EXPECT_THAT(help.out, HasSubstr("/ffibroker/policy.textproto"));
   EXPECT_THAT(help.out, HasSubstr("--shutdown-grace DURATION=5s"));
   EXPECT_THAT(help.out, HasSubstr("{debug,error,info,warning}=info"));
 }
