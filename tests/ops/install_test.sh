@@ -72,7 +72,7 @@ mkdir "$tmp/units"
 for unit in ffibrokerd.service ffibrokerd.socket; do
   sed "s#$prefix_path/#$prefix/#g" "$prefix/lib/systemd/system/$unit" >"$tmp/units/$unit"
 done
-MANPATH=$prefix/share/man: systemd-analyze verify --man="${VERIFY_MAN:-yes}" \
+MANPATH=$prefix/share/man: systemd-analyze verify --man="${VERIFY_MAN:-no}" \
     "$tmp/units/ffibrokerd.socket" "$tmp/units/ffibrokerd.service" 2>"$tmp/verify.log" \
   || { cat "$tmp/verify.log"; fail "systemd-analyze verify"; }
 [ ! -s "$tmp/verify.log" ] || { cat "$tmp/verify.log"; fail "systemd-analyze verify warned"; }
