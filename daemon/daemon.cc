@@ -28,6 +28,7 @@
 #include "absl/strings/str_join.h"
 #include "daemon/activated_listeners.h"
 #include "daemon/listen_address.h"
+#include "daemon/metrics.h"
 
 namespace ffibroker {
 namespace {
@@ -191,6 +192,17 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   // policy's listen.
   ASSIGN_OR_RETURN(ActivatedListeners activated, TakeActivatedListeners());
   const bool socket_activated = activated.broker_any();
+  // The metrics listener first: a bad --metrics-listen stops the start
+  // before the Broker's socket exists.
+  if (activated.metrics_fd.valid()) {
+    ASSIGN_OR_RETURN(d->metrics_server_, MetricsServer::Adopt(std::move(activated.metrics_fd),
+                                                              activated.metrics_address));
+  } else if (!options.metrics_listen.empty()) {
+    ASSIGN_OR_RETURN(d->metrics_server_, MetricsServer::Listen(options.metrics_listen));
+  }
+  if (d->metrics_server_ != nullptr) {
+    LOG_INFO("metrics on http://%s/metrics", d->metrics_server_->address());
+  }
   grpc::ServerBuilder builder;
   ListenAddress address{};
   std::shared_ptr<grpc::ServerCredentials> credentials;
@@ -295,6 +307,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   if (health != nullptr) health->SetServingStatus(true);
   LOG_INFO("listening on %s (policy %s, worker %s)", d->address_, options.policy_path,
            d->options_.worker_path);
+  metrics::SetInUseSource([sessions = d->sessions_.get()] {
+    const PrincipalQuota& quota = sessions->quota();
+    return metrics::InUse{quota.Total(Resource::kSessions), quota.Total(Resource::kWorkers),
+                          quota.Total(Resource::kCallsInFlight),
+                          quota.Total(Resource::kInstances)};
+  });
   // Only now: every listener accepts connections.
   d->notifier_.Ready(d->ServingStatus());
   return d;
@@ -390,6 +408,8 @@ void Daemon::Stop() {
 
 Daemon::~Daemon() {
   Stop();
+  metrics_server_.reset();
+  metrics::SetInUseSource(nullptr);  // before the sessions it reads go
   // Order matters: the executor drains before the sessions it calls into go.
   executor_.reset();
   service_.reset();

@@ -23,6 +23,7 @@
 #include "daemon/authenticator.h"
 #include "daemon/broker_service.h"
 #include "daemon/executor.h"
+#include "daemon/metrics_server.h"
 #include "daemon/peer_acceptor.h"
 #include "daemon/pinned_library.h"
 #include "daemon/policy_holder.h"
@@ -55,6 +56,10 @@ struct DaemonOptions {
   // gives each worker one of its own. Empty: kDefaultWorkerUids.
   std::string worker_uids;
   absl::Duration shutdown_grace = absl::Seconds(5);
+  // Where to serve metrics over HTTP (--metrics-listen, "HOST:PORT" or
+  // "PORT" for 127.0.0.1:PORT). Empty: not served (unless socket activation
+  // passes a socket named "metrics").
+  std::string metrics_listen;
 };
 
 class Daemon {
@@ -94,6 +99,7 @@ class Daemon {
   std::unique_ptr<PeerAcceptor> acceptor_;
   std::unique_ptr<TcpHandover> tcp_handover_;  // a TCP socket from socket activation
   ServiceNotifier notifier_;
+  std::unique_ptr<MetricsServer> metrics_server_;
   std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<BrokerService> service_;

@@ -46,6 +46,9 @@ int main(int argc, char** argv) {
                  "host uids FIRST-LAST a root daemon gives its workers, one each "
                  "(see docs/confinement.md)")
       ->default_str(kDefaultWorkerUids);
+  app.add_option("--metrics-listen", options.metrics_listen,
+                 "serve Prometheus metrics at http://ADDRESS/metrics: HOST:PORT, or PORT "
+                 "for 127.0.0.1:PORT (default: not served)");
   AddDurationFlag(app, "--shutdown-grace", &options.shutdown_grace,
                   "how long in-flight calls may finish after SIGTERM");
   const std::map<std::string, LogLevel> levels = {{"debug", LogLevel::kDebug},

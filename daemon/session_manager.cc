@@ -1,5 +1,7 @@
 #include "daemon/session_manager.h"
 
+#include "daemon/metrics.h"
+
 #include <sys/random.h>
 
 #include <algorithm>
@@ -413,9 +415,12 @@ absl::StatusOr<v1::CallResponse> SessionManager::Call(
                             {"library", op.library->path()},
                             {"symbol", request.symbol()}});
   }
+  const absl::Time started = absl::Now();
   absl::StatusOr<v1::CallResponse> response =
       op.library->Call(request, op.deadline,
                        ContextFor(op.serial, request.library_handle(), std::move(instance)));
+  metrics::CallDone(op.library->path(), request.symbol(), response.status().code(),
+                    absl::Now() - started);
   if (!response.ok() && (absl::IsUnavailable(response.status()) ||
                          absl::IsPermissionDenied(response.status()) ||
                          absl::IsResourceExhausted(response.status()) ||

@@ -47,6 +47,7 @@ constexpr char kSynopsis[] =
     "      See docs/classes.md.\n"
     "{TOKEN_VERBS}"
     "{STATUS_VERB}"
+    "  metrics                 print the daemon's metrics (Prometheus text format)\n"
     "\n"
     "authentication: the unix socket identifies your uid; FFIBROKER_API_KEY (env)\n"
     "is sent as an API key; --tls-ca/--tls-cert/--tls-key select mTLS.\n"
@@ -110,6 +111,7 @@ int main(int argc, char** argv) {
   if (verb == "token") return cli::RunToken(address, options, *token, args);
   if (verb == "whoami") return cli::RunWhoami(address, options);
   if (verb == "status") return cli::RunStatus(address, options);
+  if (verb == "metrics") return cli::RunMetrics(address, options);
   if (verb == "policy") return cli::RunPolicy(args);
   return Usage(absl::StrCat("unknown command '", args[0], "'"));
 }

@@ -164,6 +164,15 @@ int RunWhoami(const std::string& address, const ConnectOptions& options) {
   return 0;
 }
 
+int RunMetrics(const std::string& address, const ConnectOptions& options) {
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(address, options);
+  if (!client.ok()) return Fail(kExitUnreachable, client.status());
+  absl::StatusOr<std::string> text = (*client)->GetMetrics();
+  if (!text.ok()) return Fail(kExitFailed, text.status());
+  std::fputs(text->c_str(), stdout);
+  return 0;
+}
+
 int RunPolicy(const std::vector<std::string>& args) {
   if (args.size() != 3 || args[1] != "check") return Usage("usage: policy check FILE");
   absl::StatusOr<Policy> policy = Policy::LoadFile(args[2]);

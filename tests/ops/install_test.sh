@@ -69,11 +69,12 @@ out=$("$prefix/bin/ffibroker" --address="unix:$sock" call libm.so.6 'f64 cos(f64
 
 # The installed units, their paths pointed into the DESTDIR.
 mkdir "$tmp/units"
-for unit in ffibrokerd.service ffibrokerd.socket; do
+for unit in ffibrokerd.service ffibrokerd.socket ffibrokerd-metrics.socket; do
   sed "s#$prefix_path/#$prefix/#g" "$prefix/lib/systemd/system/$unit" >"$tmp/units/$unit"
 done
 MANPATH=$prefix/share/man: systemd-analyze verify --man="${VERIFY_MAN:-no}" \
-    "$tmp/units/ffibrokerd.socket" "$tmp/units/ffibrokerd.service" 2>"$tmp/verify.log" \
+    "$tmp/units/ffibrokerd.socket" "$tmp/units/ffibrokerd-metrics.socket" \
+    "$tmp/units/ffibrokerd.service" 2>"$tmp/verify.log" \
   || { cat "$tmp/verify.log"; fail "systemd-analyze verify"; }
 [ ! -s "$tmp/verify.log" ] || { cat "$tmp/verify.log"; fail "systemd-analyze verify warned"; }
 echo "1 passed, 0 failed"
