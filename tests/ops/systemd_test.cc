@@ -190,9 +190,11 @@ TEST(SystemdSocketActivationTest, ServesTheUnixAndTcpSocketsItWasGiven) {
   NotifySocket notify(dir.path() + "/notify.sock");
   std::string socket_path = dir.path() + "/activated.sock";
   std::string tcp = absl::StrCat("127.0.0.1:", FreePort());
+  int metrics_port = FreePort();
   // The daemon is told to listen elsewhere: activation must win.
   std::vector<std::string> args = {"systemd-socket-activate", "-l", socket_path, "-l", tcp,
-                                   "-E", notify.env()};
+                                   "-l", absl::StrCat("127.0.0.1:", metrics_port),
+                                   "--fdname=broker:broker:metrics", "-E", notify.env()};
   for (const std::string& a : dir.DaemonArgs()) args.push_back(a);
   args.push_back("--listen=unix:" + dir.path() + "/not-this.sock");
   Child activator(args, {}, dir.path() + "/daemon.log");
@@ -222,6 +224,22 @@ TEST(SystemdSocketActivationTest, ServesTheUnixAndTcpSocketsItWasGiven) {
   auto whoami = (*tcp_client)->Whoami();
   ASSERT_TRUE(whoami.ok()) << whoami.status();
   EXPECT_EQ(whoami->principal(), "tcp-user");
+
+  // The socket named "metrics" serves /metrics.
+  UniqueFd http(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(metrics_port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(http.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string get = "GET /metrics HTTP/1.0\r\n\r\n";
+  ASSERT_EQ(::write(http.get(), get.data(), get.size()), static_cast<ssize_t>(get.size()));
+  std::string reply;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(http.get(), buf, sizeof buf)) > 0;) reply.append(buf, n);
+  EXPECT_THAT(reply, HasSubstr("200 OK"));
+  EXPECT_THAT(reply, HasSubstr("ffibroker_calls_total{library=\"" FFIBROKER_SCALARS_LIB
+                               "\",symbol=\"neg_i8\",code=\"OK\"} 1"));
 }
 
 }  // namespace
