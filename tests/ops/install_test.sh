@@ -72,7 +72,7 @@ mkdir "$tmp/units"
 for unit in ffibrokerd.service ffibrokerd.socket ffibrokerd-metrics.socket; do
   sed "s#$prefix_path/#$prefix/#g" "$prefix/lib/systemd/system/$unit" >"$tmp/units/$unit"
 done
-MANPATH=$prefix/share/man: systemd-analyze verify --man="${VERIFY_MAN:-no}" \
+MANPATH=$prefix/share/man: systemd-analyze verify --man="${VERIFY_MAN:-yes}" \
     "$tmp/units/ffibrokerd.socket" "$tmp/units/ffibrokerd-metrics.socket" \
     "$tmp/units/ffibrokerd.service" 2>"$tmp/verify.log" \
   || { cat "$tmp/verify.log"; fail "systemd-analyze verify"; }
