@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/flags.h"
+#include "common/cli_flags.h"
 #include "common/transport.h"
 #include "ffibroker/client.h"
 #include "ffibroker/worker/v1/worker.pb.h"
@@ -127,14 +127,13 @@ int Run(const std::string& address, int iterations) {
 
 int main(int argc, char** argv) {
   std::string address;
-  int64_t iterations = 2000;
-  ffibroker::FlagSet flags("call_latency --address=ADDR [--iterations=N]");
-  flags.String("address", &address, "daemon address (unix:/path)");
-  flags.Int("iterations", &iterations, "calls measured per case");
-  auto rest = flags.Parse(argc, argv);
-  if (flags.help_requested() || !rest.ok() || address.empty() || iterations < 10) {
-    std::fputs(flags.Usage().c_str(), stderr);
-    return 2;
-  }
-  return ffibroker::Run(address, static_cast<int>(iterations));
+  int iterations = 2000;
+  CLI::App app("Call latency through the broker against direct and gRPC baselines.",
+               "call_latency");
+  app.add_option("--address", address, "daemon address (unix:/path)")->required();
+  app.add_option("--iterations", iterations, "calls measured per case")
+      ->check(CLI::Range(10, 100000000))
+      ->capture_default_str();
+  if (std::optional<int> exit_code = ffibroker::ParseFlags(app, argc, argv)) return *exit_code;
+  return ffibroker::Run(address, iterations);
 }

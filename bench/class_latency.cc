@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "bench/median.h"
-#include "common/flags.h"
+#include "common/cli_flags.h"
 #include "ffibroker/instance.h"
 #include "tests/integration/test_daemon.h"
 
@@ -41,10 +41,12 @@ int Run(int iterations) {
 }  // namespace ffibroker
 
 int main(int argc, char** argv) {
-  ffibroker::FlagSet flags("class_latency [--iterations=N]");
-  int64_t iterations = 2000;
-  flags.Int("iterations", &iterations, "calls per measurement");
-  auto rest = flags.Parse(argc, argv);
-  if (!rest.ok() || iterations <= 0) return 2;
-  return ffibroker::Run(static_cast<int>(iterations));
+  CLI::App app("Struct-by-value call and handle field read next to a scalar call.",
+               "class_latency");
+  int iterations = 2000;
+  app.add_option("--iterations", iterations, "calls per measurement")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  if (std::optional<int> exit_code = ffibroker::ParseFlags(app, argc, argv)) return *exit_code;
+  return ffibroker::Run(iterations);
 }

@@ -9,17 +9,21 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
-#include "common/flags.h"
+#include "common/cli_flags.h"
 #include "daemon/permission.h"
 #include "daemon/token_authority.h"
 
 int main(int argc, char** argv) {
   using namespace ffibroker;
   int64_t batches = 101, per_batch = 1000;
-  FlagSet flags("token_verify [flags]");
-  flags.Int("batches", &batches, "batches to take the median of");
-  flags.Int("per-batch", &per_batch, "verifications per batch");
-  if (!flags.Parse(argc, argv).ok() || batches < 1 || per_batch < 1) return 2;
+  CLI::App app("Token verifications per second.", "token_verify");
+  app.add_option("--batches", batches, "batches to take the median of")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--per-batch", per_batch, "verifications per batch")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  if (std::optional<int> exit_code = ParseFlags(app, argc, argv)) return *exit_code;
 
   absl::StatusOr<std::string> secret = LoadOrGenerateTokenSecret("");
   if (!secret.ok()) return 1;

@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/median.h"
-#include "common/flags.h"
+#include "common/cli_flags.h"
 #include "tests/integration/test_daemon.h"
 
 namespace ffibroker {
@@ -78,10 +78,11 @@ int Run(int iterations) {
 }  // namespace ffibroker
 
 int main(int argc, char** argv) {
-  ffibroker::FlagSet flags("worker_lifecycle [--iterations=N]");
-  int64_t iterations = 50;
-  flags.Int("iterations", &iterations, "workers started and replaced per measurement");
-  auto rest = flags.Parse(argc, argv);
-  if (!rest.ok() || iterations <= 0) return 2;
-  return ffibroker::Run(static_cast<int>(iterations));
+  CLI::App app("Start and replacement time of a confined worker.", "worker_lifecycle");
+  int iterations = 50;
+  app.add_option("--iterations", iterations, "workers started and replaced per measurement")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  if (std::optional<int> exit_code = ffibroker::ParseFlags(app, argc, argv)) return *exit_code;
+  return ffibroker::Run(iterations);
 }

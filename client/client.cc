@@ -86,6 +86,15 @@ absl::StatusOr<v1::GetStatusResponse> Client::GetStatus() {
   return response;
 }
 
+absl::StatusOr<std::string> Client::GetMetrics() {
+  v1::GetMetricsResponse response;
+  grpc::ClientContext context;
+  Prepare(&context);
+  RETURN_IF_ERROR(
+      FromGrpcStatus(stub_->GetMetrics(&context, v1::GetMetricsRequest(), &response)));
+  return response.text();
+}
+
 absl::StatusOr<std::unique_ptr<Session>> Client::CreateSession(
     uint32_t idle_timeout_seconds) {
   v1::CreateSessionRequest request;

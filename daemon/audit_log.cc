@@ -7,34 +7,52 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace ffibroker {
-namespace {
-
-void AppendJsonString(std::string* out, absl::string_view s) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\t': out->append("\\t"); break;
-      default:
-        if (c < 0x20) {
-          absl::StrAppendFormat(out, "\\u%04x", c);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
-}
-
-}  // namespace
 
 std::string SessionField(uint64_t serial) { return absl::StrCat("s", serial); }
+
+std::string ValidUtf8(absl::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  size_t i = 0;
+  while (i < bytes.size()) {
+    const auto byte = [&](size_t k) { return static_cast<unsigned char>(bytes[k]); };
+    unsigned char lead = byte(i);
+    // The sequence's length and the allowed range of its second byte
+    // (narrower than 0x80..0xBF where overlong forms or surrogates start).
+    size_t length = 0;
+    unsigned char low = 0x80, high = 0xBF;
+    if (lead < 0x80) length = 1;
+    else if (lead >= 0xC2 && lead <= 0xDF) length = 2;
+    else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      if (lead == 0xE0) low = 0xA0;
+      if (lead == 0xED) high = 0x9F;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      if (lead == 0xF0) low = 0x90;
+      if (lead == 0xF4) high = 0x8F;
+    }
+    bool valid = length > 0 && i + length <= bytes.size();
+    for (size_t k = 1; valid && k < length; ++k) {
+      unsigned char c = byte(i + k);
+      valid = k == 1 ? (c >= low && c <= high) : (c >= 0x80 && c <= 0xBF);
+    }
+    if (valid) {
+      out.append(bytes.data() + i, length);
+      i += length;
+    } else {
+      out.append("\xEF\xBF\xBD");  // U+FFFD for the one byte, then resync
+      ++i;
+    }
+  }
+  return out;
+}
 
 absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const v1::AuditConfig& config) {
   if (config.path().empty()) {
@@ -49,25 +67,57 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const v1::AuditConfig& 
   return std::unique_ptr<AuditLog>(new AuditLog(std::move(fd), false, config.log_calls()));
 }
 
-void AuditLog::Record(absl::string_view event, std::initializer_list<Field> fields) {
-  std::string line = to_stderr_ ? "AUDIT " : "";
-  line += "{\"time\":";
-  AppendJsonString(&line, absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
-                                           absl::UTCTimeZone()));
-  line += ",\"event\":";
-  AppendJsonString(&line, event);
-  for (const Field& field : fields) {
-    if (field.second.empty()) continue;
-    line += ",";
-    AppendJsonString(&line, field.first);
-    line += ":";
-    AppendJsonString(&line, field.second);
+std::string AuditLog::FormatLine(v1::AuditRecord record) {
+  // Every string field made valid UTF-8 first: the printer would otherwise
+  // drop the bytes it cannot print (and complain on stderr).
+  const google::protobuf::Reflection* reflection = record.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  reflection->ListFields(record, &fields);
+  for (const google::protobuf::FieldDescriptor* field : fields) {
+    if (field->type() != google::protobuf::FieldDescriptor::TYPE_STRING) continue;
+    reflection->SetString(&record, field, ValidUtf8(reflection->GetString(record, field)));
   }
-  line += "}\n";
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string line;
+  auto printed = google::protobuf::util::MessageToJsonString(record, &line, options);
+  if (!printed.ok()) {  // not expected for valid UTF-8; still one valid line
+    line = absl::StrCat("{\"event\":\"audit_record_not_printable\"}");
+  }
+  line.push_back('\n');
+  return line;
+}
+
+void AuditLog::Record(v1::AuditRecord record) {
+  if (!record.has_time()) {
+    *record.mutable_time() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(
+        absl::ToUnixMillis(absl::Now()));
+  }
+  std::string line = FormatLine(std::move(record));
+  if (to_stderr_) line.insert(0, "AUDIT ");
   int fd = to_stderr_ ? STDERR_FILENO : fd_.get();
   // One write: O_APPEND makes it atomic with respect to other lines.
   ssize_t ignored = ::write(fd, line.data(), line.size());
   (void)ignored;
+}
+
+void AuditLog::Record(absl::string_view event, std::initializer_list<Field> fields) {
+  v1::AuditRecord record;
+  record.set_event(std::string(event));
+  const google::protobuf::Descriptor* descriptor = record.GetDescriptor();
+  const google::protobuf::Reflection* reflection = record.GetReflection();
+  for (const Field& field : fields) {
+    if (field.second.empty()) continue;
+    const google::protobuf::FieldDescriptor* target =
+        descriptor->FindFieldByName(std::string(field.first));
+    if (target == nullptr || target->type() != google::protobuf::FieldDescriptor::TYPE_STRING) {
+      LOG_ERROR("audit: event %s has a field %s that ffibroker.v1.AuditRecord lacks; left out",
+                event, field.first);
+      continue;
+    }
+    reflection->SetString(&record, target, field.second);
+  }
+  Record(std::move(record));
 }
 
 }  // namespace ffibroker

@@ -1,6 +1,8 @@
 #include "daemon/broker_service.h"
 
 #include <atomic>
+#include "daemon/metrics.h"
+
 #include <chrono>
 #include <memory>
 #include <exception>
@@ -281,6 +283,16 @@ grpc::ServerUnaryReactor* BrokerService::WriteStatic(grpc::CallbackServerContext
                                                v1::WriteStaticResponse* response) {
   return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
     return sessions_->WriteStatic(*request, caller, deadline);
+  });
+}
+
+grpc::ServerUnaryReactor* BrokerService::GetMetrics(grpc::CallbackServerContext* context,
+                                                    const v1::GetMetricsRequest*,
+                                                    v1::GetMetricsResponse* response) {
+  return Dispatch(context, response, [](const Caller&, absl::Time) {
+    v1::GetMetricsResponse metrics;
+    metrics.set_text(metrics::Render());
+    return absl::StatusOr<v1::GetMetricsResponse>(std::move(metrics));
   });
 }
 

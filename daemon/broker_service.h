@@ -95,6 +95,9 @@ class BrokerService final : public v1::Broker::CallbackService {
   grpc::ServerUnaryReactor* ParseDeclarations(grpc::CallbackServerContext* context,
                                               const v1::ParseDeclarationsRequest* request,
                                               v1::ParseDeclarationsResponse* response) override;
+  grpc::ServerUnaryReactor* GetMetrics(grpc::CallbackServerContext* context,
+                                       const v1::GetMetricsRequest* request,
+                                       v1::GetMetricsResponse* response) override;
 
  private:
   // Authenticates the caller, then runs `handler(caller, deadline)` on the

@@ -25,7 +25,10 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
+#include "absl/strings/str_join.h"
+#include "daemon/activated_listeners.h"
 #include "daemon/listen_address.h"
+#include "daemon/metrics.h"
 
 namespace ffibroker {
 namespace {
@@ -38,12 +41,18 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return text.str();
 }
 
+// ffibroker-worker beside ffibrokerd (the build tree), else where it is
+// installed (FFIBROKER_INSTALLED_WORKER: LIBEXECDIR/ffibroker).
 std::string DefaultWorkerPath() {
   char self[PATH_MAX];
   ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) return "ffibroker-worker";
   std::string path(self, static_cast<size_t>(n));
-  return path.substr(0, path.rfind('/') + 1) + "ffibroker-worker";
+  std::string beside = path.substr(0, path.rfind('/') + 1) + "ffibroker-worker";
+#ifdef FFIBROKER_INSTALLED_WORKER
+  if (::access(beside.c_str(), X_OK) != 0) return FFIBROKER_INSTALLED_WORKER;
+#endif
+  return beside;
 }
 
 // Prepares a unix socket path: creates the parent directory if missing and
@@ -179,14 +188,57 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   ASSIGN_OR_RETURN(d->audit_, AuditLog::Open(current->audit()));
   ASSIGN_OR_RETURN(d->pins_, PinnedLibraries::Create());
 
-  ASSIGN_OR_RETURN(ListenAddress address,
-                   ParseListenAddress(options.listen.empty() ? current->listen()
-                                                             : options.listen));
-  ASSIGN_OR_RETURN(auto credentials, Credentials(address, options));
-  if (address.kind == ListenAddress::Kind::kUnix) {
-    RETURN_IF_ERROR(PrepareUnixSocket(address.path));
-    // Accepted by us (peer credentials), handed to gRPC: see peer_acceptor.h.
-    ASSIGN_OR_RETURN(d->acceptor_, PeerAcceptor::Listen(address.path));
+  // Socket activation: listeners passed by systemd replace --listen and the
+  // policy's listen.
+  ASSIGN_OR_RETURN(ActivatedListeners activated, TakeActivatedListeners());
+  const bool socket_activated = activated.broker_any();
+  // The metrics listener first: a bad --metrics-listen stops the start
+  // before the Broker's socket exists.
+  if (activated.metrics_fd.valid()) {
+    ASSIGN_OR_RETURN(d->metrics_server_, MetricsServer::Adopt(std::move(activated.metrics_fd),
+                                                              activated.metrics_address));
+  } else if (!options.metrics_listen.empty()) {
+    ASSIGN_OR_RETURN(d->metrics_server_, MetricsServer::Listen(options.metrics_listen));
+  }
+  if (d->metrics_server_ != nullptr) {
+    LOG_INFO("metrics on http://%s/metrics", d->metrics_server_->address());
+  }
+  grpc::ServerBuilder builder;
+  ListenAddress address{};
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (!socket_activated) {
+    ASSIGN_OR_RETURN(address, ParseListenAddress(options.listen.empty() ? current->listen()
+                                                                        : options.listen));
+    ASSIGN_OR_RETURN(credentials, Credentials(address, options));
+    if (address.kind == ListenAddress::Kind::kUnix) {
+      RETURN_IF_ERROR(PrepareUnixSocket(address.path));
+      // Accepted by us (peer credentials), handed to gRPC: see peer_acceptor.h.
+      ASSIGN_OR_RETURN(d->acceptor_, PeerAcceptor::Listen(address.path));
+    }
+  } else {
+    std::vector<std::string> where;
+    if (activated.unix_fd.valid()) {
+      ASSIGN_OR_RETURN(d->acceptor_, PeerAcceptor::Adopt(std::move(activated.unix_fd),
+                                                         activated.unix_path));
+      where.push_back(absl::StrCat("unix:", activated.unix_path));
+    }
+    if (activated.tcp_fd.valid()) {
+      ListenAddress tcp;
+      tcp.kind = ListenAddress::Kind::kTcp;
+      tcp.host = activated.tcp_address;
+      tcp.loopback = activated.tcp_loopback;
+      ASSIGN_OR_RETURN(auto tcp_credentials, Credentials(tcp, options));
+      ASSIGN_OR_RETURN(
+          d->tcp_handover_,
+          TcpHandover::Create(
+              std::move(activated.tcp_fd),
+              builder.experimental().AddExternalConnectionAcceptor(
+                  grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+                  tcp_credentials)));
+      where.push_back(activated.tcp_address);
+    }
+    d->address_ = absl::StrJoin(where, " and ");
+    LOG_INFO("socket activation: serving %s", d->address_);
   }
 
   ASSIGN_OR_RETURN(std::set<v1::Layer> disabled, ParseNamespaceLayers(options.disable_layers));
@@ -206,9 +258,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
   int port = 0;
-  if (address.kind == ListenAddress::Kind::kTcp) {
+  if (!socket_activated && address.kind == ListenAddress::Kind::kTcp) {
     builder.AddListeningPort(address.GrpcTarget(), credentials, &port);
   }
   // The mTLS listener: only clients with a certificate from client_ca_file.
@@ -235,20 +286,23 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   builder.SetMaxSendMessageSize(static_cast<int>(kMaxGrpcMessageBytes));
   d->server_ = builder.BuildAndStart();
   if (d->server_ == nullptr ||
-      (address.kind == ListenAddress::Kind::kTcp && port == 0) ||
+      (!socket_activated && address.kind == ListenAddress::Kind::kTcp && port == 0) ||
       (tls_address.has_value() && tls_port == 0)) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address.GrpcTarget(),
                                                tls_address ? " or the tls listener" : ""));
   }
   if (address.kind == ListenAddress::Kind::kTcp) address.port = port;
   if (d->acceptor_ != nullptr) d->acceptor_->Start(d->server_.get());
+  if (d->tcp_handover_ != nullptr) d->tcp_handover_->Start();
   if (tls_address.has_value()) {
     tls_address->port = tls_port;
     LOG_INFO("mTLS listener on tcp:%s", tls_address->GrpcTarget());
   }
-  d->address_ = address.kind == ListenAddress::Kind::kUnix
-                    ? address.GrpcTarget()
-                    : absl::StrCat("tcp:", address.GrpcTarget());
+  if (!socket_activated) {
+    d->address_ = address.kind == ListenAddress::Kind::kUnix
+                      ? address.GrpcTarget()
+                      : absl::StrCat("tcp:", address.GrpcTarget());
+  }
   // Health by service name: "" (the server) and ffibroker.v1.Broker, both
   // SERVING until Stop() begins.
   grpc::HealthCheckServiceInterface* health = d->server_->GetHealthCheckService();
@@ -258,6 +312,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   }
   LOG_INFO("listening on %s (policy %s, worker %s)", d->address_, options.policy_path,
            d->options_.worker_path);
+  metrics::SetInUseSource([sessions = d->sessions_.get()] {
+    const PrincipalQuota& quota = sessions->quota();
+    return metrics::InUse{quota.Total(Resource::kSessions), quota.Total(Resource::kWorkers),
+                          quota.Total(Resource::kCallsInFlight),
+                          quota.Total(Resource::kInstances)};
+  });
+  // Only now: every listener accepts connections.
+  d->notifier_.Ready(d->ServingStatus());
   return d;
 }
 
@@ -272,12 +334,22 @@ void Daemon::RunUntilSignal() {
     int sig = ::sigtimedwait(&set, nullptr, &tick);
     if (sig == SIGINT || sig == SIGTERM) {
       LOG_INFO("received %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      notifier_.Stopping();
       break;
     }
-    if (sig == SIGHUP) ReloadPolicy();
+    if (sig == SIGHUP) {
+      notifier_.Reloading();
+      ReloadPolicy();
+      notifier_.Ready(ServingStatus());
+    }
     sessions_->ExpireIdleSessions();
   }
   Stop();
+}
+
+std::string Daemon::ServingStatus() const {
+  return absl::StrCat("serving on ", address_, "; policy ", policies_->path(), " (",
+                      policies_->Get()->principal_count(), " principals)");
 }
 
 void Daemon::ReloadPolicy() {
@@ -305,6 +377,7 @@ void Daemon::Stop() {
     health->SetServingStatus(false);
   }
   if (acceptor_ != nullptr) acceptor_->Stop();
+  if (tcp_handover_ != nullptr) tcp_handover_->Stop();
   // Stop accepting; in-flight RPCs get the grace period. Calls (and opens)
   // still stuck in a worker after it are ended by killing every worker, so
   // the daemon ends within the grace period plus about a second.
@@ -345,6 +418,8 @@ void Daemon::Stop() {
 
 Daemon::~Daemon() {
   Stop();
+  metrics_server_.reset();
+  metrics::SetInUseSource(nullptr);  // before the sessions it reads go
   // Order matters: the executor drains before the sessions it calls into go.
   executor_.reset();
   service_.reset();

@@ -1,7 +1,9 @@
 // Daemon: ffibrokerd's parts wired together (policy, token authority, audit
 // log, sessions, executor, gRPC server with health checking and reflection,
 // the unix-socket acceptor and the optional mTLS listener) and their
-// lifecycle. SIGHUP reloads the policy atomically.
+// lifecycle. SIGHUP reloads the policy atomically. Under systemd it takes
+// its listeners from socket activation and reports its state with
+// sd_notify (activated_listeners.h, service_notifier.h).
 //
 // Not thread-safe; owned and driven by main().
 //
@@ -21,13 +23,16 @@
 #include "daemon/authenticator.h"
 #include "daemon/broker_service.h"
 #include "daemon/executor.h"
+#include "daemon/metrics_server.h"
 #include "daemon/peer_acceptor.h"
 #include "daemon/pinned_library.h"
 #include "daemon/policy_holder.h"
 #include "daemon/profiles.h"
 #include "daemon/worker_launcher.h"
 #include "daemon/worker_watcher.h"
+#include "daemon/service_notifier.h"
 #include "daemon/session_manager.h"
+#include "daemon/tcp_handover.h"
 #include "daemon/token_authority.h"
 #include "daemon/token_service.h"
 
@@ -51,6 +56,10 @@ struct DaemonOptions {
   // gives each worker one of its own. Empty: kDefaultWorkerUids.
   std::string worker_uids;
   absl::Duration shutdown_grace = absl::Seconds(5);
+  // Where to serve metrics over HTTP (--metrics-listen, "HOST:PORT" or
+  // "PORT" for 127.0.0.1:PORT). Empty: not served (unless socket activation
+  // passes a socket named "metrics").
+  std::string metrics_listen;
 };
 
 class Daemon {
@@ -74,6 +83,8 @@ class Daemon {
   Daemon() = default;
   void Stop();
   void ReloadPolicy();
+  // The STATUS= line for systemd: where it serves, which policy.
+  std::string ServingStatus() const;
 
   DaemonOptions options_;
   std::unique_ptr<PolicyHolder> policies_;
@@ -86,6 +97,9 @@ class Daemon {
   std::unique_ptr<SessionManager> sessions_;
   std::unique_ptr<TokenService> token_service_;
   std::unique_ptr<PeerAcceptor> acceptor_;
+  std::unique_ptr<TcpHandover> tcp_handover_;  // a TCP socket from socket activation
+  ServiceNotifier notifier_;
+  std::unique_ptr<MetricsServer> metrics_server_;
   std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<BrokerService> service_;

@@ -2,11 +2,12 @@
 //
 // Reads the policy, listens (unix socket by default), and serves
 // ffibroker.v1.Broker until SIGTERM/SIGINT. See README.md.
-#include <cstdio>
+#include <map>
+#include <optional>
+#include <string>
 
-#include "common/flags.h"
+#include "common/cli_flags.h"
 #include "common/log.h"
-#include "absl/strings/str_cat.h"
 #include "daemon/daemon.h"
 #include "daemon/worker_uid_pool.h"
 
@@ -15,54 +16,51 @@ int main(int argc, char** argv) {
   BlockDaemonSignals();  // before any thread exists
 
   DaemonOptions options;
-  options.policy_path = "/etc/ffibroker/policy.textproto";
-  std::string log_level = "info";
-  int64_t threads = options.threads;
-  FlagSet flags("ffibrokerd [flags]\n\nServes ffibroker.v1.Broker: calls into native libraries, each run in a\nconfined ffibroker-worker process.");
-  flags.String("policy", &options.policy_path, "policy file (text-format ffibroker.v1.Policy)");
-  flags.String("listen", &options.listen,
-               "listen address, unix:/ABS/PATH or tcp:HOST:PORT (default: the policy's, "
-               "else unix:/run/ffibroker/ffibrokerd.sock)");
-  flags.String("worker", &options.worker_path,
-               "path of ffibroker-worker (default: beside ffibrokerd)");
-  flags.String("profiles", &options.profiles_dir,
-               "directory of confinement profiles (default: profiles/ beside the policy)");
-  flags.String("disable-layers", &options.disable_layers,
-               "namespace layers workers must not use, comma-separated (user_namespace, "
-               "mount_namespace, pid_namespace, net_namespace, ipc_namespace, uts_namespace)");
-  flags.String("tls-cert", &options.tls_cert_path, "PEM certificate chain for a TCP listener");
-  flags.String("tls-key", &options.tls_key_path, "PEM private key for a TCP listener");
-  flags.String("state-dir", &options.state_dir,
-               "directory for durable state: the token journal (kept only when the "
-               "policy sets token_secret_file)");
-  flags.Int("threads", &threads, "threads serving requests");
-  flags.String("worker-uids", &options.worker_uids,
-               absl::StrCat("host uids FIRST-LAST a root daemon gives its workers, one each "
-                            "(default: ", kDefaultWorkerUids, "; see docs/confinement.md)"));
-  flags.Duration("shutdown-grace", &options.shutdown_grace,
-                 "how long in-flight calls may finish after SIGTERM");
-  flags.String("log-level", &log_level, "debug, info, warning or error");
-  absl::StatusOr<std::vector<std::string>> rest = flags.Parse(argc, argv);
-  if (flags.help_requested()) {
-    std::fputs(flags.Usage().c_str(), stdout);
-    return 0;
-  }
-  if (!rest.ok() || !rest->empty()) {
-    std::fprintf(stderr, "ffibrokerd: %s\n",
-                 rest.ok() ? "unexpected positional arguments (see --help)"
-                           : std::string(rest.status().message()).c_str());
-    return 2;
-  }
-  LogLevel level = log_level == "debug"     ? LogLevel::kDebug
-                   : log_level == "warning" ? LogLevel::kWarning
-                   : log_level == "error"   ? LogLevel::kError
-                                            : LogLevel::kInfo;
-  InitLogging("ffibrokerd", level);
-  if (threads < 1 || threads > 1024) {
-    std::fprintf(stderr, "ffibrokerd: --threads must be in 1..1024\n");
-    return 2;
-  }
-  options.threads = static_cast<int>(threads);
+  options.policy_path = FFIBROKER_SYSCONFDIR "/ffibroker/policy.textproto";
+  CLI::App app(
+      "Serves ffibroker.v1.Broker: calls into native libraries, each run in a confined\n"
+      "ffibroker-worker process. See ffibrokerd(8).",
+      "ffibrokerd");
+  app.add_option("--policy", options.policy_path, "policy file (text-format ffibroker.v1.Policy)")
+      ->capture_default_str();
+  app.add_option("--listen", options.listen,
+                 "listen address, unix:/ABS/PATH or tcp:HOST:PORT (default: the policy's, "
+                 "else unix:/run/ffibroker/ffibrokerd.sock)");
+  app.add_option("--worker", options.worker_path,
+                 "path of ffibroker-worker (default: beside ffibrokerd)");
+  app.add_option("--profiles", options.profiles_dir,
+                 "directory of confinement profiles (default: profiles/ beside the policy)");
+  app.add_option("--disable-layers", options.disable_layers,
+                 "namespace layers workers must not use, comma-separated (user_namespace, "
+                 "mount_namespace, pid_namespace, net_namespace, ipc_namespace, uts_namespace)");
+  app.add_option("--tls-cert", options.tls_cert_path, "PEM certificate chain for a TCP listener");
+  app.add_option("--tls-key", options.tls_key_path, "PEM private key for a TCP listener");
+  app.add_option("--state-dir", options.state_dir,
+                 "directory for durable state: the token journal (kept only when the "
+                 "policy sets token_secret_file)")
+      ->capture_default_str();
+  app.add_option("--threads", options.threads, "threads serving requests")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--worker-uids", options.worker_uids,
+                 "host uids FIRST-LAST a root daemon gives its workers, one each "
+                 "(see docs/confinement.md)")
+      ->default_str(kDefaultWorkerUids);
+  app.add_option("--metrics-listen", options.metrics_listen,
+                 "serve Prometheus metrics at http://ADDRESS/metrics: HOST:PORT, or PORT "
+                 "for 127.0.0.1:PORT (default: not served)");
+  AddDurationFlag(app, "--shutdown-grace", &options.shutdown_grace,
+                  "how long in-flight calls may finish after SIGTERM");
+  const std::map<std::string, LogLevel> levels = {{"debug", LogLevel::kDebug},
+                                                  {"info", LogLevel::kInfo},
+                                                  {"warning", LogLevel::kWarning},
+                                                  {"error", LogLevel::kError}};
+  std::string level = "info";
+  app.add_option("--log-level", level, "the least important messages logged")
+      ->check(CLI::IsMember(levels))
+      ->capture_default_str();
+  if (std::optional<int> exit_code = ParseFlags(app, argc, argv)) return *exit_code;
+  InitLogging("ffibrokerd", levels.at(level));
 
   absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(options);
   if (!daemon.ok()) {

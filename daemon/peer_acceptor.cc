@@ -2,6 +2,7 @@
 
 #include <grpcpp/server.h>
 #include <grpcpp/server_posix.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -42,6 +43,18 @@ absl::StatusOr<std::unique_ptr<PeerAcceptor>> PeerAcceptor::Listen(const std::st
   UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake.valid()) return ErrnoStatus("eventfd", errno);
   return std::unique_ptr<PeerAcceptor>(new PeerAcceptor(std::move(fd), std::move(wake), path));
+}
+
+absl::StatusOr<std::unique_ptr<PeerAcceptor>> PeerAcceptor::Adopt(UniqueFd listener,
+                                                                  const std::string& path) {
+  int flags = ::fcntl(listener.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(listener.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+    return ErrnoStatus(absl::StrCat("fcntl O_NONBLOCK on the socket of ", path), errno);
+  }
+  UniqueFd wake(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake.valid()) return ErrnoStatus("eventfd", errno);
+  return std::unique_ptr<PeerAcceptor>(
+      new PeerAcceptor(std::move(listener), std::move(wake), path));
 }
 
 PeerAcceptor::~PeerAcceptor() { Stop(); }

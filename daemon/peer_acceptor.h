@@ -62,6 +62,10 @@ class PeerAcceptor {
   // Binds and listens on `path` (mode 0666: the policy decides who may do
   // what). The caller has removed a stale socket. UNAVAILABLE with errno.
   static absl::StatusOr<std::unique_ptr<PeerAcceptor>> Listen(const std::string& path);
+  // Takes a unix socket already listening at `path` (socket activation:
+  // systemd bound it), making it non-blocking. UNAVAILABLE with errno.
+  static absl::StatusOr<std::unique_ptr<PeerAcceptor>> Adopt(UniqueFd listener,
+                                                             const std::string& path);
   ~PeerAcceptor();  // Stop()
   PeerAcceptor(const PeerAcceptor&) = delete;
   PeerAcceptor& operator=(const PeerAcceptor&) = delete;

@@ -1,5 +1,7 @@
 #include "daemon/session_manager.h"
 
+#include "daemon/metrics.h"
+
 #include <sys/random.h>
 
 #include <algorithm>
@@ -462,8 +464,10 @@ void SessionManager::Call(const v1::CallRequest& request, const Caller& caller,
   // The authorization (its calls-in-flight slot) is held until the call ends.
   auto held = std::make_shared<Authorized>(*std::move(op));
   library->Call(request, capped, context,
-                [serial, held, done = std::move(done)](
-                    absl::StatusOr<v1::CallResponse> response) mutable {
+                [serial, held, done = std::move(done), started = absl::Now(),
+                 symbol = request.symbol()](absl::StatusOr<v1::CallResponse> response) mutable {
+                  metrics::CallDone(held->library->path(), symbol, response.status().code(),
+                                    absl::Now() - started);
                   if (!response.ok()) LogIfWorkerFault(serial, response.status());
                   held.reset();  // the calls-in-flight slot is free before the answer
                   done(std::move(response));
@@ -499,9 +503,23 @@ void SessionManager::CallBatch(const v1::CallBatchRequest& request, const Caller
   const uint64_t serial = op->serial;
   absl::Time capped = op->deadline;
   auto held = std::make_shared<Authorized>(*std::move(op));
+  std::vector<std::string> symbols;
+  for (const v1::BatchCall& call : request.calls()) symbols.push_back(call.symbol());
   library->CallBatch(request, capped, context,
-                     [serial, held, done = std::move(done)](
+                     [serial, held, done = std::move(done), started = absl::Now(),
+                      symbols = std::move(symbols)](
                          absl::StatusOr<v1::CallBatchResponse> response) mutable {
+                       // Each call of the batch counts, with its share of the time.
+                       absl::Duration each = (absl::Now() - started) / symbols.size();
+                       for (size_t i = 0; i < symbols.size(); ++i) {
+                         absl::StatusCode code =
+                             !response.ok() ? response.status().code()
+                             : static_cast<int>(i) < response->outcomes_size()
+                                 ? static_cast<absl::StatusCode>(
+                                       response->outcomes(static_cast<int>(i)).status().code())
+                                 : absl::StatusCode::kUnknown;
+                         metrics::CallDone(held->library->path(), symbols[i], code, each);
+                       }
                        if (!response.ok()) LogIfWorkerFault(serial, response.status());
                        held.reset();  // the calls-in-flight slot is free before the answer
                        done(std::move(response));

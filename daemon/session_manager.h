@@ -139,6 +139,8 @@ class SessionManager {
   // releaser thread, never on the caller's (the daemon's signal thread),
   // bounded as a whole by limits.max_release_millis.
   int ExpireIdleSessions();
+  // What every principal holds now (sessions, workers, ...), for metrics.
+  const PrincipalQuota& quota() const { return quota_; }
   // Ends every session (stops every worker). Destructors of instances left
   // behind run until `release_deadline` at the latest (all together); then
   // the workers are killed. New requests still work.

@@ -1,5 +1,7 @@
 #include "daemon/token_service.h"
 
+#include "daemon/metrics.h"
+
 #include <algorithm>
 #include <vector>
 
@@ -98,6 +100,7 @@ absl::StatusOr<v1::GrantTokenResponse> TokenService::Grant(
                    sessions_->View(request.session_id(), caller));
   std::shared_ptr<const Policy> policy = policies_->Get();
   auto deny = [&](absl::Status status) {
+    metrics::Token(metrics::TokenEvent::kDeny);
     audit_->Record("deny_grant_token", {{"principal", caller.principal},
                                         {"session", SessionField(session.serial)},
                                         {"reason", std::string(status.message())}});
@@ -136,6 +139,7 @@ absl::StatusOr<v1::GrantTokenResponse> TokenService::Grant(
   uint32_t ttl = request.ttl_seconds() != 0 ? request.ttl_seconds()
                                             : limits.default_token_ttl_seconds();
   ASSIGN_OR_RETURN(IssuedToken issued, authority_->Issue(claims, absl::Seconds(ttl)));
+  metrics::Token(metrics::TokenEvent::kGrant);
   audit_->Record("grant_token", {{"principal", caller.principal},
                                  {"session", SessionField(session.serial)},
                                  {"token_id", issued.claims.token_id()},
@@ -157,6 +161,7 @@ absl::StatusOr<v1::RevokeTokenResponse> TokenService::Revoke(
     return absl::InvalidArgumentError("token_id: empty");
   }
   absl::Status status = authority_->Revoke(request.token_id(), caller);
+  metrics::Token(status.ok() ? metrics::TokenEvent::kRevoke : metrics::TokenEvent::kDeny);
   audit_->Record(status.ok() ? "revoke_token" : "deny_revoke_token",
                  {{"principal", caller.principal},
                   {"session", SessionField(session.serial)},
@@ -187,6 +192,7 @@ absl::StatusOr<v1::ExchangeTokenResponse> TokenService::Exchange(
                    sessions_->View(request.session_id(), caller));
   absl::StatusOr<v1::TokenClaims> parent = authority_->Verify(request.token(), caller);
   auto deny = [&](absl::Status status) {
+    metrics::Token(metrics::TokenEvent::kDeny);
     audit_->Record("deny_exchange_token",
                    {{"principal", caller.principal},
                     {"session", SessionField(session.serial)},
@@ -241,6 +247,7 @@ absl::StatusOr<v1::ExchangeTokenResponse> TokenService::Exchange(
   *claims.mutable_ancestor_call_quotas() = parent->ancestor_call_quotas();
   claims.add_ancestor_call_quotas(parent->call_quota());
   ASSIGN_OR_RETURN(IssuedToken issued, authority_->Issue(claims, ttl));
+  metrics::Token(metrics::TokenEvent::kExchange);
   audit_->Record("exchange_token", {{"principal", caller.principal},
                                     {"session", SessionField(session.serial)},
                                     {"parent_token_id", parent->token_id()},

@@ -1,5 +1,7 @@
 #include "daemon/worker_launcher.h"
 
+#include "daemon/metrics.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -369,6 +371,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::Launch(
   v1::WorkerLayers early;
   ASSIGN_OR_RETURN(std::unique_ptr<WorkerProcess> worker,
                    SpawnWithFallback(&plan, deadline, &hello, &early));
+  metrics::WorkerStarted();
   worker->set_address_space_limit(profile->address_space_bytes());
 
   SeccompContext context;

@@ -1,5 +1,7 @@
 #include "daemon/worker_process.h"
 
+#include "daemon/metrics.h"
+
 #include <cctype>
 #include <fcntl.h>
 #include <poll.h>
@@ -446,6 +448,7 @@ void WorkerProcess::Record(WorkerOutcome::Kind kind, int code,
   absl::MutexLock lock(&mu_);
   if (outcome_.kind != WorkerOutcome::Kind::kRunning) return;
   outcome_ = WorkerOutcome{kind, code, std::move(message)};
+  metrics::WorkerEnded(outcome_);
 }
 
 WorkerOutcome WorkerProcess::outcome() const {

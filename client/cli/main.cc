@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <algorithm>
 #include <cstdlib>
+#include <optional>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -15,7 +16,7 @@
 #include "client/cli/cli_output.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "common/flags.h"
+#include "common/cli_flags.h"
 #include "common/literal.h"
 #include "common/signature.h"
 #include "client/cli/bindgen.h"
@@ -55,6 +56,7 @@ constexpr char kSynopsis[] =
     "      the library a manifest describes; see docs/bindings.md. No daemon needed.\n"
     "{TOKEN_VERBS}"
     "{STATUS_VERB}"
+    "  metrics                 print the daemon's metrics (Prometheus text format)\n"
     "\n"
     "authentication: the unix socket identifies your uid; FFIBROKER_API_KEY (env)\n"
     "is sent as an API key; --tls-ca/--tls-cert/--tls-key select mTLS.\n"
@@ -68,50 +70,36 @@ constexpr char kSynopsis[] =
 
 int main(int argc, char** argv) {
   using namespace ffibroker;
-  const char* env_address = std::getenv("FFIBROKER_ADDRESS");
-  std::string address = env_address != nullptr && *env_address
-                            ? env_address
-                            : "unix:/run/ffibroker/ffibrokerd.sock";
+  std::string address = "unix:/run/ffibroker/ffibrokerd.sock";
   absl::Duration timeout = absl::Seconds(60);
-  std::string token_file, tls_ca, tls_cert, tls_key;
-  FlagSet flags(absl::StrReplaceAll(kSynopsis, {{"{TOKEN_VERBS}", cli::kTokenSynopsis},
-                                               {"{STATUS_VERB}", cli::kStatusSynopsis}}));
-  flags.String("address", &address,
-               "daemon address, unix:/ABS/PATH or tcp:HOST:PORT (env FFIBROKER_ADDRESS)");
-  flags.Duration("timeout", &timeout, "deadline for the call");
-  flags.String("token-file", &token_file,
-               "file holding a capability token ('-': standard input) for call and token "
-               "inspect (else env FFIBROKER_TOKEN)");
-  flags.String("tls-ca", &tls_ca, "PEM CA file to verify the daemon (mTLS)");
-  flags.String("tls-cert", &tls_cert, "PEM client certificate chain file (mTLS)");
-  flags.String("tls-key", &tls_key, "PEM client private key file (mTLS)");
-  // --class=DEF may repeat; the flag parser takes single values, so the
-  // class definitions are collected here first.
+  std::string token_file, tls_ca, tls_cert, tls_key, token_on_command_line;
   std::vector<std::string> classes;
-  std::vector<char*> rest_argv;
-  for (int i = 0; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (i > 0 && (arg == "--token" || arg.rfind("--token=", 0) == 0)) {
-      return Usage(cli::TokenOnCommandLineMessage());
-    }
-    if (i > 0 && arg == "--") {  // the rest is positional
-      rest_argv.insert(rest_argv.end(), argv + i, argv + argc);
-      break;
-    }
-    if (i > 0 && arg.rfind("--class=", 0) == 0) {
-      classes.push_back(arg.substr(8));
-    } else {
-      rest_argv.push_back(argv[i]);
-    }
-  }
-  absl::StatusOr<std::vector<std::string>> args =
-      flags.Parse(static_cast<int>(rest_argv.size()), rest_argv.data());
-  if (flags.help_requested()) {
-    std::fputs(flags.Usage().c_str(), stdout);
-    return 0;
-  }
-  if (!args.ok()) return Usage(std::string(args.status().message()));
-  if (args->empty()) return Usage("no command given");
+  CLI::App app("Calls functions in native libraries through ffibrokerd.", "ffibroker");
+  app.footer(absl::StrReplaceAll(kSynopsis, {{"{TOKEN_VERBS}", cli::kTokenSynopsis},
+                                             {"{STATUS_VERB}", cli::kStatusSynopsis}}));
+  // The flags come before the command; everything from the command on is
+  // the command's own (so "-1" or "--x" there is an argument, not a flag).
+  app.prefix_command();
+  app.add_option("--address", address, "daemon address, unix:/ABS/PATH or tcp:HOST:PORT")
+      ->envname("FFIBROKER_ADDRESS")
+      ->capture_default_str();
+  AddDurationFlag(app, "--timeout", &timeout, "deadline for the call");
+  app.add_option("--token-file", token_file,
+                 "file holding a capability token ('-': standard input) for call and token "
+                 "inspect (else env FFIBROKER_TOKEN)");
+  app.add_option("--class", classes,
+                 "a class for call, e.g. 'Point { f64 x; mut f64 y; } ~point_free' "
+                 "(repeatable; see docs/classes.md)")
+      ->allow_extra_args(false);  // one class per --class
+  app.add_option("--tls-ca", tls_ca, "PEM CA file to verify the daemon (mTLS)");
+  app.add_option("--tls-cert", tls_cert, "PEM client certificate chain file (mTLS)");
+  app.add_option("--tls-key", tls_key, "PEM client private key file (mTLS)");
+  // Declared only to refuse it with the reason (an empty group hides it).
+  app.add_option("--token", token_on_command_line)->group("");
+  if (std::optional<int> exit_code = ParseFlags(app, argc, argv)) return *exit_code;
+  if (app.count("--token") > 0) return Usage(cli::TokenOnCommandLineMessage());
+  const std::vector<std::string> args = app.remaining();
+  if (args.empty()) return Usage("no command given");
   ConnectOptions options;
   const char* api_key = std::getenv("FFIBROKER_API_KEY");
   if (api_key != nullptr) options.api_key = api_key;
@@ -125,20 +113,21 @@ int main(int argc, char** argv) {
     text << in.rdbuf();
     *out = text.str();
   }
-  const std::string& verb = (*args)[0];
+  const std::string& verb = args[0];
   absl::StatusOr<std::string> token = cli::LoadToken(token_file);
   if (!token.ok()) return Usage(std::string(token.status().message()));
-  if (verb == "call") return RunTypedCall(address, options, *token, timeout, classes, *args);
+  if (verb == "call") return RunTypedCall(address, options, *token, timeout, classes, args);
   if (verb == "batch") {
-    if (token_file == "-" && args->size() > 2 && (*args)[2] == "-") {
+    if (token_file == "-" && args.size() > 2 && args[2] == "-") {
       return Usage("--token-file=- and a batch FILE of - cannot both read standard input");
     }
-    return RunBatch(address, options, *token, timeout, *args);
+    return RunBatch(address, options, *token, timeout, args);
   }
-  if (verb == "token") return cli::RunToken(address, options, *token, *args);
+  if (verb == "token") return cli::RunToken(address, options, *token, args);
   if (verb == "whoami") return cli::RunWhoami(address, options);
   if (verb == "status") return cli::RunStatus(address, options);
-  if (verb == "policy") return cli::RunPolicy(*args);
-  if (verb == "bindgen") return cli::RunBindgen(*args);
-  return Usage(absl::StrCat("unknown command '", (*args)[0], "'"));
+  if (verb == "metrics") return cli::RunMetrics(address, options);
+  if (verb == "policy") return cli::RunPolicy(args);
+  if (verb == "bindgen") return cli::RunBindgen(args);
+  return Usage(absl::StrCat("unknown command '", args[0], "'"));
 }

@@ -15,7 +15,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
-#include "common/flags.h"
 #include "daemon/policy.h"
 #include "google/protobuf/text_format.h"
 
@@ -162,6 +161,15 @@ int RunWhoami(const std::string& address, const ConnectOptions& options) {
   absl::StatusOr<v1::WhoamiResponse> who = (*client)->Whoami();
   if (!who.ok()) return Fail(kExitFailed, who.status());
   std::printf("%s (%s)\n", who->principal().c_str(), who->authenticated_by().c_str());
+  return 0;
+}
+
+int RunMetrics(const std::string& address, const ConnectOptions& options) {
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(address, options);
+  if (!client.ok()) return Fail(kExitUnreachable, client.status());
+  absl::StatusOr<std::string> text = (*client)->GetMetrics();
+  if (!text.ok()) return Fail(kExitFailed, text.status());
+  std::fputs(text->c_str(), stdout);
   return 0;
 }
 

@@ -51,6 +51,8 @@ int RunToken(const std::string& address, const ConnectOptions& options,
              const std::string& token, const std::vector<std::string>& args);
 // args[0] == "whoami".
 int RunWhoami(const std::string& address, const ConnectOptions& options);
+// `metrics`: prints the daemon's metrics (GetMetrics) on stdout.
+int RunMetrics(const std::string& address, const ConnectOptions& options);
 // args[0] == "policy".
 int RunPolicy(const std::vector<std::string>& args);
 

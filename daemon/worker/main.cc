@@ -9,9 +9,10 @@
 
 #include <cstdlib>
 #include <memory>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "common/flags.h"
+#include "common/cli_flags.h"
 #include "common/log.h"
 #include "common/transport.h"
 #include "common/worker_protocol.h"
@@ -196,17 +197,17 @@ auto ReportingThreadEnd(Transport& channel, F library_code) {
 int main(int argc, char** argv) {
   using namespace ffibroker;
   InitLogging("ffibroker-worker", LogLevel::kWarning);
-  FlagSet flags("ffibroker-worker --parent-pid=PID  (started by ffibrokerd)");
-  int64_t parent_pid = 0;
-  flags.Int("parent-pid", &parent_pid, "pid of the daemon that started us (0: invisible, own pid namespace)");
-  parent_pid = -1;
-  absl::StatusOr<std::vector<std::string>> rest = flags.Parse(argc, argv);
-  if (!rest.ok() || !rest->empty() || flags.help_requested() || parent_pid < 0) {
-    ::write(STDERR_FILENO, "ffibroker-worker is started by ffibrokerd, not by hand\n", 56);
-    return 2;
-  }
+  CLI::App app("Serves calls into one library for ffibrokerd, which starts it with its "
+               "channel on fd 3; not meant to be run by hand.",
+               "ffibroker-worker");
+  pid_t parent_pid = 0;
+  app.add_option("--parent-pid", parent_pid,
+                 "pid of the daemon that started us (0: invisible, own pid namespace)")
+      ->required()
+      ->check(CLI::NonNegativeNumber);
+  if (std::optional<int> exit_code = ParseFlags(app, argc, argv)) return *exit_code;
   absl::Status confined =
-      ApplyEarlyConfinement(static_cast<pid_t>(parent_pid), kWorkerChannelFd);
+      ApplyEarlyConfinement(parent_pid, kWorkerChannelFd);
   if (!confined.ok()) {
     LOG_ERROR("confinement failed: %s", confined.ToString());
     return 1;

@@ -180,9 +180,13 @@ std::vector<pid_t> TestDaemon::Children() const {
 }
 
 CliResult RunCli(const std::vector<std::string>& args) {
-  std::string dir = TempDir();
   std::vector<std::string> full = {FFIBROKER_CLI_PATH};
   full.insert(full.end(), args.begin(), args.end());
+  return RunProgram(full);
+}
+
+CliResult RunProgram(const std::vector<std::string>& full) {
+  std::string dir = TempDir();
   CliResult result;
   pid_t pid = Spawn(full, dir + "/out", dir + "/err");
   int status = 0;

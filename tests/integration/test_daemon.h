@@ -74,6 +74,8 @@ struct CliResult {
 // Runs the ffibroker CLI from the build tree with `args` and collects its
 // exit code and output.
 CliResult RunCli(const std::vector<std::string>& args);
+// Runs the program args[0] (a path) with args[1..], the same way.
+CliResult RunProgram(const std::vector<std::string>& args);
 
 // True if a process with `pid` exists (zombies included).
 // A policy for the hostile test library (tests/native/hostile.c): the

@@ -78,6 +78,8 @@ class Client {
   // The daemon's confinement: its profiles and the layers a worker started
   // now gets (the daemon starts a probe worker to find out).
   absl::StatusOr<v1::GetStatusResponse> GetStatus();
+  // The daemon's metrics, Prometheus text format (see GetMetrics in broker.proto).
+  absl::StatusOr<std::string> GetMetrics();
 
   // The generated stub, for RPCs this API does not wrap yet. Contexts for
   // it should go through Prepare() so the API key is sent.

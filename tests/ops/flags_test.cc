@@ -1,0 +1,103 @@
+// The command lines of ffibrokerd, ffibroker-worker and ffibroker (CLI11):
+// --help, values rejected with the flag named, repeated flags, arguments
+// after the command left alone.
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/test_daemon.h"
+
+namespace ffibroker::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+CliResult Daemon(const std::vector<std::string>& args) {
+  std::vector<std::string> full = {FFIBROKERD_PATH};
+  full.insert(full.end(), args.begin(), args.end());
+  return RunProgram(full);
+}
+
+TEST(DaemonFlagsTest, HelpListsEveryFlagWithItsDefault) {
+  CliResult help = Daemon({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* flag : {"--policy", "--listen", "--worker", "--profiles", "--disable-layers",
+                           "--tls-cert", "--tls-key", "--state-dir", "--threads",
+                           "--worker-uids", "--shutdown-grace", "--log-level"}) {
+    EXPECT_THAT(help.out, HasSubstr(flag));
+  }
+  EXPECT_THAT(help.out, HasSubstr("/ffibroker/policy.textproto"));
+  EXPECT_THAT(help.out, HasSubstr("--shutdown-grace DURATION=5s"));
+  EXPECT_THAT(help.out, HasSubstr("{debug,error,info,warning}=info"));
+}
+
+TEST(DaemonFlagsTest, BadValuesAreRejectedNamingTheFlag) {
+  struct Case {
+    std::string arg, message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"--log-level=verbose", "--log-level: verbose not in {debug,error,info,warning}"},
+           {"--threads=0", "--threads: Value 0 not in range 1 to 1024"},
+           {"--threads=many", "--threads"},
+           {"--shutdown-grace=soon", "--shutdown-grace: 'soon' is not a non-negative duration"},
+           {"--shutdown-grace=-1s", "--shutdown-grace"},
+           {"--no-such-flag", "--no-such-flag"},
+           {"stray", "stray"}}) {
+    CliResult r = Daemon({"--policy=/nonexistent", c.arg});
+    EXPECT_EQ(r.exit_code, 2) << c.arg;
+    EXPECT_THAT(r.err, HasSubstr("ffibrokerd: ")) << c.arg;
+    EXPECT_THAT(r.err, HasSubstr(c.message)) << c.arg;
+    EXPECT_THAT(r.err, HasSubstr("(see --help)")) << c.arg;
+  }
+}
+
+TEST(DaemonFlagsTest, AKnownLogLevelIsTaken) {
+  // The policy is missing: the daemon gets past its flags and fails at start (1).
+  CliResult r = Daemon({"--policy=/nonexistent", "--log-level=warning"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("cannot read policy file /nonexistent"));
+}
+
+TEST(WorkerFlagsTest, ParentPidIsRequiredAndNotNegative) {
+  CliResult r = RunProgram({FFIBROKER_WORKER_PATH});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--parent-pid is required"));
+  r = RunProgram({FFIBROKER_WORKER_PATH, "--parent-pid=-4"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--parent-pid"));
+}
+
+class CliFlagsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto daemon = TestDaemon::Start();
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    daemon_ = std::move(*daemon);
+  }
+  std::unique_ptr<TestDaemon> daemon_;
+};
+
+TEST_F(CliFlagsTest, ClassRepeatsAndArgumentsAfterTheCommandAreLeftAlone) {
+  // Two --class flags, the second using the first.
+  CliResult r = RunCli({"--address=" + daemon_->address(),
+                        "--class=Point { f64 x; f64 y; }",
+                        "--class=Rect { Point min; Point max; u8[4] tags; i32 kind; bool visible; }",
+                        "call", "classes", "f64 rect_area(Rect)",
+                        "{min={x=-1, y=0}, max={x=1, y=3}, tags=[0, 0, 0, 2], kind=0, visible=true}"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "8\n");
+  // "-7" after the command is an argument, not a flag.
+  r = RunCli({"--address=" + daemon_->address(), "call", "scalars", "i8 neg_i8(i8)", "-7"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "7\n");
+}
+
+TEST(CliUsageFlagsTest, BadTimeoutIsAUsageError) {
+  CliResult r = RunCli({"--timeout=never", "status"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--timeout: 'never' is not a non-negative duration"));
+}
+
+}  // namespace
+}  // namespace ffibroker::testing

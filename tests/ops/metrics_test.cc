@@ -1,0 +1,83 @@
+// Metrics (issue 14): a known workload, then the /metrics listener and
+// `ffibroker metrics` both parsed with prometheus_client's parser
+// (tests/ops/check_metrics.py) and checked against it.
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/test_daemon.h"
+
+namespace ffibroker::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(MetricsTest, ScrapesParseAndCountTheWorkload) {
+  // The daemon's own call limit ends `hang` (a client deadline would race it).
+  auto daemon = TestDaemon::Start("limits { max_call_millis: 1500 }",
+                                  {"--metrics-listen=127.0.0.1:0"});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  std::smatch match;
+  std::string log = (*daemon)->ReadLog();
+  ASSERT_TRUE(std::regex_search(log, match, std::regex("metrics on (http://127\\.0\\.0\\.1:[0-9]+/metrics)")))
+      << log;
+  const std::string url = match[1];
+
+  auto client = (*daemon)->Connect();
+  ASSERT_TRUE(client.ok()) << client.status();
+  {
+    auto session = (*client)->CreateSession();
+    ASSERT_TRUE(session.ok()) << session.status();
+    auto scalars = (*session)->OpenLibrary("scalars", {"i8 neg_i8(i8)"});
+    ASSERT_TRUE(scalars.ok()) << scalars.status();
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE((*scalars)->Call<int8_t>("neg_i8", int8_t{1}).ok());
+    auto crashy = (*session)->OpenLibrary("crashy", {"i32 crash_segv()", "void hang()"});
+    ASSERT_TRUE(crashy.ok()) << crashy.status();
+    EXPECT_FALSE((*crashy)->Call<int32_t>("crash_segv").ok());
+  }
+  auto session = (*client)->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  {
+    auto crashy = (*session)->OpenLibrary("crashy", {"void hang()"});
+    ASSERT_TRUE(crashy.ok()) << crashy.status();
+    EXPECT_TRUE(absl::IsDeadlineExceeded((*crashy)->CallValues("hang", {}).status()));
+  }
+  auto held = (*session)->OpenLibrary("scalars", {"i8 neg_i8(i8)"});  // a worker in use
+  ASSERT_TRUE(held.ok()) << held.status();
+  auto granted = (*session)->GrantToken();
+  ASSERT_TRUE(granted.ok()) << granted.status();
+  v1::ExchangeTokenRequest exchange;
+  exchange.set_token(granted->token());
+  auto exchanged = (*session)->ExchangeToken(exchange);
+  ASSERT_TRUE(exchanged.ok()) << exchanged.status();
+  ASSERT_TRUE((*session)->RevokeToken(granted->claims().token_id()).ok());
+  EXPECT_FALSE((*session)->RevokeToken("no-such-token").ok());  // a denial
+
+  const std::string check = std::string(FFIBROKER_SOURCE_DIR) + "/tests/ops/check_metrics.py";
+  CliResult http = RunProgram({"/usr/bin/python3", check, url, FFIBROKER_SCALARS_LIB,
+                               FFIBROKER_CRASHY_LIB});
+  EXPECT_EQ(http.exit_code, 0) << http.out << http.err;
+
+  CliResult cli = RunCli({"--address=" + (*daemon)->address(), "metrics"});
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  std::string file = (*daemon)->dir() + "/cli-metrics.txt";
+  std::ofstream(file) << cli.out;
+  CliResult parsed = RunProgram({"/usr/bin/python3", check, "--file", file,
+                                 FFIBROKER_SCALARS_LIB, FFIBROKER_CRASHY_LIB});
+  EXPECT_EQ(parsed.exit_code, 0) << parsed.out << parsed.err;
+}
+
+TEST(MetricsTest, NotServedUnlessConfiguredAndBadAddressesRefused) {
+  auto daemon = TestDaemon::Start();
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  EXPECT_THAT((*daemon)->ReadLog(), ::testing::Not(HasSubstr("metrics on")));
+  auto bad = TestDaemon::Start("", {"--metrics-listen=localhost:http"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("--metrics-listen=localhost:http"));
+}
+
+}  // namespace
+}  // namespace ffibroker::testing
