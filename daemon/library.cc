@@ -72,6 +72,7 @@ absl::StatusOr<std::unique_ptr<Library>> Library::Open(
 absl::Status Library::ProbeOptional(absl::Time deadline) {
   auto probe = [&](bool symbol, int index, const std::string& name,
                    std::vector<bool>& missing) -> absl::Status {
+    call_mu_.AssertHeld();  // called right here, under ProbeOptional's lock
     worker::v1::DaemonToWorker request;
     worker::v1::StaticAccess* access = request.mutable_static_access();
     access->set_index(static_cast<uint32_t>(index));
