@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "bench/echo_server.h"
+#include "common/cli_flags.h"
 #include "ffibroker/bench/v1/echo.grpc.pb.h"
 #include "ffibroker/call_stream.h"
 #include "ffibroker/client.h"
@@ -268,17 +269,15 @@ int Run(int iterations, double seconds) {
 }  // namespace ffibroker
 
 int main(int argc, char** argv) {
+  CLI::App app("The asynchronous call core against a bare gRPC echo, in one run.", "call_core");
   int iterations = 5000;
   double seconds = 3;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--iterations=", 13) == 0) {
-      iterations = std::max(100, std::atoi(argv[i] + 13));
-    } else if (std::strncmp(argv[i], "--seconds=", 10) == 0) {
-      seconds = std::max(0.5, std::atof(argv[i] + 10));
-    } else {
-      std::fprintf(stderr, "usage: call_core [--iterations=N] [--seconds=S]\n");
-      return 2;
-    }
-  }
+  app.add_option("--iterations", iterations, "calls per unary and stream measurement")
+      ->check(CLI::Range(100, 10000000))
+      ->capture_default_str();
+  app.add_option("--seconds", seconds, "length of each pool throughput run")
+      ->check(CLI::Range(0.5, 600.0))
+      ->capture_default_str();
+  if (std::optional<int> exit_code = ffibroker::ParseFlags(app, argc, argv)) return *exit_code;
   return ffibroker::Run(iterations, seconds);
 }

@@ -246,5 +246,14 @@ TEST(ValidateSignatureTest, RejectsBadParameters) {
   EXPECT_TRUE(Contains(s.message(), "too many")) << s;
 }
 
+// Found by tests/fuzz/declaration_fuzz: nested arrays were named innermost
+// length first, so a formatted declaration read back as another type.
+TEST(FormatDeclarationTest, NestedArraysKeepTheirOrder) {
+  absl::StatusOr<v1::StaticDeclaration> grid = ParseStatic("u8[2][4] grid");
+  ASSERT_TRUE(grid.ok()) << grid.status();
+  EXPECT_EQ(grid->type().array().length(), 2u);
+  EXPECT_EQ(TypeName(grid->type()), "u8[2][4]");
+}
+
 }  // namespace
 }  // namespace ffibroker

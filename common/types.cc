@@ -83,8 +83,17 @@ std::string TypeName(const v1::Type& type) {
       return absl::StrCat(
           type.handle().ownership() == v1::HandleType::OWNERSHIP_BORROWED ? "borrowed " : "",
           type.handle().class_name(), "*", type.handle().nullable() ? "?" : "");
-    case v1::Type::kArray:
-      return absl::StrCat(TypeName(type.array().element()), "[", type.array().length(), "]");
+    case v1::Type::kArray: {
+      // As declared, outermost length first: an array of 2 arrays of 4 u8
+      // is "u8[2][4]" (common/signature.cc reads it back the same way).
+      const v1::Type* element = &type;
+      std::string lengths;
+      while (element->type_case() == v1::Type::kArray) {
+        absl::StrAppend(&lengths, "[", element->array().length(), "]");
+        element = &element->array().element();
+      }
+      return absl::StrCat(TypeName(*element), lengths);
+    }
     case v1::Type::kEnumType: {
       const ScalarInfo* info = FindScalar(type.enum_type().underlying());
       std::string out = absl::StrCat("enum ", info ? info->name : "<invalid>", "{");

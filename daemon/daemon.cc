@@ -113,6 +113,11 @@ void BlockDaemonSignals() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // A peer that goes away is an EPIPE result, never the daemon's death: a
+  // worker killed between its clone and the start byte the daemon writes to
+  // its sync pipe (sandbox_spawn) used to end the daemon with SIGPIPE (the
+  // kill storm, tests/stress). Workers get SIG_DFL back before exec.
+  ::signal(SIGPIPE, SIG_IGN);
 }
 
 namespace {

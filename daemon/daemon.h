@@ -107,7 +107,8 @@ class Daemon {
   std::string address_;
 };
 
-// Blocks the signals the daemon handles synchronously. Call first in main().
+// Blocks the signals the daemon handles synchronously and ignores SIGPIPE
+// (writes to a peer that is gone fail with EPIPE). Call first in main().
 void BlockDaemonSignals();
 
 }  // namespace ffibroker

@@ -252,7 +252,10 @@ absl::StatusOr<ProfileSet> ProfileSet::LoadDirectory(const std::string& director
     return absl::NotFoundError(absl::StrCat("no *.textproto profile in ", directory));
   }
   ProfileSet set;
-  for (const auto& [name, proto] : raw) {
+  for (const auto& entry : raw) {
+    // (Not a structured binding: C++17 lambdas cannot capture one.)
+    const std::string& name = entry.first;
+    const v1::ConfinementProfile& proto = entry.second;
     // Flatten includes depth-first; a profile seen twice on one path is a cycle.
     Profile flat;
     flat.proto_ = proto;

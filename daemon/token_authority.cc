@@ -121,6 +121,7 @@ absl::StatusOr<IssuedToken> TokenAuthority::Issue(v1::TokenClaims claims,
 
 absl::Status TokenAuthority::CheckLive(const v1::TokenClaims& claims) const {
   auto revoked = [this](const std::string& id) {
+    mu_.AssertReaderHeld();  // called right here, under the caller's lock
     auto it = known_.find(id);
     return it != known_.end() && it->second.revoked;
   };
@@ -222,6 +223,7 @@ uint64_t TokenAuthority::CallsRemaining(const v1::TokenClaims& claims) const {
   if (claims.call_quota() == 0) return 0;
   absl::ReaderMutexLock lock(&mu_);
   auto left = [this](const std::string& id, uint64_t quota) {
+    mu_.AssertReaderHeld();  // called right here, under the lock above
     auto it = known_.find(id);
     uint64_t used = it == known_.end() ? 0 : it->second.calls_used;
     return used >= quota ? 0 : quota - used;

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <link.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -255,6 +256,12 @@ absl::StatusOr<worker::v1::Result> CallEngine::Call(const worker::v1::Call& call
       case TypeKind::kHandle: {
         if (bytes.size() != 8) return bad_size(8);
         uint64_t id = ReadU64(bytes);
+        // Null only where declared nullable (`Point*?`): the daemon never
+        // sends 0 elsewhere, and the library would dereference it.
+        if (id == 0 && !type.nullable) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "argument ", i + 1, " of '", p.name, "' is null but not declared nullable"));
+        }
         if (id != 0) {
           ASSIGN_OR_RETURN(slots[i], instances_.Pointer(id));
         }
@@ -262,6 +269,10 @@ absl::StatusOr<worker::v1::Result> CallEngine::Call(const worker::v1::Call& call
         continue;
       }
       case TypeKind::kString:
+        if (is_null[i] && !type.nullable) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "argument ", i + 1, " of '", p.name, "' is null but not declared nullable"));
+        }
         if (!is_null[i]) {
           blocks.emplace_back(bytes.size() + 1);
           std::memcpy(blocks.back().data(), bytes.data(), bytes.size());
@@ -288,6 +299,34 @@ absl::StatusOr<worker::v1::Result> CallEngine::Call(const worker::v1::Call& call
         blocks.emplace_back(type.size);
         std::memcpy(blocks.back().data(), bytes.data(), bytes.size());
         avalues[i] = blocks.back().data();
+    }
+  }
+  // The library learns a buffer's size from its length argument (or the
+  // declared fixed length): it must be the buffer's size, or the library
+  // would read or write past the frame. The daemon encodes them equal
+  // (daemon/call_codec); a request that does not is refused (found by the
+  // worker_request fuzz target).
+  for (size_t i = 0; i < n; ++i) {
+    const TypeDesc& type = *p.sig.params[i];
+    if (type.kind != TypeKind::kBuffer) continue;
+    const std::string& bytes = call.args(static_cast<int>(i));
+    uint64_t size = type.buffer.direction() == v1::BufferType::DIRECTION_OUT ? ReadU64(bytes)
+                                                                           : bytes.size();
+    uint64_t told = type.buffer.fixed_length();
+    bool negative = false;
+    if (type.buffer.length_case() == v1::BufferType::kLengthParam) {
+      const int j = p.sig.length_param[i];
+      const std::string& length = call.args(j);  // an integer, its size checked above
+      told = 0;
+      std::memcpy(&told, length.data(), std::min(length.size(), sizeof told));
+      const ScalarInfo* scalar = p.sig.params[j]->scalar;
+      negative = scalar != nullptr && scalar->klass == ScalarClass::kSigned && !length.empty() &&
+                 (static_cast<unsigned char>(length.back()) & 0x80) != 0;
+    }
+    if (negative || told != size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "argument ", i + 1, " of '", p.name, "' is a buffer of ", size,
+          " bytes but the library would be told ", negative ? "a negative length" : absl::StrCat(told)));
     }
   }
   const TypeDesc& result = *p.sig.result;

@@ -270,6 +270,7 @@ TEST_F(ClassesTest, StringsAndBuffers) {
   ExpectError(session_->OpenLibrary("classes", {"cstr[3] greet()"}).status(),
               absl::StatusCode::kOk, {});
   auto short_lib = Open({"cstr[3] greet()"});
+  ASSERT_NE(short_lib, nullptr);
   ExpectError(short_lib->CallValues("greet", {}).status(), absl::StatusCode::kDataLoss,
               {"longer than 3"});
   auto lib = Open({"u64 str_len(cstr? s)", "cstr greet()", "cstr bad_utf8()", "cstr null_string()",

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "gtest/gtest.h"
 
 extern char** environ;
 
@@ -51,6 +52,16 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& out,
   int rc = ::posix_spawn(&pid, args[0].c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   return rc == 0 ? pid : -1;
+}
+
+// True if `log` holds a report of AddressSanitizer, LeakSanitizer or
+// UndefinedBehaviorSanitizer (the sanitizer build, docs/testing.md): a
+// daemon or CLI that hit one fails the test that ran it, even when the test
+// itself never looks at how the process ended.
+bool HasSanitizerReport(const std::string& log) {
+  return absl::StrContains(log, "ERROR: AddressSanitizer") ||
+         absl::StrContains(log, "ERROR: LeakSanitizer") ||
+         absl::StrContains(log, ": runtime error: ");
 }
 
 std::string TempDir() {
@@ -124,6 +135,8 @@ absl::StatusOr<std::unique_ptr<TestDaemon>> TestDaemon::StartWithPolicy(
 TestDaemon::~TestDaemon() {
   if (pid_ > 0 && !reaped_) Stop();
   if (!dir_.empty()) {
+    std::string log = ReadLog();
+    if (HasSanitizerReport(log)) ADD_FAILURE() << "ffibrokerd hit a sanitizer report:\n" << log;
     std::error_code ignored;
     std::filesystem::remove_all(dir_, ignored);
   }
@@ -195,6 +208,9 @@ CliResult RunProgram(const std::vector<std::string>& full) {
   }
   result.out = ReadAll(dir + "/out");
   result.err = ReadAll(dir + "/err");
+  if (HasSanitizerReport(result.err)) {
+    ADD_FAILURE() << "ffibroker CLI hit a sanitizer report:\n" << result.err;
+  }
   std::error_code ignored;
   std::filesystem::remove_all(dir, ignored);
   return result;

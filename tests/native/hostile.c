@@ -87,7 +87,8 @@ int32_t h_loop_signals_blocked(void) {
  * got (as careless code does). */
 int32_t h_malloc_bomb(void) {
   for (;;) {
-    char* p = malloc(1 << 20);
+    // volatile: else clang drops the unused allocation and the loop spins.
+    char* volatile p = malloc(1 << 20);
     memset(p, 1, 1 << 20);
   }
 }
