@@ -170,9 +170,13 @@ absl::StatusOr<Library::Target> Library::Pick(uint64_t generation, bool first_sl
   {
     absl::MutexLock lock(&mu_);
     if (stopped_) return absl::FailedPreconditionError("library was closed");
-    auto live = [&](int i) { return slots_[i].worker != nullptr && slots_[i].worker->alive(); };
+    auto live = [&](int i) {
+      mu_.AssertHeld();  // called right here, under this lock
+      return slots_[i].worker != nullptr && slots_[i].worker->alive();
+    };
     // A death nobody was told of goes to this call.
     auto take_notice = [&](int i) {
+      mu_.AssertHeld();  // called right here, under this lock
       Slot& place = slots_[i];
       if (place.worker == nullptr || place.end_reported || live(i)) return;
       place.end_reported = true;
