@@ -1,0 +1,195 @@
+// Library (library.h): the pool of workers, where a request goes, and
+// starting workers in place of dead ones.
+#include "absl/strings/str_cat.h"
+#include "common/error_reason.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "daemon/library.h"
+
+namespace ffibroker {
+
+absl::Status Library::StartWorker(int slot, absl::Time deadline) {
+  v1::WorkerLayers layers;
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> worker =
+      spec_.launcher->Launch(open_, spec_.profile, spec_.required_layers, deadline, &layers);
+  if (!worker.ok()) {
+    return WithNewMessage(worker.status(),
+                        absl::StrCat("while loading ", path_, ": ", worker.status().message()));
+  }
+  (*worker)->set_label(spec_.pool_size > 1
+                           ? absl::StrCat(path_, " (worker ", slot + 1, " of ", spec_.pool_size,
+                                          ") for ", spec_.owner)
+                           : absl::StrCat(path_, " for ", spec_.owner));
+  std::shared_ptr<WorkerProcess> old;  // destroyed outside the lock
+  absl::MutexLock lock(&mu_);
+  if (stopped_) return absl::FailedPreconditionError("library was closed");
+  Slot& place = slots_[slot];
+  old = std::move(place.worker);
+  place.worker = std::move(*worker);
+  place.layers = std::move(layers);
+  place.generation = next_generation_++;
+  place.last_operation = "loading the library";
+  place.end_reported = false;
+  return absl::OkStatus();
+}
+
+bool Library::LiveGeneration(uint64_t generation) const {
+  absl::MutexLock lock(&mu_);
+  for (const Slot& slot : slots_) {
+    if (slot.generation == generation && slot.worker != nullptr && slot.worker->alive()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+absl::StatusOr<Library::Target> Library::Pick(uint64_t generation, bool first_slot,
+                                              bool* needs_start) {
+  *needs_start = false;
+  Target target;
+  std::vector<int> refill;  // dead places to restart in the background
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return absl::FailedPreconditionError("library was closed");
+    auto live = [&](int i) {
+      mu_.AssertHeld();  // called right here, under this lock
+      return slots_[i].worker != nullptr && slots_[i].worker->alive();
+    };
+    // A death nobody was told of goes to this call.
+    auto take_notice = [&](int i) {
+      mu_.AssertHeld();  // called right here, under this lock
+      Slot& place = slots_[i];
+      if (place.worker == nullptr || place.end_reported || live(i)) return;
+      place.end_reported = true;
+      if (!target.notice.empty()) target.notice += "; ";
+      absl::StrAppend(&target.notice, "the worker serving ", path_, " died after ",
+                      place.last_operation, " returned: ", place.worker->outcome().message);
+    };
+    const int n = static_cast<int>(slots_.size());
+    int chosen = -1;
+    if (generation != 0) {
+      for (int i = 0; i < n; ++i) {
+        if (slots_[i].generation == generation) chosen = i;
+      }
+      if (chosen < 0 || !live(chosen)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the instance is stale: the worker of ", path_,
+            " that held it died and was replaced, and its instances were lost"));
+      }
+    } else if (first_slot) {
+      chosen = 0;
+    } else {
+      // The live worker with the fewest requests outstanding; dead places
+      // are refilled in the background (or, if none is live, by this call).
+      int best_load = 0;
+      for (int i = 0; i < n; ++i) {
+        if (!live(i)) continue;
+        int load = slots_[i].worker->outstanding();
+        if (chosen < 0 || load < best_load) {
+          chosen = i;
+          best_load = load;
+        }
+      }
+      for (int i = 0; i < n; ++i) {
+        if (live(i) || slots_[i].starting) continue;
+        if (chosen < 0) {
+          chosen = i;  // restarted by this call
+        } else if (spec_.starter != nullptr) {
+          slots_[i].starting = true;
+          refill.push_back(i);
+        }
+        take_notice(i);
+      }
+      if (chosen < 0) chosen = 0;  // every place is starting: wait on the first
+    }
+    take_notice(chosen);
+    target.slot = chosen;
+    if (live(chosen)) {
+      target.worker = slots_[chosen].worker;
+      target.generation = slots_[chosen].generation;
+    } else {
+      *needs_start = true;
+    }
+  }
+  for (int slot : refill) {
+    spec_.starter->Submit([weak = weak_from_this(), slot] {
+      std::shared_ptr<Library> self = weak.lock();
+      if (self == nullptr) return;  // closed meanwhile
+      absl::Status started = self->StartWorker(slot, absl::Now() + self->spec_.max_start);
+      if (!started.ok()) LOG_WARNING("%s: %s", self->spec_.owner, started.ToString());
+      absl::MutexLock lock(&self->mu_);
+      self->slots_[slot].starting = false;
+    });
+  }
+  return target;
+}
+
+absl::StatusOr<Library::Target> Library::PickStarting(uint64_t generation, bool first_slot,
+                                                      absl::Time deadline) {
+  bool needs_start = false;
+  ASSIGN_OR_RETURN(Target target, Pick(generation, first_slot, &needs_start));
+  if (!needs_start) return target;
+  absl::Status started = StartWorker(target.slot, deadline);
+  if (!started.ok()) {
+    std::string before = target.notice.empty() ? "" : absl::StrCat(target.notice, "; ");
+    return WithNewMessage(started, absl::StrCat(before, "could not restart the worker: ",
+                                                     started.message()));
+  }
+  std::string notice = std::move(target.notice);
+  ASSIGN_OR_RETURN(target, Pick(0, /*first_slot=*/false, &needs_start));
+  if (needs_start) return absl::UnavailableError("the restarted worker died at once");
+  target.notice = std::move(notice);
+  return target;
+}
+
+void Library::WithWorker(uint64_t generation, absl::Time deadline,
+                         absl::AnyInvocable<void(Target)> send,
+                         absl::AnyInvocable<void(absl::Status)> fail) {
+  bool needs_start = false;
+  absl::StatusOr<Target> target = Pick(generation, /*first_slot=*/false, &needs_start);
+  if (!target.ok()) return fail(target.status());
+  if (!needs_start) return send(*std::move(target));
+  // Starting blocks: it runs on the starter, then sends from there.
+  int slot = target->slot;
+  {
+    absl::MutexLock lock(&mu_);
+    slots_[slot].starting = true;
+  }
+  auto start = [self = shared_from_this(), slot, deadline, notice = std::move(target->notice),
+                send = std::move(send), fail = std::move(fail)]() mutable {
+    absl::Status started = self->StartWorker(slot, deadline);
+    {
+      absl::MutexLock lock(&self->mu_);
+      self->slots_[slot].starting = false;
+    }
+    if (!started.ok()) {
+      std::string before = notice.empty() ? "" : absl::StrCat(notice, "; ");
+      return fail(WithNewMessage(started, absl::StrCat(before, "could not restart the worker: ",
+                                                            started.message())));
+    }
+    bool again = false;
+    absl::StatusOr<Target> fresh = self->Pick(0, /*first_slot=*/false, &again);
+    if (!fresh.ok()) return fail(fresh.status());
+    if (again) return fail(absl::UnavailableError("the restarted worker died at once"));
+    fresh->notice = std::move(notice);
+    send(*std::move(fresh));
+  };
+  if (spec_.starter == nullptr) {
+    start();
+  } else {
+    spec_.starter->Submit(std::move(start));
+  }
+}
+
+void Library::Finished(const Target& target, bool ok, std::string operation) {
+  absl::MutexLock lock(&mu_);
+  Slot& place = slots_[target.slot];
+  if (place.generation != target.generation) return;  // replaced meanwhile
+  if (ok) {
+    place.last_operation = std::move(operation);
+  } else {
+    place.end_reported = true;
+  }
+}
+
+}  // namespace ffibroker
