@@ -29,9 +29,7 @@ absl::Status CallStream::SendRaw(const v1::StreamRequest& request) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> CallStream::Send(const Library& library, const std::string& symbol,
-                                          const std::vector<v1::Value>& args,
-                                          absl::Duration timeout) {
+v1::StreamRequest CallStream::NewRequest(absl::Duration timeout) {
   v1::StreamRequest request;
   request.set_id(next_id_++);
   if (!bound_) request.set_session_id(session_->id());
@@ -39,31 +37,34 @@ absl::StatusOr<uint64_t> CallStream::Send(const Library& library, const std::str
     request.set_timeout_millis(static_cast<uint32_t>(
         std::min<int64_t>(absl::ToInt64Milliseconds(timeout), UINT32_MAX)));
   }
-  v1::CallRequest* call = request.mutable_call();
-  call->set_library_handle(library.handle());
-  call->set_symbol(symbol);
-  for (const v1::Value& v : args) *call->add_args() = v;
+  return request;
+}
+
+absl::StatusOr<uint64_t> CallStream::SendNew(const v1::StreamRequest& request) {
   RETURN_IF_ERROR(SendRaw(request));
   bound_ = true;
   return request.id();
 }
 
+absl::StatusOr<uint64_t> CallStream::Send(const Library& library, const std::string& symbol,
+                                          const std::vector<v1::Value>& args,
+                                          absl::Duration timeout) {
+  v1::StreamRequest request = NewRequest(timeout);
+  v1::CallRequest* call = request.mutable_call();
+  call->set_library_handle(library.handle());
+  call->set_symbol(symbol);
+  for (const v1::Value& v : args) *call->add_args() = v;
+  return SendNew(request);
+}
+
 absl::StatusOr<uint64_t> CallStream::SendBatch(const Library& library,
                                                const std::vector<v1::BatchCall>& calls,
                                                absl::Duration timeout) {
-  v1::StreamRequest request;
-  request.set_id(next_id_++);
-  if (!bound_) request.set_session_id(session_->id());
-  if (timeout > absl::ZeroDuration()) {
-    request.set_timeout_millis(static_cast<uint32_t>(
-        std::min<int64_t>(absl::ToInt64Milliseconds(timeout), UINT32_MAX)));
-  }
+  v1::StreamRequest request = NewRequest(timeout);
   v1::CallBatchRequest* batch = request.mutable_batch();
   batch->set_library_handle(library.handle());
   for (const v1::BatchCall& call : calls) *batch->add_calls() = call;
-  RETURN_IF_ERROR(SendRaw(request));
-  bound_ = true;
-  return request.id();
+  return SendNew(request);
 }
 
 absl::StatusOr<v1::StreamResponse> CallStream::Receive() {

@@ -25,7 +25,8 @@ import sys
 import tempfile
 
 PUBLIC = ["ffibroker/v1/types.proto", "ffibroker/v1/policy.proto",
-          "ffibroker/v1/confinement.proto", "ffibroker/v1/broker.proto"]
+          "ffibroker/v1/confinement.proto", "ffibroker/v1/calls.proto",
+          "ffibroker/v1/broker.proto"]
 PRIVATE = ["google/rpc/status.proto", "google/rpc/error_details.proto",
            "grpc/health/v1/health.proto"]
 # protoc learned proto3 `optional` in 3.12 (and needs no flag from 3.15).

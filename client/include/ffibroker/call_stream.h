@@ -64,6 +64,11 @@ class CallStream {
              std::unique_ptr<grpc::ClientReaderWriter<v1::StreamRequest, v1::StreamResponse>>
                  stream)
       : session_(session), context_(std::move(context)), stream_(std::move(stream)) {}
+  // A request with the next id, the session binding (until the first send)
+  // and `timeout` (0: the stream's deadline).
+  v1::StreamRequest NewRequest(absl::Duration timeout);
+  // Sends a request made by NewRequest; returns its id.
+  absl::StatusOr<uint64_t> SendNew(const v1::StreamRequest& request);
 
   Session* const session_;
   std::unique_ptr<grpc::ClientContext> context_;

@@ -11,7 +11,7 @@ import grpc
 from ffibroker import errors
 from ffibroker._rpc import health_pb2
 from ffibroker._values import from_value, to_value
-from ffibroker.v1 import broker_pb2, broker_pb2_grpc, policy_pb2
+from ffibroker.v1 import broker_pb2, broker_pb2_grpc, calls_pb2, policy_pb2
 
 BROKER_SERVICE = "ffibroker.v1.Broker"
 
@@ -283,7 +283,7 @@ class _Function:
             raise TypeError(f"{self.name}() takes {len(params)} arguments "
                             f"({len(args)} given)")
         lib = self._library
-        request = broker_pb2.CallRequest(session_id=lib._session.id,
+        request = calls_pb2.CallRequest(session_id=lib._session.id,
                                          library_handle=lib.handle, symbol=self.name)
         for i, (param, arg) in enumerate(zip(params, args)):
             where = f"{self.name}: argument {i + 1}" + (f" ({param.name})" if param.name else "")
