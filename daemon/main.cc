@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "common/cli_flags.h"
 #include "common/log.h"
 #include "daemon/daemon.h"
@@ -14,6 +15,14 @@
 int main(int argc, char** argv) {
   using namespace ffibroker;
   BlockDaemonSignals();  // before any thread exists
+#ifndef FFIBROKER_SANITIZE
+  // Debian's absl is built without NDEBUG, so every Mutex acquisition
+  // feeds a global lock-order graph and a potential cycle aborts the
+  // daemon. The sanitizer build keeps the check (tests catch lock-order
+  // bugs there); a production daemon must not abort on a suspicion, nor
+  // pay a global lock per acquisition.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+#endif
 
   DaemonOptions options;
   options.policy_path = FFIBROKER_SYSCONFDIR "/ffibroker/policy.textproto";

@@ -331,10 +331,12 @@ void WorkerProcess::FailOutstanding(Completions* out) {
 }
 
 void WorkerProcess::ReadChannel(bool ended, Completions* out) {
-  // Bounded while the worker runs: a worker cannot keep the watcher here by
-  // writing as fast as it reads (epoll reports the rest again). Once it has
-  // ended, what is queued is finite.
-  for (int messages = 0; ended || messages < 64; ++messages) {
+  // One message per readiness event while the worker runs (epoll is level
+  // triggered and reports the rest again): a worker cannot keep the
+  // watcher here, and the usual single reply costs one recvmsg, not a
+  // second one that finds nothing. Once it has ended, what is queued is
+  // finite and is read at once.
+  for (int messages = 0; ended || messages < 1; ++messages) {
     worker::v1::WorkerToDaemon message;
     absl::StatusOr<Transport::Available> read = channel_->ReceiveAvailable(&message);
     if (!read.ok()) {
@@ -389,10 +391,21 @@ void WorkerProcess::ReadChannel(bool ended, Completions* out) {
 
 uint64_t WorkerProcess::NextRequestId() {
   // Random, so a library cannot predict the id of a request it has not
-  // seen (and forge its reply in advance); never 0 (the Hello's).
+  // seen (and forge its reply in advance); never 0 (the Hello's). Drawn
+  // kRequestIdBatch at a time: one getrandom per batch, not per request.
   uint64_t id = 0;
   while (id == 0 || id == last_request_id_) {
-    if (::getrandom(&id, sizeof id, 0) != sizeof id) id = last_request_id_ * 6364136223846793005u + 1;
+    if (unused_request_ids_ == 0) {
+      if (::getrandom(request_ids_, sizeof request_ids_, 0) ==
+          static_cast<ssize_t>(sizeof request_ids_)) {
+        unused_request_ids_ = kRequestIdBatch;
+      } else {
+        request_ids_[0] = last_request_id_ * 6364136223846793005u + 1;
+        unused_request_ids_ = 1;
+      }
+    }
+    id = request_ids_[--unused_request_ids_];
+    request_ids_[unused_request_ids_] = 0;  // not kept once used
   }
   last_request_id_ = id;
   return id;

@@ -260,6 +260,9 @@ class WorkerProcess {
   absl::Time fatal_grace_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::map<uint64_t, Pending> pending_ ABSL_GUARDED_BY(mu_);
   uint64_t last_request_id_ ABSL_GUARDED_BY(mu_) = 0;
+  static constexpr int kRequestIdBatch = 32;
+  uint64_t request_ids_[kRequestIdBatch] ABSL_GUARDED_BY(mu_) = {};
+  int unused_request_ids_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   bool end_handled_ ABSL_GUARDED_BY(mu_) = false;  // OnEnded ran
   std::string label_ ABSL_GUARDED_BY(mu_);
