@@ -2,7 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,23 +35,28 @@ std::string ReadAll(const std::string& path) {
   return s.str();
 }
 
-// posix_spawn with stdout/stderr redirected to files; returns the pid.
+// Starts `args` with stdout/stderr redirected to files; returns the pid.
+// The child gets SIGTERM when the spawning thread ends, so a test or
+// benchmark that is killed (a ctest timeout, ^C) leaves no daemon behind.
 pid_t Spawn(const std::vector<std::string>& args, const std::string& out,
             const std::string& err) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
   std::vector<char*> argv;
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  pid_t pid = -1;
-  int rc = ::posix_spawn(&pid, args[0].c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return rc == 0 ? pid : -1;
+  const pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid != 0) return pid;  // -1 on failure
+  // The child of a multi-threaded process: async-signal-safe calls only.
+  if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != parent) ::_exit(127);
+  int in = ::open("/dev/null", O_RDONLY);
+  int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (in < 0 || o < 0 || e < 0 || ::dup2(in, STDIN_FILENO) < 0 ||
+      ::dup2(o, STDOUT_FILENO) < 0 || ::dup2(e, STDERR_FILENO) < 0) {
+    ::_exit(127);
+  }
+  ::execve(argv[0], argv.data(), environ);
+  ::_exit(127);
 }
 
 // True if `log` holds a report of AddressSanitizer, LeakSanitizer or
