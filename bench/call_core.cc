@@ -24,6 +24,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
@@ -78,10 +80,37 @@ void Interleaved(int iterations, const std::function<bool()>& a, const std::func
   }
 }
 
-void Ratio(const char* name, const char* baseline, Stats broker, Stats bare) {
-  std::printf("%-8s broker median %8.1f us  p99 %8.1f us | %s median %8.1f us  p99 %8.1f us"
+// On-CPU nanoseconds so far of every thread of `pid` and of its
+// descendants (the daemon and its workers), from /proc/*/schedstat.
+uint64_t CpuNanos(pid_t pid) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream schedstat(task.path() / "schedstat");
+    uint64_t ns = 0;
+    if (schedstat >> ns) total += ns;
+    std::ifstream children(task.path() / "children");
+    for (pid_t child; children >> child;) total += CpuNanos(child);
+  }
+  return total;
+}
+
+// CPU the daemon and its workers spend per call of `call`, over `n` calls.
+double CpuMicrosPerCall(pid_t daemon, int n, const std::function<bool()>& call) {
+  uint64_t before = CpuNanos(daemon);
+  for (int i = 0; i < n; ++i) {
+    if (!call()) std::abort();
+  }
+  return static_cast<double>(CpuNanos(daemon) - before) / 1000.0 / n;
+}
+
+void Ratio(const char* name, const char* subject, const char* baseline, Stats broker,
+           Stats bare) {
+  std::printf("%-8s %s median %8.1f us  p99 %8.1f us | %s median %8.1f us  p99 %8.1f us"
               " | ratio median %.2fx  p99 %.2fx\n",
-              name, broker.median_us, broker.p99_us, baseline, bare.median_us, bare.p99_us,
+              name, subject, broker.median_us, broker.p99_us, baseline, bare.median_us,
+              bare.p99_us,
               broker.median_us / bare.median_us, broker.p99_us / bare.p99_us);
 }
 
@@ -170,7 +199,49 @@ int Run(int iterations, double seconds) {
         return echo_stub->Unary(&context, request, &response).ok();
       },
       &broker_us, &bare_us);
-  Ratio("unary", "bare echo", Of(broker_us), Of(bare_us));
+  Ratio("unary", "broker", "bare echo", Of(broker_us), Of(bare_us));
+
+  // The process hop alone: the bare echo relayed through a child process
+  // and finished from a reader thread, against the broker and the echo.
+  std::vector<double> relay_us;
+  broker_us.clear();
+  bare_us.clear();
+  Interleaved(
+      iterations,
+      [&] {
+        v1::CallResponse response;
+        grpc::ClientContext context;
+        return echo_stub->UnaryRelay(&context, request, &response).ok();
+      },
+      [&] {
+        v1::CallResponse response;
+        grpc::ClientContext context;
+        return echo_stub->Unary(&context, request, &response).ok();
+      },
+      &relay_us, &bare_us);
+  Interleaved(
+      iterations,
+      [&] {
+        v1::CallResponse response;
+        grpc::ClientContext context;
+        (*client)->Prepare(&context);
+        return (*client)->stub()->Call(&context, request, &response).ok();
+      },
+      [&] {
+        v1::CallResponse response;
+        grpc::ClientContext context;
+        return echo_stub->UnaryRelay(&context, request, &response).ok();
+      },
+      &broker_us, &relay_us);
+  Ratio("relay", "relay", "bare echo", Of(relay_us), Of(bare_us));
+  Ratio("unary", "broker", "relay echo", Of(broker_us), Of(relay_us));
+  std::printf("cpu      daemon + worker per unary call: %.1f us\n",
+              CpuMicrosPerCall((*daemon)->pid(), iterations, [&] {
+                v1::CallResponse response;
+                grpc::ClientContext context;
+                (*client)->Prepare(&context);
+                return (*client)->stub()->Call(&context, request, &response).ok();
+              }));
 
   // Stream, one call at a time.
   auto stream = (*session)->OpenStream();
@@ -192,7 +263,13 @@ int Run(int iterations, double seconds) {
         return echo_stream->Write(stream_request) && echo_stream->Read(&response);
       },
       &broker_us, &bare_us);
-  Ratio("stream", "bare echo", Of(broker_us), Of(bare_us));
+  Ratio("stream", "broker", "bare echo", Of(broker_us), Of(bare_us));
+  std::printf("cpu      daemon + worker per stream call: %.1f us\n",
+              CpuMicrosPerCall((*daemon)->pid(), iterations, [&] {
+                if (!(*stream)->Send(**libm, "cos", {ToValue(0.5)}).ok()) return false;
+                auto r = (*stream)->Receive();
+                return r.ok() && r->status().code() == 0;
+              }));
   (*stream)->Close().IgnoreError();
   echo_stream->WritesDone();
   echo_stream->Finish().ok();

@@ -1,6 +1,8 @@
 // EchoServer: the bare gRPC baseline of bench/call_core (bench/proto), a
 // callback-API server on a unix socket in the benchmark's own process,
-// with as many threads as gRPC gives it and no work but the echo.
+// with as many threads as gRPC gives it and no work but the echo. Its
+// UnaryRelay sends each request through a child process first (the
+// broker's process hop, none of its work).
 #ifndef FFIBROKER_BENCH_ECHO_SERVER_H_
 #define FFIBROKER_BENCH_ECHO_SERVER_H_
 
@@ -11,6 +13,8 @@
 
 namespace ffibroker::bench {
 
+class Relay;
+
 class EchoServer {
  public:
   // Listens on `address` ("unix:/path"); nullptr if it cannot.
@@ -19,6 +23,7 @@ class EchoServer {
 
  private:
   EchoServer() = default;
+  std::unique_ptr<Relay> relay_;  // destroyed after the server
   std::unique_ptr<grpc::Service> service_;
   std::unique_ptr<grpc::Server> server_;
 };
