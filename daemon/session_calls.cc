@@ -19,28 +19,52 @@ void LogIfWorkerFault(uint64_t serial, const absl::Status& status) {
 
 }  // namespace
 
+void SessionManager::ChargeThen(std::shared_ptr<Authorized> op, const Caller& caller,
+                                uint64_t handle, std::string operation, std::string detail,
+                                absl::AnyInvocable<void(absl::Status)> next) {
+  journal_->Submit([this, op = std::move(op), caller, handle, operation = std::move(operation),
+                    detail = std::move(detail), next = std::move(next)]() mutable {
+    next(ChargeToken(caller, op->serial, handle, *op->deferred_token, op->deferred_calls,
+                     operation, detail));
+  });
+}
+
 void SessionManager::Call(const v1::CallRequest& request, const Caller& caller,
                           absl::Time deadline, Library::CallDone done) {
   absl::StatusOr<Authorized> op =
       Authorize(request.session_id(), caller, request.library_handle(), "Call", request.symbol(),
-                deadline, NewHandle::kIfResultIsInstance);
+                deadline, NewHandle::kIfResultIsInstance, nullptr,
+                TokenCharge::kDeferIfJournaled);
   if (!op.ok()) return done(op.status());
-  if (op->audit_calls) {
+  // The authorization (its calls-in-flight slot) is held until the call ends.
+  auto held = std::make_shared<Authorized>(*std::move(op));
+  if (!held->deferred_token.has_value()) {
+    return StartCall(request, caller, std::move(held), std::move(done));
+  }
+  auto copy = std::make_shared<v1::CallRequest>(request);
+  ChargeThen(held, caller, request.library_handle(), "Call", request.symbol(),
+             [this, copy, caller, held, done = std::move(done)](absl::Status charged) mutable {
+               if (!charged.ok()) return done(charged);
+               StartCall(*copy, caller, std::move(held), std::move(done));
+             });
+}
+
+void SessionManager::StartCall(const v1::CallRequest& request, const Caller& caller,
+                               std::shared_ptr<Authorized> held, Library::CallDone done) {
+  if (held->audit_calls) {
     audit_->Record("call", {{"principal", caller.principal},
-                            {"session", SessionField(op->serial)},
-                            {"token_id", op->token_id},
-                            {"library", op->library->path()},
+                            {"session", SessionField(held->serial)},
+                            {"token_id", held->token_id},
+                            {"library", held->library->path()},
                             {"symbol", request.symbol()}});
   }
   std::vector<PrincipalQuota::Reservation> instance;
-  instance.push_back(std::move(op->instance));
-  InstanceContext context = ContextFor(op->serial, request.library_handle(), std::move(instance));
-  std::shared_ptr<Library> library = op->library;
-  const uint64_t serial = op->serial;
-  absl::Time capped = op->deadline;
-  // The authorization (its calls-in-flight slot) is held until the call ends.
-  auto held = std::make_shared<Authorized>(*std::move(op));
-  library->Call(request, capped, context,
+  instance.push_back(std::move(held->instance));
+  InstanceContext context =
+      ContextFor(held->serial, request.library_handle(), std::move(instance));
+  std::shared_ptr<Library> library = held->library;
+  const uint64_t serial = held->serial;
+  library->Call(request, held->deadline, context,
                 [serial, held, done = std::move(done), started = absl::Now(),
                  symbol = request.symbol()](absl::StatusOr<v1::CallResponse> response) mutable {
                   metrics::CallDone(held->library->path(), symbol, response.status().code(),
@@ -63,23 +87,37 @@ void SessionManager::CallBatch(const v1::CallBatchRequest& request, const Caller
   if (request.calls_size() == 0) return done(v1::CallBatchResponse());
   absl::StatusOr<Authorized> op =
       Authorize(request.session_id(), caller, request.library_handle(), "CallBatch",
-                request.calls(0).symbol(), deadline, NewHandle::kIfResultIsInstance, &request);
+                request.calls(0).symbol(), deadline, NewHandle::kIfResultIsInstance, &request,
+                TokenCharge::kDeferIfJournaled);
   if (!op.ok()) return done(op.status());
-  if (op->audit_calls) {
+  auto held = std::make_shared<Authorized>(*std::move(op));
+  if (!held->deferred_token.has_value()) {
+    return StartBatch(request, caller, std::move(held), std::move(done));
+  }
+  auto copy = std::make_shared<v1::CallBatchRequest>(request);
+  ChargeThen(held, caller, request.library_handle(), "CallBatch", request.calls(0).symbol(),
+             [this, copy, caller, held, done = std::move(done)](absl::Status charged) mutable {
+               if (!charged.ok()) return done(charged);
+               StartBatch(*copy, caller, std::move(held), std::move(done));
+             });
+}
+
+void SessionManager::StartBatch(const v1::CallBatchRequest& request, const Caller& caller,
+                                std::shared_ptr<Authorized> held, Library::BatchDone done) {
+  if (held->audit_calls) {
     for (const v1::BatchCall& call : request.calls()) {
       audit_->Record("call", {{"principal", caller.principal},
-                              {"session", SessionField(op->serial)},
-                              {"token_id", op->token_id},
-                              {"library", op->library->path()},
+                              {"session", SessionField(held->serial)},
+                              {"token_id", held->token_id},
+                              {"library", held->library->path()},
                               {"symbol", call.symbol()}});
     }
   }
   InstanceContext context =
-      ContextFor(op->serial, request.library_handle(), std::move(op->batch_instances));
-  std::shared_ptr<Library> library = op->library;
-  const uint64_t serial = op->serial;
-  absl::Time capped = op->deadline;
-  auto held = std::make_shared<Authorized>(*std::move(op));
+      ContextFor(held->serial, request.library_handle(), std::move(held->batch_instances));
+  std::shared_ptr<Library> library = held->library;
+  const uint64_t serial = held->serial;
+  absl::Time capped = held->deadline;
   std::vector<std::string> symbols;
   for (const v1::BatchCall& call : request.calls()) symbols.push_back(call.symbol());
   library->CallBatch(request, capped, context,

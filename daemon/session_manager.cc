@@ -95,10 +95,11 @@ SessionManager::SessionManager(const PolicyHolder* policies, TokenAuthority* tok
                                std::function<absl::Time()> now)
     : policies_(policies), tokens_(tokens), audit_(audit), pins_(pins),
       launcher_(launcher), now_(std::move(now)), starter_(std::make_unique<Executor>(2)),
-      releaser_(std::make_unique<Executor>(1)) {}
+      releaser_(std::make_unique<Executor>(1)), journal_(std::make_unique<Executor>(1)) {}
 
 SessionManager::~SessionManager() {
   CloseAll(now_());
+  journal_.reset();   // runs what is queued (the calls fail fast: stopped)
   releaser_.reset();  // runs what is queued (its workers are stopped: fast)
 }
 
@@ -373,10 +374,27 @@ absl::StatusOr<v1::CloseLibraryResponse> SessionManager::CloseLibrary(
   return v1::CloseLibraryResponse();
 }
 
+absl::Status SessionManager::ChargeToken(const Caller& caller, uint64_t serial,
+                                         uint64_t handle, const v1::TokenClaims& token,
+                                         uint64_t calls, absl::string_view operation,
+                                         absl::string_view detail) {
+  // The single token check (revocation, expiry, quota) for every use.
+  absl::Status live = tokens_->ConsumeCall(token, calls);
+  if (live.ok()) return live;
+  audit_->Record("deny_call", {{"principal", caller.principal},
+                               {"session", SessionField(serial)},
+                               {"token_id", token.token_id()},
+                               {"operation", std::string(operation)},
+                               {"symbol", std::string(detail)},
+                               {"reason", std::string(live.message())}});
+  return WithMessagePrefix(live,
+                           absl::StrCat("library handle ", handle, " was opened with a token: "));
+}
+
 absl::StatusOr<SessionManager::Authorized> SessionManager::Authorize(
     const std::string& id, const Caller& caller, uint64_t handle,
     absl::string_view operation, absl::string_view detail, absl::Time deadline,
-    NewHandle new_handle, const v1::CallBatchRequest* batch) {
+    NewHandle new_handle, const v1::CallBatchRequest* batch, TokenCharge charge) {
   Authorized out;
   // A slot in the caller's calls in flight, held for the whole operation.
   ASSIGN_OR_RETURN(out.in_flight, Reserve(caller, Resource::kCallsInFlight));
@@ -412,17 +430,13 @@ absl::StatusOr<SessionManager::Authorized> SessionManager::Authorize(
   }
   if (token.has_value()) {
     out.token_id = token->token_id();
-    // The single token check (revocation, expiry, quota) for every use.
-    absl::Status live =
-        tokens_->ConsumeCall(*token, batch != nullptr ? std::max(1, batch->calls_size()) : 1);
-    if (!live.ok()) {
-      audit_->Record("deny_call", {{"principal", caller.principal},
-                                   {"session", SessionField(out.serial)},
-                                   {"token_id", out.token_id},
-                                   {"operation", std::string(operation)},
-                                   {"symbol", std::string(detail)},
-                                   {"reason", std::string(live.message())}});
-      return WithMessagePrefix(live, absl::StrCat("library handle ", handle, " was opened with a token: "));
+    const uint64_t calls = batch != nullptr ? std::max(1, batch->calls_size()) : 1;
+    if (charge == TokenCharge::kDeferIfJournaled && tokens_->ConsumeWritesJournal(*token)) {
+      out.deferred_token = *std::move(token);
+      out.deferred_calls = calls;
+    } else {
+      RETURN_IF_ERROR(
+          ChargeToken(caller, out.serial, handle, *token, calls, operation, detail));
     }
   }
   out.deadline = std::min(deadline, now_() + max_call);

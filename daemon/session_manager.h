@@ -180,7 +180,15 @@ class SessionManager {
     PrincipalQuota::Reservation instance;
     // For a batch: one per call whose result is an instance handle.
     std::vector<PrincipalQuota::Reservation> batch_instances;
+    // Set when Authorize left the token's charge to ChargeToken (see
+    // TokenCharge::kDeferIfJournaled): the token and the calls to take.
+    std::optional<v1::TokenClaims> deferred_token;
+    uint64_t deferred_calls = 0;
   };
+  // When Authorize takes a call from the quota of the token that opened
+  // the library. kDeferIfJournaled: not if that writes the token journal
+  // (an fsync); the caller then runs ChargeToken off the gRPC thread.
+  enum class TokenCharge { kNow, kDeferIfJournaled };
   // The one authorization step of every client operation on an open
   // library (Call, NewInstance, ReadFields, WriteFields, FreeInstance,
   // ReadStatic, WriteStatic): finds library `handle` of session `id` owned
@@ -202,7 +210,24 @@ class SessionManager {
                                        uint64_t handle, absl::string_view operation,
                                        absl::string_view detail, absl::Time deadline,
                                        NewHandle new_handle = NewHandle::kNo,
-                                       const v1::CallBatchRequest* batch = nullptr);
+                                       const v1::CallBatchRequest* batch = nullptr,
+                                       TokenCharge charge = TokenCharge::kNow);
+  // The token check of Authorize: re-checks `token` (revocation, expiry)
+  // and takes `calls` from its quota; a refusal is audited as deny_call
+  // and names library `handle`.
+  absl::Status ChargeToken(const Caller& caller, uint64_t serial, uint64_t handle,
+                           const v1::TokenClaims& token, uint64_t calls,
+                           absl::string_view operation, absl::string_view detail);
+  // Takes op's deferred token charge on journal_, so that no gRPC thread
+  // waits for the journal's fsync, then runs `next` there with its outcome.
+  void ChargeThen(std::shared_ptr<Authorized> op, const Caller& caller, uint64_t handle,
+                  std::string operation, std::string detail,
+                  absl::AnyInvocable<void(absl::Status)> next);
+  // Call and CallBatch once authorized and charged: audit, send, finish.
+  void StartCall(const v1::CallRequest& request, const Caller& caller,
+                 std::shared_ptr<Authorized> op, Library::CallDone done);
+  void StartBatch(const v1::CallBatchRequest& request, const Caller& caller,
+                  std::shared_ptr<Authorized> op, Library::BatchDone done);
   // The record of instance `handle` owned by session `id` (NOT_FOUND, one
   // message, for any handle the session does not own), and the
   // authorization of its library (Authorize).
@@ -261,6 +286,9 @@ class SessionManager {
   // Runs the release of expired sessions. Last member: destroyed (draining
   // its queue) before everything its tasks use.
   std::unique_ptr<Executor> releaser_;
+  // One thread: token quota charges that write the journal (fsync), so no
+  // gRPC thread waits for the disk.
+  std::unique_ptr<Executor> journal_;
 };
 
 }  // namespace ffibroker

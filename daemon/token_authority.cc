@@ -177,6 +177,11 @@ absl::StatusOr<v1::TokenClaims> TokenAuthority::VerifyForInspect(
   return VerifyWith(token, caller, &MayInspect);
 }
 
+bool TokenAuthority::ConsumeWritesJournal(const v1::TokenClaims& claims) const {
+  absl::MutexLock lock(&mu_);
+  return journal_ != nullptr && !QuotaLevels(claims).empty();
+}
+
 absl::Status TokenAuthority::ConsumeCall(const v1::TokenClaims& claims, uint64_t calls) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckLive(claims));

@@ -98,6 +98,9 @@ class TokenAuthority {
   // RESOURCE_EXHAUSTED if a quota in the tree is used up (naming whose),
   // UNAVAILABLE if the journal cannot record the use (nothing is taken).
   absl::Status ConsumeCall(const v1::TokenClaims& claims, uint64_t calls = 1);
+  // True if ConsumeCall(claims) appends to the journal (and fsyncs): the
+  // token or an ancestor has a call quota and the daemon keeps a journal.
+  bool ConsumeWritesJournal(const v1::TokenClaims& claims) const;
 
   // Calls left: the least left under its own or an ancestor's quota (0
   // when the token has no quota).
