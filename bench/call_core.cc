@@ -183,65 +183,35 @@ int Run(int iterations, double seconds) {
   request.set_symbol("cos");
   *request.add_args() = ToValue(0.5);
 
-  // Unary.
+  // Unary: the broker, the bare echo, and the echo relayed through a child
+  // process and finished from a reader thread (the process hop alone).
+  auto broker_call = [&] {
+    v1::CallResponse response;
+    grpc::ClientContext context;
+    (*client)->Prepare(&context);
+    return (*client)->stub()->Call(&context, request, &response).ok();
+  };
+  auto bare_call = [&] {
+    v1::CallResponse response;
+    grpc::ClientContext context;
+    return echo_stub->Unary(&context, request, &response).ok();
+  };
+  auto relay_call = [&] {
+    v1::CallResponse response;
+    grpc::ClientContext context;
+    return echo_stub->UnaryRelay(&context, request, &response).ok();
+  };
   std::vector<double> broker_us, bare_us;
-  Interleaved(
-      iterations,
-      [&] {
-        v1::CallResponse response;
-        grpc::ClientContext context;
-        (*client)->Prepare(&context);
-        return (*client)->stub()->Call(&context, request, &response).ok();
-      },
-      [&] {
-        v1::CallResponse response;
-        grpc::ClientContext context;
-        return echo_stub->Unary(&context, request, &response).ok();
-      },
-      &broker_us, &bare_us);
+  Interleaved(iterations, broker_call, bare_call, &broker_us, &bare_us);
   Ratio("unary", "broker", "bare echo", Of(broker_us), Of(bare_us));
-
-  // The process hop alone: the bare echo relayed through a child process
-  // and finished from a reader thread, against the broker and the echo.
-  std::vector<double> relay_us;
-  broker_us.clear();
-  bare_us.clear();
-  Interleaved(
-      iterations,
-      [&] {
-        v1::CallResponse response;
-        grpc::ClientContext context;
-        return echo_stub->UnaryRelay(&context, request, &response).ok();
-      },
-      [&] {
-        v1::CallResponse response;
-        grpc::ClientContext context;
-        return echo_stub->Unary(&context, request, &response).ok();
-      },
-      &relay_us, &bare_us);
-  Interleaved(
-      iterations,
-      [&] {
-        v1::CallResponse response;
-        grpc::ClientContext context;
-        (*client)->Prepare(&context);
-        return (*client)->stub()->Call(&context, request, &response).ok();
-      },
-      [&] {
-        v1::CallResponse response;
-        grpc::ClientContext context;
-        return echo_stub->UnaryRelay(&context, request, &response).ok();
-      },
-      &broker_us, &relay_us);
-  Ratio("relay", "relay", "bare echo", Of(relay_us), Of(bare_us));
-  Ratio("unary", "broker", "relay echo", Of(broker_us), Of(relay_us));
+  std::vector<double> relay_us, bare_again_us;
+  Interleaved(iterations, relay_call, bare_call, &relay_us, &bare_again_us);
+  Ratio("relay", "relay", "bare echo", Of(relay_us), Of(bare_again_us));
+  std::vector<double> broker_again_us, relay_again_us;
+  Interleaved(iterations, broker_call, relay_call, &broker_again_us, &relay_again_us);
+  Ratio("unary", "broker", "relay echo", Of(broker_again_us), Of(relay_again_us));
   std::printf("cpu      daemon + worker per unary call: %.1f us\n",
-              CpuMicrosPerCall((*daemon)->pid(), iterations, [&] {
-                v1::CallResponse response;
-                grpc::ClientContext context;
-                (*client)->Prepare(&context);
-                return (*client)->stub()->Call(&context, request, &response).ok();
-              }));
+              CpuMicrosPerCall((*daemon)->pid(), iterations, broker_call));
 
   // Stream, one call at a time.
   auto stream = (*session)->OpenStream();
@@ -251,13 +221,13 @@ int Run(int iterations, double seconds) {
   *stream_request.mutable_call() = request;
   broker_us.clear();
   bare_us.clear();
+  auto stream_call = [&] {
+    if (!(*stream)->Send(**libm, "cos", {ToValue(0.5)}).ok()) return false;
+    auto r = (*stream)->Receive();
+    return r.ok() && r->status().code() == 0;
+  };
   Interleaved(
-      iterations,
-      [&] {
-        if (!(*stream)->Send(**libm, "cos", {ToValue(0.5)}).ok()) return false;
-        auto r = (*stream)->Receive();
-        return r.ok() && r->status().code() == 0;
-      },
+      iterations, stream_call,
       [&] {
         v1::StreamResponse response;
         return echo_stream->Write(stream_request) && echo_stream->Read(&response);
@@ -265,11 +235,7 @@ int Run(int iterations, double seconds) {
       &broker_us, &bare_us);
   Ratio("stream", "broker", "bare echo", Of(broker_us), Of(bare_us));
   std::printf("cpu      daemon + worker per stream call: %.1f us\n",
-              CpuMicrosPerCall((*daemon)->pid(), iterations, [&] {
-                if (!(*stream)->Send(**libm, "cos", {ToValue(0.5)}).ok()) return false;
-                auto r = (*stream)->Receive();
-                return r.ok() && r->status().code() == 0;
-              }));
+              CpuMicrosPerCall((*daemon)->pid(), iterations, stream_call));
   (*stream)->Close().IgnoreError();
   echo_stream->WritesDone();
   echo_stream->Finish().ok();

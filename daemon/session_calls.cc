@@ -19,6 +19,15 @@ void LogIfWorkerFault(uint64_t serial, const absl::Status& status) {
 
 }  // namespace
 
+void SessionManager::AuditCall(const Caller& caller, const Authorized& op,
+                               const std::string& symbol) {
+  audit_->Record("call", {{"principal", caller.principal},
+                          {"session", SessionField(op.serial)},
+                          {"token_id", op.token_id},
+                          {"library", op.library->path()},
+                          {"symbol", symbol}});
+}
+
 void SessionManager::ChargeThen(std::shared_ptr<Authorized> op, const Caller& caller,
                                 uint64_t handle, std::string operation, std::string detail,
                                 absl::AnyInvocable<void(absl::Status)> next) {
@@ -51,13 +60,7 @@ void SessionManager::Call(const v1::CallRequest& request, const Caller& caller,
 
 void SessionManager::StartCall(const v1::CallRequest& request, const Caller& caller,
                                std::shared_ptr<Authorized> held, Library::CallDone done) {
-  if (held->audit_calls) {
-    audit_->Record("call", {{"principal", caller.principal},
-                            {"session", SessionField(held->serial)},
-                            {"token_id", held->token_id},
-                            {"library", held->library->path()},
-                            {"symbol", request.symbol()}});
-  }
+  if (held->audit_calls) AuditCall(caller, *held, request.symbol());
   std::vector<PrincipalQuota::Reservation> instance;
   instance.push_back(std::move(held->instance));
   InstanceContext context =
@@ -105,13 +108,7 @@ void SessionManager::CallBatch(const v1::CallBatchRequest& request, const Caller
 void SessionManager::StartBatch(const v1::CallBatchRequest& request, const Caller& caller,
                                 std::shared_ptr<Authorized> held, Library::BatchDone done) {
   if (held->audit_calls) {
-    for (const v1::BatchCall& call : request.calls()) {
-      audit_->Record("call", {{"principal", caller.principal},
-                              {"session", SessionField(held->serial)},
-                              {"token_id", held->token_id},
-                              {"library", held->library->path()},
-                              {"symbol", call.symbol()}});
-    }
+    for (const v1::BatchCall& call : request.calls()) AuditCall(caller, *held, call.symbol());
   }
   InstanceContext context =
       ContextFor(held->serial, request.library_handle(), std::move(held->batch_instances));

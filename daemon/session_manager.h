@@ -223,6 +223,8 @@ class SessionManager {
   void ChargeThen(std::shared_ptr<Authorized> op, const Caller& caller, uint64_t handle,
                   std::string operation, std::string detail,
                   absl::AnyInvocable<void(absl::Status)> next);
+  // The audit record of one call (when the permission audits calls).
+  void AuditCall(const Caller& caller, const Authorized& op, const std::string& symbol);
   // Call and CallBatch once authorized and charged: audit, send, finish.
   void StartCall(const v1::CallRequest& request, const Caller& caller,
                  std::shared_ptr<Authorized> op, Library::CallDone done);
