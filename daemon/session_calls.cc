@@ -34,7 +34,7 @@ void SessionManager::Call(const v1::CallRequest& request, const Caller& caller,
   }
   std::vector<PrincipalQuota::Reservation> instance;
   instance.push_back(std::move(op->instance));
-  InstanceContext context = ContextFor(op->serial, request.library_handle(), std::move(instance));
+  InstanceHooks context = ContextFor(op->serial, request.library_handle(), std::move(instance));
   std::shared_ptr<Library> library = op->library;
   const uint64_t serial = op->serial;
   absl::Time capped = op->deadline;
@@ -74,7 +74,7 @@ void SessionManager::CallBatch(const v1::CallBatchRequest& request, const Caller
                               {"symbol", call.symbol()}});
     }
   }
-  InstanceContext context =
+  InstanceHooks context =
       ContextFor(op->serial, request.library_handle(), std::move(op->batch_instances));
   std::shared_ptr<Library> library = op->library;
   const uint64_t serial = op->serial;

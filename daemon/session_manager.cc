@@ -241,11 +241,9 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
     classes = session->classes;
     RETURN_IF_ERROR(ValidateSymbols(request.symbols(), request.statics(), classes));
     // Every name the worker will resolve, and whether a static is writable.
-    ASSIGN_OR_RETURN(
-        std::vector<NameToResolve> names,
-        NamesToResolve(Library::WorkerOpen(path, request.symbols(), request.statics(),
-                                           classes, WorkerSpec()),
-                       classes));
+    ASSIGN_OR_RETURN(std::vector<NameToResolve> names,
+                     Library::NamesToResolve(path, request.symbols(), request.statics(),
+                                             classes));
     bool writes_statics = std::any_of(request.statics().begin(), request.statics().end(),
                                       [](const v1::StaticDeclaration& s) { return s.mutable_(); });
     absl::Status allowed;
@@ -453,12 +451,10 @@ absl::StatusOr<v1::GetStatusResponse> SessionManager::GetStatus(const Caller& ca
   // a time, so status requests cannot be used to multiply processes.
   absl::MutexLock probe_lock(&probe_mu_);
   absl::Time cap = now_() + absl::Seconds(10);
-  absl::StatusOr<std::unique_ptr<WorkerProcess>> probe =
-      launcher_->Launch(worker::v1::Open(), kDefaultConfinementProfile, /*required=*/{},
-                        std::min(deadline, cap), response.mutable_probe());
+  absl::Status probe = launcher_->Probe(kDefaultConfinementProfile, std::min(deadline, cap),
+                                        response.mutable_probe());
   if (!probe.ok()) {
-    return absl::Status(probe.status().code(),
-                        absl::StrCat("probe worker: ", probe.status().message()));
+    return absl::Status(probe.code(), absl::StrCat("probe worker: ", probe.message()));
   }
   LOG_INFO("%s read the daemon status", caller.principal);
   return response;

@@ -212,7 +212,7 @@ class SessionManager {
   // How calls of library `library` in session `serial` use the instances.
   // The handles the call makes take the `reserved` slots (reserved before
   // the call), one each.
-  InstanceContext ContextFor(uint64_t serial, uint64_t library,
+  InstanceHooks ContextFor(uint64_t serial, uint64_t library,
                              std::vector<PrincipalQuota::Reservation> reserved = {});
   // Invalidates the instances of a session (library == 0) or one of its
   // libraries, calling the destructors of owned library results first.
