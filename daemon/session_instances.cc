@@ -1,4 +1,6 @@
-// SessionManager: classes, instances and statics (see session_manager.h).
+// SessionManager (session_manager.h): instance operations — classes,
+// instances and statics, the instance hooks of a call, and releasing a
+// session's instances.
 #include <algorithm>
 #include <set>
 
@@ -19,26 +21,6 @@ absl::Status FromWorker(uint64_t handle, const TypeDesc& klass, const absl::Stat
 }
 
 }  // namespace
-
-absl::StatusOr<std::pair<InstanceTable::Record, SessionManager::Authorized>>
-SessionManager::AuthorizeInstance(const std::string& id, const Caller& caller,
-                                  uint64_t handle, absl::string_view operation,
-                                  absl::Time deadline) {
-  InstanceTable::Record record;
-  {
-    absl::MutexLock lock(&mu_);
-    ASSIGN_OR_RETURN(Session * session, FindLocked(id, caller));
-    ASSIGN_OR_RETURN(record, instances_.Find(handle, session->serial));
-  }
-  absl::StatusOr<Authorized> op =
-      Authorize(id, caller, record.library, operation, record.klass->name, deadline);
-  if (absl::IsNotFound(op.status())) {  // cannot happen: closing releases
-    return absl::FailedPreconditionError(
-        absl::StrCat("instance handle ", handle, "'s library was closed"));
-  }
-  if (!op.ok()) return op.status();
-  return std::make_pair(std::move(record), *std::move(op));
-}
 
 InstanceHooks SessionManager::ContextFor(uint64_t serial, uint64_t library,
                                          std::vector<PrincipalQuota::Reservation> reserved) {
