@@ -110,8 +110,8 @@ absl::StatusOr<v1::Value> ParseLiteral(const v1::Type& type,
     return absl::InvalidArgumentError(
         absl::StrCat("'", text, "' is not a valid ", info->name, " literal"));
   }
-  std::string scratch;
-  RETURN_IF_ERROR(EncodeValue(type, value, &scratch));
+  std::string scratch;  // the range check
+  RETURN_IF_ERROR(EncodeInline(*ScalarDesc(*info), value, &scratch));
   return value;
 }
 

@@ -249,7 +249,7 @@ absl::StatusOr<TypeRef> ClassTable::ResolveAt(const v1::Type& type, TypeUse use,
           v1::Value value;
           value.set_int_value(v);
           std::string scratch;
-          absl::Status in_range = EncodeValue(MakeScalarType(info->scalar), value, &scratch);
+          absl::Status in_range = EncodeInline(*ScalarDesc(*info), value, &scratch);
           if (!in_range.ok()) {
             return absl::InvalidArgumentError(
                 absl::StrCat("enum value ", in_range.message()));

@@ -87,6 +87,8 @@ std::string ValueCaseName(const v1::Value& value) {
   return "an unknown value member";
 }
 
+namespace {
+
 absl::Status EncodeScalar(const ScalarInfo* info, const v1::Value& value,
                           std::string* out) {
   switch (info->klass) {
@@ -187,20 +189,6 @@ absl::StatusOr<v1::Value> DecodeScalar(const ScalarInfo* info,
   }
   return value;
 }
-
-absl::Status EncodeValue(const v1::Type& type, const v1::Value& value,
-                         std::string* out) {
-  ASSIGN_OR_RETURN(const ScalarInfo* info, ScalarOf(type));
-  return EncodeScalar(info, value, out);
-}
-
-absl::StatusOr<v1::Value> DecodeValue(const v1::Type& type,
-                                      absl::string_view bytes) {
-  ASSIGN_OR_RETURN(const ScalarInfo* info, ScalarOf(type));
-  return DecodeScalar(info, bytes);
-}
-
-namespace {
 
 absl::Status InField(const std::string& path, const absl::Status& status) {
   if (path.empty() || status.ok()) return status;
@@ -426,26 +414,6 @@ std::string DescribeArgument(int index, const v1::Parameter& param) {
   }
   return absl::StrCat("argument ", index + 1, " (", param.name(), ": ",
                       TypeName(param.type()), ")");
-}
-
-absl::StatusOr<std::vector<std::string>> EncodeArguments(
-    const v1::Signature& signature,
-    const google::protobuf::RepeatedPtrField<v1::Value>& args) {
-  if (args.size() != signature.params_size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected ", signature.params_size(), " argument",
-                     signature.params_size() == 1 ? "" : "s", ", got ",
-                     args.size()));
-  }
-  std::vector<std::string> encoded(args.size());
-  for (int i = 0; i < args.size(); ++i) {
-    absl::Status status =
-        EncodeValue(signature.params(i).type(), args[i], &encoded[i]);
-    if (!status.ok()) {
-      return WithMessagePrefix(status, absl::StrCat(DescribeArgument(i, signature.params(i)), ": "));
-    }
-  }
-  return encoded;
 }
 
 }  // namespace ffibroker

@@ -1,16 +1,16 @@
 // The one marshalling path between typed protobuf values and native bytes.
 //
-// The daemon encodes client arguments with EncodeValue (which is also the
-// validation: kind, range, exact representability) and decodes worker
-// results with DecodeValue (which validates them again: the worker is
-// untrusted). The worker only copies the bytes into place. The native
+// The daemon encodes client values with EncodeInline (which is also the
+// validation: kind, range, exact representability, enum sets) and decodes
+// worker results with DecodeInline (which validates them again: the worker
+// is untrusted). The worker only copies the bytes into place. The native
 // encoding of a scalar is its in-memory representation on this host,
-// exactly ScalarInfo::size bytes.
+// exactly ScalarInfo::size bytes; how the other kinds of argument travel is
+// common/arg_kinds.h.
 #ifndef FFIBROKER_COMMON_VALUE_CODEC_H_
 #define FFIBROKER_COMMON_VALUE_CODEC_H_
 
 #include <string>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -20,20 +20,6 @@
 #include "google/protobuf/repeated_field.h"
 
 namespace ffibroker {
-
-// Checks that `value` is a valid `type` (see the table in types.proto) and
-// appends its native encoding to `*out`. On failure returns
-// INVALID_ARGUMENT with a message such as "300 is out of range for u8
-// (0..255)" and leaves `*out` unchanged.
-absl::Status EncodeValue(const v1::Type& type, const v1::Value& value,
-                         std::string* out);
-
-// Decodes the native encoding of a `type` value. `bytes` must be exactly the
-// type's size; a bool must be 0 or 1. Returns the canonical Value (int_value
-// for signed, uint_value for unsigned, ...) or INVALID_ARGUMENT describing
-// what was wrong with the bytes.
-absl::StatusOr<v1::Value> DecodeValue(const v1::Type& type,
-                                      absl::string_view bytes);
 
 // The walker over resolved types (scalars, enums, classes by value,
 // arrays): validates `value` against `type` and appends exactly type.size
@@ -54,14 +40,6 @@ absl::Status EncodeFields(const TypeDesc& klass, const v1::StructValue& fields,
 // INVALID_ARGUMENT naming the field path otherwise (callers reading worker
 // memory report it as DATA_LOSS).
 absl::StatusOr<v1::Value> DecodeInline(const TypeDesc& type, absl::string_view bytes);
-
-// Encodes every argument of a call against `signature` (assumed valid, see
-// ValidateSignature). Errors are INVALID_ARGUMENT naming the argument:
-// "argument 2 (count: u8): 300 is out of range for u8 (0..255)", or the
-// count mismatch.
-absl::StatusOr<std::vector<std::string>> EncodeArguments(
-    const v1::Signature& signature,
-    const google::protobuf::RepeatedPtrField<v1::Value>& args);
 
 // "argument 2 (count: u8)" — 1-based, as users count. For messages.
 std::string DescribeArgument(int index, const v1::Parameter& param);

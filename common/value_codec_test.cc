@@ -21,6 +21,19 @@ namespace {
 
 v1::Type T(v1::Scalar s) { return MakeScalarType(s); }
 
+// A scalar through the one walker (EncodeInline / DecodeInline), as every
+// scalar argument, field and static goes.
+absl::Status EncodeScalarValue(const v1::Type& type, const v1::Value& value, std::string* out) {
+  absl::StatusOr<const ScalarInfo*> info = ScalarOf(type);
+  if (!info.ok()) return info.status();
+  return EncodeInline(*ScalarDesc(**info), value, out);
+}
+absl::StatusOr<v1::Value> DecodeScalarValue(const v1::Type& type, absl::string_view bytes) {
+  absl::StatusOr<const ScalarInfo*> info = ScalarOf(type);
+  if (!info.ok()) return info.status();
+  return DecodeInline(*ScalarDesc(**info), bytes);
+}
+
 // One-member Values.
 v1::Value Int(int64_t v) { v1::Value x; x.set_int_value(v); return x; }
 v1::Value Uint(uint64_t v) { v1::Value x; x.set_uint_value(v); return x; }
@@ -42,7 +55,7 @@ inline double DoubleFromBits(uint64_t b) { return absl::bit_cast<double>(b); }
 void ExpectRejected(const v1::Type& type, const v1::Value& value,
                     std::initializer_list<const char*> needles = {}) {
   std::string out = "keep";
-  absl::Status status = EncodeValue(type, value, &out);
+  absl::Status status = EncodeScalarValue(type, value, &out);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
   EXPECT_EQ(out, "keep") << "output changed on failure";
   for (const char* needle : needles) {
@@ -54,14 +67,14 @@ void ExpectRejected(const v1::Type& type, const v1::Value& value,
 // Encodes then decodes; returns the decoded value.
 v1::Value RoundTrip(const v1::Type& type, const v1::Value& value) {
   std::string out;
-  absl::Status status = EncodeValue(type, value, &out);
+  absl::Status status = EncodeScalarValue(type, value, &out);
   EXPECT_TRUE(status.ok()) << status;
   absl::StatusOr<const ScalarInfo*> info = ScalarOf(type);
   EXPECT_TRUE(info.ok());
   if (info.ok()) {
     EXPECT_EQ(out.size(), (*info)->size);
   }
-  absl::StatusOr<v1::Value> decoded = DecodeValue(type, out);
+  absl::StatusOr<v1::Value> decoded = DecodeScalarValue(type, out);
   EXPECT_TRUE(decoded.ok()) << decoded.status();
   return decoded.ok() ? *decoded : v1::Value();
 }
@@ -86,7 +99,7 @@ constexpr IntCase kIntCases[] = {
     {v1::SCALAR_USIZE, "usize", 0, UINT64_MAX},
 };
 
-TEST(EncodeValueTest, IntegerBoundsAcceptedForEveryWidth) {
+TEST(EncodeScalarTest, IntegerBoundsAcceptedForEveryWidth) {
   for (const IntCase& c : kIntCases) {
     SCOPED_TRACE(c.name);
     const bool is_signed = c.min < 0;
@@ -114,7 +127,7 @@ TEST(EncodeValueTest, IntegerBoundsAcceptedForEveryWidth) {
   }
 }
 
-TEST(EncodeValueTest, IntegerOneBeyondBoundsRejectedForEveryWidth) {
+TEST(EncodeScalarTest, IntegerOneBeyondBoundsRejectedForEveryWidth) {
   for (const IntCase& c : kIntCases) {
     SCOPED_TRACE(c.name);
     if (c.min > INT64_MIN) {
@@ -134,16 +147,16 @@ TEST(EncodeValueTest, IntegerOneBeyondBoundsRejectedForEveryWidth) {
   }
 }
 
-TEST(EncodeValueTest, OutOfRangeMessageNamesValueTypeAndRange) {
+TEST(EncodeScalarTest, OutOfRangeMessageNamesValueTypeAndRange) {
   std::string out;
-  absl::Status status = EncodeValue(T(v1::SCALAR_U8), Uint(300), &out);
+  absl::Status status = EncodeScalarValue(T(v1::SCALAR_U8), Uint(300), &out);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(status.message(), "300 is out of range for u8 (0..255)");
   ExpectRejected(T(v1::SCALAR_U8), Int(300), {"300", "u8"});
   ExpectRejected(T(v1::SCALAR_I8), Int(-129), {"-129", "i8", "-128..127"});
 }
 
-TEST(EncodeValueTest, SignedTypesRejectHugeUintValue) {
+TEST(EncodeScalarTest, SignedTypesRejectHugeUintValue) {
   // uint_value above INT64_MAX must not wrap around into a negative number.
   ExpectRejected(T(v1::SCALAR_I64), Uint(static_cast<uint64_t>(INT64_MAX) + 1),
                  {"9223372036854775808", "i64"});
@@ -151,24 +164,24 @@ TEST(EncodeValueTest, SignedTypesRejectHugeUintValue) {
   ExpectRejected(T(v1::SCALAR_ISIZE), Uint(UINT64_MAX), {"isize"});
 }
 
-TEST(EncodeValueTest, UnsignedTypesRejectNegativeIntValue) {
+TEST(EncodeScalarTest, UnsignedTypesRejectNegativeIntValue) {
   ExpectRejected(T(v1::SCALAR_U64), Int(-1), {"-1", "u64"});
   ExpectRejected(T(v1::SCALAR_U32), Int(INT64_MIN), {"u32"});
   ExpectRejected(T(v1::SCALAR_USIZE), Int(-1), {"usize"});
 }
 
-TEST(EncodeValueTest, SixtyFourBitExtremesAreBitExact) {
+TEST(EncodeScalarTest, SixtyFourBitExtremesAreBitExact) {
   std::string out;
-  ASSERT_TRUE(EncodeValue(T(v1::SCALAR_U64), Uint(UINT64_MAX), &out).ok());
+  ASSERT_TRUE(EncodeScalarValue(T(v1::SCALAR_U64), Uint(UINT64_MAX), &out).ok());
   EXPECT_EQ(out, std::string(8, '\xff'));
-  absl::StatusOr<v1::Value> u = DecodeValue(T(v1::SCALAR_U64), out);
+  absl::StatusOr<v1::Value> u = DecodeScalarValue(T(v1::SCALAR_U64), out);
   ASSERT_TRUE(u.ok());
   EXPECT_EQ(u->uint_value(), UINT64_MAX);
 
   out.clear();
-  ASSERT_TRUE(EncodeValue(T(v1::SCALAR_I64), Int(INT64_MIN), &out).ok());
+  ASSERT_TRUE(EncodeScalarValue(T(v1::SCALAR_I64), Int(INT64_MIN), &out).ok());
   EXPECT_EQ(out, Bytes<int64_t>(INT64_MIN));
-  absl::StatusOr<v1::Value> i = DecodeValue(T(v1::SCALAR_I64), out);
+  absl::StatusOr<v1::Value> i = DecodeScalarValue(T(v1::SCALAR_I64), out);
   ASSERT_TRUE(i.ok());
   EXPECT_EQ(i->int_value(), INT64_MIN);
 
@@ -177,16 +190,16 @@ TEST(EncodeValueTest, SixtyFourBitExtremesAreBitExact) {
   EXPECT_EQ(RoundTrip(T(v1::SCALAR_U64), Uint(odd)).uint_value(), odd);
 }
 
-TEST(EncodeValueTest, EncodingIsLittleEndianNativeBytes) {
+TEST(EncodeScalarTest, EncodingIsLittleEndianNativeBytes) {
   std::string out = "pre";
-  ASSERT_TRUE(EncodeValue(T(v1::SCALAR_I16), Int(-2), &out).ok());
+  ASSERT_TRUE(EncodeScalarValue(T(v1::SCALAR_I16), Int(-2), &out).ok());
   EXPECT_EQ(out, "pre" + Bytes<int16_t>(-2));  // appends, does not replace
   out.clear();
-  ASSERT_TRUE(EncodeValue(T(v1::SCALAR_U32), Int(0x01020304), &out).ok());
+  ASSERT_TRUE(EncodeScalarValue(T(v1::SCALAR_U32), Int(0x01020304), &out).ok());
   EXPECT_EQ(out, std::string("\x04\x03\x02\x01", 4));
 }
 
-TEST(EncodeValueTest, WrongMemberRejected) {
+TEST(EncodeScalarTest, WrongMemberRejected) {
   ExpectRejected(T(v1::SCALAR_I32), F64(1.0), {"f64_value", "i32"});
   ExpectRejected(T(v1::SCALAR_U8), F32(1.0f), {"f32_value"});
   ExpectRejected(T(v1::SCALAR_I64), Bool(true), {"bool_value"});
@@ -201,31 +214,31 @@ TEST(EncodeValueTest, WrongMemberRejected) {
   }
 }
 
-TEST(EncodeValueTest, InvalidTypesRejected) {
+TEST(EncodeScalarTest, InvalidTypesRejected) {
   ExpectRejected(T(v1::SCALAR_VOID), Int(0));
   ExpectRejected(v1::Type(), Int(0));
   ExpectRejected(T(v1::SCALAR_UNSPECIFIED), Int(0));
   ExpectRejected(T(static_cast<v1::Scalar>(99)), Int(0));
 }
 
-TEST(EncodeValueTest, BoolEncodesAsOneByte) {
+TEST(EncodeScalarTest, BoolEncodesAsOneByte) {
   std::string out;
-  ASSERT_TRUE(EncodeValue(T(v1::SCALAR_BOOL), Bool(true), &out).ok());
-  ASSERT_TRUE(EncodeValue(T(v1::SCALAR_BOOL), Bool(false), &out).ok());
+  ASSERT_TRUE(EncodeScalarValue(T(v1::SCALAR_BOOL), Bool(true), &out).ok());
+  ASSERT_TRUE(EncodeScalarValue(T(v1::SCALAR_BOOL), Bool(false), &out).ok());
   EXPECT_EQ(out, std::string("\x01\x00", 2));
 }
 
-TEST(EncodeValueTest, F32AcceptsOnlyExactlyRepresentableF64) {
+TEST(EncodeScalarTest, F32AcceptsOnlyExactlyRepresentableF64) {
   std::string out;
-  ASSERT_TRUE(EncodeValue(T(v1::SCALAR_F32), F64(0.5), &out).ok());
+  ASSERT_TRUE(EncodeScalarValue(T(v1::SCALAR_F32), F64(0.5), &out).ok());
   EXPECT_EQ(out, Bytes(0.5f));
   out.clear();
-  ASSERT_TRUE(EncodeValue(T(v1::SCALAR_F32), F32(0.1f), &out).ok());
+  ASSERT_TRUE(EncodeScalarValue(T(v1::SCALAR_F32), F32(0.1f), &out).ok());
   EXPECT_EQ(out, Bytes(0.1f));
   ExpectRejected(T(v1::SCALAR_F32), F64(0.1), {"f32"});
   ExpectRejected(T(v1::SCALAR_F32), F64(16777217.0), {"f32"});  // 2^24 + 1
   out.clear();
-  ASSERT_TRUE(EncodeValue(T(v1::SCALAR_F32),
+  ASSERT_TRUE(EncodeScalarValue(T(v1::SCALAR_F32),
                           F64(std::numeric_limits<double>::quiet_NaN()), &out)
                   .ok());
   float f;
@@ -233,76 +246,76 @@ TEST(EncodeValueTest, F32AcceptsOnlyExactlyRepresentableF64) {
   std::memcpy(&f, out.data(), sizeof f);
   EXPECT_TRUE(std::isnan(f));
   out.clear();
-  ASSERT_TRUE(EncodeValue(T(v1::SCALAR_F32),
+  ASSERT_TRUE(EncodeScalarValue(T(v1::SCALAR_F32),
                           F64(-std::numeric_limits<double>::infinity()), &out)
                   .ok());
   EXPECT_EQ(out, Bytes(-std::numeric_limits<float>::infinity()));
 }
 
-TEST(EncodeValueTest, F64AcceptsF32Value) {
+TEST(EncodeScalarTest, F64AcceptsF32Value) {
   std::string out;
-  ASSERT_TRUE(EncodeValue(T(v1::SCALAR_F64), F32(0.1f), &out).ok());
+  ASSERT_TRUE(EncodeScalarValue(T(v1::SCALAR_F64), F32(0.1f), &out).ok());
   EXPECT_EQ(out, Bytes(static_cast<double>(0.1f)));
   out.clear();
-  ASSERT_TRUE(EncodeValue(T(v1::SCALAR_F64), F64(0.1), &out).ok());
+  ASSERT_TRUE(EncodeScalarValue(T(v1::SCALAR_F64), F64(0.1), &out).ok());
   EXPECT_EQ(out, Bytes(0.1));
 }
 
-TEST(DecodeValueTest, WrongSizeRejected) {
+TEST(DecodeScalarTest, WrongSizeRejected) {
   const std::pair<v1::Type, size_t> wrong[] = {
       {T(v1::SCALAR_I32), 3}, {T(v1::SCALAR_U8), 0}, {T(v1::SCALAR_F64), 9},
       {T(v1::SCALAR_BOOL), 2}, {v1::Type(), 0}};
   for (const auto& [type, size] : wrong) {
     SCOPED_TRACE(TypeName(type) + " with " + std::to_string(size) + " bytes");
-    EXPECT_EQ(DecodeValue(type, std::string(size, '\0')).status().code(),
+    EXPECT_EQ(DecodeScalarValue(type, std::string(size, '\0')).status().code(),
               absl::StatusCode::kInvalidArgument);
   }
-  absl::StatusOr<v1::Value> v = DecodeValue(T(v1::SCALAR_VOID), "");
+  absl::StatusOr<v1::Value> v = DecodeScalarValue(T(v1::SCALAR_VOID), "");
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->value_case(), v1::Value::VALUE_NOT_SET);
-  EXPECT_FALSE(DecodeValue(T(v1::SCALAR_VOID), "x").ok());
+  EXPECT_FALSE(DecodeScalarValue(T(v1::SCALAR_VOID), "x").ok());
 }
 
-TEST(DecodeValueTest, BoolMustBeZeroOrOne) {
-  absl::StatusOr<v1::Value> bad = DecodeValue(T(v1::SCALAR_BOOL), "\x07");
+TEST(DecodeScalarTest, BoolMustBeZeroOrOne) {
+  absl::StatusOr<v1::Value> bad = DecodeScalarValue(T(v1::SCALAR_BOOL), "\x07");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find('7'), absl::string_view::npos);
-  EXPECT_FALSE(DecodeValue(T(v1::SCALAR_BOOL), "\xff").ok());
-  absl::StatusOr<v1::Value> t = DecodeValue(T(v1::SCALAR_BOOL), "\x01");
+  EXPECT_FALSE(DecodeScalarValue(T(v1::SCALAR_BOOL), "\xff").ok());
+  absl::StatusOr<v1::Value> t = DecodeScalarValue(T(v1::SCALAR_BOOL), "\x01");
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->value_case(), v1::Value::kBoolValue);
   EXPECT_TRUE(t->bool_value());
-  absl::StatusOr<v1::Value> f = DecodeValue(T(v1::SCALAR_BOOL), std::string(1, '\0'));
+  absl::StatusOr<v1::Value> f = DecodeScalarValue(T(v1::SCALAR_BOOL), std::string(1, '\0'));
   ASSERT_TRUE(f.ok());
   EXPECT_EQ(f->value_case(), v1::Value::kBoolValue);
   EXPECT_FALSE(f->bool_value());
 }
 
-TEST(DecodeValueTest, SignedValuesAreSignExtended) {
-  absl::StatusOr<v1::Value> v = DecodeValue(T(v1::SCALAR_I8), "\xff");
+TEST(DecodeScalarTest, SignedValuesAreSignExtended) {
+  absl::StatusOr<v1::Value> v = DecodeScalarValue(T(v1::SCALAR_I8), "\xff");
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->value_case(), v1::Value::kIntValue);
   EXPECT_EQ(v->int_value(), -1);
-  v = DecodeValue(T(v1::SCALAR_I16), std::string("\x00\x80", 2));
+  v = DecodeScalarValue(T(v1::SCALAR_I16), std::string("\x00\x80", 2));
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->int_value(), INT16_MIN);
-  v = DecodeValue(T(v1::SCALAR_I32), "\xfe\xff\xff\xff");
+  v = DecodeScalarValue(T(v1::SCALAR_I32), "\xfe\xff\xff\xff");
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->int_value(), -2);
-  v = DecodeValue(T(v1::SCALAR_I32), "\xff\xff\xff\x7f");
+  v = DecodeScalarValue(T(v1::SCALAR_I32), "\xff\xff\xff\x7f");
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->int_value(), INT32_MAX);
   // Unsigned values are not.
-  v = DecodeValue(T(v1::SCALAR_U8), "\xff");
+  v = DecodeScalarValue(T(v1::SCALAR_U8), "\xff");
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->value_case(), v1::Value::kUintValue);
   EXPECT_EQ(v->uint_value(), 255u);
-  v = DecodeValue(T(v1::SCALAR_U16), std::string("\x00\x80", 2));
+  v = DecodeScalarValue(T(v1::SCALAR_U16), std::string("\x00\x80", 2));
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->uint_value(), 0x8000u);
 }
 
-TEST(DecodeValueTest, FloatsAreBitExact) {
+TEST(DecodeScalarTest, FloatsAreBitExact) {
   const uint64_t doubles[] = {
       0x7ff8000000000123ull,  // quiet NaN with a payload
       0xfff8000000000000ull,  // negative NaN
@@ -314,19 +327,19 @@ TEST(DecodeValueTest, FloatsAreBitExact) {
   for (uint64_t bits : doubles) {
     SCOPED_TRACE(bits);
     absl::StatusOr<v1::Value> v =
-        DecodeValue(T(v1::SCALAR_F64), Bytes(DoubleFromBits(bits)));
+        DecodeScalarValue(T(v1::SCALAR_F64), Bytes(DoubleFromBits(bits)));
     ASSERT_TRUE(v.ok());
     ASSERT_EQ(v->value_case(), v1::Value::kF64Value);
     EXPECT_EQ(Bits(v->f64_value()), bits);
     // And back through the encoder.
     std::string out;
-    ASSERT_TRUE(EncodeValue(T(v1::SCALAR_F64), *v, &out).ok());
+    ASSERT_TRUE(EncodeScalarValue(T(v1::SCALAR_F64), *v, &out).ok());
     EXPECT_EQ(out, Bytes(DoubleFromBits(bits)));
   }
   const uint32_t floats[] = {0x7fc00123u, 0x80000000u, 0x00000001u};
   for (uint32_t bits : floats) {
     SCOPED_TRACE(bits);
-    absl::StatusOr<v1::Value> v = DecodeValue(T(v1::SCALAR_F32), Bytes(bits));
+    absl::StatusOr<v1::Value> v = DecodeScalarValue(T(v1::SCALAR_F32), Bytes(bits));
     ASSERT_TRUE(v.ok());
     ASSERT_EQ(v->value_case(), v1::Value::kF32Value);
     EXPECT_EQ(Bits(v->f32_value()), bits);
@@ -338,66 +351,6 @@ v1::Parameter Param(v1::Scalar s, const std::string& name = "") {
   *p.mutable_type() = T(s);
   p.set_name(name);
   return p;
-}
-
-TEST(EncodeArgumentsTest, CountMismatch) {
-  v1::Signature sig;
-  *sig.mutable_result() = T(v1::SCALAR_VOID);
-  *sig.add_params() = Param(v1::SCALAR_U8);
-  google::protobuf::RepeatedPtrField<v1::Value> args;
-  *args.Add() = Uint(1);
-  *args.Add() = Uint(2);
-  absl::StatusOr<std::vector<std::string>> r = EncodeArguments(sig, args);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(r.status().message(), "expected 1 argument, got 2");
-
-  *sig.add_params() = Param(v1::SCALAR_U8);
-  args.Clear();
-  r = EncodeArguments(sig, args);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(r.status().message(), "expected 2 arguments, got 0");
-}
-
-TEST(EncodeArgumentsTest, ErrorsNameTheArgument) {
-  v1::Signature sig;
-  *sig.mutable_result() = T(v1::SCALAR_VOID);
-  *sig.add_params() = Param(v1::SCALAR_I32, "a");
-  *sig.add_params() = Param(v1::SCALAR_U8, "count");
-  google::protobuf::RepeatedPtrField<v1::Value> args;
-  *args.Add() = Int(1);
-  *args.Add() = Uint(300);
-  absl::StatusOr<std::vector<std::string>> r = EncodeArguments(sig, args);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(r.status().message(),
-            "argument 2 (count: u8): 300 is out of range for u8 (0..255)");
-
-  v1::Signature unnamed;
-  *unnamed.mutable_result() = T(v1::SCALAR_VOID);
-  *unnamed.add_params() = Param(v1::SCALAR_U8);
-  google::protobuf::RepeatedPtrField<v1::Value> one;
-  *one.Add() = F64(1.0);
-  r = EncodeArguments(unnamed, one);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(r.status().message().rfind("argument 1 (u8): ", 0), 0u)
-      << r.status().message();
-}
-
-TEST(EncodeArgumentsTest, EncodesEachArgument) {
-  v1::Signature sig;
-  *sig.mutable_result() = T(v1::SCALAR_F64);
-  *sig.add_params() = Param(v1::SCALAR_I8, "a");
-  *sig.add_params() = Param(v1::SCALAR_F64);
-  *sig.add_params() = Param(v1::SCALAR_BOOL);
-  google::protobuf::RepeatedPtrField<v1::Value> args;
-  *args.Add() = Int(-1);
-  *args.Add() = F64(2.5);
-  *args.Add() = Bool(true);
-  absl::StatusOr<std::vector<std::string>> r = EncodeArguments(sig, args);
-  ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(r->size(), 3u);
-  EXPECT_EQ((*r)[0], "\xff");
-  EXPECT_EQ((*r)[1], Bytes(2.5));
-  EXPECT_EQ((*r)[2], "\x01");
 }
 
 TEST(ValueCodecTest, DescribeArgumentAndValueCaseName) {

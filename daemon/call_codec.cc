@@ -1,26 +1,15 @@
 #include "daemon/call_codec.h"
 
-#include <cstring>
-
 #include "absl/strings/str_cat.h"
-#include "common/error_reason.h"
+#include "common/arg_kinds.h"
 #include "common/checked_math.h"
+#include "common/error_reason.h"
 #include "common/limits.h"
 #include "common/status_macros.h"
 #include "common/value_codec.h"
 
 namespace ffibroker {
 namespace {
-
-std::string U64Bytes(uint64_t v) {
-  return std::string(reinterpret_cast<const char*>(&v), sizeof v);
-}
-
-uint64_t ReadU64(absl::string_view bytes) {
-  uint64_t v = 0;
-  std::memcpy(&v, bytes.data(), sizeof v);
-  return v;
-}
 
 absl::Status Invalid(const std::string& what) { return absl::InvalidArgumentError(what); }
 
@@ -33,9 +22,18 @@ absl::StatusOr<uint64_t> LengthOf(const v1::Value& value) {
   return Invalid("a buffer length must not be negative");
 }
 
+// Where a call's instance arguments are mapped, and the worker generation
+// they must all share.
+struct Mapping {
+  const InstanceHooks& hooks;
+  const std::function<bool(uint64_t)>& live;
+  uint64_t* generation;
+};
+
 absl::Status EncodeArg(const ResolvedSignature& sig, int i,
                        const google::protobuf::RepeatedPtrField<v1::Value>& args,
-                       const HandleHooks& hooks, worker::v1::Call* out) {
+                       const Mapping& mapping, worker::v1::Call* out) {
+  const InstanceHooks& hooks = mapping.hooks;
   const TypeDesc& type = *sig.params[i];
   const v1::Value& value = args[i];
   std::string* bytes = out->add_args();
@@ -43,22 +41,30 @@ absl::Status EncodeArg(const ResolvedSignature& sig, int i,
     return Invalid(absl::StrCat("expected ", expected, " for ", type.name, ", got ",
                                 ValueCaseName(value)));
   };
-  switch (type.kind) {
-    case TypeKind::kHandle: {
+  const ArgKind kind = ArgKindOf(type);
+  switch (kind) {
+    case ArgKind::kHandle: {
       if (value.value_case() == v1::Value::kNullValue) {
         if (!type.nullable) {
           return Invalid(absl::StrCat("null is not allowed (declare '", type.name,
                                       "?' if the function accepts NULL)"));
         }
-        *bytes = U64Bytes(0);
+        *bytes = InstanceIdBytes(0);
         return absl::OkStatus();
       }
       if (value.value_case() != v1::Value::kHandleValue) return wrong("handle_value");
-      ASSIGN_OR_RETURN(uint64_t id, hooks.map(*type.element, value.handle_value()));
-      *bytes = U64Bytes(id);
+      const uint64_t handle = value.handle_value();
+      ASSIGN_OR_RETURN(InstanceRef ref, hooks.map(*type.element, handle, mapping.live));
+      if (*mapping.generation != 0 && ref.generation != *mapping.generation) {
+        return Invalid(absl::StrCat(
+            "instance handle ", handle, " lives in another worker of the pool than the call's "
+            "other instances (one call runs on one worker)"));
+      }
+      *mapping.generation = ref.generation;
+      *bytes = InstanceIdBytes(ref.worker_id);
       return absl::OkStatus();
     }
-    case TypeKind::kString: {
+    case ArgKind::kString: {
       if (value.value_case() == v1::Value::kNullValue) {
         if (!type.nullable) return Invalid("null is not allowed (declare 'cstr?')");
         out->add_arg_null(static_cast<uint32_t>(i));
@@ -82,7 +88,9 @@ absl::Status EncodeArg(const ResolvedSignature& sig, int i,
       *bytes = s;
       return absl::OkStatus();
     }
-    case TypeKind::kBuffer: {
+    case ArgKind::kBufferIn:
+    case ArgKind::kBufferOut:
+    case ArgKind::kBufferInOut: {
       const v1::BufferType& b = type.buffer;
       uint64_t length = b.fixed_length();
       if (b.length_case() == v1::BufferType::kLengthParam) {
@@ -93,12 +101,12 @@ absl::Status EncodeArg(const ResolvedSignature& sig, int i,
             "buffer of ", length, " bytes is larger than the policy allows (limits.max_buffer_bytes ",
             hooks.max_buffer_bytes, ")"));
       }
-      if (b.direction() == v1::BufferType::DIRECTION_OUT) {
+      if (kind == ArgKind::kBufferOut) {
         if (value.value_case() != v1::Value::kBytesValue &&
             value.value_case() != v1::Value::VALUE_NOT_SET) {
           return wrong("bytes_value (ignored) or nothing");
         }
-        *bytes = U64Bytes(length);
+        *bytes = OutBufferArg(length);
         return absl::OkStatus();
       }
       if (value.value_case() != v1::Value::kBytesValue) return wrong("bytes_value");
@@ -112,9 +120,10 @@ absl::Status EncodeArg(const ResolvedSignature& sig, int i,
       *bytes = value.bytes_value();
       return absl::OkStatus();
     }
-    default:
-      return EncodeInline(type, value, bytes);
+    case ArgKind::kInline:
+      break;
   }
+  return EncodeInline(type, value, bytes);
 }
 
 absl::Status FfiReturnStatus(const std::string& symbol, int32_t status) {
@@ -182,13 +191,15 @@ bool IsValidUtf8(absl::string_view s) {
 
 absl::Status EncodeCall(const ResolvedSignature& sig,
                         const google::protobuf::RepeatedPtrField<v1::Value>& args,
-                        const HandleHooks& hooks, worker::v1::Call* out) {
+                        const InstanceHooks& hooks, const std::function<bool(uint64_t)>& live,
+                        worker::v1::Call* out, uint64_t* generation) {
+  const Mapping mapping{hooks, live, generation};
   if (static_cast<size_t>(args.size()) != sig.params.size()) {
     return Invalid(absl::StrCat("expected ", sig.params.size(), " argument",
                                 sig.params.size() == 1 ? "" : "s", ", got ", args.size()));
   }
   for (int i = 0; i < args.size(); ++i) {
-    absl::Status status = EncodeArg(sig, i, args, hooks, out);
+    absl::Status status = EncodeArg(sig, i, args, mapping, out);
     if (!status.ok()) {
       return WithFieldViolation(WithMetadata(WithMessagePrefix(status, absl::StrCat(DescribeArgument(i, sig.proto.params(i)), ": ")), {{"argument", absl::StrCat(i + 1)}}), absl::StrCat("args[", i, "]"), status.message());
     }
@@ -196,22 +207,11 @@ absl::Status EncodeCall(const ResolvedSignature& sig,
   // What the request and the reply will carry, against the call payload
   // limit (so every message fits the worker channel and gRPC).
   uint64_t request_bytes = 0;
-  uint64_t reply_bytes = sig.result->kind == TypeKind::kString
-                             ? uint64_t{sig.result->max_length} + 1
-                             : uint64_t{sig.result->size};
   bool overflow = false;
-  for (int i = 0; i < out->args_size(); ++i) {
-    const std::string& arg = out->args(i);
+  for (const std::string& arg : out->args()) {
     overflow |= !CheckedAdd<uint64_t>(request_bytes, arg.size(), &request_bytes);
-    const TypeDesc& type = *sig.params[i];
-    if (type.kind != TypeKind::kBuffer ||
-        type.buffer.direction() == v1::BufferType::DIRECTION_IN) {
-      continue;
-    }
-    uint64_t output = type.buffer.direction() == v1::BufferType::DIRECTION_OUT ? ReadU64(arg)
-                                                                                : arg.size();
-    overflow |= !CheckedAdd<uint64_t>(reply_bytes, output, &reply_bytes);
   }
+  ASSIGN_OR_RETURN(uint64_t reply_bytes, ReplyBytes(sig, out->args()));  // we encoded them
   if (overflow || request_bytes > kMaxCallPayloadBytes || reply_bytes > kMaxCallPayloadBytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the call's ", request_bytes > kMaxCallPayloadBytes ? "arguments" : "results",
@@ -225,8 +225,8 @@ absl::StatusOr<v1::CallResponse> DecodeCallResult(const std::string& symbol,
                                                   const ResolvedSignature& sig,
                                                   const worker::v1::Call& sent,
                                                   const worker::v1::Result& result,
-                                                  const HandleHooks& hooks,
-                                                  bool* violation) {
+                                                  const InstanceHooks& hooks,
+                                                  uint64_t generation, bool* violation) {
   *violation = false;
   auto protocol = [&](const std::string& what) {
     *violation = true;
@@ -252,18 +252,18 @@ absl::StatusOr<v1::CallResponse> DecodeCallResult(const std::string& symbol,
   if (result.null_result() && type.kind != TypeKind::kString) {
     return protocol("sent a null result for a non-string type");
   }
-  switch (type.kind) {
-    case TypeKind::kHandle: {
-      if (bytes.size() != 8) return protocol(absl::StrCat("sent ", bytes.size(), " bytes for a handle"));
-      uint64_t id = ReadU64(bytes);
-      if (id == 0) {
+  switch (ArgKindOf(type)) {
+    case ArgKind::kHandle: {
+      absl::StatusOr<uint64_t> id = ReadInstanceId(bytes);
+      if (!id.ok()) return protocol(absl::StrCat("sent ", bytes.size(), " bytes for a handle"));
+      if (*id == 0) {
         response.mutable_result()->set_null_value(true);
       } else {
-        response.mutable_result()->set_handle_value(hooks.adopt(type, id));
+        response.mutable_result()->set_handle_value(hooks.adopt(type, {*id, generation}));
       }
       break;
     }
-    case TypeKind::kString:
+    case ArgKind::kString:
       if (result.null_result()) {
         if (!bytes.empty()) return protocol("sent bytes with a null string");
         response.mutable_result()->set_null_value(true);
@@ -278,7 +278,7 @@ absl::StatusOr<v1::CallResponse> DecodeCallResult(const std::string& symbol,
       if (!IsValidUtf8(bytes)) return data_loss("string is not valid UTF-8");
       response.mutable_result()->set_string_value(bytes);
       break;
-    default: {
+    default: {  // kInline (a result is never a buffer)
       if (bytes.size() != type.size) {
         return protocol(absl::StrCat("sent ", bytes.size(), " result bytes for ", type.name));
       }
@@ -291,16 +291,20 @@ absl::StatusOr<v1::CallResponse> DecodeCallResult(const std::string& symbol,
   int outputs = 0;
   for (size_t i = 0; i < sig.params.size(); ++i) {
     const TypeDesc& param = *sig.params[i];
-    if (param.kind != TypeKind::kBuffer ||
-        param.buffer.direction() == v1::BufferType::DIRECTION_IN) {
-      continue;
-    }
+    if (!IsOutput(ArgKindOf(param))) continue;
     if (outputs >= result.outputs_size()) return protocol("sent too few output buffers");
-    const std::string& arg = sent.args(static_cast<int>(i));
-    uint64_t want = param.buffer.direction() == v1::BufferType::DIRECTION_OUT ? ReadU64(arg)
-                                                                              : arg.size();
+    // `sent` is what EncodeCall made: an argument per parameter, and
+    // out-buffer lengths of 8 bytes.
+    if (i >= static_cast<size_t>(sent.args_size())) {
+      return absl::InternalError(absl::StrCat("the call sent has no argument ", i + 1));
+    }
+    absl::StatusOr<uint64_t> want = BufferSize(param, sent.args(static_cast<int>(i)));
+    if (!want.ok()) {
+      return absl::InternalError(
+          absl::StrCat("the call sent: argument ", i + 1, " ", want.status().message()));
+    }
     const std::string& got = result.outputs(outputs++);
-    if (got.size() != want) return protocol("sent an output buffer of the wrong size");
+    if (got.size() != *want) return protocol("sent an output buffer of the wrong size");
     v1::OutputValue* out = response.add_outputs();
     out->set_param_index(static_cast<uint32_t>(i));
     out->mutable_value()->set_bytes_value(got);

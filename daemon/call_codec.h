@@ -3,7 +3,7 @@
 //
 // EncodeCall validates every argument against the resolved signature
 // (values, enum sets, UTF-8, buffer sizes and length parameters, handles via
-// HandleHooks) before anything reaches the worker. DecodeCallResult treats
+// InstanceHooks) before anything reaches the worker. DecodeCallResult treats
 // the worker's reply as hostile: sizes are protocol (a mismatch is a
 // protocol violation, the worker is killed), values are the library's (an
 // invalid bool, enum, UTF-8 or overlong string is DATA_LOSS naming it).
@@ -16,41 +16,63 @@
 #include <functional>
 
 #include "absl/status/statusor.h"
+#include "common/limits.h"
 #include "common/type_table.h"
 #include "ffibroker/v1/broker.pb.h"
 #include "ffibroker/worker/v1/worker.pb.h"
 
 namespace ffibroker {
 
-struct HandleHooks {
-  // A client handle used as an argument of class `klass` -> the worker's
-  // instance id; an error Status (unknown, foreign, stale, wrong class or
-  // library) otherwise.
-  std::function<absl::StatusOr<uint64_t>(const TypeDesc& klass, uint64_t handle)> map;
-  // A pointer result (worker instance id != 0) -> a new client handle.
-  std::function<uint64_t(const TypeDesc& handle_type, uint64_t worker_id)> adopt;
+// Where an instance lives: its id in its worker and the generation of that
+// worker (every worker start has a generation of its own).
+struct InstanceRef {
+  uint64_t worker_id = 0;
+  uint64_t generation = 0;
+};
+
+// How a call reaches the session's instance table, and the policy's bounds
+// on one argument. Built by the SessionManager for one call or batch;
+// used by Library and by this codec.
+struct InstanceHooks {
+  // A client handle used as an argument of class `klass` -> where the
+  // instance lives; `live` says whether a worker generation still runs (a
+  // stale instance is an error). An error Status (unknown, foreign, stale,
+  // wrong class or library) otherwise.
+  std::function<absl::StatusOr<InstanceRef>(const TypeDesc& klass, uint64_t handle,
+                                            const std::function<bool(uint64_t)>& live)>
+      map;
+  // A pointer result (an instance at `where`, worker_id != 0) -> a new
+  // client handle.
+  std::function<uint64_t(const TypeDesc& handle_type, const InstanceRef& where)> adopt;
   // The policy's bounds on what one argument may carry (Limits
   // max_buffer_bytes / max_string_bytes); never above the built-in caps.
   uint64_t max_buffer_bytes = kMaxBufferLength;
   uint64_t max_string_bytes = kDefaultMaxStringLength;
 };
 
-// Fills `out` (args, arg_null) for `args`. INVALID_ARGUMENT naming the
-// argument ("argument 1 (p: Point*): ..."), or the hook's status.
+// Fills `out` (args, arg_null) for `args`, by parameter kind
+// (common/arg_kinds.h). Instance arguments are mapped with `hooks.map`
+// (given `live`) and must all live in worker generation `*generation`
+// (0 on entry: any; set to theirs). INVALID_ARGUMENT naming the argument
+// ("argument 1 (p: Point*): ..."), RESOURCE_EXHAUSTED past a policy or
+// payload limit, or the hook's status.
 absl::Status EncodeCall(const ResolvedSignature& sig,
                         const google::protobuf::RepeatedPtrField<v1::Value>& args,
-                        const HandleHooks& hooks, worker::v1::Call* out);
+                        const InstanceHooks& hooks, const std::function<bool(uint64_t)>& live,
+                        worker::v1::Call* out, uint64_t* generation);
 
-// Validates `result` (the reply to `sent`). A protocol violation is
-// returned as UNAVAILABLE with `*violation` set (the caller kills the
-// worker); invalid library values are DATA_LOSS; a non-zero FfiReturn
-// status is mapped to its gRPC code (see docs/classes.md).
+// Validates `result` (the reply to `sent`, run on worker generation
+// `generation`; instance results become handles through `hooks.adopt`). A
+// protocol violation is returned as UNAVAILABLE with `*violation` set (the
+// caller kills the worker); invalid library values are DATA_LOSS; a
+// non-zero FfiReturn status is mapped to its gRPC code (see
+// docs/classes.md).
 absl::StatusOr<v1::CallResponse> DecodeCallResult(const std::string& symbol,
                                                   const ResolvedSignature& sig,
                                                   const worker::v1::Call& sent,
                                                   const worker::v1::Result& result,
-                                                  const HandleHooks& hooks,
-                                                  bool* violation);
+                                                  const InstanceHooks& hooks,
+                                                  uint64_t generation, bool* violation);
 
 // True if `text` is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
 bool IsValidUtf8(absl::string_view text);

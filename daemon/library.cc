@@ -11,9 +11,6 @@
 #include "daemon/call_codec.h"
 
 namespace ffibroker {
-namespace {
-
-}  // namespace
 
 worker::v1::Open Library::WorkerOpen(
     const std::string& path,
@@ -37,6 +34,15 @@ worker::v1::Open Library::WorkerOpen(
   }
   open.set_allow_dependency_symbols(spec.allow_dependency_symbols);
   return open;
+}
+
+absl::StatusOr<std::vector<NameToResolve>> Library::NamesToResolve(
+    const std::string& path,
+    const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
+    const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
+    const ClassTable& classes) {
+  return ffibroker::NamesToResolve(WorkerOpen(path, symbols, statics, classes, WorkerSpec()),
+                                   classes);
 }
 
 absl::StatusOr<std::shared_ptr<Library>> Library::Open(
@@ -114,72 +120,9 @@ bool Library::ReturnsInstance(const std::string& symbol) const {
          signatures_[it->second].result->kind == TypeKind::kHandle;
 }
 
-absl::StatusOr<Library::StaticInfo> Library::FindStatic(const std::string& name) const {
-  auto it = statics_.find(name);
-  if (it == statics_.end()) {
-    return absl::NotFoundError(absl::StrCat(
-        "static '", name, "' was not declared when ", path_, " was opened"));
-  }
-  if (static_missing_[it->second.index]) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("optional static '", name, "' is not exported by ", path_));
-  }
-  return it->second;
-}
-
-absl::StatusOr<worker::v1::InstanceResult> Library::InstanceOp(
-    const worker::v1::DaemonToWorker& request, uint64_t generation, absl::Time deadline,
-    uint64_t* used) {
-  const bool is_static = request.has_static_access();
-  ASSIGN_OR_RETURN(Target target, PickStarting(generation, is_static, deadline));
-  if (used != nullptr) *used = target.generation;
-  worker::v1::DaemonToWorker sent = request;  // gets the request id
-  absl::StatusOr<worker::v1::WorkerToDaemon> reply = target.worker->Exchange(&sent, deadline);
-  Finished(target, reply.ok(), "an instance operation");
-  if (!reply.ok()) {
-    return WithNewMessage(reply.status(),
-                        absl::StrCat("instance operation in ", path_,
-                                     " failed: ", reply.status().message()));
-  }
-  if (!reply->has_instance_result()) {
-    // The daemon validated the request, so an error answer is a lie too.
-    Finished(target, false, "");
-    target.worker->Abandon(reply->has_error()
-                               ? absl::StrCat("refused a validated instance operation: ",
-                                              SanitizeWorkerText(reply->error().message()))
-                               : "answered an instance operation with something else");
-    return absl::UnavailableError(absl::StrCat(
-        "instance operation in ", path_, " failed: worker ", target.worker->outcome().message));
-  }
-  return std::move(*reply->mutable_instance_result());
-}
-
-void Library::SubmitInstanceOp(worker::v1::DaemonToWorker request, uint64_t generation,
-                               absl::Time deadline, InstanceDone done) {
-  bool needs_start = false;
-  absl::StatusOr<Target> target = Pick(generation, /*first_slot=*/false, &needs_start);
-  if (!target.ok()) return done(target.status());
-  if (needs_start) return done(absl::FailedPreconditionError("the instance's worker is gone"));
-  auto message = std::make_shared<worker::v1::DaemonToWorker>(std::move(request));
-  WorkerProcess* worker = target->worker.get();
-  worker->Submit(message.get(), deadline,
-                 [self = shared_from_this(), message, target = *std::move(target),
-                  done = std::move(done)](
-                     absl::StatusOr<worker::v1::WorkerToDaemon> reply) mutable {
-                   self->Finished(target, reply.ok(), "an instance operation");
-                   if (!reply.ok()) return done(reply.status());
-                   if (!reply->has_instance_result()) {
-                     target.worker->Abandon("answered an instance operation with something else");
-                     return done(absl::UnavailableError(
-                         absl::StrCat("worker ", target.worker->outcome().message)));
-                   }
-                   done(std::move(*reply->mutable_instance_result()));
-                 });
-}
-
 absl::Status Library::Encode(const std::string& symbol,
                              const google::protobuf::RepeatedPtrField<v1::Value>& args,
-                             const InstanceContext& instances, worker::v1::Call* out,
+                             const InstanceHooks& instances, worker::v1::Call* out,
                              uint64_t* generation, int* index) const {
   auto it = symbol_index_.find(symbol);
   if (it == symbol_index_.end()) {
@@ -194,22 +137,9 @@ absl::Status Library::Encode(const std::string& symbol,
     return absl::FailedPreconditionError(
         absl::StrCat("optional symbol '", symbol, "' is not exported by ", path_));
   }
-  HandleHooks hooks;
   std::function<bool(uint64_t)> live = [this](uint64_t g) { return LiveGeneration(g); };
-  hooks.map = [&](const TypeDesc& klass, uint64_t handle) -> absl::StatusOr<uint64_t> {
-    ASSIGN_OR_RETURN(InstanceRef ref, instances.map(klass, handle, live));
-    if (*generation != 0 && ref.generation != *generation) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "instance handle ", handle, " lives in another worker of the pool than the call's "
-          "other instances (one call runs on one worker)"));
-    }
-    *generation = ref.generation;
-    return ref.worker_id;
-  };
-  hooks.max_buffer_bytes = instances.max_buffer_bytes;
-  hooks.max_string_bytes = instances.max_string_bytes;
   out->set_symbol_index(static_cast<uint32_t>(it->second));
-  absl::Status encoded = EncodeCall(signatures_[it->second], args, hooks, out);
+  absl::Status encoded = EncodeCall(signatures_[it->second], args, instances, live, out, generation);
   if (!encoded.ok()) {
     return WithNewMessage(encoded, absl::StrCat(symbol, ": ", encoded.message()));
   }
@@ -219,17 +149,13 @@ absl::Status Library::Encode(const std::string& symbol,
 absl::StatusOr<v1::CallResponse> Library::Decode(int index, const worker::v1::Call& sent,
                                                  const worker::v1::Result& result,
                                                  uint64_t generation,
-                                                 const InstanceContext& instances,
+                                                 const InstanceHooks& instances,
                                                  bool* violation) const {
-  HandleHooks hooks;
-  hooks.adopt = [&](const TypeDesc& type, uint64_t worker_id) {
-    return instances.adopt(type, worker_id, generation);
-  };
   const std::string& name = open_.symbols(index).name();
   // Sizes are protocol (a wrong size means a lying worker: kill it); the
   // values themselves are the library's (a trap representation is reported).
   absl::StatusOr<v1::CallResponse> response =
-      DecodeCallResult(name, signatures_[index], sent, result, hooks, violation);
+      DecodeCallResult(name, signatures_[index], sent, result, instances, generation, violation);
   if (*violation) return response;
   if (!response.ok()) {
     return WithNewMessage(response.status(),
@@ -248,7 +174,7 @@ struct Library::CallState {
   std::string name;
   absl::Time deadline;
   int attempts = 0;
-  InstanceContext instances;
+  InstanceHooks instances;
   CallDone done;
 };
 
@@ -262,7 +188,7 @@ bool Library::SendAgain(const absl::Status& status, int* attempts, absl::Time de
 }
 
 void Library::Call(const v1::CallRequest& request, absl::Time deadline,
-                   const InstanceContext& instances, CallDone done) {
+                   const InstanceHooks& instances, CallDone done) {
   auto state = std::make_shared<CallState>();
   state->instances = instances;
   state->done = std::move(done);
@@ -328,12 +254,12 @@ struct Library::BatchState {
   uint64_t generation = 0;
   absl::Time deadline;
   int attempts = 0;
-  InstanceContext instances;
+  InstanceHooks instances;
   BatchDone done;
 };
 
 void Library::CallBatch(const v1::CallBatchRequest& request, absl::Time deadline,
-                        const InstanceContext& instances, BatchDone done) {
+                        const InstanceHooks& instances, BatchDone done) {
   auto state = std::make_shared<BatchState>();
   state->instances = instances;
   state->done = std::move(done);

@@ -16,6 +16,11 @@
 // what happened (CallResponse.worker_notice). Starting a worker blocks, so
 // it runs on WorkerSpec.starter, never on the calling thread.
 //
+// The worker protocol (worker::v1) stays inside this layer: callers speak
+// of symbols, Values, instances (InstanceRef) and statics. library.cc holds
+// opening and calls, library_pool.cc the pool, library_instances.cc the
+// instance and static operations.
+//
 // Thread-safety: all methods are thread-safe. Stop() fails what is running.
 //
 //   ASSIGN_OR_RETURN(auto lib, Library::Open(path, symbols, statics, classes, spec, deadline));
@@ -36,7 +41,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/resolved_names.h"
 #include "common/type_table.h"
+#include "daemon/call_codec.h"
 #include "daemon/executor.h"
 #include "daemon/worker_launcher.h"
 #include "daemon/worker_process.h"
@@ -44,28 +51,6 @@
 #include "ffibroker/worker/v1/worker.pb.h"
 
 namespace ffibroker {
-
-// Where an instance lives: its id in its worker and the generation of that
-// worker (every worker start has a generation of its own).
-struct InstanceRef {
-  uint64_t worker_id = 0;
-  uint64_t generation = 0;
-};
-
-// How a library call reaches the daemon's instance table: `map` checks a
-// handle argument and returns where it lives (a stale instance, whose
-// worker generation `live` says is gone, is an error); `adopt` turns a
-// pointer result of a call on worker generation `generation` into a new
-// handle.
-struct InstanceContext {
-  std::function<absl::StatusOr<InstanceRef>(const TypeDesc& klass, uint64_t handle,
-                                            const std::function<bool(uint64_t)>& live)>
-      map;
-  std::function<uint64_t(const TypeDesc& type, uint64_t worker_id, uint64_t generation)> adopt;
-  // The policy's per-argument bounds (see HandleHooks).
-  uint64_t max_buffer_bytes = kMaxBufferLength;
-  uint64_t max_string_bytes = kDefaultMaxStringLength;
-};
 
 // How a library's workers are started and confined.
 struct WorkerSpec {
@@ -94,21 +79,23 @@ class Library : public std::enable_shared_from_this<Library> {
   // resolved against `classes`, the session's classes at open time).
   // NOT_FOUND for a missing symbol, FAILED_PRECONDITION if the loader
   // refused the file, UNAVAILABLE if a worker could not start or died while
-  // loading. The worker resolves exactly NamesToResolve(WorkerOpen(...))
-  // (common/resolved_names.h), which the caller has authorized. Blocks.
+  // loading. The worker resolves exactly Library::NamesToResolve(...),
+  // which the caller has authorized. Blocks.
   static absl::StatusOr<std::shared_ptr<Library>> Open(
       std::string path,
       const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
       const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
       const ClassTable& classes, WorkerSpec spec, absl::Time deadline);
 
-  // The request that makes a worker load `path` with these declarations
-  // (what Open sends; the caller authorizes the names it resolves).
-  static worker::v1::Open WorkerOpen(
+  // Every name a worker opening `path` with these declarations resolves
+  // (common/resolved_names.h: functions, statics, destructors of owned
+  // results), for the caller to authorize before Open. Errors as
+  // NamesToResolve's.
+  static absl::StatusOr<std::vector<NameToResolve>> NamesToResolve(
       const std::string& path,
       const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
       const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
-      const ClassTable& classes, const WorkerSpec& spec);
+      const ClassTable& classes);
 
   ~Library();  // kills the workers: what is outstanding fails
 
@@ -123,7 +110,7 @@ class Library : public std::enable_shared_from_this<Library> {
   // value (e.g. a bool that is neither 0 nor 1); FAILED_PRECONDITION for a
   // missing optional symbol or a stale instance.
   void Call(const v1::CallRequest& request, absl::Time deadline,
-            const InstanceContext& instances, CallDone done);
+            const InstanceHooks& instances, CallDone done);
 
   // Runs `request.calls()` in order in one exchange with one worker (the
   // one holding their instances, if any). All calls are validated first:
@@ -132,24 +119,36 @@ class Library : public std::enable_shared_from_this<Library> {
   // and status. If the worker dies during the batch, every call fails with
   // the reason (those before the one that ended it may have run).
   void CallBatch(const v1::CallBatchRequest& request, absl::Time deadline,
-                 const InstanceContext& instances, BatchDone done);
+                 const InstanceHooks& instances, BatchDone done);
 
-  // Runs one instance or static operation (worker::v1::InstanceNew, ...)
-  // and validates the reply kind; blocks until it is answered. `generation`
-  // is the worker generation the instance lives in, or 0 for "any worker"
-  // (InstanceNew; statics use the first worker); `*used` receives the
-  // generation that served it. FAILED_PRECONDITION if the instance's worker
-  // is gone (stale); errors of a dead worker as Call's.
-  absl::StatusOr<worker::v1::InstanceResult> InstanceOp(
-      const worker::v1::DaemonToWorker& request, uint64_t generation,
-      absl::Time deadline, uint64_t* used = nullptr);
-
-  // InstanceOp without waiting, for an instance of worker generation
-  // `generation` (never 0: nothing is started): `done` runs once, on the
-  // watcher's thread (or the caller's if the worker is gone).
-  using InstanceDone = absl::AnyInvocable<void(absl::StatusOr<worker::v1::InstanceResult>)>;
-  void SubmitInstanceOp(worker::v1::DaemonToWorker request, uint64_t generation,
-                        absl::Time deadline, InstanceDone done);
+  // Instance operations (library_instances.cc), each one exchange with
+  // the worker holding the instance (`where`, from NewInstance or a call's
+  // result); all but SubmitFree block until it is answered. Errors as
+  // Call's; FAILED_PRECONDITION if the instance's worker is gone (stale);
+  // UNAVAILABLE if the worker answers with the wrong kind of reply (it is
+  // killed) or the wrong size.
+  //
+  // A new instance of `klass` (registered before the library was opened)
+  // holding `init` (klass.size bytes), in the least busy worker.
+  absl::StatusOr<InstanceRef> NewInstance(const TypeDesc& klass, std::string init,
+                                          absl::Time deadline);
+  // The `size` bytes of the instance at `where`.
+  absl::StatusOr<std::string> ReadInstance(const InstanceRef& where, uint64_t size,
+                                           absl::Time deadline);
+  // Writes every span (bytes at an offset) into the instance at `where`, in
+  // one exchange; the worker checks each against the instance's size.
+  struct Span {
+    uint64_t offset = 0;
+    std::string data;
+  };
+  absl::Status WriteInstance(const InstanceRef& where, std::vector<Span> spans,
+                             absl::Time deadline);
+  // Frees the instance at `where`; true if its destructor ran.
+  absl::StatusOr<bool> FreeInstance(const InstanceRef& where, absl::Time deadline);
+  // FreeInstance without waiting (nothing is started): `done` runs once, on
+  // the watcher's thread (or the caller's if the worker is gone).
+  using FreeDone = absl::AnyInvocable<void(absl::StatusOr<bool>)>;
+  void SubmitFree(const InstanceRef& where, absl::Time deadline, FreeDone done);
 
   // True if `symbol` is declared and returns an instance handle (so a call
   // of it may create one).
@@ -165,6 +164,11 @@ class Library : public std::enable_shared_from_this<Library> {
     bool is_mutable;
   };
   absl::StatusOr<StaticInfo> FindStatic(const std::string& name) const;
+  // The type->size bytes of static `info` (from FindStatic), read in the
+  // first worker; errors as the instance operations'.
+  absl::StatusOr<std::string> ReadStatic(const StaticInfo& info, absl::Time deadline);
+  // Writes `bytes` (info.type->size of them) into static `info`.
+  absl::Status WriteStatic(const StaticInfo& info, std::string bytes, absl::Time deadline);
 
   // Kills the workers and refuses further calls (FAILED_PRECONDITION).
   void Stop();
@@ -204,6 +208,27 @@ class Library : public std::enable_shared_from_this<Library> {
   Library(std::string path, worker::v1::Open open, WorkerSpec spec)
       : path_(std::move(path)), open_(std::move(open)), spec_(std::move(spec)) {}
 
+  // The request that makes a worker load `path` with these declarations.
+  static worker::v1::Open WorkerOpen(
+      const std::string& path,
+      const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
+      const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
+      const ClassTable& classes, const WorkerSpec& spec);
+  // Runs one instance or static operation (worker::v1::InstanceNew, ...)
+  // and validates the reply kind; blocks until it is answered. `generation`
+  // is the worker generation the instance lives in, or 0 for "any worker"
+  // (InstanceNew; statics use the first worker); `*used` receives the
+  // generation that served it.
+  absl::StatusOr<worker::v1::InstanceResult> InstanceOp(
+      const worker::v1::DaemonToWorker& request, uint64_t generation,
+      absl::Time deadline, uint64_t* used = nullptr);
+  // InstanceOp without waiting, for an instance of worker generation
+  // `generation` (never 0: nothing is started): `done` runs once, on the
+  // watcher's thread (or the caller's if the worker is gone).
+  using InstanceDone = absl::AnyInvocable<void(absl::StatusOr<worker::v1::InstanceResult>)>;
+  void SubmitInstanceOp(worker::v1::DaemonToWorker request, uint64_t generation,
+                        absl::Time deadline, InstanceDone done);
+
   // Starts a worker in place `slot` and loads the library in it; blocks.
   absl::Status StartWorker(int slot, absl::Time deadline);
   // Asks the first worker which optional symbols and statics it lacks.
@@ -224,13 +249,13 @@ class Library : public std::enable_shared_from_this<Library> {
   // `*generation` (0: none named).
   absl::Status Encode(const std::string& symbol,
                       const google::protobuf::RepeatedPtrField<v1::Value>& args,
-                      const InstanceContext& instances, worker::v1::Call* out,
+                      const InstanceHooks& instances, worker::v1::Call* out,
                       uint64_t* generation, int* index) const;
   // Decodes the worker's `result` for the call `sent` of symbol `index`.
   // Sets `*violation` if the worker broke the protocol.
   absl::StatusOr<v1::CallResponse> Decode(int index, const worker::v1::Call& sent,
                                           const worker::v1::Result& result, uint64_t generation,
-                                          const InstanceContext& instances, bool* violation) const;
+                                          const InstanceHooks& instances, bool* violation) const;
   // A call or batch in progress (library.cc), sent by SendCall/SendBatch,
   // and sent again by them if its worker ended before starting it
   // (SendAgain: kNotStartedReason, a few times, before its deadline).

@@ -63,7 +63,7 @@ void SessionManager::StartCall(const v1::CallRequest& request, const Caller& cal
   if (held->audit_calls) AuditCall(caller, *held, request.symbol());
   std::vector<PrincipalQuota::Reservation> instance;
   instance.push_back(std::move(held->instance));
-  InstanceContext context =
+  InstanceHooks context =
       ContextFor(held->serial, request.library_handle(), std::move(instance));
   std::shared_ptr<Library> library = held->library;
   const uint64_t serial = held->serial;
@@ -110,7 +110,7 @@ void SessionManager::StartBatch(const v1::CallBatchRequest& request, const Calle
   if (held->audit_calls) {
     for (const v1::BatchCall& call : request.calls()) AuditCall(caller, *held, call.symbol());
   }
-  InstanceContext context =
+  InstanceHooks context =
       ContextFor(held->serial, request.library_handle(), std::move(held->batch_instances));
   std::shared_ptr<Library> library = held->library;
   const uint64_t serial = held->serial;

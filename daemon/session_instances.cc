@@ -1,4 +1,6 @@
-// SessionManager: classes, instances and statics (see session_manager.h).
+// SessionManager (session_manager.h): instance operations — classes,
+// instances and statics, the instance hooks of a call, and releasing a
+// session's instances.
 #include <algorithm>
 #include <set>
 
@@ -12,12 +14,6 @@
 namespace ffibroker {
 namespace {
 
-worker::v1::DaemonToWorker FreeRequest(uint64_t worker_id) {
-  worker::v1::DaemonToWorker request;
-  request.mutable_instance_free()->set_instance_id(worker_id);
-  return request;
-}
-
 // Bytes read from a worker are the library's: an invalid value is DATA_LOSS.
 absl::Status FromWorker(uint64_t handle, const TypeDesc& klass, const absl::Status& status) {
   return absl::DataLossError(absl::StrCat("instance ", handle, " (", klass.name,
@@ -26,29 +22,9 @@ absl::Status FromWorker(uint64_t handle, const TypeDesc& klass, const absl::Stat
 
 }  // namespace
 
-absl::StatusOr<std::pair<InstanceTable::Record, SessionManager::Authorized>>
-SessionManager::AuthorizeInstance(const std::string& id, const Caller& caller,
-                                  uint64_t handle, absl::string_view operation,
-                                  absl::Time deadline) {
-  InstanceTable::Record record;
-  {
-    absl::MutexLock lock(&mu_);
-    ASSIGN_OR_RETURN(Session * session, FindLocked(id, caller));
-    ASSIGN_OR_RETURN(record, instances_.Find(handle, session->serial));
-  }
-  absl::StatusOr<Authorized> op =
-      Authorize(id, caller, record.library, operation, record.klass->name, deadline);
-  if (absl::IsNotFound(op.status())) {  // cannot happen: closing releases
-    return absl::FailedPreconditionError(
-        absl::StrCat("instance handle ", handle, "'s library was closed"));
-  }
-  if (!op.ok()) return op.status();
-  return std::make_pair(std::move(record), *std::move(op));
-}
-
-InstanceContext SessionManager::ContextFor(uint64_t serial, uint64_t library,
-                                           std::vector<PrincipalQuota::Reservation> reserved) {
-  InstanceContext context;
+InstanceHooks SessionManager::ContextFor(uint64_t serial, uint64_t library,
+                                         std::vector<PrincipalQuota::Reservation> reserved) {
+  InstanceHooks context;
   std::shared_ptr<const Policy> policy = policies_->Get();
   context.max_buffer_bytes = policy->limits().max_buffer_bytes();
   context.max_string_bytes = policy->limits().max_string_bytes();
@@ -84,14 +60,14 @@ InstanceContext SessionManager::ContextFor(uint64_t serial, uint64_t library,
     absl::MutexLock lock(&slots->mu);
     slots->slots = std::move(reserved);
   }
-  context.adopt = [this, serial, library, slots](const TypeDesc& type, uint64_t worker_id,
-                                                 uint64_t generation) {
+  context.adopt = [this, serial, library, slots](const TypeDesc& type,
+                                                 const InstanceRef& where) {
     InstanceTable::Record record;
     record.session = serial;
     record.library = library;
     record.klass = type.element;
-    record.worker_id = worker_id;
-    record.generation = generation;
+    record.worker_id = where.worker_id;
+    record.generation = where.generation;
     record.owned = type.ownership == v1::HandleType::OWNERSHIP_OWNED;
     PrincipalQuota::Reservation slot;
     {
@@ -130,12 +106,12 @@ uint32_t SessionManager::ReleaseInstances(
       ++tally->pending;
     }
     uint64_t lib = record.library;
-    it->second->SubmitInstanceOp(
-        FreeRequest(record.worker_id), record.generation, deadline,
-        [tally, lib](absl::StatusOr<worker::v1::InstanceResult> freed) {
+    it->second->SubmitFree(
+        {record.worker_id, record.generation}, deadline,
+        [tally, lib](absl::StatusOr<bool> freed) {
           absl::MutexLock lock(&tally->mu);
           --tally->pending;
-          if (freed.ok() && freed->destructor_called()) ++tally->destructors;
+          if (freed.ok() && *freed) ++tally->destructors;
           if (absl::IsDeadlineExceeded(freed.status())) tally->late.insert(lib);
         });
   }
@@ -219,21 +195,13 @@ absl::StatusOr<v1::NewInstanceResponse> SessionManager::NewInstance(
     return absl::InvalidArgumentError(absl::StrCat(
         complete.message(), " (fields not given are zero; give this one a value)"));
   }
-  worker::v1::DaemonToWorker message;
-  message.mutable_instance_new()->set_class_index(static_cast<uint32_t>(klass->class_index));
-  message.mutable_instance_new()->set_init(init);
-  uint64_t generation = 0;
-  ASSIGN_OR_RETURN(worker::v1::InstanceResult result,
-                   lib->InstanceOp(message, 0, op.deadline, &generation));
-  if (result.instance_id() == 0) {
-    return absl::UnavailableError("the worker answered NewInstance without an instance id");
-  }
+  ASSIGN_OR_RETURN(InstanceRef where, lib->NewInstance(*klass, std::move(init), op.deadline));
   InstanceTable::Record record;
   record.session = op.serial;
   record.library = request.library_handle();
   record.klass = klass;
-  record.worker_id = result.instance_id();
-  record.generation = generation;
+  record.worker_id = where.worker_id;
+  record.generation = where.generation;
   v1::NewInstanceResponse response;
   response.set_handle(instances_.Add(std::move(record), std::move(op.instance)));
   return response;
@@ -258,28 +226,22 @@ absl::StatusOr<v1::ReadFieldsResponse> SessionManager::ReadFields(
           absl::StrCat("class ", klass.name, " has no field '", name, "'"));
     }
   }
-  worker::v1::DaemonToWorker message;
-  message.mutable_instance_read()->set_instance_id(record.worker_id);
-  message.mutable_instance_read()->set_size(klass.size);
-  absl::StatusOr<worker::v1::InstanceResult> result =
-      lib->InstanceOp(message, record.generation, op.deadline);
-  if (absl::IsFailedPrecondition(result.status())) {
+  absl::StatusOr<std::string> data =
+      lib->ReadInstance({record.worker_id, record.generation}, klass.size, op.deadline);
+  if (absl::IsFailedPrecondition(data.status())) {
     instances_.Take(request.handle(), record.session, "was lost when its worker died")
         .IgnoreError();
   }
-  if (!result.ok()) return result.status();
-  if (result->data().size() != klass.size) {
-    return absl::UnavailableError("the worker sent an instance of the wrong size");
-  }
+  if (!data.ok()) return data.status();
   v1::ReadFieldsResponse response;
   for (const FieldDesc& f : klass.fields) {
     if (!wanted.empty() && !wanted.count(f.name)) continue;
-    if (!RangeWithin(f.offset, f.type->size, result->data().size())) {
+    if (!RangeWithin(f.offset, f.type->size, data->size())) {
       return absl::InternalError(absl::StrCat("layout of ", klass.name, " puts field '", f.name,
                                               "' outside its ", klass.size, " bytes"));
     }
     absl::StatusOr<v1::Value> value = DecodeInline(
-        *f.type, absl::string_view(result->data()).substr(f.offset, f.type->size));
+        *f.type, absl::string_view(*data).substr(f.offset, f.type->size));
     if (!value.ok()) {
       return FromWorker(request.handle(), klass,
                         absl::InvalidArgumentError(absl::StrCat(
@@ -306,9 +268,7 @@ absl::StatusOr<v1::WriteFieldsResponse> SessionManager::WriteFields(
   }
   // Encode every field first: nothing is written unless all are valid. All
   // of them go to the worker in one exchange.
-  worker::v1::DaemonToWorker message;
-  worker::v1::InstanceWrite* write = message.mutable_instance_write();
-  write->set_instance_id(record.worker_id);
+  std::vector<Library::Span> spans;
   std::set<std::string> seen;
   for (const v1::FieldValue& fv : request.fields().fields()) {
     const FieldDesc* field = klass.FindField(fv.name());
@@ -329,23 +289,16 @@ absl::StatusOr<v1::WriteFieldsResponse> SessionManager::WriteFields(
       return absl::InvalidArgumentError(
           absl::StrCat("field '", fv.name(), "': ", encoded.message()));
     }
-    if (seen.size() == 1) {
-      write->set_offset(field->offset);
-      write->set_data(std::move(bytes));
-    } else {
-      worker::v1::InstanceSpan* span = write->add_more();
-      span->set_offset(field->offset);
-      span->set_data(std::move(bytes));
-    }
+    spans.push_back({field->offset, std::move(bytes)});
   }
-  if (seen.empty()) return v1::WriteFieldsResponse();
-  absl::StatusOr<worker::v1::InstanceResult> result =
-      lib->InstanceOp(message, record.generation, op.deadline);
-  if (absl::IsFailedPrecondition(result.status())) {
+  if (spans.empty()) return v1::WriteFieldsResponse();
+  absl::Status written =
+      lib->WriteInstance({record.worker_id, record.generation}, std::move(spans), op.deadline);
+  if (absl::IsFailedPrecondition(written)) {
     instances_.Take(request.handle(), record.session, "was lost when its worker died")
         .IgnoreError();
   }
-  RETURN_IF_ERROR(result.status());
+  RETURN_IF_ERROR(written);
   return v1::WriteFieldsResponse();
 }
 
@@ -359,10 +312,10 @@ absl::StatusOr<v1::FreeInstanceResponse> SessionManager::FreeInstance(
   ASSIGN_OR_RETURN(InstanceTable::Record record,
                    instances_.Take(request.handle(), op.serial, "was freed"));
   v1::FreeInstanceResponse response;
-  ASSIGN_OR_RETURN(worker::v1::InstanceResult result,
-                   op.library->InstanceOp(FreeRequest(record.worker_id), record.generation,
-                                          op.deadline));
-  response.set_destructor_called(result.destructor_called());
+  ASSIGN_OR_RETURN(bool destructor_called,
+                   op.library->FreeInstance({record.worker_id, record.generation},
+                                            op.deadline));
+  response.set_destructor_called(destructor_called);
   return response;
 }
 
@@ -373,14 +326,8 @@ absl::StatusOr<v1::ReadStaticResponse> SessionManager::ReadStatic(
                                             request.name(), deadline));
   const std::shared_ptr<Library>& lib = op.library;
   ASSIGN_OR_RETURN(Library::StaticInfo info, lib->FindStatic(request.name()));
-  worker::v1::DaemonToWorker message;
-  message.mutable_static_access()->set_index(static_cast<uint32_t>(info.index));
-  ASSIGN_OR_RETURN(worker::v1::InstanceResult result,
-                   lib->InstanceOp(message, 0, op.deadline));
-  if (result.data().size() != info.type->size) {
-    return absl::UnavailableError("the worker sent a static of the wrong size");
-  }
-  absl::StatusOr<v1::Value> value = DecodeInline(*info.type, result.data());
+  ASSIGN_OR_RETURN(std::string data, lib->ReadStatic(info, op.deadline));
+  absl::StatusOr<v1::Value> value = DecodeInline(*info.type, data);
   if (!value.ok()) {
     return absl::DataLossError(absl::StrCat("static '", request.name(),
                                             "' holds an invalid value: ", value.status().message()));
@@ -407,11 +354,7 @@ absl::StatusOr<v1::WriteStaticResponse> SessionManager::WriteStatic(
     return absl::InvalidArgumentError(
         absl::StrCat("static '", request.name(), "': ", encoded.message()));
   }
-  worker::v1::DaemonToWorker message;
-  message.mutable_static_access()->set_index(static_cast<uint32_t>(info.index));
-  message.mutable_static_access()->set_write(true);
-  message.mutable_static_access()->set_data(std::move(bytes));
-  RETURN_IF_ERROR(lib->InstanceOp(message, 0, op.deadline).status());
+  RETURN_IF_ERROR(lib->WriteStatic(info, std::move(bytes), op.deadline));
   return v1::WriteStaticResponse();
 }
 

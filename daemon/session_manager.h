@@ -23,6 +23,15 @@
 // Thread-safety: all methods are thread-safe. Library calls run outside the
 // manager's lock, so sessions never wait on each other's calls.
 //
+// One concept per file: session_manager.cc the session table (create,
+// find, expire, close, revoke); session_open.cc opening and closing
+// libraries (what a session may open); session_authorize.cc the
+// authorization of every operation on an open library or instance;
+// session_calls.cc calls and batches; session_instances.cc classes,
+// instances and statics; session_status.cc GetStatus. The worker protocol
+// is not spoken here: Library (library.h) turns instance and static
+// operations into worker messages.
+//
 //   SessionManager sessions(&policies, &tokens, &audit, &pins, worker_options);
 //   ASSIGN_OR_RETURN(v1::CreateSessionResponse s, sessions.CreateSession({}, caller));
 #ifndef FFIBROKER_DAEMON_SESSION_MANAGER_H_
@@ -108,7 +117,7 @@ class SessionManager {
   // NOT_FOUND for an unknown session or one of another principal.
   absl::StatusOr<SessionView> View(const std::string& session_id, const Caller& caller);
 
-  // Classes and instances (implemented in session_instances.cc; see
+  // Classes and instances (session_instances.cc; see
   // docs/classes.md). Instances live in a library's worker; their handles
   // are checked against the InstanceTable before anything reaches it.
   absl::StatusOr<v1::RegisterClassResponse> RegisterClass(
@@ -239,7 +248,7 @@ class SessionManager {
   // How calls of library `library` in session `serial` use the instances.
   // The handles the call makes take the `reserved` slots (reserved before
   // the call), one each.
-  InstanceContext ContextFor(uint64_t serial, uint64_t library,
+  InstanceHooks ContextFor(uint64_t serial, uint64_t library,
                              std::vector<PrincipalQuota::Reservation> reserved = {});
   // Invalidates the instances of a session (library == 0) or one of its
   // libraries, calling the destructors of owned library results first.

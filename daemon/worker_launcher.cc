@@ -341,6 +341,11 @@ void WorkerLauncher::WarnRefused(const v1::WorkerLayers& layers) {
   }
 }
 
+absl::Status WorkerLauncher::Probe(const std::string& profile, absl::Time deadline,
+                                   v1::WorkerLayers* layers) {
+  return Launch(worker::v1::Open(), profile, /*required=*/{}, deadline, layers).status();
+}
+
 absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::Launch(
     worker::v1::Open open, const std::string& profile_name,
     const std::vector<v1::Layer>& required, absl::Time deadline, v1::WorkerLayers* layers) {

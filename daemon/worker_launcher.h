@@ -58,6 +58,11 @@ class WorkerLauncher {
                                                         absl::Time deadline,
                                                         v1::WorkerLayers* layers);
 
+  // Starts a worker that loads nothing under `profile`, records the layers
+  // in force in `*layers`, and ends it. Errors as Launch's.
+  absl::Status Probe(const std::string& profile, absl::Time deadline,
+                     v1::WorkerLayers* layers);
+
   const ProfileSet& profiles() const { return *profiles_; }
   // The worker uid pool, or nullptr.
   const WorkerUidPool* uids() const { return uids_.get(); }

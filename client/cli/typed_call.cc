@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/arg_kinds.h"
 #include "common/literal.h"
 #include "common/signature.h"
 #include "common/type_table.h"
@@ -17,7 +18,6 @@
 
 namespace ffibroker {
 namespace {
-
 
 // One command-line argument, parsed against its resolved parameter type.
 struct CliArg {
@@ -28,8 +28,8 @@ struct CliArg {
 
 absl::StatusOr<CliArg> ParseArg(const TypeDesc& type, const std::string& text) {
   CliArg arg;
-  switch (type.kind) {
-    case TypeKind::kHandle:
+  switch (ArgKindOf(type)) {
+    case ArgKind::kHandle:
       if (text == "null") {
         arg.value.set_null_value(true);
         return arg;
@@ -41,17 +41,19 @@ absl::StatusOr<CliArg> ParseArg(const TypeDesc& type, const std::string& text) {
         arg.fields = std::move(*fields);
       }
       return arg;
-    case TypeKind::kString:
+    case ArgKind::kString:
       if (text == "null") {
         arg.value.set_null_value(true);
       } else {
         arg.value.set_string_value(text);
       }
       return arg;
-    case TypeKind::kBuffer:
-      if (type.buffer.direction() == v1::BufferType::DIRECTION_OUT) {
-        arg.value.set_bytes_value("");
-      } else if (absl::StartsWith(text, "hex:")) {
+    case ArgKind::kBufferOut:  // the daemon sends its length; the text is ignored
+      arg.value.set_bytes_value("");
+      return arg;
+    case ArgKind::kBufferIn:
+    case ArgKind::kBufferInOut:
+      if (absl::StartsWith(text, "hex:")) {
         std::string hex = text.substr(4);
         if (hex.size() % 2 != 0 ||
             !std::all_of(hex.begin(), hex.end(), [](char c) { return std::isxdigit(c); })) {
@@ -62,13 +64,13 @@ absl::StatusOr<CliArg> ParseArg(const TypeDesc& type, const std::string& text) {
         arg.value.set_bytes_value(text);
       }
       return arg;
-    default: {
-      absl::StatusOr<v1::Value> value = ParseInlineLiteral(type, text);
-      if (!value.ok()) return value.status();
-      arg.value = std::move(*value);
-      return arg;
-    }
+    case ArgKind::kInline:
+      break;
   }
+  absl::StatusOr<v1::Value> value = ParseInlineLiteral(type, text);
+  if (!value.ok()) return value.status();
+  arg.value = std::move(*value);
+  return arg;
 }
 
 std::string Describe(Instance& instance) {

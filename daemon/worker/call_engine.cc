@@ -9,7 +9,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "common/checked_math.h"
+#include "common/arg_kinds.h"
 #include "common/limits.h"
 #include "common/resolved_names.h"
 #include "common/status_macros.h"
@@ -62,16 +62,6 @@ absl::Status NotDefined(const NameToResolve& name, const Found& found,
         "policy entry sets allow_dependency_symbols"));
   }
   return absl::NotFoundError(absl::StrCat(DescribeName(name), " not found in ", path));
-}
-
-uint64_t ReadU64(const std::string& bytes) {
-  uint64_t v = 0;
-  std::memcpy(&v, bytes.data(), sizeof v);
-  return v;
-}
-
-std::string U64Bytes(uint64_t v) {
-  return std::string(reinterpret_cast<const char*>(&v), sizeof v);
 }
 
 // 8-byte aligned, zeroed storage of at least `size` bytes; callers keep
@@ -171,9 +161,9 @@ CallEngine::~CallEngine() = default;
 
 absl::Status CallEngine::EncodePointerResult(const TypeDesc& type, void* ptr,
                                              worker::v1::Result* out) {
-  if (type.kind == TypeKind::kHandle) {
+  if (ArgKindOf(type) == ArgKind::kHandle) {
     if (ptr == nullptr) {
-      out->set_value(U64Bytes(0));
+      out->set_value(InstanceIdBytes(0));
       return absl::OkStatus();
     }
     const TypeDesc& klass = *type.element;
@@ -182,7 +172,7 @@ absl::Status CallEngine::EncodePointerResult(const TypeDesc& type, void* ptr,
         ptr, klass.size,
         owned ? InstanceStore::Origin::kOwned : InstanceStore::Origin::kBorrowed,
         owned ? destructors_[klass.class_index] : nullptr);
-    out->set_value(U64Bytes(id));
+    out->set_value(InstanceIdBytes(id));
     return absl::OkStatus();
   }
   // kString: at most max_length + 1 bytes, so the daemon can see "too long".
@@ -216,28 +206,15 @@ absl::StatusOr<worker::v1::Result> CallEngine::Call(const worker::v1::Call& call
   // What the reply will carry (the result, out and inout buffers): the
   // daemon checked it against kMaxCallPayloadBytes; a request past it is
   // refused before anything is allocated.
-  uint64_t reply_bytes = p.sig.result->size;
-  for (size_t i = 0; i < n; ++i) {
-    const TypeDesc& type = *p.sig.params[i];
-    const std::string& bytes = call.args(static_cast<int>(i));
-    if (type.kind != TypeKind::kBuffer ||
-        type.buffer.direction() == v1::BufferType::DIRECTION_IN) {
-      continue;
-    }
-    uint64_t size = bytes.size();
-    if (type.buffer.direction() == v1::BufferType::DIRECTION_OUT) {
-      if (bytes.size() != 8) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "argument ", i + 1, " of '", p.name, "' has ", bytes.size(), " bytes, expected 8"));
-      }
-      size = ReadU64(bytes);
-    }
-    if (size > kMaxBufferLength || !CheckedAdd<uint64_t>(reply_bytes, size, &reply_bytes) ||
-        reply_bytes > kMaxCallPayloadBytes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the reply of '", p.name, "' would exceed the call payload limit of ",
-          kMaxCallPayloadBytes, " bytes"));
-    }
+  absl::StatusOr<uint64_t> reply_bytes = ReplyBytes(p.sig, call.args());
+  if (!reply_bytes.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", p.name, "': ", reply_bytes.status().message()));
+  }
+  if (*reply_bytes > kMaxCallPayloadBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the reply of '", p.name, "' would exceed the call payload limit of ",
+        kMaxCallPayloadBytes, " bytes"));
   }
   // The frame: every temporary of this call lives here until it returns.
   std::vector<Block> blocks;
@@ -252,10 +229,11 @@ absl::StatusOr<worker::v1::Result> CallEngine::Call(const worker::v1::Call& call
           "argument ", i + 1, " of '", p.name, "' has ", bytes.size(),
           " bytes, expected ", want));
     };
-    switch (type.kind) {
-      case TypeKind::kHandle: {
-        if (bytes.size() != 8) return bad_size(8);
-        uint64_t id = ReadU64(bytes);
+    switch (ArgKindOf(type)) {
+      case ArgKind::kHandle: {
+        absl::StatusOr<uint64_t> read = ReadInstanceId(bytes);
+        if (!read.ok()) return bad_size(8);
+        const uint64_t id = *read;
         // Null only where declared nullable (`Point*?`): the daemon never
         // sends 0 elsewhere, and the library would dereference it.
         if (id == 0 && !type.nullable) {
@@ -268,7 +246,7 @@ absl::StatusOr<worker::v1::Result> CallEngine::Call(const worker::v1::Call& call
         avalues[i] = &slots[i];
         continue;
       }
-      case TypeKind::kString:
+      case ArgKind::kString:
         if (is_null[i] && !type.nullable) {
           return absl::InvalidArgumentError(absl::StrCat(
               "argument ", i + 1, " of '", p.name, "' is null but not declared nullable"));
@@ -280,21 +258,21 @@ absl::StatusOr<worker::v1::Result> CallEngine::Call(const worker::v1::Call& call
         }
         avalues[i] = &slots[i];
         continue;
-      case TypeKind::kBuffer: {
-        size_t size = bytes.size();
-        bool out_only = type.buffer.direction() == v1::BufferType::DIRECTION_OUT;
-        if (out_only) {
-          if (bytes.size() != 8) return bad_size(8);
-          size = ReadU64(bytes);
-          if (size > kMaxBufferLength) return bad_size(kMaxBufferLength);
+      case ArgKind::kBufferIn:
+      case ArgKind::kBufferOut:
+      case ArgKind::kBufferInOut: {
+        absl::StatusOr<uint64_t> size = BufferSize(type, bytes);
+        if (!size.ok()) return bad_size(8);
+        if (*size > kMaxBufferLength) return bad_size(kMaxBufferLength);
+        blocks.emplace_back(static_cast<size_t>(*size));
+        if (ArgKindOf(type) != ArgKind::kBufferOut) {
+          std::memcpy(blocks.back().data(), bytes.data(), bytes.size());
         }
-        blocks.emplace_back(size);
-        if (!out_only) std::memcpy(blocks.back().data(), bytes.data(), size);
         slots[i] = blocks.back().data();
         avalues[i] = &slots[i];
         continue;
       }
-      default:
+      case ArgKind::kInline:
         if (bytes.size() != type.size) return bad_size(type.size);
         blocks.emplace_back(type.size);
         std::memcpy(blocks.back().data(), bytes.data(), bytes.size());
@@ -308,21 +286,11 @@ absl::StatusOr<worker::v1::Result> CallEngine::Call(const worker::v1::Call& call
   // worker_request fuzz target).
   for (size_t i = 0; i < n; ++i) {
     const TypeDesc& type = *p.sig.params[i];
-    if (type.kind != TypeKind::kBuffer) continue;
-    const std::string& bytes = call.args(static_cast<int>(i));
-    uint64_t size = type.buffer.direction() == v1::BufferType::DIRECTION_OUT ? ReadU64(bytes)
-                                                                           : bytes.size();
-    uint64_t told = type.buffer.fixed_length();
+    if (!IsBuffer(ArgKindOf(type))) continue;
+    // Sizes checked when the frame was built.
+    uint64_t size = *BufferSize(type, call.args(static_cast<int>(i)));
     bool negative = false;
-    if (type.buffer.length_case() == v1::BufferType::kLengthParam) {
-      const int j = p.sig.length_param[i];
-      const std::string& length = call.args(j);  // an integer, its size checked above
-      told = 0;
-      std::memcpy(&told, length.data(), std::min(length.size(), sizeof told));
-      const ScalarInfo* scalar = p.sig.params[j]->scalar;
-      negative = scalar != nullptr && scalar->klass == ScalarClass::kSigned && !length.empty() &&
-                 (static_cast<unsigned char>(length.back()) & 0x80) != 0;
-    }
+    uint64_t told = ToldBufferLength(p.sig, static_cast<int>(i), call.args(), &negative);
     if (negative || told != size) {
       return absl::InvalidArgumentError(absl::StrCat(
           "argument ", i + 1, " of '", p.name, "' is a buffer of ", size,
@@ -351,7 +319,7 @@ absl::StatusOr<worker::v1::Result> CallEngine::Call(const worker::v1::Call& call
     out.set_ffi_return(status);
     if (status != 0) return out;  // the out value is only written on success
   }
-  if (result.kind == TypeKind::kHandle || result.kind == TypeKind::kString) {
+  if (ArgKindOf(result) != ArgKind::kInline) {  // a handle or a string
     void* ptr;
     std::memcpy(&ptr, value.data(), sizeof ptr);
     RETURN_IF_ERROR(EncodePointerResult(result, ptr, &out));
@@ -362,14 +330,9 @@ absl::StatusOr<worker::v1::Result> CallEngine::Call(const worker::v1::Call& call
   // order they were made, so find each by its slot.
   for (size_t i = 0; i < n; ++i) {
     const TypeDesc& type = *p.sig.params[i];
-    if (type.kind != TypeKind::kBuffer ||
-        type.buffer.direction() == v1::BufferType::DIRECTION_IN) {
-      continue;
-    }
-    const std::string& bytes = call.args(static_cast<int>(i));
-    size_t size = type.buffer.direction() == v1::BufferType::DIRECTION_OUT ? ReadU64(bytes)
-                                                                           : bytes.size();
-    out.add_outputs(static_cast<const char*>(slots[i]), size);
+    if (!IsOutput(ArgKindOf(type))) continue;
+    uint64_t size = *BufferSize(type, call.args(static_cast<int>(i)));  // checked above
+    out.add_outputs(static_cast<const char*>(slots[i]), static_cast<size_t>(size));
   }
   return out;
 }

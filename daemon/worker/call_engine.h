@@ -7,7 +7,8 @@
 // library's own definitions unless Open.allow_dependency_symbols) and
 // prepares one ffi_cif per symbol, all before the worker locks itself down; Call() then only materializes the
 // arguments in a per-call frame (which owns every temporary: struct copies,
-// string and buffer copies), runs ffi_call and encodes the result. Instance
+// string and buffer copies; how each kind of argument arrives is
+// common/arg_kinds.h), runs ffi_call and encodes the result. Instance
 // operations go through the InstanceStore (ids, never addresses). Nothing
 // here opens files or sockets after Open.
 //

@@ -80,18 +80,19 @@ class Engine {
 
   absl::StatusOr<v1::Value> Call(uint32_t index, const std::vector<v1::Value>& args) {
     if (engine_ == nullptr) return absl::InternalError("engine did not open");
-    const v1::Signature& sig = open_.symbols(index).signature();
+    absl::StatusOr<ResolvedSignature> sig =
+        ResolveSignature(open_.symbols(index).signature(), ClassTable());
+    if (!sig.ok()) return sig.status();
     worker::v1::Call call;
     call.set_symbol_index(index);
-    for (size_t i = 0; i < args.size(); ++i) {
-      absl::Status s = EncodeValue(sig.params(static_cast<int>(i)).type(), args[i],
-                                   call.add_args());
+    for (size_t i = 0; i < args.size() && i < sig->params.size(); ++i) {
+      absl::Status s = EncodeInline(*sig->params[i], args[i], call.add_args());
       if (!s.ok()) return s;
     }
     absl::StatusOr<worker::v1::Result> result = engine_->Call(call);
     if (!result.ok()) return result.status();
     last_errno_ = result->errno_value();
-    return DecodeValue(sig.result(), result->value());
+    return DecodeInline(*sig->result, result->value());
   }
 
   CallEngine* get() { return engine_.get(); }

@@ -112,16 +112,19 @@ void CheckCall(FuzzedDataProvider& in, const ClassTable& table,
   google::protobuf::RepeatedPtrField<v1::Value> args;
   for (const TypeRef& param : sig->params) *args.Add() = fuzz::RandomValue(in, *param);
   if (in.ConsumeIntegralInRange<int>(0, 15) == 0) args.Add();
-  HandleHooks hooks;
-  hooks.map = [&](const TypeDesc&, uint64_t handle) -> absl::StatusOr<uint64_t> {
+  InstanceHooks hooks;
+  hooks.map = [&](const TypeDesc&, uint64_t handle,
+                  const std::function<bool(uint64_t)>&) -> absl::StatusOr<InstanceRef> {
     if (handle % 3 == 0) return absl::NotFoundError("no such handle");
-    return handle;
+    return InstanceRef{handle, 1};
   };
-  hooks.adopt = [](const TypeDesc&, uint64_t id) { return id + 1; };
+  hooks.adopt = [](const TypeDesc&, const InstanceRef& where) { return where.worker_id + 1; };
   hooks.max_buffer_bytes = 64;
   hooks.max_string_bytes = 32;
+  const std::function<bool(uint64_t)> live = [](uint64_t) { return true; };
+  uint64_t generation = 0;
   worker::v1::Call call;
-  absl::Status encoded = EncodeCall(*sig, args, hooks, &call);
+  absl::Status encoded = EncodeCall(*sig, args, hooks, live, &call, &generation);
   if (!encoded.ok()) return;
   FUZZ_CHECK(call.args_size() == static_cast<int>(sig->params.size()), proto.DebugString());
   for (size_t i = 0; i < sig->params.size(); ++i) {

@@ -40,13 +40,13 @@ void CheckWorkerText(const std::string& text) {
 }
 
 void Decode(const worker::v1::WorkerToDaemon& reply, const ResolvedSignature& sig,
-            const std::string& name, const worker::v1::Call& sent, const HandleHooks& hooks) {
+            const std::string& name, const worker::v1::Call& sent, const InstanceHooks& hooks) {
   const fuzz::ClassesSession& s = fuzz::Classes();
   switch (reply.msg_case()) {
     case worker::v1::WorkerToDaemon::kResult: {
       bool violation = false;
       absl::StatusOr<v1::CallResponse> response =
-          DecodeCallResult(name, sig, sent, reply.result(), hooks, &violation);
+          DecodeCallResult(name, sig, sent, reply.result(), hooks, 1, &violation);
       if (violation) {
         FUZZ_CHECK(response.status().code() == absl::StatusCode::kUnavailable,
                    response.status().ToString());
@@ -91,12 +91,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string& name = s.open.symbols(static_cast<int>(index)).name();
   google::protobuf::RepeatedPtrField<v1::Value> args;
   for (const TypeRef& param : sig.params) *args.Add() = fuzz::RandomValue(in, *param);
-  HandleHooks hooks;
-  hooks.map = [](const TypeDesc&, uint64_t handle) -> absl::StatusOr<uint64_t> { return handle; };
-  hooks.adopt = [](const TypeDesc&, uint64_t id) { return id + 1000; };
+  InstanceHooks hooks;
+  hooks.map = [](const TypeDesc&, uint64_t handle,
+                 const std::function<bool(uint64_t)>&) -> absl::StatusOr<InstanceRef> {
+    return InstanceRef{handle, 1};
+  };
+  hooks.adopt = [](const TypeDesc&, const InstanceRef& where) { return where.worker_id + 1000; };
+  const std::function<bool(uint64_t)> live = [](uint64_t) { return true; };
+  uint64_t generation = 0;
   worker::v1::Call sent;
   sent.set_symbol_index(static_cast<uint32_t>(index));
-  if (!EncodeCall(sig, args, hooks, &sent).ok()) sent.Clear();
+  if (!EncodeCall(sig, args, hooks, live, &sent, &generation).ok()) sent.Clear();
 
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) return 0;

@@ -41,14 +41,19 @@ void FuzzCall(FuzzedDataProvider& in, CallEngine& engine, std::vector<uint64_t>&
   const ResolvedSignature& sig = s.symbols[index];
   google::protobuf::RepeatedPtrField<v1::Value> args;
   for (const TypeRef& param : sig.params) *args.Add() = fuzz::RandomValue(in, *param);
-  HandleHooks hooks;
-  hooks.map = [&](const TypeDesc&, uint64_t) -> absl::StatusOr<uint64_t> { return PickId(in, ids); };
-  hooks.adopt = [](const TypeDesc&, uint64_t id) { return id; };
+  InstanceHooks hooks;
+  hooks.map = [&](const TypeDesc&, uint64_t,
+                  const std::function<bool(uint64_t)>&) -> absl::StatusOr<InstanceRef> {
+    return InstanceRef{PickId(in, ids), 1};
+  };
+  hooks.adopt = [](const TypeDesc&, const InstanceRef& where) { return where.worker_id; };
   hooks.max_buffer_bytes = 4096;
+  const std::function<bool(uint64_t)> live = [](uint64_t) { return true; };
+  uint64_t generation = 0;
   worker::v1::DaemonToWorker request;
   worker::v1::Call* call = request.mutable_call();
   call->set_symbol_index(static_cast<uint32_t>(index));
-  if (!EncodeCall(sig, args, hooks, call).ok()) return;
+  if (!EncodeCall(sig, args, hooks, live, call, &generation).ok()) return;
   switch (in.ConsumeIntegralInRange<int>(0, 5)) {
     case 0:
       call->set_symbol_index(in.ConsumeIntegral<uint32_t>());
