@@ -8,9 +8,9 @@ namespace ffibroker {
 uint64_t InstanceTable::Add(Record record, PrincipalQuota::Reservation quota) {
   absl::MutexLock lock(&mu_);
   uint32_t index;
-  if (!free_.empty()) {
-    index = free_.back();
-    free_.pop_back();
+  if (free_.size() > kept_free_) {
+    index = free_.front();
+    free_.pop_front();
   } else {
     index = static_cast<uint32_t>(slots_.size());
     slots_.emplace_back();
@@ -96,6 +96,11 @@ std::vector<std::pair<uint64_t, InstanceTable::Record>> InstanceTable::TakeAll(
 size_t InstanceTable::live() const {
   absl::MutexLock lock(&mu_);
   return live_;
+}
+
+size_t InstanceTable::slots() const {
+  absl::MutexLock lock(&mu_);
+  return slots_.size();
 }
 
 }  // namespace ffibroker

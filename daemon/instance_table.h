@@ -11,7 +11,16 @@
 // its handle is stale: freed (or its library closed or its worker died)
 // is FAILED_PRECONDITION with the reason, for the most recent generation of
 // a slot (an older one is NOT_FOUND). A freed slot's generation moves on,
-// so an old handle never names a new instance.
+// so an old handle never names a new instance (a slot whose generation
+// would wrap is retired).
+//
+// Freed slots are reused oldest first, and only once more than
+// `kept_free` of them are waiting (default kFreeSlotsKept): a slot
+// remembers only its previous generation's owner and reason, so a handle
+// keeps its precise stale answer for at least `kept_free` further frees
+// in the whole daemon, and the table holds at most `kept_free` slots more
+// than the most instances ever live at once. (Reusing the last freed slot
+// first lost the answer after one create-free cycle of the same session.)
 //
 // Thread-safety: thread-safe.
 //
@@ -20,7 +29,9 @@
 #ifndef FFIBROKER_DAEMON_INSTANCE_TABLE_H_
 #define FFIBROKER_DAEMON_INSTANCE_TABLE_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,6 +55,9 @@ class InstanceTable {
     bool owned = false;     // a library result to destroy on release
   };
 
+  static constexpr size_t kFreeSlotsKept = 1024;
+  explicit InstanceTable(size_t kept_free = kFreeSlotsKept) : kept_free_(kept_free) {}
+
   // Adds a live record holding `quota` (its place in the instance limits,
   // given back when the record is taken); returns its handle (never 0).
   uint64_t Add(Record record, PrincipalQuota::Reservation quota);
@@ -57,6 +71,8 @@ class InstanceTable {
                                                    const std::string& reason);
   // Number of live records (for tests and logs).
   size_t live() const;
+  // Number of slots, live or not (for tests).
+  size_t slots() const;
 
  private:
   struct Slot {
@@ -71,8 +87,9 @@ class InstanceTable {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
+  const size_t kept_free_;
   mutable std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);
-  std::vector<uint32_t> free_ ABSL_GUARDED_BY(mu_);
+  std::deque<uint32_t> free_ ABSL_GUARDED_BY(mu_);  // oldest first
   size_t live_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

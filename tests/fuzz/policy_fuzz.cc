@@ -10,6 +10,7 @@
 // Invariants: everything is a Status; a failed reload keeps the policy in
 // force; a successful one puts exactly the parsed policy in force; a
 // loaded profile compiles.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -29,10 +30,18 @@
 namespace ffibroker {
 namespace {
 
-// A private directory for this process's files (removed at exit).
+// A private directory for this process's files (removed at exit), in
+// /dev/shm when there is one: every input writes and reads files here, and
+// on a disk file system (ext4 flushes a file truncated and rewritten on
+// close) that I/O, not the parsers, was most of the target's time.
 const std::string& WorkDir() {
   static const std::string* dir = [] {
-    std::string templ = std::filesystem::temp_directory_path().string() + "/ffib-fuzz-XXXXXX";
+    std::error_code ignored;
+    std::string base = std::filesystem::is_directory("/dev/shm", ignored) &&
+                               ::access("/dev/shm", W_OK) == 0
+                           ? "/dev/shm"
+                           : std::filesystem::temp_directory_path().string();
+    std::string templ = base + "/ffib-fuzz-XXXXXX";
     FUZZ_CHECK(::mkdtemp(templ.data()) != nullptr, templ);
     std::filesystem::create_directory(templ + "/profiles");
     std::atexit([] { std::filesystem::remove_all(WorkDir()); });
@@ -51,8 +60,22 @@ const ProfileSet& BundledProfiles() {
 }
 
 void WriteFile(const std::string& path, absl::string_view text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  FUZZ_CHECK(fd >= 0, path);
+  FUZZ_CHECK(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()), path);
+  ::close(fd);
+}
+
+// The bundled default policy, parsed once: every input reloads over it.
+const Policy& DefaultPolicy() {
+  static const Policy* policy = [] {
+    std::ifstream in(std::string(FFIBROKER_SOURCE_DIR) + "/policy/default.textproto");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    absl::StatusOr<Policy> parsed = Policy::Parse(text, WorkDir() + "/policy.textproto");
+    FUZZ_CHECK(parsed.ok(), parsed.status().ToString());
+    return new Policy(*std::move(parsed));
+  }();
+  return *policy;
 }
 
 absl::Status Validate(const Policy& p) {
@@ -83,14 +106,8 @@ void FuzzPolicy(absl::string_view text) {
   }
 
   // Reload over the bundled default, as SIGHUP does.
-  static const std::string default_text = [] {
-    std::ifstream in(std::string(FFIBROKER_SOURCE_DIR) + "/policy/default.textproto");
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }();
   const std::string path = WorkDir() + "/policy.textproto";
-  absl::StatusOr<Policy> initial = Policy::Parse(default_text, path);
-  FUZZ_CHECK(initial.ok(), initial.status().ToString());
-  PolicyHolder holder(*std::move(initial), path, Validate);
+  PolicyHolder holder(DefaultPolicy(), path, Validate);
   std::shared_ptr<const Policy> before = holder.Get();
   WriteFile(path, text);
   absl::Status reloaded = holder.Reload();
@@ -131,6 +148,14 @@ void FuzzProfiles(absl::string_view text) {
 
 }  // namespace
 }  // namespace ffibroker
+
+// Everything built once, before the first input (not counted in its time).
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  (void)ffibroker::WorkDir();
+  (void)ffibroker::BundledProfiles();
+  (void)ffibroker::DefaultPolicy();
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;

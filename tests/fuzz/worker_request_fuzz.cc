@@ -73,11 +73,20 @@ void FuzzCall(FuzzedDataProvider& in, CallEngine& engine, std::vector<uint64_t>&
       break;
   }
   absl::StatusOr<worker::v1::Result> result = engine.Call(request.call());
-  if (result.ok() && sig.result->kind == TypeKind::kHandle && !result->null_result() &&
-      result->value().size() == sizeof(uint64_t)) {
+  // Every handle the engine registered, owned or borrowed, of the function
+  // actually called (the mutation may have changed the index): all are
+  // freed at the end of the input, so the engine's instance table does not
+  // grow over a run and every input frees what it allocates (libFuzzer's
+  // leak detection stays on and meaningful).
+  if (!result.ok() || call->symbol_index() >= s.symbols.size()) return;
+  const ResolvedSignature& called = s.symbols[call->symbol_index()];
+  if (called.result->kind == TypeKind::kHandle && !result->null_result()) {
+    // An FfiReturn failure has no value; else a handle is its 8-byte id.
+    if (result->ffi_return() != 0 && result->value().empty()) return;
+    FUZZ_CHECK(result->value().size() == sizeof(uint64_t), call->DebugString());
     uint64_t id;
     memcpy(&id, result->value().data(), sizeof id);
-    if (sig.result->ownership == v1::HandleType::OWNERSHIP_OWNED) ids.push_back(id);
+    if (id != 0) ids.push_back(id);
   }
 }
 
