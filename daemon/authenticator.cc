@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "common/log_event.h"
 
 namespace ffibroker {
 namespace {
@@ -43,7 +44,15 @@ absl::StatusOr<Caller> Authenticator::Authenticate(
     identity.api_key_sha256 = Sha256Hex(value);
   }
   absl::StatusOr<Caller> caller = policies_->Get()->Authenticate(identity);
-  if (caller.ok()) caller->identity = IdentityOf(identity);
+  if (caller.ok()) {
+    caller->identity = IdentityOf(identity);
+  } else {
+    LOG_EVENT(LogLevel::kWarning, LogFields().Event("auth_denied").Identity(IdentityOf(identity)),
+              "refused a connection of %s: %s",
+              IdentityOf(identity).empty() ? std::string("an unidentified peer")
+                                           : IdentityOf(identity),
+              caller.status().message());
+  }
   return caller;
 }
 

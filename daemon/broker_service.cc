@@ -289,7 +289,14 @@ grpc::ServerUnaryReactor* BrokerService::WriteStatic(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* BrokerService::GetMetrics(grpc::CallbackServerContext* context,
                                                     const v1::GetMetricsRequest*,
                                                     v1::GetMetricsResponse* response) {
-  return Dispatch(context, response, [](const Caller&, absl::Time) {
+  return Dispatch(context, response, [](const Caller& caller, absl::Time)
+                                         -> absl::StatusOr<v1::GetMetricsResponse> {
+    if (!caller.read_metrics) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "principal '", caller.principal,
+          "' may not read metrics (they name every principal's libraries and symbols); the "
+          "policy must set read_metrics: true for it"));
+    }
     v1::GetMetricsResponse metrics;
     metrics.set_text(metrics::Render());
     return absl::StatusOr<v1::GetMetricsResponse>(std::move(metrics));

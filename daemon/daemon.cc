@@ -23,6 +23,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/log_event.h"
 #include "common/status_macros.h"
 #include "common/unique_fd.h"
 #include "absl/strings/str_join.h"
@@ -122,21 +123,32 @@ void BlockDaemonSignals() {
 
 namespace {
 
-// With a persistent token secret, tokens outlive the daemon, so their state
+// The token keys: the keyring file, else the one secret of
+// token_secret_file, else one generated now.
+absl::StatusOr<TokenKeyring> LoadTokenKeys(const Policy& policy) {
+  if (!policy.token_keyring_file().empty()) return LoadTokenKeyring(policy.token_keyring_file());
+  ASSIGN_OR_RETURN(std::string secret, LoadOrGenerateTokenSecret(policy.token_secret_file()));
+  return TokenKeyring::Single(std::move(secret));
+}
+
+// With persistent token keys, tokens outlive the daemon, so their state
 // must too: replay and keep the journal in `state_dir`. A secret generated at
 // start dies with the daemon, and so do its tokens: nothing to keep.
 absl::Status OpenTokenJournal(const Policy& policy, const std::string& state_dir,
-                              const std::string& secret, TokenAuthority* authority) {
-  if (policy.token_secret_file().empty()) {
-    LOG_INFO("no token_secret_file: tokens last until the daemon stops; no token journal");
+                              const TokenKeyring& keys, TokenAuthority* authority) {
+  if (policy.token_secret_file().empty() && policy.token_keyring_file().empty()) {
+    LOG_INFO("no token_secret_file or token_keyring_file: tokens last until the daemon "
+             "stops; no token journal");
     return absl::OkStatus();
   }
   RETURN_IF_ERROR(PrepareStateDirectory(state_dir));
   std::string path = absl::StrCat(state_dir, "/", kTokenJournalFile);
   std::vector<daemon::v1::TokenJournalRecord> records;
   std::string warning;
+  std::vector<std::string> secrets;
+  for (const TokenKey& key : keys.keys()) secrets.push_back(key.secret);
   ASSIGN_OR_RETURN(std::unique_ptr<TokenJournal> journal,
-                   TokenJournal::Open(path, secret, &records, &warning));
+                   TokenJournal::Open(path, secrets, &records, &warning));
   if (!warning.empty()) LOG_WARNING("%s", warning);
   RETURN_IF_ERROR(authority->UseJournal(std::move(journal), records));
   LOG_INFO("token journal %s: replayed %d records", path, records.size());
@@ -185,10 +197,16 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   if (current->principal_count() == 0) {
     LOG_WARNING("the policy lists no principals: every client will be refused");
   }
-  ASSIGN_OR_RETURN(std::string secret,
-                   LoadOrGenerateTokenSecret(current->token_secret_file()));
-  d->token_authority_ = std::make_unique<TokenAuthority>(secret);
-  RETURN_IF_ERROR(OpenTokenJournal(*current, options.state_dir, secret,
+  ASSIGN_OR_RETURN(TokenKeyring keys, LoadTokenKeys(*current));
+  d->token_keyring_path_ = current->token_keyring_file();
+  d->token_secret_path_ = current->token_secret_file();
+  LOG_INFO("token keys: %s%s", keys.Describe(),
+           d->token_keyring_path_.empty()
+               ? (d->token_secret_path_.empty() ? " (generated at start)"
+                                                : " (from token_secret_file)")
+               : absl::StrCat(" (from token keyring ", d->token_keyring_path_, ")"));
+  d->token_authority_ = std::make_unique<TokenAuthority>(keys);
+  RETURN_IF_ERROR(OpenTokenJournal(*current, options.state_dir, keys,
                                    d->token_authority_.get()));
   ASSIGN_OR_RETURN(d->audit_, AuditLog::Open(current->audit()));
   ASSIGN_OR_RETURN(d->pins_, PinnedLibraries::Create());
@@ -345,6 +363,7 @@ void Daemon::RunUntilSignal() {
     if (sig == SIGHUP) {
       notifier_.Reloading();
       ReloadPolicy();
+      ReloadTokenKeys();
       notifier_.Ready(ServingStatus());
     }
     sessions_->ExpireIdleSessions();
@@ -372,6 +391,30 @@ void Daemon::ReloadPolicy() {
            policy->principal_count());
   audit_->Record("reload_policy", {{"result", "ok"},
                                    {"principals", absl::StrCat(policy->principal_count())}});
+}
+
+void Daemon::ReloadTokenKeys() {
+  std::shared_ptr<const Policy> policy = policies_->Get();
+  if (policy->token_keyring_file() != token_keyring_path_ ||
+      policy->token_secret_file() != token_secret_path_) {
+    LOG_WARNING("SIGHUP: the policy names other token key files than at start; they take "
+                "effect at the next start");
+  }
+  if (token_keyring_path_.empty()) return;  // one secret: nothing to rotate
+  absl::StatusOr<TokenKeyring> keys = LoadTokenKeyring(token_keyring_path_);
+  absl::Status status = keys.status();
+  if (keys.ok()) status = token_authority_->SetKeyring(*std::move(keys));
+  if (!status.ok()) {
+    LOG_ERROR("SIGHUP: token keyring NOT reloaded, the old keys stay in force: %s",
+              status.message());
+    audit_->Record("reload_token_keys", {{"result", "rejected"},
+                                         {"reason", std::string(status.message())}});
+    return;
+  }
+  std::string described = token_authority_->DescribeKeys();
+  LOG_EVENT(LogLevel::kInfo, LogFields().Event("reload_token_keys"),
+            "SIGHUP: token keyring %s reloaded: keys %s", token_keyring_path_, described);
+  audit_->Record("reload_token_keys", {{"result", "ok"}, {"token_keys", described}});
 }
 
 void Daemon::Stop() {

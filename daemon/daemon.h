@@ -1,7 +1,7 @@
 // Daemon: ffibrokerd's parts wired together (policy, token authority, audit
 // log, sessions, executor, gRPC server with health checking and reflection,
 // the unix-socket acceptor and the optional mTLS listener) and their
-// lifecycle. SIGHUP reloads the policy atomically. Under systemd it takes
+// lifecycle. SIGHUP reloads the policy atomically, and the token keyring. Under systemd it takes
 // its listeners from socket activation and reports its state with
 // sd_notify (activated_listeners.h, service_notifier.h).
 //
@@ -83,6 +83,9 @@ class Daemon {
   Daemon() = default;
   void Stop();
   void ReloadPolicy();
+  // SIGHUP with a token keyring: re-reads it (a rotation); an invalid one
+  // is logged and the old keys stay.
+  void ReloadTokenKeys();
   // The STATUS= line for systemd: where it serves, which policy.
   std::string ServingStatus() const;
 
@@ -105,6 +108,9 @@ class Daemon {
   std::unique_ptr<BrokerService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
+  // The token key files of the policy at start (fixed until a restart).
+  std::string token_keyring_path_;
+  std::string token_secret_path_;
 };
 
 // Blocks the signals the daemon handles synchronously and ignores SIGPIPE

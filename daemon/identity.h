@@ -47,6 +47,8 @@ struct Caller {
   // Who holds what `limits` count: the principal's name, or for a principal
   // matching any_local_user "NAME (uid N)", each local user on its own.
   std::string limits_holder;
+  // May read the daemon's metrics (Principal.read_metrics).
+  bool read_metrics = false;
 };
 
 // The authenticated identity behind `id`, the key of token ownership:

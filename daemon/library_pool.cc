@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "daemon/library.h"
+#include "daemon/metrics.h"
 
 namespace ffibroker {
 
@@ -25,6 +26,7 @@ absl::Status Library::StartWorker(int slot, absl::Time deadline) {
   if (stopped_) return absl::FailedPreconditionError("library was closed");
   Slot& place = slots_[slot];
   old = std::move(place.worker);
+  if (old != nullptr) metrics::WorkerRestarted();  // a place only refills after a death
   place.worker = std::move(*worker);
   place.layers = std::move(layers);
   place.generation = next_generation_++;

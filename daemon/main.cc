@@ -10,6 +10,7 @@
 #include "common/cli_flags.h"
 #include "common/log.h"
 #include "daemon/daemon.h"
+#include "daemon/journal_log.h"
 #include "daemon/worker_uid_pool.h"
 
 int main(int argc, char** argv) {
@@ -68,8 +69,19 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", level, "the least important messages logged")
       ->check(CLI::IsMember(levels))
       ->capture_default_str();
+  const std::map<std::string, LogTarget> targets = {{"auto", LogTarget::kAuto},
+                                                    {"journal", LogTarget::kJournal},
+                                                    {"stderr", LogTarget::kStderr}};
+  std::string target = "auto";
+  app.add_option("--log-target", target,
+                 "where log lines go: journal (structured fields, sd_journal_send), stderr "
+                 "(plain lines), or auto: the journal when JOURNAL_STREAM names stderr "
+                 "(under systemd), else stderr")
+      ->check(CLI::IsMember(targets))
+      ->capture_default_str();
   if (std::optional<int> exit_code = ParseFlags(app, argc, argv)) return *exit_code;
   InitLogging("ffibrokerd", levels.at(level));
+  InstallLogTarget(targets.at(target), "ffibrokerd");
 
   absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(options);
   if (!daemon.ok()) {

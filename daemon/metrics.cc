@@ -31,6 +31,7 @@ struct Registry {
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> calls ABSL_GUARDED_BY(mu);
   std::map<std::string, Histogram> latency ABSL_GUARDED_BY(mu);
   uint64_t worker_starts ABSL_GUARDED_BY(mu) = 0;
+  uint64_t worker_restarts ABSL_GUARDED_BY(mu) = 0;
   std::map<std::string, uint64_t> worker_ends ABSL_GUARDED_BY(mu);
   std::map<std::string, uint64_t> crashes ABSL_GUARDED_BY(mu);
   std::map<std::string, uint64_t> violations ABSL_GUARDED_BY(mu);
@@ -106,6 +107,12 @@ void WorkerStarted() {
   ++r.worker_starts;
 }
 
+void WorkerRestarted() {
+  Registry& r = Get();
+  absl::MutexLock lock(&r.mu);
+  ++r.worker_restarts;
+}
+
 void WorkerEnded(const WorkerOutcome& outcome) {
   Registry& r = Get();
   absl::MutexLock lock(&r.mu);
@@ -170,6 +177,9 @@ std::string Render() {
   }
   Header(&out, "ffibroker_worker_starts_total", "counter", "Worker processes started.");
   absl::StrAppend(&out, "ffibroker_worker_starts_total ", r.worker_starts, "\n");
+  Header(&out, "ffibroker_worker_restarts_total", "counter",
+         "Workers started to replace one of the same library that had died.");
+  absl::StrAppend(&out, "ffibroker_worker_restarts_total ", r.worker_restarts, "\n");
   Header(&out, "ffibroker_worker_ends_total", "counter", "Worker processes ended, by how.");
   LabeledCounter(&out, "ffibroker_worker_ends_total", "how", r.worker_ends);
   Header(&out, "ffibroker_worker_crashes_total", "counter", "Workers killed by a signal.");

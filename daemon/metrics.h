@@ -5,6 +5,7 @@
 //   ffibroker_calls_total{library,symbol,code}            calls that reached a worker
 //   ffibroker_call_duration_seconds{library}              their latency (histogram)
 //   ffibroker_worker_starts_total                         workers started
+//   ffibroker_worker_restarts_total                       of them, replacing a dead one
 //   ffibroker_worker_ends_total{how}                      exited, crashed, violation,
 //                                                         deadline_kill, resource_limit,
 //                                                         protocol_violation, stopped
@@ -44,6 +45,9 @@ inline constexpr size_t kMaxCallSeries = 2000;
 void CallDone(absl::string_view library, absl::string_view symbol, absl::StatusCode code,
               absl::Duration latency);
 void WorkerStarted();
+// A worker was started in the place of one of the same library that had
+// died (Library::StartWorker); it also counts as a start.
+void WorkerRestarted();
 // A worker's first recorded outcome (WorkerProcess::Record).
 void WorkerEnded(const WorkerOutcome& outcome);
 enum class TokenEvent { kGrant, kExchange, kRevoke, kDeny };

@@ -208,6 +208,7 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
     Where where = top.Nested("principals", i);
     ResolvedPrincipal r;
     r.name = p.name();
+    r.read_metrics = p.read_metrics();
     if (!IsPrincipalName(p.name())) {
       errors.push_back(absl::StrCat(where.At("name"), ": '", p.name(),
                                     "' is not a valid name (letters, digits, '-', '_', '.')"));
@@ -399,6 +400,11 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
       if (values[k]->empty()) errors.push_back(absl::StrCat(tw.At(required[k]), ": required"));
     }
   }
+  if (!proto.token_secret_file().empty() && !proto.token_keyring_file().empty()) {
+    errors.push_back(absl::StrCat(top.At("token_keyring_file"),
+                                  ": token_secret_file is set too; give one of them (a "
+                                  "keyring may hold the old secret as a verify key)"));
+  }
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
   return policy;
 }
@@ -430,7 +436,8 @@ absl::StatusOr<std::string> Policy::ResolveLibrary(
 absl::StatusOr<Caller> Policy::Authenticate(const PeerIdentity& id) const {
   auto caller = [&](size_t index, std::string how) {
     return Caller{principals_[index].name, std::move(how), principals_[index].permission, "",
-                  principals_[index].limits, principals_[index].name};
+                  principals_[index].limits, principals_[index].name,
+                  principals_[index].read_metrics};
   };
   if (!id.api_key_sha256.empty()) {
     auto it = key_owners_.find(id.api_key_sha256);

@@ -72,6 +72,7 @@ class Policy {
   const v1::AuditConfig& audit() const { return proto_.audit(); }
   const v1::TlsListener& tls() const { return proto_.tls(); }
   const std::string& token_secret_file() const { return proto_.token_secret_file(); }
+  const std::string& token_keyring_file() const { return proto_.token_keyring_file(); }
   // Problems that did not make the policy invalid (e.g. a listed library
   // missing on this machine); the daemon logs them.
   const std::vector<std::string>& warnings() const { return warnings_; }
@@ -88,6 +89,7 @@ class Policy {
     std::set<std::string> tls_names;
     v1::Permission permission;  // canonical paths, defaults applied
     v1::PrincipalLimits limits;  // Limits.per_principal merged with its own
+    bool read_metrics = false;
   };
   struct KeyOwner {
     size_t principal;  // index in principals_

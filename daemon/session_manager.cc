@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/error_reason.h"
 #include "common/log.h"
+#include "common/log_event.h"
 #include "common/status_macros.h"
 
 namespace ffibroker {
@@ -122,8 +123,10 @@ absl::StatusOr<v1::CloseSessionResponse> SessionManager::CloseSession(
   ReleaseInstances(session->serial, 0, LibrariesOf(*session), "was released when its session closed",
                    ReleaseDeadline());
   response.set_libraries_released(StopAll(*session));
-  LOG_INFO("session s%d closed (%d libraries released)", session->serial,
-           response.libraries_released());
+  LOG_EVENT(LogLevel::kInfo,
+            LogFields().Event("close_session").Principal(caller.principal).Session(session->serial),
+            "session s%d closed (%d libraries released)", session->serial,
+            response.libraries_released());
   return response;
 }
 

@@ -8,9 +8,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/error_reason.h"
 #include "common/log.h"
+#include "common/log_event.h"
 #include "common/resolved_names.h"
 #include "common/signature.h"
 #include "common/status_macros.h"
+#include "daemon/metrics.h"
 #include "daemon/permission.h"
 #include "daemon/session_manager.h"
 
@@ -101,6 +103,12 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   if (!request.token().empty()) {
     absl::StatusOr<v1::TokenClaims> claims = tokens_->Verify(request.token(), caller);
     if (!claims.ok()) {
+      metrics::Token(metrics::TokenEvent::kDeny);
+      LOG_EVENT(LogLevel::kInfo,
+                LogFields().Event("token_denied").Principal(caller.principal)
+                    .Identity(caller.identity).Library(path),
+                "%s (%s) could not open %s with a token: %s", caller.principal,
+                caller.identity, path, claims.status().message());
       audit_->Record("deny_open_library", {{"principal", caller.principal},
                                            {"library", path},
                                            {"reason", std::string(claims.status().message())}});
@@ -199,8 +207,10 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   }
   absl::MutexLock lock(&mu_);
   if (!opened.ok()) {
-    LOG_INFO("session s%d could not open %s: %s", serial, path,
-             opened.status().ToString());
+    LOG_EVENT(LogLevel::kInfo,
+              LogFields().Event("open_library_failed").Principal(caller.principal)
+                  .Session(serial).Library(path),
+              "session s%d could not open %s: %s", serial, path, opened.status().ToString());
     return opened.status();
   }
   absl::StatusOr<Session*> session = FindLocked(request.session_id(), caller);
@@ -217,8 +227,11 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   if (token.has_value()) response.set_token_id(token->token_id());
   for (const std::string& name : (*opened)->missing()) response.add_missing_symbols(name);
   *response.mutable_layers() = (*opened)->layers();
-  LOG_INFO("session s%d opened %s as library %d (worker pid %d)", serial, path,
-           handle, response.worker_pid());
+  LOG_EVENT(LogLevel::kInfo,
+            LogFields().Event("open_library").Principal(caller.principal).Session(serial)
+                .Library(path).WorkerPid(response.worker_pid()),
+            "session s%d opened %s as library %d (worker pid %d)", serial, path, handle,
+            response.worker_pid());
   audit_->Record("open_library",
                  {{"principal", caller.principal}, {"session", SessionField(serial)},
                   {"token_id", response.token_id()}, {"library", path},

@@ -65,8 +65,31 @@ std::vector<QuotaLevel> QuotaLevels(const v1::TokenClaims& claims) {
 
 }  // namespace
 
+TokenAuthority::TokenAuthority(TokenKeyring keyring, std::function<absl::Time()> now)
+    : now_(std::move(now)), signer_(std::make_shared<const TokenSigner>(std::move(keyring))) {}
+
 TokenAuthority::TokenAuthority(std::string secret, std::function<absl::Time()> now)
-    : signer_(std::move(secret)), now_(std::move(now)) {}
+    : TokenAuthority(TokenKeyring::Single(std::move(secret)), std::move(now)) {}
+
+std::shared_ptr<const TokenSigner> TokenAuthority::signer() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return signer_;
+}
+
+absl::Status TokenAuthority::SetKeyring(TokenKeyring keyring) {
+  auto signer = std::make_shared<const TokenSigner>(std::move(keyring));
+  absl::MutexLock lock(&mu_);
+  if (journal_ != nullptr &&
+      signer->keyring().active().secret != signer_->keyring().active().secret) {
+    PruneLocked();
+    RETURN_IF_ERROR(journal_->Rekey(signer->keyring().active().secret, SnapshotLocked()));
+    compacted_size_ = journal_->size();
+  }
+  signer_ = std::move(signer);
+  return absl::OkStatus();
+}
+
+std::string TokenAuthority::DescribeKeys() const { return signer()->keyring().Describe(); }
 
 absl::Status TokenAuthority::UseJournal(
     std::unique_ptr<TokenJournal> journal,
@@ -83,7 +106,7 @@ absl::Status TokenAuthority::UseJournal(
     }
   }
   PruneLocked();
-  RETURN_IF_ERROR(journal->Rewrite(SnapshotLocked()));
+  RETURN_IF_ERROR(journal->Rekey(signer_->keyring().active().secret, SnapshotLocked()));
   compacted_size_ = journal->size();
   journal_ = std::move(journal);
   return absl::OkStatus();
@@ -99,8 +122,10 @@ absl::StatusOr<IssuedToken> TokenAuthority::Issue(v1::TokenClaims claims,
   claims.set_token_id(absl::BytesToHexString(absl::string_view(id, sizeof id)));
   claims.set_issued_unix_seconds(absl::ToUnixSeconds(now));
   claims.set_expires_unix_seconds(absl::ToUnixSeconds(now + ttl));
+  std::shared_ptr<const TokenSigner> signer = this->signer();
+  claims.set_key_id(signer->keyring().active().id);
   IssuedToken issued;
-  issued.token = signer_.Sign(claims);
+  issued.token = signer->Sign(claims);
   issued.claims = claims;
   absl::Time expires = absl::FromUnixSeconds(claims.expires_unix_seconds());
   absl::MutexLock lock(&mu_);
@@ -148,7 +173,7 @@ absl::Status TokenAuthority::CheckLive(const v1::TokenClaims& claims) const {
 absl::StatusOr<v1::TokenClaims> TokenAuthority::VerifyWith(
     absl::string_view token, const Caller& caller,
     bool (*may_see)(const v1::TokenClaims&, const Caller&)) const {
-  absl::StatusOr<v1::TokenClaims> claims = signer_.Verify(token);
+  absl::StatusOr<v1::TokenClaims> claims = signer()->Verify(token);
   if (!claims.ok()) return claims.status();
   if (claims->ancestor_call_quotas_size() != claims->ancestor_ids_size()) {
     return absl::UnauthenticatedError(

@@ -26,9 +26,15 @@
 // memory only, which is right for a secret generated at start (its tokens
 // die with the daemon).
 //
+// Keys: a TokenKeyring (token_keyring.h); new tokens are signed with its
+// active key, tokens of any of its keys verify. SetKeyring replaces it (a
+// rotation on SIGHUP): tokens of a key no longer in it stop verifying at
+// once (TOKEN_KEY_UNKNOWN), and the journal is rewritten under the new
+// active key.
+//
 // Thread-safe. Journal writes happen under the lock.
 //
-//   TokenAuthority tokens(std::move(secret));
+//   TokenAuthority tokens(std::move(keyring));
 //   RETURN_IF_ERROR(tokens.UseJournal(std::move(journal), records));  // optional
 //   ASSIGN_OR_RETURN(auto issued, tokens.Issue(claims, ttl));   // id, times filled
 //   ASSIGN_OR_RETURN(v1::TokenClaims c, tokens.Verify(issued.token, caller));
@@ -50,6 +56,7 @@
 #include "absl/time/time.h"
 #include "daemon/identity.h"
 #include "daemon/token_journal.h"
+#include "daemon/token_keyring.h"
 #include "daemon/token_signer.h"
 #include "ffibroker/v1/broker.pb.h"
 
@@ -65,10 +72,19 @@ inline constexpr int kMaxTokenAudience = 32;
 
 class TokenAuthority {
  public:
+  TokenAuthority(TokenKeyring keyring, std::function<absl::Time()> now = absl::Now);
+  // A keyring of the one key `secret` (TokenKeyring::Single).
   TokenAuthority(std::string secret, std::function<absl::Time()> now = absl::Now);
 
+  // Replaces the keyring. With a journal whose key is not the new active
+  // key, rewrites it under that key first; if that fails (UNAVAILABLE) the
+  // old keyring stays.
+  absl::Status SetKeyring(TokenKeyring keyring);
+  // "ID (active), ID, ...": the key ids in use, for log lines.
+  std::string DescribeKeys() const;
+
   // Replays `records` (from TokenJournal::Open), drops expired tokens,
-  // rewrites the journal to that snapshot and journals every later change
+  // rewrites the journal to that snapshot (under the active key) and journals every later change
   // in it. Call once, before serving. Errors from the rewrite.
   absl::Status UseJournal(std::unique_ptr<TokenJournal> journal,
                           const std::vector<daemon::v1::TokenJournalRecord>& records);
@@ -136,9 +152,11 @@ class TokenAuthority {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void PruneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const TokenSigner signer_;
+  std::shared_ptr<const TokenSigner> signer() const ABSL_LOCKS_EXCLUDED(mu_);
+
   const std::function<absl::Time()> now_;
   mutable absl::Mutex mu_;
+  std::shared_ptr<const TokenSigner> signer_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Known> known_ ABSL_GUARDED_BY(mu_);  // by id
   std::unique_ptr<TokenJournal> journal_ ABSL_GUARDED_BY(mu_);
   uint64_t compacted_size_ ABSL_GUARDED_BY(mu_) = 0;  // journal size after the last rewrite

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 
 namespace ffibroker {
@@ -87,7 +88,7 @@ absl::Status PrepareStateDirectory(const std::string& dir) {
   if (st.st_uid != ::geteuid() || (st.st_mode & 022) != 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "state directory ", dir, " must be owned by uid ", ::geteuid(),
-        " and writable by nobody else (it is mode 0", absl::StrCat(absl::Hex(st.st_mode & 0777)),
+        " and writable by nobody else (it is mode ", absl::StrFormat("%04o", st.st_mode & 07777),
         " owned by uid ", st.st_uid, ")"));
   }
   return absl::OkStatus();
@@ -117,13 +118,45 @@ absl::StatusOr<std::string> TokenJournal::Frame(const daemon::v1::TokenJournalRe
   return framed;
 }
 
+namespace {
+
+std::string JournalKey(absl::string_view secret) {
+  return Hmac(secret, "ffibroker-token-journal-v1");
+}
+
+std::string JournalKeyId(absl::string_view secret) {
+  return Hmac(secret, "ffibroker-token-journal-id").substr(0, kKeyIdBytes);
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<TokenJournal>> TokenJournal::Open(
     const std::string& path, absl::string_view secret,
     std::vector<daemon::v1::TokenJournalRecord>* records, std::string* warning) {
+  return Open(path, std::vector<std::string>{std::string(secret)}, records, warning);
+}
+
+absl::Status TokenJournal::Rekey(absl::string_view secret,
+                                 const std::vector<daemon::v1::TokenJournalRecord>& records) {
+  std::string old_key = std::move(key_);
+  std::string old_key_id = std::move(key_id_);
+  key_ = JournalKey(secret);
+  key_id_ = JournalKeyId(secret);
+  absl::Status rewritten = Rewrite(records);
+  if (!rewritten.ok()) {
+    key_ = std::move(old_key);  // the old file, under the old key, stays
+    key_id_ = std::move(old_key_id);
+  }
+  return rewritten;
+}
+
+absl::StatusOr<std::unique_ptr<TokenJournal>> TokenJournal::Open(
+    const std::string& path, const std::vector<std::string>& secrets,
+    std::vector<daemon::v1::TokenJournalRecord>* records, std::string* warning) {
   warning->clear();
-  std::unique_ptr<TokenJournal> journal(new TokenJournal(
-      path, Hmac(secret, "ffibroker-token-journal-v1"),
-      Hmac(secret, "ffibroker-token-journal-id").substr(0, kKeyIdBytes)));
+  if (secrets.empty()) return absl::InvalidArgumentError("token journal: no secret");
+  std::unique_ptr<TokenJournal> journal(
+      new TokenJournal(path, JournalKey(secrets[0]), JournalKeyId(secrets[0])));
   auto refuse = [&path](uint64_t offset, absl::string_view problem) {
     return absl::FailedPreconditionError(absl::StrCat(
         "token journal ", path, " is damaged at offset ", offset, ": ", problem,
@@ -159,7 +192,6 @@ absl::StatusOr<std::unique_ptr<TokenJournal>> TokenJournal::Open(
   }
   data.resize(got);
 
-  const std::string header = journal->Header();
   if (data.size() < kHeaderBytes) {
     return refuse(data.size(), absl::StrCat("the header needs ", kHeaderBytes,
                                             " bytes, the file has ", data.size()));
@@ -167,11 +199,22 @@ absl::StatusOr<std::unique_ptr<TokenJournal>> TokenJournal::Open(
   if (data.compare(0, kMagicBytes, kMagic) != 0) {
     return refuse(0, "not a token journal (bad magic)");
   }
+  // Written under whichever key was active then: any key of the keyring.
+  for (const std::string& secret : secrets) {
+    std::string id = JournalKeyId(secret);
+    if (MacEqual(absl::string_view(data).substr(kMagicBytes, kKeyIdBytes), id)) {
+      journal->key_ = JournalKey(secret);
+      journal->key_id_ = std::move(id);
+      break;
+    }
+  }
+  const std::string header = journal->Header();
   if (!MacEqual(absl::string_view(data).substr(kMagicBytes, kKeyIdBytes),
                 absl::string_view(header).substr(kMagicBytes, kKeyIdBytes))) {
     return refuse(kMagicBytes,
-                  "it was written under another token secret (or its header is damaged); "
-                  "tokens of another secret are not valid here");
+                  "it was written under another token secret, neither token_secret_file "
+                  "nor a key of the token keyring (or its header is damaged); tokens of "
+                  "another secret are not valid here");
   }
   if (!MacEqual(absl::string_view(data).substr(0, kHeaderBytes), header)) {
     return refuse(kMagicBytes + kKeyIdBytes, "the header's MAC does not match");

@@ -13,6 +13,11 @@
 //
 // key     = HMAC-SHA256(token secret, "ffibroker-token-journal-v1")
 // key_id  = first 16 bytes of HMAC-SHA256(token secret, "ffibroker-token-journal-id")
+//
+// The token secret is the token_secret_file's, or with a keyring the
+// active key's when the journal was last rewritten: it is opened under
+// whichever key of the keyring its key_id names and rewritten under the
+// active key at start and after every rotation (Rekey).
 // mac0    = HMAC-SHA256(key, magic | key_id)
 // mac_i   = HMAC-SHA256(key, mac_{i-1} | length | ~length | payload)
 //
@@ -79,6 +84,13 @@ class TokenJournal {
   static absl::StatusOr<std::unique_ptr<TokenJournal>> Open(
       const std::string& path, absl::string_view secret,
       std::vector<daemon::v1::TokenJournalRecord>* records, std::string* warning);
+  // The same with the keys of a keyring: the journal may have been written
+  // under any of `secrets` (the one active when it was last rewritten); a
+  // new journal is written under secrets[0]. Rekey to move it to the
+  // active key.
+  static absl::StatusOr<std::unique_ptr<TokenJournal>> Open(
+      const std::string& path, const std::vector<std::string>& secrets,
+      std::vector<daemon::v1::TokenJournalRecord>* records, std::string* warning);
 
   TokenJournal(const TokenJournal&) = delete;
   TokenJournal& operator=(const TokenJournal&) = delete;
@@ -92,6 +104,11 @@ class TokenJournal {
   // Replaces the whole file with `records` (a snapshot), atomically: a
   // crash leaves either the old file or the new one.
   absl::Status Rewrite(const std::vector<daemon::v1::TokenJournalRecord>& records);
+
+  // Rewrite, under the key derived from `secret` from now on (a key
+  // rotation). On failure the file and the key stay as they were.
+  absl::Status Rekey(absl::string_view secret,
+                     const std::vector<daemon::v1::TokenJournalRecord>& records);
 
   // Bytes in the file now.
   uint64_t size() const { return size_; }
@@ -107,8 +124,8 @@ class TokenJournal {
                                     std::string* mac) const;
 
   const std::string path_;
-  const std::string key_;
-  const std::string key_id_;
+  std::string key_;
+  std::string key_id_;
   UniqueFd fd_;
   uint64_t size_ = 0;
   std::string last_mac_;  // of the last record (mac0 if none)

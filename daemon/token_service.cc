@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/log_event.h"
 #include "common/signature.h"
 #include "common/status_macros.h"
 #include "daemon/permission.h"
@@ -101,6 +102,10 @@ absl::StatusOr<v1::GrantTokenResponse> TokenService::Grant(
   std::shared_ptr<const Policy> policy = policies_->Get();
   auto deny = [&](absl::Status status) {
     metrics::Token(metrics::TokenEvent::kDeny);
+    LOG_EVENT(LogLevel::kInfo,
+              LogFields().Event("token_denied").Principal(caller.principal)
+                  .Identity(caller.identity).Session(session.serial),
+              "session s%d: GrantToken refused: %s", session.serial, status.message());
     audit_->Record("deny_grant_token", {{"principal", caller.principal},
                                         {"session", SessionField(session.serial)},
                                         {"reason", std::string(status.message())}});
@@ -193,6 +198,10 @@ absl::StatusOr<v1::ExchangeTokenResponse> TokenService::Exchange(
   absl::StatusOr<v1::TokenClaims> parent = authority_->Verify(request.token(), caller);
   auto deny = [&](absl::Status status) {
     metrics::Token(metrics::TokenEvent::kDeny);
+    LOG_EVENT(LogLevel::kInfo,
+              LogFields().Event("token_denied").Principal(caller.principal)
+                  .Identity(caller.identity).Session(session.serial),
+              "session s%d: ExchangeToken refused: %s", session.serial, status.message());
     audit_->Record("deny_exchange_token",
                    {{"principal", caller.principal},
                     {"session", SessionField(session.serial)},

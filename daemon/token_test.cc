@@ -36,7 +36,9 @@ TEST(TokenSignerTest, RoundTripsAndRejectsOtherSecretsAndEncodings) {
   // Padding or stray characters make another string for the same bytes.
   EXPECT_TRUE(absl::IsUnauthenticated(signer.Verify(token + "=").status()));
   EXPECT_TRUE(absl::IsUnauthenticated(signer.Verify(token + "A").status()));
-  EXPECT_TRUE(absl::IsUnauthenticated(signer.Verify("ffbt2" + token.substr(5)).status()));
+  EXPECT_TRUE(absl::IsUnauthenticated(signer.Verify("ffbt3" + token.substr(5)).status()));
+  // The key id belongs to the v2 format: with the v1 prefix it is not base64.
+  EXPECT_TRUE(absl::IsUnauthenticated(signer.Verify("ffbt1" + token.substr(5)).status()));
   // The message never contains the token.
   std::string message(signer.Verify(token + "x").status().message());
   EXPECT_EQ(message.find(token.substr(6, 20)), std::string::npos);

@@ -3,6 +3,7 @@
 #include "daemon/worker_process.h"
 
 #include <signal.h>
+#include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -14,9 +15,11 @@
 #include "absl/synchronization/notification.h"
 #include "common/error_reason.h"
 #include "common/log.h"
+#include "common/log_event.h"
 #include "common/status_macros.h"
 #include "common/worker_protocol.h"
 #include "daemon/metrics.h"
+#include "daemon/profiles.h"
 #include "daemon/worker_watcher.h"
 
 namespace ffibroker {
@@ -236,10 +239,19 @@ WorkerProcess::Completions WorkerProcess::OnEnded() {
     outstanding = static_cast<int>(pending_.size());
   }
   if (!stopped) {
-    LOG_WARNING("worker pid %d serving %s ended %s: %s", pid_, label(),
-                outstanding == 0 ? "between calls"
-                                 : absl::StrCat("with ", outstanding, " requests outstanding"),
-                outcome().message);
+    const WorkerOutcome ended = outcome();
+    LogFields fields;
+    fields.Event("worker_ended").WorkerPid(pid_);
+    if (ended.kind == WorkerOutcome::Kind::kSignaled) {
+      const char* abbrev = ::sigabbrev_np(ended.code);
+      fields.Signal(abbrev ? absl::StrCat("SIG", abbrev) : absl::StrCat(ended.code));
+    } else if (ended.kind == WorkerOutcome::Kind::kViolation && ended.code >= 0) {
+      fields.Syscall(SyscallName(ended.code));
+    }
+    LOG_EVENT(LogLevel::kWarning, fields, "worker pid %d serving %s ended %s: %s", pid_, label(),
+              outstanding == 0 ? "between calls"
+                               : absl::StrCat("with ", outstanding, " requests outstanding"),
+              ended.message);
   }
   FailOutstanding(&out);
   return out;

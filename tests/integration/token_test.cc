@@ -122,7 +122,7 @@ TEST_F(TokenTest, SeedScenario) {
   // The library opened with the session's own permission is unaffected.
   EXPECT_TRUE((*scalars)->Call<int64_t>("i64_plus_one", int64_t{0}).ok());
   // The token never reaches the log.
-  EXPECT_THAT(daemon_->ReadLog(), Not(HasSubstr(token.substr(6, 40))));
+  EXPECT_THAT(daemon_->ReadLog(), Not(HasSubstr(token.substr(token.rfind('.') + 1, 40))));
 }
 
 TEST_F(TokenTest, EverySingleBitFlipIsRejected) {
@@ -131,15 +131,18 @@ TEST_F(TokenTest, EverySingleBitFlipIsRejected) {
   ASSERT_TRUE(granted.ok()) << granted.status();
   const std::string token = granted->token();
   ASSERT_TRUE(session->InspectToken(token).ok());
+  // "ffbt2.KEY_ID." then the base64url body.
+  const std::string prefix = token.substr(0, token.rfind('.') + 1);
+  const std::string body = token.substr(prefix.size());
   std::string raw;
-  ASSERT_TRUE(absl::WebSafeBase64Unescape(token.substr(6), &raw));
+  ASSERT_TRUE(absl::WebSafeBase64Unescape(body, &raw));
   int rejected = 0;
   // Flips in the decoded bytes (re-encoded: what an attacker would forge).
   for (size_t i = 0; i < raw.size(); ++i) {
     for (int bit = 0; bit < 8; ++bit) {
       std::string forged = raw;
       forged[i] = static_cast<char>(forged[i] ^ (1 << bit));
-      auto r = session->InspectToken("ffbt1." + absl::WebSafeBase64Escape(forged));
+      auto r = session->InspectToken(prefix + absl::WebSafeBase64Escape(forged));
       ASSERT_TRUE(IsAuthFailure(r.status())) << "byte " << i << " bit " << bit << ": "
                                              << r.status();
       ++rejected;
@@ -166,11 +169,11 @@ TEST_F(TokenTest, EverySingleBitFlipIsRejected) {
   std::string forged = raw;
   forged[raw.size() / 2] ^= 1;
   auto open = session->OpenLibrary("scalars", {kAdd},
-                                   "ffbt1." + absl::WebSafeBase64Escape(forged));
+                                   prefix + absl::WebSafeBase64Escape(forged));
   EXPECT_TRUE(IsAuthFailure(open.status())) << open.status();
   EXPECT_GT(rejected, 1000);
   // No message or log line carries the token.
-  EXPECT_THAT(daemon_->ReadLog(), Not(HasSubstr(token.substr(6, 40))));
+  EXPECT_THAT(daemon_->ReadLog(), Not(HasSubstr(body.substr(0, 40))));
 }
 
 TEST_F(TokenTest, TokenFromAnotherDaemonExpiredAndRevokedAreRejected) {
@@ -337,7 +340,7 @@ TEST_F(TokenTest, AuditLogHasOneLinePerEventAndNoSecrets) {
   }
   EXPECT_THAT(log, HasSubstr(absl::StrCat("\"event\":\"grant_token\",\"principal\":\"test-user\",\"session\":\"s1\",\"token_id\":\"", id, "\"")));
   EXPECT_THAT(log, Not(HasSubstr("\"event\":\"call\"")));  // not asked for
-  EXPECT_THAT(log, Not(HasSubstr(granted->token().substr(6, 40))));
+  EXPECT_THAT(log, Not(HasSubstr(granted->token().substr(granted->token().rfind('.') + 1, 40))));
   EXPECT_THAT(log, Not(HasSubstr(session->id())));
 }
 
@@ -392,7 +395,7 @@ TEST_F(TokenTest, CliGrantInspectRevokeAndCallWithToken) {
                             "ttl=10m", "quota=3"});
   ASSERT_EQ(grant.exit_code, 0) << grant.err;
   std::string token(absl::StripAsciiWhitespace(grant.out));
-  ASSERT_THAT(token, ::testing::StartsWith("ffbt1."));
+  ASSERT_THAT(token, ::testing::StartsWith("ffbt2.secret-"));
   ASSERT_THAT(grant.err, HasSubstr("token id "));
   std::string id = grant.err.substr(grant.err.find("token id ") + 9, 32);
   // Tokens travel in files (or FFIBROKER_TOKEN), never on the command line.

@@ -1,6 +1,8 @@
 // Metrics (issue 14): a known workload, then the /metrics listener and
 // `ffibroker metrics` both parsed with prometheus_client's parser
 // (tests/ops/check_metrics.py) and checked against it.
+#include <unistd.h>
+
 #include <fstream>
 #include <regex>
 #include <string>
@@ -17,8 +19,13 @@ using ::testing::HasSubstr;
 
 TEST(MetricsTest, ScrapesParseAndCountTheWorkload) {
   // The daemon's own call limit ends `hang` (a client deadline would race it).
-  auto daemon = TestDaemon::Start("limits { max_call_millis: 1500 }",
-                                  {"--metrics-listen=127.0.0.1:0"});
+  // GetMetrics (`ffibroker metrics`) needs read_metrics.
+  auto daemon = TestDaemon::StartWithPolicy(
+      absl::StrCat(TestDaemon::Catalogue(), "principals { name: \"test-user\" uids: ", ::getuid(),
+                   " read_metrics: true permission { libraries { library: \"scalars\" }"
+                   " libraries { library: \"crashy\" } operations: [OPEN_LIBRARY, GRANT_TOKEN] } }\n"
+                   "limits { max_call_millis: 1500 }"),
+      {"--metrics-listen=127.0.0.1:0"});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   std::smatch match;
   std::string log = (*daemon)->ReadLog();
@@ -34,9 +41,12 @@ TEST(MetricsTest, ScrapesParseAndCountTheWorkload) {
     auto scalars = (*session)->OpenLibrary("scalars", {"i8 neg_i8(i8)"});
     ASSERT_TRUE(scalars.ok()) << scalars.status();
     for (int i = 0; i < 5; ++i) ASSERT_TRUE((*scalars)->Call<int8_t>("neg_i8", int8_t{1}).ok());
-    auto crashy = (*session)->OpenLibrary("crashy", {"i32 crash_segv()", "void hang()"});
+    auto crashy = (*session)->OpenLibrary("crashy", {"i32 crash_segv()", "i32 healthy(i32)"});
     ASSERT_TRUE(crashy.ok()) << crashy.status();
     EXPECT_FALSE((*crashy)->Call<int32_t>("crash_segv").ok());
+    // The next call restarts the library's worker: a restart (and a start).
+    auto healthy = (*crashy)->Call<int32_t>("healthy", int32_t{2});
+    ASSERT_TRUE(healthy.ok()) << healthy.status();
   }
   auto session = (*client)->CreateSession();
   ASSERT_TRUE(session.ok()) << session.status();
@@ -55,6 +65,8 @@ TEST(MetricsTest, ScrapesParseAndCountTheWorkload) {
   ASSERT_TRUE(exchanged.ok()) << exchanged.status();
   ASSERT_TRUE((*session)->RevokeToken(granted->claims().token_id()).ok());
   EXPECT_FALSE((*session)->RevokeToken("no-such-token").ok());  // a denial
+  // An open with the revoked token: another denial.
+  EXPECT_FALSE((*session)->OpenLibrary("scalars", {"i8 neg_i8(i8)"}, granted->token()).ok());
 
   const std::string check = std::string(FFIBROKER_SOURCE_DIR) + "/tests/ops/check_metrics.py";
   CliResult http = RunProgram({"/usr/bin/python3", check, url, FFIBROKER_SCALARS_LIB,
@@ -74,6 +86,13 @@ TEST(MetricsTest, NotServedUnlessConfiguredAndBadAddressesRefused) {
   auto daemon = TestDaemon::Start();
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   EXPECT_THAT((*daemon)->ReadLog(), ::testing::Not(HasSubstr("metrics on")));
+  // GetMetrics names every principal's libraries and symbols: only for a
+  // principal with read_metrics.
+  CliResult denied = RunCli({"--address=" + (*daemon)->address(), "metrics"});
+  EXPECT_EQ(denied.exit_code, 1) << denied.out;
+  EXPECT_THAT(denied.err, HasSubstr("PERMISSION_DENIED"));
+  EXPECT_THAT(denied.err, HasSubstr("principal 'test-user' may not read metrics"));
+  EXPECT_THAT(denied.out, ::testing::Not(HasSubstr("ffibroker_calls_total")));
   auto bad = TestDaemon::Start("", {"--metrics-listen=localhost:http"});
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("--metrics-listen=localhost:http"));
