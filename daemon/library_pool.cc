@@ -20,7 +20,8 @@ absl::Status Library::StartWorker(int slot, absl::Time deadline) {
   (*worker)->set_label(spec_.pool_size > 1
                            ? absl::StrCat(path_, " (worker ", slot + 1, " of ", spec_.pool_size,
                                           ") for ", spec_.owner)
-                           : absl::StrCat(path_, " for ", spec_.owner));
+                           : absl::StrCat(path_, " for ", spec_.owner),
+                       path_);
   std::shared_ptr<WorkerProcess> old;  // destroyed outside the lock
   absl::MutexLock lock(&mu_);
   if (stopped_) return absl::FailedPreconditionError("library was closed");

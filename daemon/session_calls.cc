@@ -2,18 +2,24 @@
 // authorization, finished from the worker's reply.
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/log_event.h"
 #include "daemon/metrics.h"
 #include "daemon/session_manager.h"
 
 namespace ffibroker {
 namespace {
 
-// Worker ends and library faults are logged; client mistakes are not.
-void LogIfWorkerFault(uint64_t serial, const absl::Status& status) {
+// Worker ends and library faults are logged (with the call's principal,
+// session, library and symbol as journal fields); client mistakes are not.
+void LogIfWorkerFault(const std::string& principal, uint64_t serial, const std::string& library,
+                      const std::string& symbol, const absl::Status& status) {
   if (absl::IsUnavailable(status) || absl::IsPermissionDenied(status) ||
       absl::IsResourceExhausted(status) || absl::IsDeadlineExceeded(status) ||
       absl::IsDataLoss(status)) {
-    LOG_WARNING("session s%d: %s", serial, status.ToString());
+    LogFields fields;
+    fields.Event("call_failed").Principal(principal).Session(serial).Library(library);
+    if (!symbol.empty()) fields.Symbol(symbol);  // a whole batch names none
+    LOG_EVENT(LogLevel::kWarning, fields, "session s%d: %s", serial, status.ToString());
   }
 }
 
@@ -69,10 +75,14 @@ void SessionManager::StartCall(const v1::CallRequest& request, const Caller& cal
   const uint64_t serial = held->serial;
   library->Call(request, held->deadline, context,
                 [serial, held, done = std::move(done), started = absl::Now(),
+                 principal = caller.principal,
                  symbol = request.symbol()](absl::StatusOr<v1::CallResponse> response) mutable {
                   metrics::CallDone(held->library->path(), symbol, response.status().code(),
                                     absl::Now() - started);
-                  if (!response.ok()) LogIfWorkerFault(serial, response.status());
+                  if (!response.ok()) {
+                    LogIfWorkerFault(principal, serial, held->library->path(), symbol,
+                                     response.status());
+                  }
                   held.reset();  // the calls-in-flight slot is free before the answer
                   done(std::move(response));
                 });
@@ -119,7 +129,7 @@ void SessionManager::StartBatch(const v1::CallBatchRequest& request, const Calle
   for (const v1::BatchCall& call : request.calls()) symbols.push_back(call.symbol());
   library->CallBatch(request, capped, context,
                      [serial, held, done = std::move(done), started = absl::Now(),
-                      symbols = std::move(symbols)](
+                      principal = caller.principal, symbols = std::move(symbols)](
                          absl::StatusOr<v1::CallBatchResponse> response) mutable {
                        // Each call of the batch counts, with its share of the time.
                        absl::Duration each = (absl::Now() - started) / symbols.size();
@@ -132,7 +142,10 @@ void SessionManager::StartBatch(const v1::CallBatchRequest& request, const Calle
                                  : absl::StatusCode::kUnknown;
                          metrics::CallDone(held->library->path(), symbols[i], code, each);
                        }
-                       if (!response.ok()) LogIfWorkerFault(serial, response.status());
+                       if (!response.ok()) {
+                         LogIfWorkerFault(principal, serial, held->library->path(), "",
+                                          response.status());
+                       }
                        held.reset();  // the calls-in-flight slot is free before the answer
                        done(std::move(response));
                      });

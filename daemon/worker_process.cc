@@ -98,9 +98,10 @@ WorkerProcess::~WorkerProcess() {
   RunAll(std::move(out));
 }
 
-void WorkerProcess::set_label(std::string label) {
+void WorkerProcess::set_label(std::string label, std::string library) {
   absl::MutexLock lock(&mu_);
   label_ = std::move(label);
+  library_ = std::move(library);
 }
 
 std::string WorkerProcess::label() const {
@@ -242,6 +243,10 @@ WorkerProcess::Completions WorkerProcess::OnEnded() {
     const WorkerOutcome ended = outcome();
     LogFields fields;
     fields.Event("worker_ended").WorkerPid(pid_);
+    {
+      absl::MutexLock lock(&mu_);
+      if (!library_.empty()) fields.Library(library_);
+    }
     if (ended.kind == WorkerOutcome::Kind::kSignaled) {
       const char* abbrev = ::sigabbrev_np(ended.code);
       fields.Signal(abbrev ? absl::StrCat("SIG", abbrev) : absl::StrCat(ended.code));

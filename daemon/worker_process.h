@@ -127,8 +127,9 @@ class WorkerProcess {
   // Requests sent and not answered yet.
   int outstanding() const;
 
-  // Who the worker serves, for logs ("/lib/x.so for session s3").
-  void set_label(std::string label);
+  // Who the worker serves, for logs ("/lib/x.so for session s3"), and the
+  // path of its library (the FFIBROKER_LIBRARY field of its log events).
+  void set_label(std::string label, std::string library);
   std::string label() const;
 
   // Kills the worker because it broke the protocol in a way only the caller
@@ -266,6 +267,7 @@ class WorkerProcess {
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   bool end_handled_ ABSL_GUARDED_BY(mu_) = false;  // OnEnded ran
   std::string label_ ABSL_GUARDED_BY(mu_);
+  std::string library_ ABSL_GUARDED_BY(mu_);
   std::function<void()> reply_hook_for_testing_;
 };
 

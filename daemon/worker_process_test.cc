@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "common/error_reason.h"
 #include "common/limits.h"
+#include "common/log_event.h"
 #include "common/signature.h"
 #include "daemon/worker_watcher.h"
 #include "ffibroker/worker/v1/worker.pb.h"
@@ -364,6 +365,48 @@ TEST(WorkerWatcherTest, ReapsAnIdleWorkerWhenItDiesAndKillsAllAtShutdown) {
   EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable) << late.status();
   other->reset();
   EXPECT_EQ((*watcher)->watched(), 0);
+}
+
+// A worker's end is a log event whose journal fields name its library,
+// pid and signal (FFIBROKER_LIBRARY, _WORKER_PID, _SIGNAL; docs/systemd.md).
+TEST(WorkerWatcherTest, AWorkersEndIsALogEventNamingItsLibraryAndSignal) {
+  struct Seen {
+    absl::Mutex mu;
+    std::vector<std::string> fields;  // "NAME=value" of worker_ended events
+  };
+  auto seen = std::make_shared<Seen>();
+  SetLogSink([seen](LogLevel, const LogFields& event, const std::string&) {
+    std::vector<std::string> fields;
+    for (const auto& [name, value] : event.list()) fields.push_back(absl::StrCat(name, "=", value));
+    if (std::find(fields.begin(), fields.end(), "EVENT=worker_ended") == fields.end()) return;
+    absl::MutexLock lock(&seen->mu);
+    seen->fields = std::move(fields);
+  });
+  {
+    absl::StatusOr<std::unique_ptr<WorkerWatcher>> watcher = WorkerWatcher::Create();
+    ASSERT_TRUE(watcher.ok()) << watcher.status();
+    SandboxError error;
+    worker::v1::Hello hello;
+    auto worker = WorkerProcess::Spawn(PlanFor(FFIBROKER_WORKER_PATH), Soon(), &error, &hello,
+                                       watcher->get());
+    ASSERT_TRUE(worker.ok()) << worker.status();
+    (*worker)->set_label("/lib/libx.so for session s1", "/lib/libx.so");
+    const pid_t pid = (*worker)->pid();
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while ((*worker)->alive() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));
+    ASSERT_FALSE((*worker)->alive());
+    worker->reset();
+    (*watcher)->Shutdown();
+    absl::MutexLock lock(&seen->mu);
+    EXPECT_NE(std::find(seen->fields.begin(), seen->fields.end(), "LIBRARY=/lib/libx.so"),
+              seen->fields.end());
+    EXPECT_NE(std::find(seen->fields.begin(), seen->fields.end(), absl::StrCat("WORKER_PID=", pid)),
+              seen->fields.end());
+    EXPECT_NE(std::find(seen->fields.begin(), seen->fields.end(), "SIGNAL=SIGKILL"),
+              seen->fields.end());
+  }
+  SetLogSink(nullptr);
 }
 
 // A worker that dies right after sending a reply: the reply still answers
