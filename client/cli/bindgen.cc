@@ -215,6 +215,16 @@ std::string PyWrapResult(const Declaration& d, const std::string& library, const
   return call;
 }
 
+// The property `name` of `owner`, added (with no accessors yet) if new.
+BoundProperty& PropertyNamed(BoundClass* owner, const std::string& name) {
+  for (BoundProperty& p : owner->properties) {
+    if (p.name == name) return p;
+  }
+  owner->properties.emplace_back();
+  owner->properties.back().name = name;
+  return owner->properties.back();
+}
+
 }  // namespace
 
 absl::StatusOr<Bindings> BindManifest(const v1::LibraryManifest& manifest) {
@@ -270,25 +280,13 @@ absl::StatusOr<Bindings> BindManifest(const v1::LibraryManifest& manifest) {
     } else if (absl::StartsWith(rest, "set_") && self && d.signature.params_size() == 2 &&
                ReturnsVoid(d)) {
       std::string field = rest.substr(4);
-      auto it = std::find_if(owner->properties.begin(), owner->properties.end(),
-                             [&](const BoundProperty& p) { return p.name == field; });
-      if (it == owner->properties.end()) {
-        owner->properties.emplace_back();
-        owner->properties.back().name = field;
-        it = owner->properties.end() - 1;
-      }
-      it->set = &d;
+      BoundProperty& property = PropertyNamed(owner, field);
+      property.set = &d;
     } else if (self && d.signature.params_size() == 1 && !ReturnsVoid(d)) {
       bool mut = absl::EndsWith(rest, "_mut");
       std::string field = mut ? rest.substr(0, rest.size() - 4) : rest;
-      auto it = std::find_if(owner->properties.begin(), owner->properties.end(),
-                             [&](const BoundProperty& p) { return p.name == field; });
-      if (it == owner->properties.end()) {
-        owner->properties.emplace_back();
-        owner->properties.back().name = field;
-        it = owner->properties.end() - 1;
-      }
-      if (it->get == nullptr || !mut) it->get = &d;
+      BoundProperty& property = PropertyNamed(owner, field);
+      if (property.get == nullptr || !mut) property.get = &d;
     } else if (self) {
       owner->methods.push_back(&d);
     } else {
