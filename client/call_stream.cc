@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/grpc_status.h"
+#include "common/signature.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -22,6 +23,7 @@ CallStream::~CallStream() {
 }
 
 absl::Status CallStream::SendRaw(const v1::StreamRequest& request) {
+  std::lock_guard<std::mutex> lock(write_mu_);
   if (writes_done_) return absl::FailedPreconditionError("the stream is closed");
   if (!stream_->Write(request)) {
     return absl::UnavailableError("the call stream is broken (the daemon ended it)");
@@ -33,6 +35,8 @@ v1::StreamRequest CallStream::NewRequest(absl::Duration timeout) {
   v1::StreamRequest request;
   request.set_id(next_id_++);
   if (!bound_) request.set_session_id(session_->id());
+  // Sent from a callback's handler: nested in its invocation.
+  if (!invocations_.empty()) request.set_within_invocation(invocations_.back());
   if (timeout > absl::ZeroDuration()) {
     request.set_timeout_millis(static_cast<uint32_t>(
         std::min<int64_t>(absl::ToInt64Milliseconds(timeout), UINT32_MAX)));
@@ -68,6 +72,104 @@ absl::StatusOr<uint64_t> CallStream::SendBatch(const Library& library,
 }
 
 absl::StatusOr<v1::StreamResponse> CallStream::Receive() {
+  if (!kept_.empty()) {
+    v1::StreamResponse response = std::move(kept_.front());
+    kept_.pop_front();
+    return response;
+  }
+  while (true) {
+    ASSIGN_OR_RETURN(v1::StreamResponse response, ReadOne());
+    if (!response.has_callback_invocation()) return response;
+    RETURN_IF_ERROR(HandleInvocation(response.callback_invocation()));
+  }
+}
+
+absl::StatusOr<v1::StreamResponse> CallStream::WaitFor(uint64_t id) {
+  for (auto it = kept_.begin(); it != kept_.end(); ++it) {
+    if (it->id() == id) {
+      v1::StreamResponse response = std::move(*it);
+      kept_.erase(it);
+      return response;
+    }
+  }
+  while (true) {
+    ASSIGN_OR_RETURN(v1::StreamResponse response, ReadOne());
+    if (response.has_callback_invocation()) {
+      RETURN_IF_ERROR(HandleInvocation(response.callback_invocation()));
+    } else if (response.id() == id) {
+      return response;
+    } else {
+      kept_.push_back(std::move(response));
+    }
+  }
+}
+
+absl::Status CallStream::HandleInvocation(const v1::CallbackInvocation& invocation) {
+  v1::StreamRequest answer;
+  v1::CallbackAnswer* out = answer.mutable_callback_answer();
+  out->set_invocation_id(invocation.invocation_id());
+  auto handler = handlers_.find(invocation.callback_id());
+  absl::StatusOr<v1::Value> result =
+      handler == handlers_.end()
+          ? absl::FailedPreconditionError(absl::StrCat(
+                "the client has no handler for callback ", invocation.callback_id()))
+          : [&]() -> absl::StatusOr<v1::Value> {
+              std::vector<v1::Value> args(invocation.args().begin(), invocation.args().end());
+              invocations_.push_back(invocation.invocation_id());
+              absl::StatusOr<v1::Value> r = handler->second(args);
+              invocations_.pop_back();
+              return r;
+            }();
+  if (!result.ok()) {
+    *out->mutable_error() = ToCallStatus(result.status());
+  } else if (result->value_case() != v1::Value::VALUE_NOT_SET) {
+    *out->mutable_result() = *std::move(result);
+  }
+  return SendRaw(answer);
+}
+
+absl::StatusOr<v1::CallResponse> CallStream::Call(const Library& library,
+                                                  const std::string& symbol,
+                                                  const std::vector<v1::Value>& args,
+                                                  absl::Duration timeout) {
+  ASSIGN_OR_RETURN(uint64_t id, Send(library, symbol, args, timeout));
+  ASSIGN_OR_RETURN(v1::StreamResponse response, WaitFor(id));
+  if (response.status().code() != 0) return FromCallStatus(response.status());
+  return std::move(*response.mutable_call());
+}
+
+absl::StatusOr<uint64_t> CallStream::RegisterCallback(const std::string& declaration,
+                                                      CallbackHandler handler,
+                                                      const CallbackOptions& options) {
+  ASSIGN_OR_RETURN(Declaration parsed, ParseDeclaration(declaration, session_->classes_));
+  v1::StreamRequest request = NewRequest(absl::ZeroDuration());
+  request.clear_within_invocation();
+  v1::RegisterCallback* r = request.mutable_register_callback();
+  const uint64_t callback_id = next_callback_id_++;
+  r->set_callback_id(callback_id);
+  *r->mutable_signature() = parsed.signature;
+  r->set_name(parsed.name);
+  r->set_token(options.token);
+  if (options.persistent) r->set_lifetime(v1::RegisterCallback::LIFETIME_PERSISTENT);
+  ASSIGN_OR_RETURN(uint64_t id, SendNew(request));
+  ASSIGN_OR_RETURN(v1::StreamResponse response, WaitFor(id));
+  if (response.status().code() != 0) return FromCallStatus(response.status());
+  handlers_[callback_id] = std::move(handler);
+  return callback_id;
+}
+
+absl::Status CallStream::ReleaseCallback(uint64_t callback_id) {
+  v1::StreamRequest request = NewRequest(absl::ZeroDuration());
+  request.clear_within_invocation();
+  request.mutable_release_callback()->set_callback_id(callback_id);
+  ASSIGN_OR_RETURN(uint64_t id, SendNew(request));
+  ASSIGN_OR_RETURN(v1::StreamResponse response, WaitFor(id));
+  if (response.status().code() != 0) return FromCallStatus(response.status());
+  handlers_.erase(callback_id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::StreamResponse> CallStream::ReadOne() {
   v1::StreamResponse response;
   if (finished_ || !stream_->Read(&response)) {
     if (!finished_) {

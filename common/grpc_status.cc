@@ -53,4 +53,15 @@ v1::CallStatus ToCallStatus(const absl::Status& status) {
   return out;
 }
 
+absl::Status FromCallStatus(const v1::CallStatus& status) {
+  if (status.code() == 0) return absl::OkStatus();
+  const int code = status.code();
+  absl::Status out(code > 0 && code <= 16 ? static_cast<absl::StatusCode>(code)
+                                          : absl::StatusCode::kUnknown,
+                   status.message());
+  if (status.reason().empty()) return out;
+  ErrorMetadata metadata(status.metadata().begin(), status.metadata().end());
+  return WithReason(std::move(out), status.reason(), metadata);
+}
+
 }  // namespace ffibroker

@@ -18,6 +18,9 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // The status of one call of a batch or a stream (v1::CallStatus): code,
 // message, reason and metadata.
 v1::CallStatus ToCallStatus(const absl::Status& status);
+// Its inverse: code (UNKNOWN for one that is no canonical code), message,
+// reason and metadata.
+absl::Status FromCallStatus(const v1::CallStatus& status);
 // The inverse of ToGrpcStatus, for the client library: the details become the payloads
 // common/error_reason.h reads (ErrorReason, ErrorMetadataOf,
 // FieldViolationsOf). Details that do not parse are ignored.

@@ -88,6 +88,15 @@ inline constexpr size_t kMaxWorkerQueuedRequests = 65536;
 // it the daemon stops reading the stream's requests until it catches up.
 inline constexpr size_t kStreamMaxQueuedResponses = 1024;
 
+// Callbacks (docs/callbacks.md): how deeply calls sent by callback handlers
+// may nest, how many callbacks one CallStream may register, how many
+// persistent callbacks one worker holds bound, and how many invocations
+// one stream may have waiting for the client's answer.
+inline constexpr uint32_t kMaxCallbackDepth = 8;
+inline constexpr size_t kMaxCallbacksPerStream = 256;
+inline constexpr uint32_t kMaxPersistentCallbacksPerWorker = 64;
+inline constexpr size_t kMaxOutstandingInvocations = 1024;
+
 static_assert(kMaxClassBytes <= kMaxCallPayloadBytes,
               "a class by value must fit in one call's payload");
 static_assert(kMaxGrpcMessageBytes < (uint64_t{1} << 31), "gRPC sizes are ints");

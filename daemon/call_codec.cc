@@ -28,7 +28,48 @@ struct Mapping {
   const InstanceHooks& hooks;
   const std::function<bool(uint64_t)>& live;
   uint64_t* generation;
+  std::vector<CallbackScope::Bound>* bound;  // null: callbacks refused
 };
+
+// A callback argument: the 8-byte id the worker knows the callback by (0 =
+// NULL), bound through the stream's scope.
+absl::Status EncodeCallbackArg(const TypeRef& declared, const v1::Value& value,
+                               const Mapping& mapping, std::string* bytes,
+                               worker::v1::Call* out) {
+  if (value.value_case() == v1::Value::kNullValue) {
+    if (!declared->nullable) {
+      return Invalid("null is not allowed (declare the parameter 'fn(...)?' if the function "
+                     "accepts NULL)");
+    }
+    *bytes = CallbackIdArg(0);
+    return absl::OkStatus();
+  }
+  if (value.value_case() != v1::Value::kCallbackValue) {
+    return Invalid(absl::StrCat("expected callback_value (a callback registered on the stream), "
+                                "got ", ValueCaseName(value)));
+  }
+  CallbackScope* scope = mapping.hooks.callbacks.scope.get();
+  if (scope == nullptr) {
+    return Invalid("callbacks can only be passed in a call sent on a CallStream, where they are "
+                   "registered and answered");
+  }
+  if (mapping.bound == nullptr) {
+    return Invalid("callbacks cannot be passed in a batch; send the call on its own");
+  }
+  ASSIGN_OR_RETURN(CallbackScope::Bound bound, scope->Bind(value.callback_value(), declared));
+  if (bound.generation != 0) {
+    if (*mapping.generation != 0 && *mapping.generation != bound.generation) {
+      return Invalid(absl::StrCat(
+          "persistent callback ", value.callback_value(), " is bound in another worker of the "
+          "pool than the call's other instances or callbacks (one call runs on one worker)"));
+    }
+    *mapping.generation = bound.generation;
+  }
+  if (bound.persistent) out->add_persistent_callbacks(bound.wire_id);
+  *bytes = CallbackIdArg(bound.wire_id);
+  mapping.bound->push_back(bound);
+  return absl::OkStatus();
+}
 
 absl::Status EncodeArg(const ResolvedSignature& sig, int i,
                        const google::protobuf::RepeatedPtrField<v1::Value>& args,
@@ -120,6 +161,8 @@ absl::Status EncodeArg(const ResolvedSignature& sig, int i,
       *bytes = value.bytes_value();
       return absl::OkStatus();
     }
+    case ArgKind::kCallback:
+      return EncodeCallbackArg(sig.params[i], value, mapping, bytes, out);
     case ArgKind::kInline:
       break;
   }
@@ -192,8 +235,9 @@ bool IsValidUtf8(absl::string_view s) {
 absl::Status EncodeCall(const ResolvedSignature& sig,
                         const google::protobuf::RepeatedPtrField<v1::Value>& args,
                         const InstanceHooks& hooks, const std::function<bool(uint64_t)>& live,
-                        worker::v1::Call* out, uint64_t* generation) {
-  const Mapping mapping{hooks, live, generation};
+                        worker::v1::Call* out, uint64_t* generation,
+                        std::vector<CallbackScope::Bound>* bound) {
+  const Mapping mapping{hooks, live, generation, bound};
   if (static_cast<size_t>(args.size()) != sig.params.size()) {
     return Invalid(absl::StrCat("expected ", sig.params.size(), " argument",
                                 sig.params.size() == 1 ? "" : "s", ", got ", args.size()));

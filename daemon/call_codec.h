@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "common/limits.h"
 #include "common/type_table.h"
+#include "daemon/callback_scope.h"
 #include "ffibroker/v1/broker.pb.h"
 #include "ffibroker/worker/v1/worker.pb.h"
 
@@ -48,6 +49,8 @@ struct InstanceHooks {
   // max_buffer_bytes / max_string_bytes); never above the built-in caps.
   uint64_t max_buffer_bytes = kMaxBufferLength;
   uint64_t max_string_bytes = kDefaultMaxStringLength;
+  // The callbacks a call may pass (set for a call on a CallStream).
+  CallbackContext callbacks;
 };
 
 // Fills `out` (args, arg_null) for `args`, by parameter kind
@@ -56,10 +59,15 @@ struct InstanceHooks {
 // (0 on entry: any; set to theirs). INVALID_ARGUMENT naming the argument
 // ("argument 1 (p: Point*): ..."), RESOURCE_EXHAUSTED past a policy or
 // payload limit, or the hook's status.
+// Callback arguments are bound through hooks.callbacks.scope (refused
+// without one: INVALID_ARGUMENT) and collected in `*bound` (refused when
+// `bound` is null: a batch cannot pass callbacks); a persistent one already
+// bound in a worker pins the call to it like an instance.
 absl::Status EncodeCall(const ResolvedSignature& sig,
                         const google::protobuf::RepeatedPtrField<v1::Value>& args,
                         const InstanceHooks& hooks, const std::function<bool(uint64_t)>& live,
-                        worker::v1::Call* out, uint64_t* generation);
+                        worker::v1::Call* out, uint64_t* generation,
+                        std::vector<CallbackScope::Bound>* bound = nullptr);
 
 // Validates `result` (the reply to `sent`, run on worker generation
 // `generation`; instance results become handles through `hooks.adopt`). A

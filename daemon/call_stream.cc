@@ -13,13 +13,21 @@ CallStreamReactor::CallStreamReactor(SessionManager* sessions, Caller caller,
     : sessions_(sessions),
       caller_(std::move(caller)),
       deadline_(deadline),
-      max_running_(sessions->CallsInFlightLimit(caller_)) {
+      max_running_(sessions->CallsInFlightLimit(caller_)),
+      callbacks_(std::make_shared<StreamCallbacks>(
+          [this](v1::StreamResponse response) { Respond(std::move(response)); })) {
   StartRead(&read_);
 }
 
+void CallStreamReactor::CloseCallbacks(const char* why) { callbacks_->Close(why); }
+
 void CallStreamReactor::ReadMore() {
   if (finished_ || reading_ || read_ended_) return;
-  if (outstanding_.size() >= max_running_ || queue_.size() >= kStreamMaxQueuedResponses) {
+  // An invocation waiting for its answer lets the stream read past the
+  // calls-in-flight limit: the answer (or a nested call) must get through.
+  const bool at_limit =
+      outstanding_.size() >= max_running_ && !callbacks_->HasOutstandingInvocations();
+  if (at_limit || queue_.size() >= kStreamMaxQueuedResponses) {
     paused_ = true;  // Ended or OnWriteDone reads on
     return;
   }
@@ -30,6 +38,7 @@ void CallStreamReactor::ReadMore() {
 
 void CallStreamReactor::OnReadDone(bool ok) {
   if (!ok) {  // the client half-closed, or is gone
+    CloseCallbacks("the client closed its side of the stream");
     absl::MutexLock lock(&mu_);
     reading_ = false;
     read_ended_ = true;
@@ -50,6 +59,12 @@ void CallStreamReactor::OnReadDone(bool ok) {
 
 void CallStreamReactor::Handle(v1::StreamRequest request) {
   const uint64_t id = request.id();
+  if (request.msg_case() == v1::StreamRequest::kCallbackAnswer) {
+    // Answers run nothing: no id bookkeeping, a response only if refused.
+    absl::Status answered = callbacks_->Answer(request.callback_answer());
+    if (!answered.ok()) Reject(id, answered);
+    return;
+  }
   std::string session;
   absl::Status refused;
   {
@@ -74,6 +89,11 @@ void CallStreamReactor::Handle(v1::StreamRequest request) {
   auto mismatch = [&](const std::string& named) {
     return !named.empty() && named != session;
   };
+  if (request.within_invocation() != 0 && request.msg_case() != v1::StreamRequest::kCall) {
+    Reject(id, absl::InvalidArgumentError(
+                   "only a call can be sent within a callback invocation (within_invocation)"));
+    return Ended(id);
+  }
   switch (request.msg_case()) {
     case v1::StreamRequest::kCall: {
       v1::CallRequest* call = request.mutable_call();
@@ -83,17 +103,41 @@ void CallStreamReactor::Handle(v1::StreamRequest request) {
         return Ended(id);
       }
       call->set_session_id(session);
-      sessions_->Call(*call, caller_, deadline,
-                      [this, id](absl::StatusOr<v1::CallResponse> response) {
-                        v1::StreamResponse out;
-                        out.set_id(id);
-                        *out.mutable_status() = ToCallStatus(response.status());
-                        if (response.ok()) *out.mutable_call() = std::move(*response);
-                        Respond(std::move(out));
-                        Ended(id);
-                      });
+      absl::StatusOr<CallbackContext> context =
+          request.within_invocation() == 0 ? callbacks_->ForCall(id)
+                                           : callbacks_->Nested(request.within_invocation(), id);
+      if (!context.ok()) {
+        Reject(id, context.status());
+        return Ended(id);
+      }
+      sessions_->Call(
+          *call, caller_, deadline,
+          [this, id](absl::StatusOr<v1::CallResponse> response) {
+            // A callback that failed during the call decides its status.
+            absl::Status status = callbacks_->CallEnded(id, response.status());
+            v1::StreamResponse out;
+            out.set_id(id);
+            *out.mutable_status() = ToCallStatus(status);
+            if (status.ok()) *out.mutable_call() = std::move(*response);
+            Respond(std::move(out));
+            Ended(id);
+          },
+          *std::move(context));
       return;
     }
+    case v1::StreamRequest::kRegisterCallback: {
+      absl::StatusOr<SessionManager::CallbackGrant> grant =
+          sessions_->AuthorizeCallback(session, caller_, request.register_callback());
+      absl::Status registered =
+          grant.ok() ? callbacks_->Register(request.register_callback(),
+                                            std::move(grant->signature), std::move(grant->allowed))
+                     : grant.status();
+      Reject(id, registered);  // OK: the registration's own answer
+      return Ended(id);
+    }
+    case v1::StreamRequest::kReleaseCallback:
+      Reject(id, callbacks_->Release(request.release_callback().callback_id()));
+      return Ended(id);
     case v1::StreamRequest::kBatch: {
       v1::CallBatchRequest* batch = request.mutable_batch();
       if (mismatch(batch->session_id())) {
@@ -114,11 +158,14 @@ void CallStreamReactor::Handle(v1::StreamRequest request) {
       return;
     }
     default:
-      Reject(id, absl::InvalidArgumentError("stream request carries neither a call nor a batch"));
+      Reject(id, absl::InvalidArgumentError(
+                     "stream request carries no call, batch or callback message"));
       return Ended(id);
   }
 }
 
+// Answers request `id` with `status` (OK for a registration or release that
+// worked).
 void CallStreamReactor::Reject(uint64_t id, const absl::Status& status) {
   v1::StreamResponse out;
   out.set_id(id);
@@ -134,6 +181,7 @@ void CallStreamReactor::Respond(v1::StreamResponse response) {
     writing_ = true;
     StartWrite(&queue_.front());
   }
+  if (paused_) ReadMore();  // an invocation: its answer must be read
 }
 
 void CallStreamReactor::Ended(uint64_t id) {
@@ -155,7 +203,7 @@ void CallStreamReactor::OnWriteDone(bool ok) {
     read_ended_ = true;
     cancelled_ = true;
     Settle();
-    return;
+    return;  // OnDone closes the callbacks
   }
   if (!queue_.empty() && !finished_) {
     StartWrite(&queue_.front());
@@ -167,6 +215,7 @@ void CallStreamReactor::OnWriteDone(bool ok) {
 }
 
 void CallStreamReactor::OnCancel() {
+  CloseCallbacks("the client cancelled the stream or disconnected");
   absl::MutexLock lock(&mu_);
   cancelled_ = true;
   read_ended_ = true;
@@ -188,6 +237,7 @@ void CallStreamReactor::Settle() {
 }
 
 void CallStreamReactor::OnDone() {
+  CloseCallbacks("the stream ended");
   {
     absl::MutexLock lock(&mu_);
     done_ = true;

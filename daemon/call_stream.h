@@ -14,6 +14,14 @@
 // malformed (no session, another session, an id still outstanding, no
 // call) is answered with its own error status; the stream goes on.
 //
+// Callbacks (docs/callbacks.md): the stream's StreamCallbacks holds what the
+// client registered; invocations are written as responses with id 0, and
+// while any waits for its answer the stream reads on even past the
+// calls-in-flight limit (the answer must get through). When the client
+// half-closes or leaves, callbacks can no longer be answered: the relay is
+// closed (outstanding invocations get zeros, their calls fail, persistent
+// callbacks are released).
+//
 // Lifetime: gRPC owns the reactor until OnDone; calls still running then
 // keep it alive until they end (their answers are dropped). When the client
 // half-closes, the stream finishes once every answer is written; when it
@@ -33,6 +41,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "daemon/stream_callbacks.h"
 #include "daemon/identity.h"
 #include "daemon/session_manager.h"
 #include "ffibroker/v1/broker.pb.h"
@@ -67,12 +76,18 @@ class CallStreamReactor final
   void DeleteIfUnused();
   // Reads the next request unless back-pressure holds it (see above).
   void ReadMore() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Callback requests (register, release, answer) and nested calls.
+  void HandleCallback(v1::StreamRequest& request, const std::string& session);
+  // Closes the relay once the client can no longer answer (never under mu_).
+  void CloseCallbacks(const char* why) ABSL_LOCKS_EXCLUDED(mu_);
 
   SessionManager* const sessions_;
   const Caller caller_;
   const absl::Time deadline_;
   const size_t max_running_;  // the caller's max_calls_in_flight
   v1::StreamRequest read_;  // filled by StartRead
+  // Its sink writes on this stream; closed before the reactor is deleted.
+  const std::shared_ptr<StreamCallbacks> callbacks_;
 
   absl::Mutex mu_;
   std::string session_id_ ABSL_GUARDED_BY(mu_);  // bound by the first request

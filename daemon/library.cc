@@ -33,6 +33,20 @@ worker::v1::Open Library::WorkerOpen(
     symbol->set_optional(s.optional());
   }
   open.set_allow_dependency_symbols(spec.allow_dependency_symbols);
+  // Closures for callbacks, allocated before lockdown: every nesting level
+  // may bind the most callbacks one call passes, plus the persistent ones.
+  uint32_t most_per_call = 0;
+  for (const v1::SymbolDeclaration& s : symbols) {
+    uint32_t n = 0;
+    for (const v1::Parameter& p : s.signature().params()) {
+      n += p.type().type_case() == v1::Type::kCallback ? 1 : 0;
+    }
+    most_per_call = std::max(most_per_call, n);
+  }
+  if (most_per_call > 0) {
+    open.set_callback_closures(most_per_call * (kMaxCallbackDepth + 1) +
+                               kMaxPersistentCallbacksPerWorker);
+  }
   return open;
 }
 
@@ -123,7 +137,8 @@ bool Library::ReturnsInstance(const std::string& symbol) const {
 absl::Status Library::Encode(const std::string& symbol,
                              const google::protobuf::RepeatedPtrField<v1::Value>& args,
                              const InstanceHooks& instances, worker::v1::Call* out,
-                             uint64_t* generation, int* index) const {
+                             uint64_t* generation, int* index,
+                             std::vector<CallbackScope::Bound>* callbacks) const {
   auto it = symbol_index_.find(symbol);
   if (it == symbol_index_.end()) {
     std::vector<std::string> names;
@@ -139,7 +154,8 @@ absl::Status Library::Encode(const std::string& symbol,
   }
   std::function<bool(uint64_t)> live = [this](uint64_t g) { return LiveGeneration(g); };
   out->set_symbol_index(static_cast<uint32_t>(it->second));
-  absl::Status encoded = EncodeCall(signatures_[it->second], args, instances, live, out, generation);
+  absl::Status encoded =
+      EncodeCall(signatures_[it->second], args, instances, live, out, generation, callbacks);
   if (!encoded.ok()) {
     return WithNewMessage(encoded, absl::StrCat(symbol, ": ", encoded.message()));
   }
@@ -175,6 +191,7 @@ struct Library::CallState {
   absl::Time deadline;
   int attempts = 0;
   InstanceHooks instances;
+  std::vector<CallbackScope::Bound> callbacks;  // bound for this call
   CallDone done;
 };
 
@@ -194,8 +211,22 @@ void Library::Call(const v1::CallRequest& request, absl::Time deadline,
   state->done = std::move(done);
   state->name = request.symbol();
   state->deadline = deadline;
+  const CallbackContext& callbacks = instances.callbacks;
+  if (callbacks.nested_generation != 0) {
+    // Sent by a callback's handler: runs in the worker waiting for its
+    // answer, on the thread that invoked the callback.
+    state->generation = callbacks.nested_generation;
+    state->message.set_within_invocation(callbacks.within_invocation);
+  }
   absl::Status encoded = Encode(request.symbol(), request.args(), instances,
-                                state->message.mutable_call(), &state->generation, &state->index);
+                                state->message.mutable_call(), &state->generation, &state->index,
+                                &state->callbacks);
+  if (encoded.ok() && callbacks.nested_generation != 0 &&
+      state->generation != callbacks.nested_generation) {
+    encoded = absl::InvalidArgumentError(absl::StrCat(
+        "call to '", request.symbol(), "' names instances or callbacks of another worker than "
+        "the one running the callback it is nested in"));
+  }
   if (!encoded.ok()) return state->done(encoded);
   SendCall(std::move(state));
 }
@@ -203,9 +234,17 @@ void Library::Call(const v1::CallRequest& request, absl::Time deadline,
 void Library::SendCall(std::shared_ptr<CallState> state) {
   auto send = [self = shared_from_this(), state](Target target) {
     WorkerProcess* worker = target.worker.get();
+    CallbackScope* scope = state->instances.callbacks.scope.get();
+    if (scope != nullptr) {
+      scope->Sent(state->instances.callbacks.call_id, target.worker, target.generation,
+                  state->callbacks, state->instances);
+    }
     worker->Submit(&state->message, state->deadline,
                    [self, state, target = std::move(target)](
                        absl::StatusOr<worker::v1::WorkerToDaemon> reply) mutable {
+      if (CallbackScope* scope = state->instances.callbacks.scope.get()) {
+        scope->Unsent(state->instances.callbacks.call_id);
+      }
       const std::string& name = state->name;
       auto fail = [&](absl::Status status) {
         self->Finished(target, false, "");

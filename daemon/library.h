@@ -250,7 +250,8 @@ class Library : public std::enable_shared_from_this<Library> {
   absl::Status Encode(const std::string& symbol,
                       const google::protobuf::RepeatedPtrField<v1::Value>& args,
                       const InstanceHooks& instances, worker::v1::Call* out,
-                      uint64_t* generation, int* index) const;
+                      uint64_t* generation, int* index,
+                      std::vector<CallbackScope::Bound>* callbacks = nullptr) const;
   // Decodes the worker's `result` for the call `sent` of symbol `index`.
   // Sets `*violation` if the worker broke the protocol.
   absl::StatusOr<v1::CallResponse> Decode(int index, const worker::v1::Call& sent,

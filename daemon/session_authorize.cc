@@ -6,9 +6,64 @@
 #include "absl/strings/str_cat.h"
 #include "common/error_reason.h"
 #include "common/status_macros.h"
+#include "daemon/permission.h"
 #include "daemon/session_manager.h"
 
 namespace ffibroker {
+
+absl::StatusOr<SessionManager::CallbackGrant> SessionManager::AuthorizeCallback(
+    const std::string& id, const Caller& caller, const v1::RegisterCallback& request) {
+  CallbackGrant grant;
+  std::optional<v1::Permission> permission;
+  {
+    absl::MutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(Session * session, FindLocked(id, caller));
+    absl::StatusOr<ResolvedSignature> resolved =
+        ResolveSignatureAs(request.signature(), session->classes, TypeUse::kCallbackParam,
+                           TypeUse::kCallbackResult);
+    if (!resolved.ok()) return WithMessagePrefix(resolved.status(), "the callback's signature: ");
+    grant.signature = *std::move(resolved);
+    permission = session->permission;
+  }
+  if (!request.token().empty()) {
+    absl::StatusOr<v1::TokenClaims> claims = tokens_->Verify(request.token(), caller);
+    if (!claims.ok()) return WithMessagePrefix(claims.status(), "token: ");
+    if (!AllowsOperation(claims->permission(), v1::CALLBACKS)) {
+      return WithReason(absl::PermissionDeniedError(
+                            "the token does not allow callbacks (operation CALLBACKS)"),
+                        "OPERATION_NOT_ALLOWED", {{"operation", "CALLBACKS"}});
+    }
+    grant.allowed = [tokens = tokens_, claims = *std::move(claims)] {
+      return WithMessagePrefix(tokens->StillValid(claims), "the token it was created under: ");
+    };
+    return grant;
+  }
+  // The session's permission now, and every time the callback is passed.
+  auto session_allows = [this, id, caller]() -> absl::Status {
+    std::optional<v1::Permission> now;
+    {
+      absl::MutexLock lock(&mu_);
+      ASSIGN_OR_RETURN(Session * session, FindLocked(id, caller));
+      now = session->permission;
+    }
+    if (!now.has_value()) {
+      return WithReason(absl::PermissionDeniedError(
+                            "this session's permission has been revoked; create callbacks under "
+                            "a token that allows CALLBACKS"),
+                        "PERMISSION_REVOKED");
+    }
+    if (!AllowsOperation(*now, v1::CALLBACKS)) {
+      return WithReason(absl::PermissionDeniedError(
+                            "this session's permission does not allow callbacks (operation "
+                            "CALLBACKS)"),
+                        "OPERATION_NOT_ALLOWED", {{"operation", "CALLBACKS"}});
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(session_allows());
+  grant.allowed = std::move(session_allows);
+  return grant;
+}
 
 uint32_t SessionManager::CallsInFlightLimit(const Caller& caller) const {
   QuotaLimit limit = LimitOf(Resource::kCallsInFlight, caller.limits, policies_->Get()->limits());

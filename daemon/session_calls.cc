@@ -45,7 +45,8 @@ void SessionManager::ChargeThen(std::shared_ptr<Authorized> op, const Caller& ca
 }
 
 void SessionManager::Call(const v1::CallRequest& request, const Caller& caller,
-                          absl::Time deadline, Library::CallDone done) {
+                          absl::Time deadline, Library::CallDone done,
+                          CallbackContext callbacks) {
   absl::StatusOr<Authorized> op =
       Authorize(request.session_id(), caller, request.library_handle(), "Call", request.symbol(),
                 deadline, NewHandle::kIfResultIsInstance, nullptr,
@@ -54,23 +55,26 @@ void SessionManager::Call(const v1::CallRequest& request, const Caller& caller,
   // The authorization (its calls-in-flight slot) is held until the call ends.
   auto held = std::make_shared<Authorized>(*std::move(op));
   if (!held->deferred_token.has_value()) {
-    return StartCall(request, caller, std::move(held), std::move(done));
+    return StartCall(request, caller, std::move(held), std::move(done), std::move(callbacks));
   }
   auto copy = std::make_shared<v1::CallRequest>(request);
   ChargeThen(held, caller, request.library_handle(), "Call", request.symbol(),
-             [this, copy, caller, held, done = std::move(done)](absl::Status charged) mutable {
+             [this, copy, caller, held, done = std::move(done),
+              callbacks = std::move(callbacks)](absl::Status charged) mutable {
                if (!charged.ok()) return done(charged);
-               StartCall(*copy, caller, std::move(held), std::move(done));
+               StartCall(*copy, caller, std::move(held), std::move(done), std::move(callbacks));
              });
 }
 
 void SessionManager::StartCall(const v1::CallRequest& request, const Caller& caller,
-                               std::shared_ptr<Authorized> held, Library::CallDone done) {
+                               std::shared_ptr<Authorized> held, Library::CallDone done,
+                               CallbackContext callbacks) {
   if (held->audit_calls) AuditCall(caller, *held, request.symbol());
   std::vector<PrincipalQuota::Reservation> instance;
   instance.push_back(std::move(held->instance));
   InstanceHooks context =
       ContextFor(held->serial, request.library_handle(), std::move(instance));
+  context.callbacks = std::move(callbacks);
   std::shared_ptr<Library> library = held->library;
   const uint64_t serial = held->serial;
   library->Call(request, held->deadline, context,

@@ -93,8 +93,25 @@ class SessionManager {
   // Asynchronous: `done` runs once, with the response or the error, on the
   // worker watcher's thread (or on the caller's for an error found before
   // anything was sent). `request` need only live until Call returns.
+  // `callbacks`: for a call on a CallStream, the stream's callbacks (and,
+  // for a call sent by a callback's handler, where it runs).
   void Call(const v1::CallRequest& request, const Caller& caller, absl::Time deadline,
-            Library::CallDone done);
+            Library::CallDone done, CallbackContext callbacks = {});
+  // Registering a callback on a stream of session `id` (docs/callbacks.md):
+  // its signature resolved against the session's classes, and the check
+  // that what creates it still allows CALLBACKS, run again every time the
+  // callback is passed. With request.token: the token (verified now) must
+  // allow CALLBACKS, and `allowed` then fails once it is revoked or
+  // expired; without: the session's permission must allow it, and
+  // `allowed` fails once it is revoked. NOT_FOUND for an unknown session,
+  // INVALID_ARGUMENT for a bad signature, PERMISSION_DENIED /
+  // UNAUTHENTICATED as for tokens.
+  struct CallbackGrant {
+    ResolvedSignature signature;
+    std::function<absl::Status()> allowed;
+  };
+  absl::StatusOr<CallbackGrant> AuthorizeCallback(const std::string& id, const Caller& caller,
+                                                  const v1::RegisterCallback& request);
   // Runs a batch (Library::CallBatch) after one authorization: a token's
   // quota is charged one call per call of the batch (all or none), and at
   // most limits.max_batch_calls calls are accepted (RESOURCE_EXHAUSTED).
@@ -236,7 +253,8 @@ class SessionManager {
   void AuditCall(const Caller& caller, const Authorized& op, const std::string& symbol);
   // Call and CallBatch once authorized and charged: audit, send, finish.
   void StartCall(const v1::CallRequest& request, const Caller& caller,
-                 std::shared_ptr<Authorized> op, Library::CallDone done);
+                 std::shared_ptr<Authorized> op, Library::CallDone done,
+                 CallbackContext callbacks);
   void StartBatch(const v1::CallBatchRequest& request, const Caller& caller,
                   std::shared_ptr<Authorized> op, Library::BatchDone done);
   // The record of instance `handle` owned by session `id` (NOT_FOUND, one

@@ -51,16 +51,6 @@ absl::Status ValidateSymbols(
       return absl::InvalidArgumentError(
           absl::StrCat("symbol '", s.name(), "': ", sig.status().message()));
     }
-    // Until the daemon relays callbacks (issue 12, daemon side), a callback
-    // parameter cannot be called; say so at open rather than at the call.
-    for (size_t j = 0; j < sig->params.size(); ++j) {
-      if (sig->params[j]->kind == TypeKind::kCallback) {
-        return absl::UnimplementedError(absl::StrCat(
-            "symbol '", s.name(), "': ", DescribeArgument(static_cast<int>(j),
-                                                          s.signature().params(j)),
-            " is a callback; this daemon does not relay callbacks yet"));
-      }
-    }
   }
   if (statics.size() > kMaxStatics) {
     return absl::InvalidArgumentError(absl::StrCat(

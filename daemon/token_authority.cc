@@ -144,6 +144,11 @@ absl::StatusOr<IssuedToken> TokenAuthority::Issue(v1::TokenClaims claims,
   return issued;
 }
 
+absl::Status TokenAuthority::StillValid(const v1::TokenClaims& claims) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return CheckLive(claims);
+}
+
 absl::Status TokenAuthority::CheckLive(const v1::TokenClaims& claims) const {
   auto revoked = [this](const std::string& id) {
     mu_.AssertReaderHeld();  // called right here, under the caller's lock

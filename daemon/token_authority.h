@@ -118,6 +118,11 @@ class TokenAuthority {
   // token or an ancestor has a call quota and the daemon keeps a journal.
   bool ConsumeWritesJournal(const v1::TokenClaims& claims) const;
 
+  // Whether the token behind `claims` (already verified once) is still
+  // valid now, taking nothing from its quota: PERMISSION_DENIED if it or an
+  // ancestor is revoked, UNAUTHENTICATED if expired.
+  absl::Status StillValid(const v1::TokenClaims& claims) const;
+
   // Calls left: the least left under its own or an ancestor's quota (0
   // when the token has no quota).
   uint64_t CallsRemaining(const v1::TokenClaims& claims) const;

@@ -220,6 +220,12 @@ void WorkerProcess::RecordFatal(const worker::v1::Fatal& fatal) {
            "middle of the call");
     return;
   }
+  if (fatal.callback_released() != 0 && sig == 0) {
+    Record(WorkerOutcome::Kind::kExited, 0,
+           "ended: the library called a callback after it was released (a per-call "
+           "callback after its call returned, or a persistent one after ReleaseCallback)");
+    return;
+  }
   if (sig <= 0 || sig >= NSIG) {
     Record(WorkerOutcome::Kind::kProtocolViolation, 0,
            absl::StrCat("broke the worker protocol: fatal report with signal ", sig));

@@ -114,6 +114,37 @@ int WorkerProcess::outstanding() const {
   return static_cast<int>(pending_.size());
 }
 
+void WorkerProcess::BindCallback(uint64_t id, std::shared_ptr<CallbackRoute> route) {
+  absl::MutexLock lock(&mu_);
+  BoundCallback& bound = callbacks_[id];
+  if (bound.count++ == 0) bound.route = std::move(route);
+}
+
+void WorkerProcess::UnbindCallback(uint64_t id) {
+  absl::MutexLock lock(&mu_);
+  auto it = callbacks_.find(id);
+  if (it != callbacks_.end() && --it->second.count <= 0) callbacks_.erase(it);
+}
+
+absl::Status WorkerProcess::Post(worker::v1::DaemonToWorker* message, absl::Time deadline) {
+  message->set_request_id(0);
+  absl::MutexLock send(&send_mu_);
+  bool dead;
+  {
+    absl::MutexLock lock(&mu_);
+    dead = outcome_.kind != WorkerOutcome::Kind::kRunning || end_handled_;
+  }
+  if (dead) return OutcomeStatus();
+  absl::Status sent = channel_->Send(*message, deadline);
+  if (!sent.ok() && !absl::IsUnavailable(sent) && !absl::IsResourceExhausted(sent)) {
+    // Part of it may be on the channel: the worker cannot read on.
+    Record(WorkerOutcome::Kind::kTimedOut, SIGKILL,
+           absl::StrCat("killed because it did not take a callback's answer: ", sent.message()));
+    SignalKill();
+  }
+  return sent;
+}
+
 void WorkerProcess::Submit(worker::v1::DaemonToWorker* request, absl::Time deadline,
                            ReplyCallback done) {
   uint64_t id = 0;
@@ -313,6 +344,31 @@ void WorkerProcess::ReadChannel(bool ended, Completions* out) {
         fatal_grace_ = absl::Now() + absl::Seconds(1);
         watcher_->DeadlineAdded(fatal_grace_);
       }
+      continue;
+    }
+    if (message.has_callback_invoke()) {
+      std::shared_ptr<CallbackRoute> route;
+      {
+        absl::MutexLock lock(&mu_);
+        auto it = callbacks_.find(message.callback_invoke().callback_id());
+        if (it != callbacks_.end() && message.request_id() == 0 && !fatal_.has_value()) {
+          route = it->second.route;
+        }
+      }
+      if (route == nullptr) {
+        if (alive()) {
+          Violation(absl::StrCat("invoked callback ", message.callback_invoke().callback_id(),
+                                 ", which is not bound in it"));
+        }
+        channel_closed_ = true;
+        return;
+      }
+      out->push_back(Completion{
+          [route, self = weak_from_this()](
+              absl::StatusOr<worker::v1::WorkerToDaemon> event) mutable {
+            route->Invoked(std::move(self), std::move(*event->mutable_callback_invoke()));
+          },
+          std::move(message)});
       continue;
     }
     ReplyCallback done;

@@ -74,7 +74,7 @@ std::string SanitizeWorkerText(const std::string& text);
 
 class WorkerWatcher;
 
-class WorkerProcess {
+class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
  public:
   // Runs once per request: with the reply, or with why there is none.
   using ReplyCallback = absl::AnyInvocable<void(absl::StatusOr<worker::v1::WorkerToDaemon>)>;
@@ -126,6 +126,27 @@ class WorkerProcess {
 
   // Requests sent and not answered yet.
   int outstanding() const;
+
+  // Callbacks (docs/callbacks.md). The worker sends a CallbackInvoke event
+  // when the library calls a callback bound in it; the event goes to the
+  // route bound to its callback id. An invocation of an id bound to no
+  // route, or one that is not a well-formed event, is a protocol violation.
+  class CallbackRoute {
+   public:
+    virtual ~CallbackRoute() = default;
+    // Runs on the watcher's thread, outside the worker's locks; must not
+    // block. `worker` is this worker (empty if it is not shared).
+    virtual void Invoked(std::weak_ptr<WorkerProcess> worker,
+                         worker::v1::CallbackInvoke invoke) = 0;
+  };
+  // Routes invocations of callback `id` to `route`; counted (one
+  // UnbindCallback per BindCallback), and `route` must stay the same while
+  // the id is bound.
+  void BindCallback(uint64_t id, std::shared_ptr<CallbackRoute> route);
+  void UnbindCallback(uint64_t id);
+  // Sends `message` with request id 0 and expects no reply (a
+  // CallbackAnswer). Errors as Submit's send; UNAVAILABLE if it has ended.
+  absl::Status Post(worker::v1::DaemonToWorker* message, absl::Time deadline);
 
   // Who the worker serves, for logs ("/lib/x.so for session s3"), and the
   // path of its library (the FFIBROKER_LIBRARY field of its log events).
@@ -268,6 +289,11 @@ class WorkerProcess {
   bool end_handled_ ABSL_GUARDED_BY(mu_) = false;  // OnEnded ran
   std::string label_ ABSL_GUARDED_BY(mu_);
   std::string library_ ABSL_GUARDED_BY(mu_);
+  struct BoundCallback {
+    std::shared_ptr<CallbackRoute> route;
+    int count = 0;
+  };
+  std::map<uint64_t, BoundCallback> callbacks_ ABSL_GUARDED_BY(mu_);
   std::function<void()> reply_hook_for_testing_;
 };
 

@@ -4,7 +4,9 @@
 // daemon answers each as its worker finishes, possibly out of order, and
 // Receive() returns the answers in the order they arrive. Calls to one
 // worker run in the order they were sent. One thread may Send while another
-// Receives; neither method is safe to call from two threads at once.
+// Receives (writes are serialized); neither method is safe to call from two
+// threads at once. Callback handlers (ffibroker/callback.h) run on the
+// receiving thread.
 //
 //   ASSIGN_OR_RETURN(auto stream, session->OpenStream());
 //   for (double x : xs) RETURN_IF_ERROR(stream->Send(*libm, "cos", {ToValue(x)}).status());
@@ -17,13 +19,18 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "ffibroker/callback.h"
 #include "ffibroker/client.h"
 #include "ffibroker/v1/broker.grpc.pb.h"
 
@@ -50,7 +57,47 @@ class CallStream {
 
   // Waits for the next answer. Its status() is the call's own; the
   // returned status is the stream's (UNAVAILABLE once it ended, with why).
+  // Callback invocations that arrive meanwhile are handled (their handlers
+  // run here) and never returned.
   absl::StatusOr<v1::StreamResponse> Receive();
+
+  // Sends a call and waits for its answer (handling callbacks meanwhile;
+  // answers to other requests are kept for Receive). Inside a callback's
+  // handler the call is sent within that invocation: it runs nested, in
+  // the worker waiting for the handler's answer. Returns the call's own
+  // status.
+  absl::StatusOr<v1::CallResponse> Call(const Library& library, const std::string& symbol,
+                                        const std::vector<v1::Value>& args,
+                                        absl::Duration timeout = absl::ZeroDuration());
+
+  // Callbacks (ffibroker/callback.h, docs/callbacks.md). Registers
+  // `handler` under `declaration` ("i32 cmp(in u8[4] a, in u8[4] b)";
+  // classes registered in the session may be named) and returns the id to
+  // pass with CallbackValue. Waits for the daemon's answer:
+  // PERMISSION_DENIED without the CALLBACKS operation, INVALID_ARGUMENT
+  // for a signature a callback cannot have.
+  struct CallbackOptions {
+    // The library may keep the pointer and call it during later calls,
+    // until ReleaseCallback or the stream's end.
+    bool persistent = false;
+    // Create the callback under a token that allows CALLBACKS (it keeps
+    // working after the session's own permission is revoked).
+    std::string token;
+  };
+  absl::StatusOr<uint64_t> RegisterCallback(const std::string& declaration,
+                                            CallbackHandler handler,
+                                            const CallbackOptions& options);
+  absl::StatusOr<uint64_t> RegisterCallback(const std::string& declaration,
+                                            CallbackHandler handler) {
+    return RegisterCallback(declaration, std::move(handler), CallbackOptions());
+  }
+  template <typename Signature>
+  absl::StatusOr<uint64_t> RegisterCallback(const Callback<Signature>& callback,
+                                            const CallbackOptions& options = CallbackOptions()) {
+    return RegisterCallback(callback.declaration(), callback.Handler(), options);
+  }
+  // Forgets a callback (a persistent one is released in its worker).
+  absl::Status ReleaseCallback(uint64_t id);
 
   // Half-closes, waits for the daemon to finish the stream (every answer
   // not yet received is read and dropped) and returns its status.
@@ -69,12 +116,24 @@ class CallStream {
   v1::StreamRequest NewRequest(absl::Duration timeout);
   // Sends a request made by NewRequest; returns its id.
   absl::StatusOr<uint64_t> SendNew(const v1::StreamRequest& request);
+  // Reads until the answer to request `id` arrives (handling invocations,
+  // keeping other answers for Receive).
+  absl::StatusOr<v1::StreamResponse> WaitFor(uint64_t id);
+  // Reads one response from the stream (UNAVAILABLE once it ended).
+  absl::StatusOr<v1::StreamResponse> ReadOne();
+  // Runs the handler of an invocation and sends its answer.
+  absl::Status HandleInvocation(const v1::CallbackInvocation& invocation);
 
   Session* const session_;
   std::unique_ptr<grpc::ClientContext> context_;
   std::unique_ptr<grpc::ClientReaderWriter<v1::StreamRequest, v1::StreamResponse>> stream_;
-  uint64_t next_id_ = 1;
-  bool bound_ = false;  // the session id was sent
+  std::mutex write_mu_;  // one write at a time (handlers answer while others send)
+  std::atomic<uint64_t> next_id_{1};
+  std::map<uint64_t, CallbackHandler> handlers_;  // by callback id
+  uint64_t next_callback_id_ = 1;
+  std::vector<uint64_t> invocations_;  // handlers running, innermost last
+  std::deque<v1::StreamResponse> kept_;  // answers read while waiting for another
+  std::atomic<bool> bound_{false};  // the session id was sent
   bool writes_done_ = false;
   bool finished_ = false;
 };

@@ -155,6 +155,7 @@ class Session {
 
  private:
   friend class Client;
+  friend class CallStream;  // parses callback declarations with classes_
   Session(Client* client, std::string id) : client_(client), id_(std::move(id)) {}
   template <typename Request, typename Response>
   absl::StatusOr<Response> Unary(
