@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "bench/echo_server.h"
+#include "bench/median.h"
 #include "common/cli_flags.h"
 #include "ffibroker/bench/v1/echo.grpc.pb.h"
 #include "ffibroker/call_stream.h"
@@ -43,17 +44,6 @@ namespace ffibroker {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-struct Stats {
-  double median_us = 0;
-  double p99_us = 0;
-};
-
-Stats Of(std::vector<double> us) {
-  std::sort(us.begin(), us.end());
-  if (us.empty()) return {};
-  return {us[us.size() / 2], us[std::min(us.size() - 1, us.size() * 99 / 100)]};
-}
 
 double Micros(Clock::time_point start) {
   return std::chrono::duration<double, std::micro>(Clock::now() - start).count();

@@ -25,6 +25,18 @@ inline double MedianUs(int iterations, const std::function<bool()>& op) {
   return us[us.size() / 2];
 }
 
+// The median and p99 of samples in microseconds.
+struct Stats {
+  double median_us = 0;
+  double p99_us = 0;
+};
+
+inline Stats Of(std::vector<double> us) {
+  std::sort(us.begin(), us.end());
+  if (us.empty()) return {};
+  return {us[us.size() / 2], us[std::min(us.size() - 1, us.size() * 99 / 100)]};
+}
+
 }  // namespace ffibroker
 
 #endif  // FFIBROKER_BENCH_MEDIAN_H_
