@@ -101,6 +101,44 @@ TEST(CallbacksTest, QsortComparatorRunsInTheClient) {
   EXPECT_GE(compared, 5);
 }
 
+// The README's example: libc's own qsort, its comparator run in the client.
+TEST(CallbacksTest, ReadmeExampleQsortOfIntegers) {
+  auto daemon = TestDaemon::StartWithPolicy(absl::StrCat(
+      "libraries { name: \"libc.so.6\" path: \"/lib/x86_64-linux-gnu/libc.so.6\" }\n",
+      "principals { name: \"test-user\" uids: ", ::getuid(),
+      " permission { libraries { library: \"libc.so.6\" allow_symbols: \"qsort\" }"
+      " operations: [OPEN_LIBRARY, CALLBACKS] } }\n"));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto client = (*daemon)->Connect();
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto session = (*client)->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto libc = (*session)->OpenLibrary(
+      "libc.so.6", {"void qsort(inout u8[16] base, usize n, usize size, "
+                    "fn(in u8[4] a, in u8[4] b) -> i32 cmp)"});
+  ASSERT_TRUE(libc.ok()) << libc.status();
+  auto stream = (*session)->OpenStream();
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  Callback<int32_t(std::string, std::string)> by_value(
+      "i32 cmp(in u8[4] a, in u8[4] b)", [](std::string a, std::string b) {
+        int32_t x, y;
+        std::memcpy(&x, a.data(), 4);
+        std::memcpy(&y, b.data(), 4);
+        return (x > y) - (x < y);  // runs here, in the client
+      });
+  auto cmp = (*stream)->RegisterCallback(by_value);
+  ASSERT_TRUE(cmp.ok()) << cmp.status();
+  int32_t numbers[4] = {42, -7, 1000, 3};
+  std::string bytes(reinterpret_cast<char*>(numbers), sizeof numbers);
+  auto r = (*stream)->Call(**libc, "qsort", {BytesValue(bytes), ToValue(uint64_t{4}),
+                                             ToValue(uint64_t{4}), CallbackValue(*cmp)});
+  ASSERT_TRUE(r.ok()) << r.status();
+  int32_t sorted[4];
+  ASSERT_EQ(r->outputs(0).value().bytes_value().size(), sizeof sorted);
+  std::memcpy(sorted, r->outputs(0).value().bytes_value().data(), sizeof sorted);
+  EXPECT_EQ(std::vector<int32_t>(sorted, sorted + 4), (std::vector<int32_t>{-7, 3, 42, 1000}));
+}
+
 TEST(CallbacksTest, EveryArgumentKindReachesTheHandlerValidated) {
   auto f = Open({kKinds});
   ASSERT_TRUE(f.ok()) << f.status();
