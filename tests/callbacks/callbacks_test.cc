@@ -392,6 +392,45 @@ TEST(CallbacksTest, MisusedCallbacksAreRefusedBeforeTheWorker) {
   EXPECT_TRUE(absl::IsInvalidArgument(bad.status())) << bad.status();
 }
 
+// Raw gRPC: a client that half-closes while its callback is being invoked
+// can never answer; the call still gets an answer saying so.
+TEST(CallbacksTest, HalfClosingMidCallbackFailsTheCallWithWhy) {
+  auto f = Open({kApply});
+  ASSERT_TRUE(f.ok()) << f.status();
+  grpc::ClientContext context;
+  f->client->Prepare(&context);
+  auto raw = f->client->stub()->CallStream(&context);
+  v1::StreamRequest reg;
+  reg.set_id(1);
+  reg.set_session_id(f->session->id());
+  reg.mutable_register_callback()->set_callback_id(7);
+  v1::Signature* sig = reg.mutable_register_callback()->mutable_signature();
+  sig->mutable_result()->set_scalar(v1::SCALAR_I32);
+  sig->add_params()->mutable_type()->set_scalar(v1::SCALAR_I32);
+  ASSERT_TRUE(raw->Write(reg));
+  v1::StreamResponse response;
+  ASSERT_TRUE(raw->Read(&response));
+  ASSERT_EQ(response.status().code(), 0) << response.status().message();
+  v1::StreamRequest call;
+  call.set_id(2);
+  call.mutable_call()->set_library_handle(f->lib->handle());
+  call.mutable_call()->set_symbol("cb_apply");
+  *call.mutable_call()->add_args() = CallbackValue(7);
+  *call.mutable_call()->add_args() = ToValue(int32_t{3});
+  ASSERT_TRUE(raw->Write(call));
+  ASSERT_TRUE(raw->Read(&response));
+  ASSERT_TRUE(response.has_callback_invocation());
+  EXPECT_EQ(response.callback_invocation().call_id(), 2u);
+  EXPECT_EQ(response.callback_invocation().args(0).int_value(), 3);
+  ASSERT_TRUE(raw->WritesDone());
+  ASSERT_TRUE(raw->Read(&response));
+  EXPECT_EQ(response.id(), 2u);
+  EXPECT_EQ(response.status().code(), static_cast<int>(absl::StatusCode::kCancelled));
+  EXPECT_THAT(response.status().message(),
+              HasSubstr("was not answered: the client closed its side of the stream"));
+  EXPECT_TRUE(raw->Finish().ok());
+}
+
 TEST(CallbacksTest, ClientLeavingMidCallbackReleasesTheWorkerForOthers) {
   auto f = Open({kApply});
   ASSERT_TRUE(f.ok()) << f.status();
