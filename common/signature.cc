@@ -81,6 +81,61 @@ absl::StatusOr<int64_t> ParseInt(Scanner& s) {
   return negative ? -static_cast<int64_t>(magnitude) : static_cast<int64_t>(magnitude);
 }
 
+absl::StatusOr<v1::Type> ParseType(Scanner& s, const std::set<std::string>& classes);
+
+// A parameter list after its '(' up to and including the ')': `TYPE [NAME],
+// ...`, or nothing, or `void`.
+absl::Status ParseParams(Scanner& s, const std::set<std::string>& classes,
+                         v1::Signature* signature) {
+  if (s.Consume(')')) return absl::OkStatus();
+  size_t void_pos = s.pos();
+  if (s.Word() == "void" && s.Consume(')')) return absl::OkStatus();  // "f(void)"
+  s.Rewind(void_pos);
+  while (true) {
+    v1::Parameter* param = signature->add_params();
+    ASSIGN_OR_RETURN(*param->mutable_type(), ParseType(s, classes));
+    s.SkipSpace();
+    size_t pname_pos = s.pos();
+    absl::string_view pname = s.Word();
+    if (!pname.empty()) {
+      if (!IsIdentifier(pname)) {
+        s.Rewind(pname_pos);
+        return s.Error("a parameter name");
+      }
+      param->set_name(std::string(pname));
+    }
+    if (s.Consume(')')) return absl::OkStatus();
+    if (!s.Consume(',')) return s.Error("',' or ')'");
+  }
+}
+
+// A callback type after its `fn`: `(PARAMS)[?][ -> RESULT]`.
+absl::StatusOr<v1::Type> ParseCallbackType(Scanner& s, const std::set<std::string>& classes) {
+  v1::Type type;
+  v1::CallbackType* callback = type.mutable_callback();
+  if (!s.Consume('(')) return s.Error("'(' and the callback's parameters ('fn(i32 a) -> i32')");
+  RETURN_IF_ERROR(ParseParams(s, classes, callback->mutable_signature()));
+  if (s.Consume('?')) callback->set_nullable(true);
+  s.SkipSpace();
+  size_t arrow = s.pos();
+  if (s.Consume('-')) {
+    if (!s.Consume('>')) {
+      s.Rewind(arrow);
+      s.SkipSpace();
+      return s.Error("'->' and the callback's result type");
+    }
+    ASSIGN_OR_RETURN(*callback->mutable_signature()->mutable_result(), ParseType(s, classes));
+    if (s.Consume('?')) {
+      return s.Error(
+          "a parameter name (a nullable callback is written 'fn(...)? -> T': the '?' "
+          "follows the parameter list)");
+    }
+  } else {
+    callback->mutable_signature()->mutable_result()->set_scalar(v1::SCALAR_VOID);
+  }
+  return type;
+}
+
 absl::StatusOr<v1::Type> ParseBaseType(Scanner& s, bool borrowed,
                                        const std::set<std::string>& classes) {
   s.SkipSpace();
@@ -91,7 +146,7 @@ absl::StatusOr<v1::Type> ParseBaseType(Scanner& s, bool borrowed,
     s.Rewind(start);
     s.SkipSpace();
     return s.Error(absl::StrCat("a type (", ScalarNames(),
-                                ", enum, cstr, in/out/inout u8[N]",
+                                ", enum, cstr, in/out/inout u8[N], fn(...)",
                                 classes.empty() ? "" : ", or a registered class", ")"));
   };
   if (word.empty()) return type_error();
@@ -110,6 +165,8 @@ absl::StatusOr<v1::Type> ParseBaseType(Scanner& s, bool borrowed,
       type.mutable_enum_type()->add_values(v);
     } while (s.Consume(','));
     if (!s.Consume('}')) return s.Error("',' or '}'");
+  } else if (word == "fn") {
+    ASSIGN_OR_RETURN(type, ParseCallbackType(s, classes));
   } else if (word == "cstr") {
     if (s.Consume('?')) type.mutable_string()->set_nullable(true);
     if (s.Consume('[')) {
@@ -172,7 +229,9 @@ absl::StatusOr<v1::Type> ParseType(Scanner& s, const std::set<std::string>& clas
   bool borrowed = s.Word() == "borrowed";
   if (!borrowed) s.Rewind(start);
   ASSIGN_OR_RETURN(v1::Type type, ParseBaseType(s, borrowed, classes));
-  if (type.type_case() == v1::Type::kBuffer) return type;
+  if (type.type_case() == v1::Type::kBuffer || type.type_case() == v1::Type::kCallback) {
+    return type;
+  }
   std::vector<uint32_t> lengths;
   while (s.Consume('[')) {
     ASSIGN_OR_RETURN(int64_t n, ParseInt(s));
@@ -195,6 +254,14 @@ bool MentionsClass(const v1::Type& type) {
     case v1::Type::kClassName:
     case v1::Type::kHandle: return true;
     case v1::Type::kArray: return MentionsClass(type.array().element());
+    case v1::Type::kCallback: {
+      const v1::Signature& sig = type.callback().signature();
+      if (MentionsClass(sig.result())) return true;
+      for (const v1::Parameter& p : sig.params()) {
+        if (MentionsClass(p.type())) return true;
+      }
+      return false;
+    }
     default: return false;
   }
 }
@@ -238,30 +305,7 @@ absl::StatusOr<Declaration> ParseDeclaration(absl::string_view text,
     return s.Error("a function name");
   }
   if (!s.Consume('(')) return s.Error("'('");
-  if (!s.Consume(')')) {
-    size_t void_pos = s.pos();
-    if (s.Word() == "void" && s.Consume(')')) {
-      // "f(void)": no parameters.
-    } else {
-      s.Rewind(void_pos);
-      while (true) {
-        v1::Parameter* param = decl.signature.add_params();
-        ASSIGN_OR_RETURN(*param->mutable_type(), ParseType(s, classes));
-        s.SkipSpace();
-        size_t pname_pos = s.pos();
-        absl::string_view pname = s.Word();
-        if (!pname.empty()) {
-          if (!IsIdentifier(pname)) {
-            s.Rewind(pname_pos);
-            return s.Error("a parameter name");
-          }
-          param->set_name(std::string(pname));
-        }
-        if (s.Consume(')')) break;
-        if (!s.Consume(',')) return s.Error("',' or ')'");
-      }
-    }
-  }
+  RETURN_IF_ERROR(ParseParams(s, classes, &decl.signature));
   if (!s.AtEnd()) return s.Error("the end of the declaration");
   // Class names are resolved by the daemon against the session's classes;
   // everything else is checked here.

@@ -15,6 +15,13 @@
 // FfiReturn convention), `errno` (capture errno), `optional` (may be
 // missing). Arrays `f64[3]` are only valid in class fields and statics.
 //
+// Callbacks (function-pointer parameters, docs/callbacks.md):
+// `fn(usize a, usize b) -> i32 cmp`, `fn(cstr line) log` (void result when
+// `->` is left out), `fn(in u8[n] data, usize n)? hook` (`?` right after
+// the parameter list: NULL may be passed). Only valid as a parameter of a
+// declared function; see ClassTable::Resolve for what a callback's own
+// parameters and result may be.
+//
 // Classes are written `Point { f64 x; mut f64 y; } ~point_free` (fields in
 // C order, `mut` = writable, optional `~destructor`) or `opaque Counter`.
 #ifndef FFIBROKER_COMMON_SIGNATURE_H_

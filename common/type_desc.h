@@ -32,10 +32,33 @@ enum class TypeKind {
   kHandle,  // pointer to a class, carried as an instance handle
   kString,  // const char*
   kBuffer,  // uint8_t* with direction and length
+  kCallback,  // a C function pointer with its own signature (`callback`)
 };
 
 struct TypeDesc;
 using TypeRef = std::shared_ptr<const TypeDesc>;
+
+// A signature with its types resolved (see ResolveSignature in
+// common/type_table.h; a callback type's own signature is one too).
+struct ResolvedSignature {
+  v1::Signature proto;
+  TypeRef result;
+  std::vector<TypeRef> params;
+  // For each parameter: the index of the parameter holding a buffer's
+  // length, or -1.
+  std::vector<int> length_param;
+};
+
+// The function a callback parameter points to: its resolved signature and
+// the libffi cif a closure for it is prepared with (the worker binds
+// closures to it; the daemon builds the same cif and does not use it).
+// Immutable once built; `cif` is only ever read (libffi takes a non-const
+// pointer).
+struct CallbackDesc {
+  ResolvedSignature sig;
+  ffi_cif cif{};
+  std::vector<ffi_type*> arg_types;
+};
 
 struct FieldDesc {
   std::string name;
@@ -49,8 +72,8 @@ struct TypeDesc {
   TypeKind kind = TypeKind::kScalar;
   // Text as written in declarations: "u8", "Point", "f64[3]", "Point*".
   std::string name;
-  // Native size and alignment. Pointer-like kinds (handle, string, buffer)
-  // have the size of a pointer; an opaque class has 0.
+  // Native size and alignment. Pointer-like kinds (handle, string, buffer,
+  // callback) have the size of a pointer; an opaque class has 0.
   size_t size = 0;
   size_t align = 1;
   // Scalar values an inline value of this type holds, counting every array
@@ -76,11 +99,14 @@ struct TypeDesc {
   uint32_t length = 0;
   // kHandle:
   v1::HandleType::Ownership ownership = v1::HandleType::OWNERSHIP_OWNED;
-  bool nullable = false;  // kHandle, kString parameters
+  bool nullable = false;  // kHandle, kString, kCallback parameters
   // kString:
   uint32_t max_length = 0;
   // kBuffer:
   v1::BufferType buffer;
+  // kCallback (pointer-sized, ffi_type_pointer; `nullable` says whether a
+  // NULL may be passed):
+  std::shared_ptr<CallbackDesc> callback;
 
   // Storage behind `ffi` for composite kinds. A class lists its fields'
   // types. An array of at most kExactFfiArrayBytes lists every element (the

@@ -20,6 +20,8 @@ const char* UseName(TypeUse use) {
     case TypeUse::kParam: return "a parameter";
     case TypeUse::kResult: return "a result";
     case TypeUse::kStatic: return "a static";
+    case TypeUse::kCallbackParam: return "a callback's parameter";
+    case TypeUse::kCallbackResult: return "a callback's result";
   }
   return "?";
 }
@@ -95,7 +97,7 @@ std::shared_ptr<TypeDesc> PointerDesc(TypeKind kind, std::string name) {
 bool IsReservedTypeWord(const std::string& word) {
   static const std::set<std::string> kWords = {
       "enum", "cstr", "in", "out", "inout", "borrowed", "ffireturn",
-      "errno", "optional", "mut", "static", "u8"};
+      "errno", "optional", "mut", "static", "u8", "fn"};
   return FindScalarByName(word) != nullptr || kWords.count(word) > 0;
 }
 
@@ -153,7 +155,8 @@ absl::StatusOr<TypeRef> ClassTable::ResolveAt(const v1::Type& type, TypeUse use,
   switch (type.type_case()) {
     case v1::Type::kScalar: {
       ASSIGN_OR_RETURN(const ScalarInfo* info, ScalarOf(type));
-      if (info->klass == ScalarClass::kVoid && use != TypeUse::kResult) {
+      if (info->klass == ScalarClass::kVoid && use != TypeUse::kResult &&
+          use != TypeUse::kCallbackResult) {
         return absl::InvalidArgumentError(
             absl::StrCat("void is only valid as a result type, not as ", UseName(use)));
       }
@@ -174,7 +177,8 @@ absl::StatusOr<TypeRef> ClassTable::ResolveAt(const v1::Type& type, TypeUse use,
       return klass;
     }
     case v1::Type::kHandle: {
-      if (use != TypeUse::kParam && use != TypeUse::kResult) {
+      if (use != TypeUse::kParam && use != TypeUse::kResult &&
+          use != TypeUse::kCallbackParam) {
         return NotValidAs("a class pointer", use);
       }
       TypeRef klass = FindClass(type.handle().class_name());
@@ -226,7 +230,8 @@ absl::StatusOr<TypeRef> ClassTable::ResolveAt(const v1::Type& type, TypeUse use,
     }
     case v1::Type::kEnumType: {
       if (use == TypeUse::kParam || use == TypeUse::kResult || use == TypeUse::kField ||
-          use == TypeUse::kStatic) {
+          use == TypeUse::kStatic || use == TypeUse::kCallbackParam ||
+          use == TypeUse::kCallbackResult) {
         const v1::EnumType& e = type.enum_type();
         const ScalarInfo* info = FindScalar(e.underlying());
         if (info == nullptr || (info->klass != ScalarClass::kSigned &&
@@ -268,7 +273,8 @@ absl::StatusOr<TypeRef> ClassTable::ResolveAt(const v1::Type& type, TypeUse use,
       break;
     }
     case v1::Type::kString: {
-      if (use != TypeUse::kParam && use != TypeUse::kResult) {
+      if (use != TypeUse::kParam && use != TypeUse::kResult &&
+          use != TypeUse::kCallbackParam) {
         return NotValidAs("a string", use);
       }
       auto desc = PointerDesc(TypeKind::kString, TypeName(type));
@@ -279,8 +285,15 @@ absl::StatusOr<TypeRef> ClassTable::ResolveAt(const v1::Type& type, TypeUse use,
       return TypeRef(desc);
     }
     case v1::Type::kBuffer: {
-      if (use != TypeUse::kParam) return NotValidAs("a buffer", use);
+      if (use != TypeUse::kParam && use != TypeUse::kCallbackParam) {
+        return NotValidAs("a buffer", use);
+      }
       const v1::BufferType& b = type.buffer();
+      if (use == TypeUse::kCallbackParam && b.direction() != v1::BufferType::DIRECTION_IN) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            TypeName(type), " is not valid as a callback's parameter: only 'in' buffers are "
+            "(the library's bytes are copied to the client, nothing is copied back)"));
+      }
       if (b.direction() != v1::BufferType::DIRECTION_IN &&
           b.direction() != v1::BufferType::DIRECTION_OUT &&
           b.direction() != v1::BufferType::DIRECTION_INOUT) {
@@ -298,6 +311,42 @@ absl::StatusOr<TypeRef> ClassTable::ResolveAt(const v1::Type& type, TypeUse use,
       auto desc = PointerDesc(TypeKind::kBuffer, TypeName(type));
       desc->buffer = b;
       *cost += DescriptorBytes(*desc);
+      return TypeRef(desc);
+    }
+    case v1::Type::kCallback: {
+      if (use == TypeUse::kCallbackParam || use == TypeUse::kCallbackResult) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "a callback type is not valid as ", UseName(use),
+            " (callback types do not nest)"));
+      }
+      if (use != TypeUse::kParam) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "a callback type is only valid as a parameter of a declared function, not as ",
+            UseName(use)));
+      }
+      const v1::Signature& signature = type.callback().signature();
+      if (signature.convention() != v1::Signature::CONVENTION_PLAIN) {
+        return absl::InvalidArgumentError(
+            "a callback uses the plain calling convention (no ffireturn)");
+      }
+      auto callback = std::make_shared<CallbackDesc>();
+      ASSIGN_OR_RETURN(callback->sig, ResolveSignatureAs(signature, *this,
+                                                         TypeUse::kCallbackParam,
+                                                         TypeUse::kCallbackResult));
+      for (const TypeRef& param : callback->sig.params) {
+        callback->arg_types.push_back(param->ffi);
+        *cost += sizeof(ffi_type*);
+      }
+      if (ffi_prep_cif(&callback->cif, FFI_DEFAULT_ABI,
+                       static_cast<unsigned>(callback->arg_types.size()),
+                       callback->sig.result->ffi, callback->arg_types.data()) != FFI_OK) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("libffi cannot prepare callback type ", TypeName(type)));
+      }
+      auto desc = PointerDesc(TypeKind::kCallback, TypeName(type));
+      desc->nullable = type.callback().nullable();
+      desc->callback = std::move(callback);
+      *cost += DescriptorBytes(*desc) + sizeof(CallbackDesc) + signature.SpaceUsedLong();
       return TypeRef(desc);
     }
     case v1::Type::TYPE_NOT_SET:
@@ -449,6 +498,12 @@ v1::ClassLayout LayoutOf(const TypeDesc& klass) {
 
 absl::StatusOr<ResolvedSignature> ResolveSignature(const v1::Signature& signature,
                                                    const ClassTable& classes) {
+  return ResolveSignatureAs(signature, classes, TypeUse::kParam, TypeUse::kResult);
+}
+
+absl::StatusOr<ResolvedSignature> ResolveSignatureAs(const v1::Signature& signature,
+                                                     const ClassTable& classes,
+                                                     TypeUse param_use, TypeUse result_use) {
   ResolvedSignature out;
   out.proto = signature;
   if (signature.convention() != v1::Signature::CONVENTION_PLAIN &&
@@ -456,7 +511,7 @@ absl::StatusOr<ResolvedSignature> ResolveSignature(const v1::Signature& signatur
     return absl::InvalidArgumentError(
         absl::StrCat("unknown calling convention ", signature.convention()));
   }
-  absl::StatusOr<TypeRef> result = classes.Resolve(signature.result(), TypeUse::kResult);
+  absl::StatusOr<TypeRef> result = classes.Resolve(signature.result(), result_use);
   if (!result.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("result: ", result.status().message()));
   }
@@ -473,7 +528,7 @@ absl::StatusOr<ResolvedSignature> ResolveSignature(const v1::Signature& signatur
           absl::StrCat("parameter ", i + 1, ": name '", p.name(),
                        "' is not a C identifier"));
     }
-    absl::StatusOr<TypeRef> type = classes.Resolve(p.type(), TypeUse::kParam);
+    absl::StatusOr<TypeRef> type = classes.Resolve(p.type(), param_use);
     if (!type.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat(DescribeArgument(i, p), ": ", type.status().message()));

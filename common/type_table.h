@@ -31,7 +31,9 @@
 namespace ffibroker {
 
 // Where a type is used; decides which kinds are valid.
-enum class TypeUse { kField, kParam, kResult, kStatic };
+// kCallbackParam / kCallbackResult: inside a callback type's own signature
+// (`fn(i32 a) -> i32`), where fewer kinds are valid (see Resolve).
+enum class TypeUse { kField, kParam, kResult, kStatic, kCallbackParam, kCallbackResult };
 
 class ClassTable {
  public:
@@ -48,7 +50,15 @@ class ClassTable {
   absl::StatusOr<v1::ClassLayout> Register(const v1::ClassDefinition& def);
 
   // The descriptor of `type` used as `use`, or INVALID_ARGUMENT (also for
-  // an array past the limits above).
+  // an array past the limits above). Valid where:
+  //   void: results; arrays: fields and statics; handles and cstr:
+  //   parameters and results (and callback parameters); buffers:
+  //   parameters (callback parameters: `in` only); callback types
+  //   (`fn(...) -> T`): parameters of declared functions only, never
+  //   nested. A callback's own signature has the plain convention, its
+  //   parameters are scalars, enums, classes by value, class handles,
+  //   cstr and `in` buffers, its result void, a scalar, an enum or a class
+  //   by value.
   absl::StatusOr<TypeRef> Resolve(const v1::Type& type, TypeUse use) const;
 
   // The class named `name`, or nullptr.
@@ -72,22 +82,18 @@ class ClassTable {
   std::map<std::string, TypeRef> by_name_;
 };
 
-// A signature with its types resolved.
-struct ResolvedSignature {
-  v1::Signature proto;
-  TypeRef result;
-  std::vector<TypeRef> params;
-  // For each parameter: the index of the parameter holding a buffer's
-  // length, or -1.
-  std::vector<int> length_param;
-};
-
 // Validates and resolves `signature` against `classes`: result and
 // parameter kinds valid where they are used, names C identifiers, at most
 // kMaxParams, buffer length parameters exist and are integers.
 // INVALID_ARGUMENT naming the offending part otherwise.
 absl::StatusOr<ResolvedSignature> ResolveSignature(const v1::Signature& signature,
                                                    const ClassTable& classes);
+// ResolveSignature with its parameters and result resolved as `param_use`
+// and `result_use` (a callback type's signature: kCallbackParam and
+// kCallbackResult).
+absl::StatusOr<ResolvedSignature> ResolveSignatureAs(const v1::Signature& signature,
+                                                     const ClassTable& classes,
+                                                     TypeUse param_use, TypeUse result_use);
 
 // The C layout of a registered class.
 v1::ClassLayout LayoutOf(const TypeDesc& klass);

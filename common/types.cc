@@ -119,6 +119,22 @@ std::string TypeName(const v1::Type& type) {
                               : b.length_param(),
                           "]");
     }
+    case v1::Type::kCallback: {
+      // As declared: "fn(usize a, usize b)? -> i32"; a void result is left
+      // out (common/signature.cc reads it back the same way).
+      const v1::Signature& sig = type.callback().signature();
+      std::string out = "fn(";
+      for (int i = 0; i < sig.params_size(); ++i) {
+        const v1::Parameter& p = sig.params(i);
+        absl::StrAppend(&out, i ? ", " : "", TypeName(p.type()), p.name().empty() ? "" : " ",
+                        p.name());
+      }
+      absl::StrAppend(&out, ")", type.callback().nullable() ? "?" : "");
+      const bool is_void = sig.result().type_case() == v1::Type::kScalar &&
+                           sig.result().scalar() == v1::SCALAR_VOID;
+      if (!is_void) absl::StrAppend(&out, " -> ", TypeName(sig.result()));
+      return out;
+    }
     case v1::Type::TYPE_NOT_SET:
       break;
   }

@@ -12,6 +12,8 @@
 #include "common/resolved_names.h"
 #include "common/signature.h"
 #include "common/status_macros.h"
+#include "common/type_table.h"
+#include "common/value_codec.h"
 #include "daemon/metrics.h"
 #include "daemon/permission.h"
 #include "daemon/session_manager.h"
@@ -44,10 +46,20 @@ absl::Status ValidateSymbols(
       return absl::InvalidArgumentError(
           absl::StrCat("symbols[", i, "]: '", s.name(), "' is declared twice"));
     }
-    absl::Status status = ResolveSignature(s.signature(), classes).status();
-    if (!status.ok()) {
+    absl::StatusOr<ResolvedSignature> sig = ResolveSignature(s.signature(), classes);
+    if (!sig.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("symbol '", s.name(), "': ", status.message()));
+          absl::StrCat("symbol '", s.name(), "': ", sig.status().message()));
+    }
+    // Until the daemon relays callbacks (issue 12, daemon side), a callback
+    // parameter cannot be called; say so at open rather than at the call.
+    for (size_t j = 0; j < sig->params.size(); ++j) {
+      if (sig->params[j]->kind == TypeKind::kCallback) {
+        return absl::UnimplementedError(absl::StrCat(
+            "symbol '", s.name(), "': ", DescribeArgument(static_cast<int>(j),
+                                                          s.signature().params(j)),
+            " is a callback; this daemon does not relay callbacks yet"));
+      }
     }
   }
   if (statics.size() > kMaxStatics) {
