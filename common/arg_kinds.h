@@ -18,10 +18,27 @@
 //   kBufferInOut the buffer's bytes                  the buffer afterwards
 //   kBufferOut  the buffer's length, 8 bytes (the    the buffer
 //               out-buffer length rule)
+//   kCallback   the callback's id, 8 bytes           -
+//               (RegisterCallback.callback_id; 0 =
+//               NULL, only if `nullable`)
 //
 // A result is kInline, kHandle (8-byte id, 0 = NULL) or kString (at most
 // max_length + 1 bytes, so the daemon sees "too long"; NULL is
 // Result.null_result).
+//
+// Callback invocations (worker::v1::CallbackInvoke, the library called a
+// callback): one byte string per parameter of the callback's signature, by
+// the same kinds: kInline its C bytes (exactly type.size); kHandle the
+// 8-byte id of a borrowed instance the worker registered for the pointer
+// (0 = NULL); kString the text, at most max_length + 1 bytes (one more than
+// allowed: "too long"), NULL listed in arg_null; kBufferIn (the only buffer
+// a callback takes) its bytes, exactly the length the library told
+// (declared, or the value of its length parameter), NULL listed in
+// arg_null. A length that is negative, past kMaxBufferLength or past the
+// call payload is not read: the buffer is sent empty (a mismatch). The
+// daemon checks all of it with CheckCallbackArgs. The answer
+// (worker::v1::CallbackAnswer.value) is the result's C bytes, exactly
+// CallbackResultBytes (0 for void).
 //
 // Stateless; every function is thread-safe.
 //
@@ -47,6 +64,7 @@ enum class ArgKind {
   kBufferIn,     // buffer the library reads
   kBufferOut,    // buffer the library writes
   kBufferInOut,  // buffer the library reads and writes
+  kCallback,     // a function pointer, as a registered callback's id
 };
 
 // The kind of a parameter or result of `type`.
@@ -64,6 +82,11 @@ std::string InstanceIdBytes(uint64_t id);
 // The instance id in `bytes`; INVALID_ARGUMENT ("has N bytes, expected 8")
 // unless `bytes` is exactly 8 bytes.
 absl::StatusOr<uint64_t> ReadInstanceId(absl::string_view bytes);
+
+// The 8 bytes of a callback argument: the callback's id (0 = NULL).
+std::string CallbackIdArg(uint64_t id);
+// The callback id in `bytes`; INVALID_ARGUMENT unless exactly 8 bytes.
+absl::StatusOr<uint64_t> ReadCallbackId(absl::string_view bytes);
 
 // The out-buffer length rule: an out buffer's argument is its length as 8
 // bytes (the library gets a zeroed buffer of that size).
@@ -93,6 +116,21 @@ absl::StatusOr<uint64_t> ReplyBytes(const ResolvedSignature& sig,
 uint64_t ToldBufferLength(const ResolvedSignature& sig, int index,
                           const google::protobuf::RepeatedPtrField<std::string>& args,
                           bool* negative);
+
+// Checks a callback invocation's arguments (see "Callback invocations"
+// above) against the callback's signature `sig` (TypeDesc::callback->sig):
+// one per parameter, inline values of their size, handles of 8 bytes, NULL
+// (in `arg_null`) only for nullable handles and strings, strings within
+// max_length and without NUL, buffers exactly their told length.
+// INVALID_ARGUMENT naming the parameter and what the library did, e.g.
+// "callback argument 1 (data: in u8[n]) has 3 bytes but the library told
+// length 5".
+absl::Status CheckCallbackArgs(const ResolvedSignature& sig,
+                               const google::protobuf::RepeatedPtrField<std::string>& args,
+                               const google::protobuf::RepeatedField<uint32_t>& arg_null);
+
+// The size of a callback answer's value: the result's C size (0: void).
+size_t CallbackResultBytes(const ResolvedSignature& sig);
 
 }  // namespace ffibroker
 

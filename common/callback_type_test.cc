@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "common/arg_kinds.h"
 #include "common/signature.h"
 #include "common/type_table.h"
 #include "common/types.h"
@@ -230,6 +231,60 @@ TEST(CallbackSignatureMatchesTest, TheFirstDifferenceIsNamed) {
   EXPECT_FALSE(CallbackSignatureMatches(*ScalarDesc(*FindScalar(v1::SCALAR_I32)),
                                         reg->signature)
                    .ok());
+}
+
+std::string I32Bytes(int32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); }
+std::string I64Bytes(int64_t v) { return std::string(reinterpret_cast<const char*>(&v), 8); }
+
+TEST(CallbackArgsTest, KindsAndIdsOfCallbackParameters) {
+  absl::StatusOr<ResolvedSignature> sig = Resolve("void f(fn(i32 a)? -> i32 cb, fn() g)");
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  EXPECT_EQ(ArgKindOf(*sig->params[0]), ArgKind::kCallback);
+  EXPECT_EQ(CallbackIdArg(7), std::string("\x07\0\0\0\0\0\0\0", 8));
+  EXPECT_EQ(*ReadCallbackId(CallbackIdArg(7)), 7u);
+  EXPECT_FALSE(ReadCallbackId("1234").ok());
+  EXPECT_EQ(CallbackResultBytes(sig->params[0]->callback->sig), 4u);
+  EXPECT_EQ(CallbackResultBytes(sig->params[1]->callback->sig), 0u);
+}
+
+TEST(CallbackArgsTest, InvocationArgumentsAreCheckedAgainstTheSignature) {
+  absl::StatusOr<ResolvedSignature> outer = Resolve(
+      "void f(fn(i32 a, cstr[4] s, cstr? t, in u8[n] data, i64 n, Point*? p, Point* q) cb)");
+  ASSERT_TRUE(outer.ok()) << outer.status();
+  const ResolvedSignature& sig = outer->params[0]->callback->sig;
+  google::protobuf::RepeatedPtrField<std::string> args;
+  for (const std::string& a : {I32Bytes(1), std::string("abc"), std::string(), std::string("xy"),
+                               I64Bytes(2), I64Bytes(0), I64Bytes(9)}) {
+    *args.Add() = a;
+  }
+  google::protobuf::RepeatedField<uint32_t> nulls;
+  nulls.Add(2);
+  EXPECT_TRUE(CheckCallbackArgs(sig, args, nulls).ok()) << CheckCallbackArgs(sig, args, nulls);
+  struct Case {
+    int index;
+    std::string bytes;
+    const char* message;
+  } cases[] = {
+      {0, "123", "callback argument 1 (a: i32) has 3 bytes, expected 4"},
+      {1, "abcde", "longer than 4 bytes"},
+      {3, "x", "has 1 bytes but the library told length 2"},
+      {4, I64Bytes(-1), "negative length"},
+      {4, I64Bytes(int64_t{1} << 40), "more than the buffer limit"},
+      {6, I64Bytes(0), "argument 7 (q: Point*): the library passed NULL"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.message);
+    google::protobuf::RepeatedPtrField<std::string> bad = args;
+    *bad.Mutable(c.index) = c.bytes;
+    absl::Status status = CheckCallbackArgs(sig, bad, nulls);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_TRUE(Contains(status.message(), c.message)) << status;
+  }
+  google::protobuf::RepeatedField<uint32_t> null_s;
+  null_s.Add(1);
+  EXPECT_TRUE(Contains(CheckCallbackArgs(sig, args, null_s).message(), "passed NULL"));
+  args.RemoveLast();
+  EXPECT_TRUE(Contains(CheckCallbackArgs(sig, args, nulls).message(), "takes 7 arguments"));
 }
 
 }  // namespace

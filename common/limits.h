@@ -75,6 +75,15 @@ inline constexpr uint64_t kChannelPacketBytes = 64 * kKiB;
 // Hard caps on the policy's Limits.max_batch_calls and max_pool_size.
 inline constexpr uint32_t kMaxBatchCalls = 100000;
 inline constexpr uint32_t kMaxPoolSize = 64;
+// Callbacks (docs/callbacks.md): the most closures one worker allocates
+// before lockdown (worker::v1::Open.callback_closures), i.e. the most
+// callbacks bound in one worker at once (per-call and persistent), and how
+// deeply requests sent by callback handlers may nest on one worker thread.
+inline constexpr uint32_t kMaxCallbackClosures = 1024;
+inline constexpr int kMaxCallbackNesting = 8;
+// Requests a worker queues for its main loop while it waits for a callback's
+// answer (the daemon never has more outstanding than this).
+inline constexpr size_t kMaxWorkerQueuedRequests = 65536;
 // Responses a CallStream holds for a client that does not read them; past
 // it the daemon stops reading the stream's requests until it catches up.
 inline constexpr size_t kStreamMaxQueuedResponses = 1024;
