@@ -10,7 +10,9 @@ namespace ffibroker {
 
 // Bumped whenever the meaning of a worker message changes. The daemon
 // refuses a worker whose Hello carries another version.
-inline constexpr unsigned kWorkerProtocolVersion = 5;  // 5: pipelining, batches
+// 5: pipelining, batches; 6: callbacks (closures, invocations, answers,
+// nested requests, releases).
+inline constexpr unsigned kWorkerProtocolVersion = 6;
 
 // The flags the worker installs its profile's seccomp filter with: on every
 // thread (TSYNC), and with every trap also written to the kernel's audit log

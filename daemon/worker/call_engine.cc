@@ -75,7 +75,12 @@ struct Block {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<CallEngine>> CallEngine::Open(
-    const worker::v1::Open& open) {
+    const worker::v1::Open& open, CallbackSink* callbacks) {
+  // Before the library's constructors run, and while mmap with PROT_EXEC
+  // is still allowed (the loading filter): every closure it may use.
+  absl::StatusOr<std::unique_ptr<ClosurePool>> closures =
+      ClosurePool::Create(open.callback_closures(), callbacks);
+  if (!closures.ok()) return closures.status();
   void* handle = ::dlopen(open.path().c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
     const char* err = ::dlerror();
@@ -83,6 +88,7 @@ absl::StatusOr<std::unique_ptr<CallEngine>> CallEngine::Open(
         absl::StrCat("dlopen failed: ", err ? err : "unknown error"));
   }
   std::unique_ptr<CallEngine> engine(new CallEngine(handle));
+  engine->closures_ = std::move(*closures);
   struct link_map* own = nullptr;
   if (::dlinfo(handle, RTLD_DI_LINKMAP, &own) != 0 || own == nullptr) {
     return absl::FailedPreconditionError("dlinfo(RTLD_DI_LINKMAP) failed on the library");
@@ -168,6 +174,7 @@ absl::Status CallEngine::EncodePointerResult(const TypeDesc& type, void* ptr,
     }
     const TypeDesc& klass = *type.element;
     bool owned = type.ownership == v1::HandleType::OWNERSHIP_OWNED;
+    std::lock_guard<std::recursive_mutex> lock(instances_mu_);
     uint64_t id = instances_.Add(
         ptr, klass.size,
         owned ? InstanceStore::Origin::kOwned : InstanceStore::Origin::kBorrowed,
@@ -216,7 +223,15 @@ absl::StatusOr<worker::v1::Result> CallEngine::Call(const worker::v1::Call& call
         "the reply of '", p.name, "' would exceed the call payload limit of ",
         kMaxCallPayloadBytes, " bytes"));
   }
-  // The frame: every temporary of this call lives here until it returns.
+  // The frame: every temporary of this call lives here until it returns,
+  // and the per-call callback bindings end with it.
+  struct Bindings {
+    ClosurePool* pool;
+    std::vector<uint64_t> ids;
+    ~Bindings() {
+      for (uint64_t id : ids) pool->EndCall(id);
+    }
+  } bindings{closures_.get(), {}};
   std::vector<Block> blocks;
   blocks.reserve(n + 1);
   std::vector<void*> slots(n + 1, nullptr);  // pointer-typed arguments
@@ -241,7 +256,33 @@ absl::StatusOr<worker::v1::Result> CallEngine::Call(const worker::v1::Call& call
               "argument ", i + 1, " of '", p.name, "' is null but not declared nullable"));
         }
         if (id != 0) {
+          std::lock_guard<std::recursive_mutex> lock(instances_mu_);
           ASSIGN_OR_RETURN(slots[i], instances_.Pointer(id));
+        }
+        avalues[i] = &slots[i];
+        continue;
+      }
+      case ArgKind::kCallback: {
+        absl::StatusOr<uint64_t> read = ReadCallbackId(bytes);
+        if (!read.ok()) return bad_size(8);
+        const uint64_t id = *read;
+        if (id == 0 && !type.nullable) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "argument ", i + 1, " of '", p.name, "' is a NULL callback but not declared "
+              "nullable"));
+        }
+        if (id != 0) {
+          const bool persistent =
+              std::find(call.persistent_callbacks().begin(), call.persistent_callbacks().end(),
+                        id) != call.persistent_callbacks().end();
+          absl::StatusOr<void*> code = closures_->Bind(id, type, persistent);
+          if (!code.ok()) {
+            return absl::Status(code.status().code(),
+                                absl::StrCat("argument ", i + 1, " of '", p.name, "': ",
+                                             code.status().message()));
+          }
+          if (!persistent) bindings.ids.push_back(id);
+          slots[i] = *code;
         }
         avalues[i] = &slots[i];
         continue;
@@ -337,6 +378,18 @@ absl::StatusOr<worker::v1::Result> CallEngine::Call(const worker::v1::Call& call
   return out;
 }
 
+uint64_t CallEngine::BorrowInstance(void* ptr, const TypeDesc& klass) {
+  std::lock_guard<std::recursive_mutex> lock(instances_mu_);
+  return instances_.Add(ptr, klass.size, InstanceStore::Origin::kBorrowed, nullptr);
+}
+
+void CallEngine::ForgetInstance(uint64_t id) {
+  std::lock_guard<std::recursive_mutex> lock(instances_mu_);
+  (void)instances_.Free(id);  // borrowed: forgotten, no destructor
+}
+
+bool CallEngine::ReleaseCallback(uint64_t id) { return closures_->Release(id); }
+
 absl::StatusOr<worker::v1::InstanceResult> CallEngine::NewInstance(
     const worker::v1::InstanceNew& req) {
   if (req.class_index() >= classes_.classes().size()) {
@@ -344,6 +397,7 @@ absl::StatusOr<worker::v1::InstanceResult> CallEngine::NewInstance(
   }
   const TypeDesc& klass = *classes_.classes()[req.class_index()];
   worker::v1::InstanceResult out;
+  std::lock_guard<std::recursive_mutex> lock(instances_mu_);
   ASSIGN_OR_RETURN(uint64_t id, instances_.Allocate(klass.size, klass.align, req.init()));
   out.set_instance_id(id);
   return out;
@@ -352,6 +406,7 @@ absl::StatusOr<worker::v1::InstanceResult> CallEngine::NewInstance(
 absl::StatusOr<worker::v1::InstanceResult> CallEngine::ReadInstance(
     const worker::v1::InstanceRead& req) {
   worker::v1::InstanceResult out;
+  std::lock_guard<std::recursive_mutex> lock(instances_mu_);
   ASSIGN_OR_RETURN(*out.mutable_data(),
                    instances_.Read(req.instance_id(), req.offset(), req.size()));
   return out;
@@ -359,6 +414,7 @@ absl::StatusOr<worker::v1::InstanceResult> CallEngine::ReadInstance(
 
 absl::StatusOr<worker::v1::InstanceResult> CallEngine::WriteInstance(
     const worker::v1::InstanceWrite& req) {
+  std::lock_guard<std::recursive_mutex> lock(instances_mu_);
   RETURN_IF_ERROR(instances_.Write(req.instance_id(), req.offset(), req.data()));
   for (const worker::v1::InstanceSpan& span : req.more()) {
     RETURN_IF_ERROR(instances_.Write(req.instance_id(), span.offset(), span.data()));
@@ -369,6 +425,7 @@ absl::StatusOr<worker::v1::InstanceResult> CallEngine::WriteInstance(
 absl::StatusOr<worker::v1::InstanceResult> CallEngine::FreeInstance(
     const worker::v1::InstanceFree& req) {
   worker::v1::InstanceResult out;
+  std::lock_guard<std::recursive_mutex> lock(instances_mu_);
   ASSIGN_OR_RETURN(bool called, instances_.Free(req.instance_id()));
   out.set_destructor_called(called);
   return out;

@@ -1,193 +1,41 @@
 // ffibroker-worker: serves calls into one library for ffibrokerd.
 //
 // Started by the daemon with exec, its channel on fd 3. Not meant to be run
-// by hand. Order: confine (early layers) -> Hello -> Open (dlopen, dlsym,
-// ffi_prep_cif) -> serve Call requests until the channel closes. Every
-// reply carries the request_id of the request it answers.
-#include <cxxabi.h>
+// by hand. Order: confine (early layers) -> Hello -> Open (dlopen, callback
+// closures, dlsym, ffi_prep_cif) -> serve requests until the channel
+// closes. Every reply carries the request_id of the request it answers;
+// callback invocations are events with id 0 (docs/worker-protocol.md).
 #include <unistd.h>
 
 #include <cstdlib>
-#include <memory>
 #include <optional>
 
-#include "absl/strings/str_cat.h"
+#include "absl/status/status.h"
 #include "common/cli_flags.h"
 #include "common/log.h"
 #include "common/transport.h"
 #include "common/worker_protocol.h"
-#include "daemon/worker/call_engine.h"
 #include "daemon/worker/confinement.h"
 #include "daemon/worker/lockdown.h"
+#include "daemon/worker/request_server.h"
+#include "daemon/worker/worker_channel.h"
 #include "ffibroker/worker/v1/worker.pb.h"
 
 namespace ffibroker {
 namespace {
 
-worker::v1::WorkerToDaemon ErrorReply(worker::v1::Error::Code code,
-                                      const absl::Status& status) {
-  worker::v1::WorkerToDaemon reply;
-  reply.mutable_error()->set_code(code);
-  reply.mutable_error()->set_message(std::string(status.message()));
-  return reply;
-}
-
-worker::v1::Error::Code OpenErrorCode(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kNotFound: return worker::v1::Error::CODE_SYMBOL_NOT_FOUND;
-    case absl::StatusCode::kFailedPrecondition: return worker::v1::Error::CODE_LOAD_FAILED;
-    case absl::StatusCode::kInternal: return worker::v1::Error::CODE_LOCKDOWN_FAILED;
-    default: return worker::v1::Error::CODE_PREP_FAILED;
-  }
-}
-
-bool IsInstanceRequest(const worker::v1::DaemonToWorker& request) {
-  switch (request.msg_case()) {
-    case worker::v1::DaemonToWorker::kInstanceNew:
-    case worker::v1::DaemonToWorker::kInstanceRead:
-    case worker::v1::DaemonToWorker::kInstanceWrite:
-    case worker::v1::DaemonToWorker::kInstanceFree:
-    case worker::v1::DaemonToWorker::kStaticAccess:
-      return true;
-    default:
-      return false;
-  }
-}
-
-absl::StatusOr<worker::v1::InstanceResult> ServeInstance(
-    CallEngine& engine, const worker::v1::DaemonToWorker& request) {
-  switch (request.msg_case()) {
-    case worker::v1::DaemonToWorker::kInstanceNew:
-      return engine.NewInstance(request.instance_new());
-    case worker::v1::DaemonToWorker::kInstanceRead:
-      return engine.ReadInstance(request.instance_read());
-    case worker::v1::DaemonToWorker::kInstanceWrite:
-      return engine.WriteInstance(request.instance_write());
-    case worker::v1::DaemonToWorker::kInstanceFree:
-      return engine.FreeInstance(request.instance_free());
-    default:
-      return engine.AccessStatic(request.static_access());
-  }
-}
-
-// Applies the lockdown around loading: rlimits and Landlock, dlopen and
-// cif preparation, then the fatal-signal reporter and seccomp. An empty
-// path is a probe: everything but the load.
-absl::StatusOr<std::unique_ptr<CallEngine>> OpenLocked(const worker::v1::Open& open,
-                                                       v1::WorkerLayers* layers) {
-  absl::Status status = LockdownBeforeLoad(open.lockdown(), open.path(), kWorkerChannelFd, layers);
-  if (!status.ok()) return absl::InternalError(status.ToString());
-  std::unique_ptr<CallEngine> engine;
-  if (!open.path().empty()) {
-    absl::StatusOr<std::unique_ptr<CallEngine>> opened = CallEngine::Open(open);
-    if (!opened.ok()) return opened.status();
-    engine = std::move(*opened);
-  }
-  status = LockdownAfterLoad(open.lockdown(), layers);
-  if (!status.ok()) return absl::InternalError(status.ToString());
-  return engine;
-}
-
-// Ends the worker at once with `code`. After lockdown nothing may run on the
-// way out (atexit handlers, static and library destructors, stdio flushing
-// could make syscalls the profile forbids and be reported as a violation),
-// so the worker always leaves with _exit.
-[[noreturn]] void Leave(int code) { ::_exit(code); }
-
-// The library ended the thread serving a request (pthread_exit unwinds it):
-// report that and exit before the unwinding reaches our own frames, whose
-// destructors (closing the channel among them) are not the library's doing.
-[[noreturn]] void ReportThreadEnded(Transport& channel) {
-  worker::v1::WorkerToDaemon report;
-  report.mutable_fatal()->set_thread_ended(true);
-  (void)channel.Send(report);
-  Leave(128);  // 128 + signal 0: how the daemon confirms the report (FatalEndsBySignal)
-}
-
-// Runs `library_code` (anything that may run the library's code), reporting
-// a thread it ends instead of unwinding further.
-template <typename F>
-auto ReportingThreadEnd(Transport& channel, F library_code) {
-  try {
-    return library_code();
-  } catch (abi::__forced_unwind&) {
-    ReportThreadEnded(channel);
-  }
-}
-
 // Serves requests until the channel closes (exit status 0) or fails (1).
-[[noreturn]] void Serve(Transport& channel) {
+[[noreturn]] void Serve(Transport& transport) {
+  WorkerChannel channel(&transport);
   worker::v1::WorkerToDaemon hello;
   hello.mutable_hello()->set_protocol_version(kWorkerProtocolVersion);
   ReportEarlyLayers(hello.mutable_hello()->mutable_layers());
-  v1::WorkerLayers layers = hello.hello().layers();
-  if (!channel.Send(hello).ok()) Leave(1);
-  bool opened_once = false;
-
-  std::unique_ptr<CallEngine> engine;
+  if (!channel.Send(hello).ok()) LeaveWorker(1);
+  RequestServer server(&channel, hello.hello().layers());
   while (true) {
-    worker::v1::DaemonToWorker request;
-    absl::Status status = channel.Receive(&request, absl::InfiniteFuture(), -1);
-    if (absl::IsUnavailable(status)) Leave(0);  // the daemon closed us
-    if (!status.ok()) Leave(1);
-    worker::v1::WorkerToDaemon reply;
-    if (request.has_open() && !opened_once) {
-      opened_once = true;
-      absl::StatusOr<std::unique_ptr<CallEngine>> opened =
-          ReportingThreadEnd(channel, [&] { return OpenLocked(request.open(), &layers); });
-      if (opened.ok()) {
-        engine = std::move(*opened);
-        *reply.mutable_opened()->mutable_layers() = layers;
-      } else {
-        reply = ErrorReply(OpenErrorCode(opened.status()), opened.status());
-      }
-    } else if (request.has_call() && engine != nullptr) {
-      absl::StatusOr<worker::v1::Result> result =
-          ReportingThreadEnd(channel, [&] { return engine->Call(request.call()); });
-      if (result.ok()) {
-        *reply.mutable_result() = std::move(*result);
-      } else {
-        reply = ErrorReply(worker::v1::Error::CODE_BAD_REQUEST, result.status());
-      }
-    } else if (request.has_batch() && engine != nullptr) {
-      absl::StatusOr<worker::v1::BatchResult> results =
-          ReportingThreadEnd(channel, [&]() -> absl::StatusOr<worker::v1::BatchResult> {
-            worker::v1::BatchResult out;
-            for (const worker::v1::Call& call : request.batch().calls()) {
-              absl::StatusOr<worker::v1::Result> result = engine->Call(call);
-              if (!result.ok()) return result.status();
-              *out.add_results() = std::move(*result);
-            }
-            return out;
-          });
-      if (results.ok()) {
-        *reply.mutable_batch_result() = std::move(*results);
-      } else {
-        reply = ErrorReply(worker::v1::Error::CODE_BAD_REQUEST, results.status());
-      }
-    } else if (engine != nullptr && IsInstanceRequest(request)) {
-      absl::StatusOr<worker::v1::InstanceResult> result =
-          ReportingThreadEnd(channel, [&] { return ServeInstance(*engine, request); });
-      if (result.ok()) {
-        *reply.mutable_instance_result() = std::move(*result);
-      } else {
-        reply = ErrorReply(worker::v1::Error::CODE_BAD_REQUEST, result.status());
-      }
-    } else {
-      reply = ErrorReply(worker::v1::Error::CODE_BAD_REQUEST,
-                         absl::InvalidArgumentError("unexpected request"));
-    }
-    reply.set_request_id(request.request_id());  // every reply echoes its request's id
-    absl::Status sent = channel.Send(reply);
-    if (absl::IsResourceExhausted(sent)) {
-      // Too large for the channel (the daemon bounds what it asks for, so
-      // only a library string or a bug gets here): say so instead.
-      worker::v1::WorkerToDaemon error =
-          ErrorReply(worker::v1::Error::CODE_BAD_REQUEST, sent);
-      error.set_request_id(request.request_id());
-      sent = channel.Send(error);
-    }
-    if (!sent.ok()) Leave(1);
+    absl::StatusOr<worker::v1::DaemonToWorker> request = channel.NextRequest();
+    if (!request.ok()) LeaveWorker(absl::IsUnavailable(request.status()) ? 0 : 1);
+    server.SendReply(server.Serve(*request));
   }
 }
 
