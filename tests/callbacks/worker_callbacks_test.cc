@@ -36,10 +36,13 @@ const std::vector<std::string> kDeclarations = {
     "i32 cb_call_stored(i32 x)",                                                            // 11
     "i32 cb_on_threads(fn(i32 x) -> i32 f, i32 n)",                                         // 12
     "i32 cb_recurse(fn(i32 depth) -> i32 f, i32 depth)",                                    // 13
+    "void cb_ticker(fn(i32 x) -> i32 f, i32 n)",                                            // 14
+    "i32 cb_ticker_sum()",                                                                  // 15
+    "i32 cb_errno_kept(fn(i32 x) -> i32 f)",                                                // 16
 };
 enum Symbol : uint32_t {
   kSort4, kApply, kApplyF64, kMaybe, kRepeat, kTwice, kKinds, kKindsNull, kKindsLying,
-  kMakePoint, kStore, kCallStored, kOnThreads, kRecurse,
+  kMakePoint, kStore, kCallStored, kOnThreads, kRecurse, kTicker, kTickerSum, kErrnoKept,
 };
 
 std::unique_ptr<FakeDaemon> Opened(const std::string& profile = "strict",
@@ -212,6 +215,15 @@ TEST(WorkerCallbacksTest, ResultsOfEveryKindReachTheLibrary) {
   });
   ASSERT_TRUE(reply.ok() && reply->has_result()) << reply->ShortDebugString();
   EXPECT_EQ(reply->result().value(), F64(2.0) + F64(-7.0));
+}
+
+TEST(WorkerCallbacksTest, ErrnoSurvivesTheRelay) {
+  std::unique_ptr<FakeDaemon> d = Opened();
+  ASSERT_NE(d, nullptr);
+  absl::StatusOr<worker::v1::WorkerToDaemon> reply = d->Run(
+      d->Call(kErrnoKept, {U64(1)}), [](const worker::v1::CallbackInvoke&) { return I32(0); });
+  ASSERT_TRUE(reply.ok() && reply->has_result()) << reply->ShortDebugString();
+  EXPECT_EQ(AsI32(reply->result().value()), 1234);
 }
 
 TEST(WorkerCallbacksTest, NullOnlyWhereNullableAndTwoCallbacksInOneCall) {
@@ -391,6 +403,50 @@ TEST(WorkerCallbacksTest, LibraryThreadsInvokeAndAreAnsweredInAnyOrder) {
   ASSERT_EQ(reply.request_id(), call.request_id()) << reply.ShortDebugString();
   ASSERT_TRUE(reply.has_result()) << reply.ShortDebugString();
   EXPECT_EQ(AsI32(reply.result().value()), (0 + 10 + 20 + 30) + 4);
+}
+
+// Under `threads`: a library thread calls a persistent callback between
+// calls, while the worker's main loop waits for requests (it reads the
+// channel and hands the answers over); calls keep working meanwhile.
+TEST(WorkerCallbacksTest, ALibraryThreadCallsAPersistentCallbackBetweenCalls) {
+  std::unique_ptr<FakeDaemon> d = Opened("threads", 4);
+  ASSERT_NE(d, nullptr);
+  worker::v1::DaemonToWorker start = d->Call(kTicker, {U64(9), I32(5)}, {9});
+  ASSERT_TRUE(d->Send(start).ok());
+  // The ticker may call back before the reply comes: take both as they come.
+  bool replied = false;
+  int answered = 0;
+  while (!replied || answered < 5) {
+    worker::v1::WorkerToDaemon message;
+    ASSERT_TRUE(d->Receive(&message).ok());
+    if (message.request_id() == start.request_id()) {
+      ASSERT_TRUE(message.has_result()) << message.ShortDebugString();
+      replied = true;
+      continue;
+    }
+    ASSERT_TRUE(message.has_callback_invoke()) << message.ShortDebugString();
+    EXPECT_EQ(message.callback_invoke().callback_id(), 9u);
+    EXPECT_EQ(message.callback_invoke().within_invocation(), 0u);
+    // A call while the ticker waits for this answer is served at once (the
+    // ticker added the results of the invocations before this one).
+    if (answered == 2 && replied) {
+      absl::StatusOr<worker::v1::WorkerToDaemon> sum = d->Run(d->Call(kTickerSum, {}), nullptr);
+      ASSERT_TRUE(sum.ok() && sum->has_result()) << sum->ShortDebugString();
+      EXPECT_EQ(AsI32(sum->result().value()), 1000 + 1001);
+    }
+    ASSERT_TRUE(d->Answer(message.callback_invoke().invocation_id(),
+                          I32(1000 + AsI32(message.callback_invoke().args(0))))
+                    .ok());
+    ++answered;
+  }
+  // The last result is added after its answer: poll the sum until it is in.
+  int32_t sum = 0;
+  for (int i = 0; i < 1000 && sum != 5 * 1000 + 10; ++i) {
+    absl::StatusOr<worker::v1::WorkerToDaemon> r = d->Run(d->Call(kTickerSum, {}), nullptr);
+    ASSERT_TRUE(r.ok() && r->has_result()) << r->ShortDebugString();
+    sum = AsI32(r->result().value());
+  }
+  EXPECT_EQ(sum, 5 * 1000 + 10);
 }
 
 }  // namespace

@@ -69,6 +69,21 @@ TEST_F(DeclarationTextTest, FunctionsDeclaredAsTextAreCallable) {
   EXPECT_EQ(p->result().f64_value(), 1024.0);
 }
 
+// Callback parameters parse (issue 12), but until the daemon relays
+// callbacks an open declaring one is refused up front, naming the
+// parameter. (Goes away with the daemon side of issue 12.)
+TEST_F(DeclarationTextTest, ACallbackParameterIsRefusedUntilTheDaemonRelaysCallbacks) {
+  v1::OpenLibraryRequest request;
+  request.set_library("libm.so.6");
+  request.add_symbols()->set_text("f64 cos(f64 x, fn(i32 a, i32 b) -> i32 cmp)");
+  auto opened = Open(request);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(std::string(opened.status().message()),
+              HasSubstr("argument 2 (cmp: fn(i32 a, i32 b) -> i32) is a callback; this daemon "
+                        "does not relay callbacks yet"));
+}
+
 TEST_F(DeclarationTextTest, TextPrefixesCarryErrnoAndOptional) {
   v1::OpenLibraryRequest request;
   request.set_library("classes");

@@ -107,6 +107,45 @@ int32_t cb_on_threads(IntFn f, int32_t n) {
 // cb_recurse again (nested) with depth - 1.
 int32_t cb_recurse(IntFn f, int32_t depth) { return f(depth) + 1; }
 
+// --- a library thread that calls back between calls (an event source):
+// `void cb_ticker(fn(i32 x) -> i32 f, i32 n)` starts a detached thread that
+// calls f(0..n-1) and returns at once; `i32 cb_ticker_sum()` is the sum of
+// the results so far (the `threads` profile, a persistent callback).
+static IntFn ticker_fn;
+static int32_t ticker_n;
+static int32_t ticker_sum;
+static pthread_mutex_t ticker_mu = PTHREAD_MUTEX_INITIALIZER;
+static void* Tick(void* unused) {
+  (void)unused;
+  for (int32_t i = 0; i < ticker_n; ++i) {
+    int32_t r = ticker_fn(i);
+    pthread_mutex_lock(&ticker_mu);
+    ticker_sum += r;
+    pthread_mutex_unlock(&ticker_mu);
+  }
+  return NULL;
+}
+void cb_ticker(IntFn f, int32_t n) {
+  pthread_t thread;
+  ticker_fn = f;
+  ticker_n = n;
+  if (pthread_create(&thread, NULL, Tick, NULL) == 0) pthread_detach(thread);
+}
+int32_t cb_ticker_sum(void) {
+  pthread_mutex_lock(&ticker_mu);
+  int32_t sum = ticker_sum;
+  pthread_mutex_unlock(&ticker_mu);
+  return sum;
+}
+
+// --- `i32 cb_errno_kept(fn(i32 x) -> i32 f)`: errno survives the callback.
+#include <errno.h>
+int32_t cb_errno_kept(IntFn f) {
+  errno = 1234;
+  f(1);
+  return errno;
+}
+
 // --- `void cb_heapsort4(inout u8[len] base, usize len,
 //     fn(in u8[4] a, in u8[4] b) -> i32 cmp)`: as cb_sort4, but an in-place
 //     heap sort. glibc's qsort asks the kernel for the machine's memory size
