@@ -88,11 +88,9 @@ inline constexpr size_t kMaxWorkerQueuedRequests = 65536;
 // it the daemon stops reading the stream's requests until it catches up.
 inline constexpr size_t kStreamMaxQueuedResponses = 1024;
 
-// Callbacks (docs/callbacks.md): how deeply calls sent by callback handlers
-// may nest, how many callbacks one CallStream may register, how many
-// persistent callbacks one worker holds bound, and how many invocations
-// one stream may have waiting for the client's answer.
-inline constexpr uint32_t kMaxCallbackDepth = 8;
+// Callbacks on a CallStream (docs/callbacks.md): how many callbacks one
+// stream may register, how many persistent callbacks it may hold bound in
+// workers, and how many invocations may wait for the client's answer.
 inline constexpr size_t kMaxCallbacksPerStream = 256;
 inline constexpr uint32_t kMaxPersistentCallbacksPerWorker = 64;
 inline constexpr size_t kMaxOutstandingInvocations = 1024;

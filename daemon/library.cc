@@ -44,7 +44,7 @@ worker::v1::Open Library::WorkerOpen(
     most_per_call = std::max(most_per_call, n);
   }
   if (most_per_call > 0) {
-    open.set_callback_closures(most_per_call * (kMaxCallbackDepth + 1) +
+    open.set_callback_closures(most_per_call * (kMaxCallbackNesting + 1) +
                                kMaxPersistentCallbacksPerWorker);
   }
   return open;

@@ -149,9 +149,9 @@ absl::StatusOr<CallbackContext> StreamCallbacks::Nested(uint64_t invocation_id, 
         "within_invocation ", invocation_id, " is not waiting for an answer (it was answered, "
         "or its call ended): a nested call must be sent before the invocation is answered"));
   }
-  if (it->second.depth + 1 >= kMaxCallbackDepth) {
+  if (it->second.depth + 1 >= static_cast<uint32_t>(kMaxCallbackNesting)) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "calls from callback handlers nest at most ", kMaxCallbackDepth, " deep"));
+        "calls from callback handlers nest at most ", kMaxCallbackNesting, " deep"));
   }
   CallbackContext context;
   context.scope = shared_from_this();

@@ -65,7 +65,7 @@ class StreamCallbacks final : public CallbackScope,
   absl::Status Answer(const v1::CallbackAnswer& answer);
   // Where a request sent within invocation `invocation_id` (its handler's
   // nested call `call_id`) must run. FAILED_PRECONDITION if the invocation
-  // is not outstanding; RESOURCE_EXHAUSTED past kMaxCallbackDepth.
+  // is not outstanding; RESOURCE_EXHAUSTED past kMaxCallbackNesting.
   absl::StatusOr<CallbackContext> Nested(uint64_t invocation_id, uint64_t call_id);
   // The context of an ordinary call `call_id` of the stream.
   CallbackContext ForCall(uint64_t call_id);

@@ -64,6 +64,14 @@ absl::StatusOr<CliArg> ParseArg(const TypeDesc& type, const std::string& text) {
         arg.value.set_bytes_value(text);
       }
       return arg;
+    case ArgKind::kCallback:
+      if (text == "null" && type.nullable) {
+        arg.value.set_null_value(true);
+        return arg;
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          type.name, ": the command line cannot pass a callback (its handler runs in a client "
+          "on a CallStream, see docs/callbacks.md); only 'null' for a nullable one"));
     case ArgKind::kInline:
       break;
   }

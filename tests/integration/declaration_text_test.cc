@@ -72,16 +72,20 @@ TEST_F(DeclarationTextTest, FunctionsDeclaredAsTextAreCallable) {
 // Callback parameters parse (issue 12), but until the daemon relays
 // callbacks an open declaring one is refused up front, naming the
 // parameter. (Goes away with the daemon side of issue 12.)
-TEST_F(DeclarationTextTest, ACallbackParameterIsRefusedUntilTheDaemonRelaysCallbacks) {
+TEST_F(DeclarationTextTest, ACallbackParameterInTextCanOnlyBePassedOnAStream) {
   v1::OpenLibraryRequest request;
   request.set_library("libm.so.6");
-  request.add_symbols()->set_text("f64 cos(f64 x, fn(i32 a, i32 b) -> i32 cmp)");
+  request.add_symbols()->set_text("f64 cos(f64 x, fn(i32 a, i32 b)? -> i32 cmp)");
   auto opened = Open(request);
-  ASSERT_FALSE(opened.ok());
-  EXPECT_EQ(opened.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(std::string(opened.status().message()),
-              HasSubstr("argument 2 (cmp: fn(i32 a, i32 b) -> i32) is a callback; this daemon "
-                        "does not relay callbacks yet"));
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  v1::Value x, cb;
+  x.set_f64_value(0.0);
+  cb.set_callback_value(1);
+  auto called = Call(opened->library_handle(), "cos", {x, cb});
+  ASSERT_FALSE(called.ok());
+  EXPECT_EQ(called.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(called.status().message()),
+              HasSubstr("callbacks can only be passed in a call sent on a CallStream"));
 }
 
 TEST_F(DeclarationTextTest, TextPrefixesCarryErrnoAndOptional) {
