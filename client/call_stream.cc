@@ -98,9 +98,9 @@ absl::StatusOr<v1::StreamResponse> CallStream::WaitFor(uint64_t id) {
       RETURN_IF_ERROR(HandleInvocation(response.callback_invocation()));
     } else if (response.id() == id) {
       return response;
-    } else {
+    } else if (response.id() != 0) {
       kept_.push_back(std::move(response));
-    }
+    }  // id 0: a refused callback answer (this client never sends one)
   }
 }
 

@@ -94,6 +94,12 @@ inline constexpr size_t kStreamMaxQueuedResponses = 1024;
 inline constexpr size_t kMaxCallbacksPerStream = 256;
 inline constexpr uint32_t kMaxPersistentCallbacksPerWorker = 64;
 inline constexpr size_t kMaxOutstandingInvocations = 1024;
+// ... the argument bytes of those invocations together, the borrowed
+// handles invocations may make (class pointers), and the length of a
+// callback's name.
+inline constexpr size_t kMaxInvocationBytesWaiting = 64u << 20;
+inline constexpr size_t kMaxCallbackHandlesPerStream = 4096;
+inline constexpr size_t kMaxCallbackNameBytes = 256;
 
 static_assert(kMaxClassBytes <= kMaxCallPayloadBytes,
               "a class by value must fit in one call's payload");

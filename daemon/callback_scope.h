@@ -28,9 +28,10 @@ class CallbackScope : public WorkerProcess::CallbackRoute {
   struct Bound {
     uint64_t wire_id = 0;     // the worker's id of the callback (never 0)
     bool persistent = false;  // stays bound after the call
-    // The worker generation the call must run in (a persistent callback
-    // already bound in a worker); 0: any.
+    // The worker the call must run in (a persistent callback already
+    // bound in one), and its generation; 0: any.
     uint64_t generation = 0;
+    std::weak_ptr<WorkerProcess> worker;
   };
   // Callback `callback_id` for a parameter declared `declared` (a
   // TypeKind::kCallback). INVALID_ARGUMENT if it is not registered or its
@@ -58,6 +59,7 @@ struct CallbackContext {
   // invocation, and the worker's id of that invocation.
   uint64_t nested_generation = 0;
   uint64_t within_invocation = 0;
+  std::weak_ptr<WorkerProcess> nested_worker;
 };
 
 }  // namespace ffibroker

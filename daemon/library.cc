@@ -192,6 +192,10 @@ struct Library::CallState {
   int attempts = 0;
   InstanceHooks instances;
   std::vector<CallbackScope::Bound> callbacks;  // bound for this call
+  // The worker it must run in (nested in an invocation, or a persistent
+  // callback bound there): generations alone name places of this library.
+  std::weak_ptr<WorkerProcess> pinned;
+  bool is_pinned = false;
   CallDone done;
 };
 
@@ -217,6 +221,8 @@ void Library::Call(const v1::CallRequest& request, absl::Time deadline,
     // answer, on the thread that invoked the callback.
     state->generation = callbacks.nested_generation;
     state->message.set_within_invocation(callbacks.within_invocation);
+    state->pinned = callbacks.nested_worker;
+    state->is_pinned = true;
   }
   absl::Status encoded = Encode(request.symbol(), request.args(), instances,
                                 state->message.mutable_call(), &state->generation, &state->index,
@@ -227,6 +233,12 @@ void Library::Call(const v1::CallRequest& request, absl::Time deadline,
         "call to '", request.symbol(), "' names instances or callbacks of another worker than "
         "the one running the callback it is nested in"));
   }
+  for (const CallbackScope::Bound& b : state->callbacks) {
+    if (encoded.ok() && b.generation != 0 && !state->is_pinned) {
+      state->pinned = b.worker;
+      state->is_pinned = true;
+    }
+  }
   if (!encoded.ok()) return state->done(encoded);
   SendCall(std::move(state));
 }
@@ -234,6 +246,15 @@ void Library::Call(const v1::CallRequest& request, absl::Time deadline,
 void Library::SendCall(std::shared_ptr<CallState> state) {
   auto send = [self = shared_from_this(), state](Target target) {
     WorkerProcess* worker = target.worker.get();
+    if (state->is_pinned && state->pinned.lock() != target.worker) {
+      return state->done(absl::InvalidArgumentError(absl::StrCat(
+          "call to '", state->name, "' in ", self->path_, ": ",
+          state->message.within_invocation() != 0
+              ? "a callback's handler can only call the library running the callback, "
+                "whose worker is waiting for it"
+              : "a persistent callback it passes is bound in a worker of another library, or "
+                "in one that has ended; register it again")));
+    }
     CallbackScope* scope = state->instances.callbacks.scope.get();
     if (scope != nullptr) {
       scope->Sent(state->instances.callbacks.call_id, target.worker, target.generation,

@@ -3,6 +3,7 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <deque>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -38,6 +39,11 @@ absl::Status StreamCallbacks::Register(const v1::RegisterCallback& request,
   if (resolved.proto.convention() != v1::Signature::CONVENTION_PLAIN) {
     return absl::InvalidArgumentError("a callback's signature must use the plain convention");
   }
+  if (request.name().size() > kMaxCallbackNameBytes || !IsValidUtf8(request.name())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "register_callback.name must be valid UTF-8 of at most ", kMaxCallbackNameBytes,
+        " bytes"));
+  }
   absl::MutexLock lock(&mu_);
   if (closed_) return absl::FailedPreconditionError("the stream is ending");
   if (registrations_.count(request.callback_id()) != 0) {
@@ -64,8 +70,20 @@ absl::Status StreamCallbacks::Register(const v1::RegisterCallback& request,
   return absl::OkStatus();
 }
 
+void StreamCallbacks::ReleaseIn(const std::shared_ptr<WorkerProcess>& worker, uint64_t wire) {
+  worker::v1::DaemonToWorker release;
+  release.mutable_callback_release()->set_callback_id(wire);
+  // No deadline of its own: it waits behind whatever the worker runs (whose
+  // own deadlines bound the worker), and must not kill it.
+  worker->Submit(&release, absl::InfiniteFuture(),
+                 [weak = std::weak_ptr<WorkerProcess>(worker),
+                  wire](absl::StatusOr<worker::v1::WorkerToDaemon>) {
+                   if (std::shared_ptr<WorkerProcess> w = weak.lock()) w->UnbindCallback(wire);
+                 });
+}
+
 absl::Status StreamCallbacks::Release(uint64_t callback_id) {
-  std::shared_ptr<WorkerProcess> worker;
+  std::vector<std::shared_ptr<WorkerProcess>> workers;
   uint64_t wire = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -75,17 +93,17 @@ absl::Status StreamCallbacks::Release(uint64_t callback_id) {
           absl::StrCat("callback ", callback_id, " is not registered on this stream"));
     }
     wire = it->second.wire_id;
-    if (it->second.persistent) worker = it->second.worker.lock();
+    for (const auto& [weak, generation] : it->second.bound_in) {
+      if (std::shared_ptr<WorkerProcess> w = weak.lock()) workers.push_back(std::move(w));
+    }
+    if (it->second.declared != nullptr) {
+      released_.emplace_back(wire, it->second.declared->callback->sig.result);
+      if (released_.size() > kMaxCallbacksPerStream) released_.pop_front();
+    }
     by_wire_.erase(wire);
     registrations_.erase(it);
   }
-  if (worker != nullptr) {
-    worker->UnbindCallback(wire);
-    worker::v1::DaemonToWorker release;
-    release.mutable_callback_release()->set_callback_id(wire);
-    worker->Submit(&release, absl::Now() + kChannelSendTimeout,
-                   [](absl::StatusOr<worker::v1::WorkerToDaemon>) {});
-  }
+  for (const auto& worker : workers) ReleaseIn(worker, wire);
   return absl::OkStatus();
 }
 
@@ -114,15 +132,20 @@ absl::StatusOr<CallbackScope::Bound> StreamCallbacks::Bind(uint64_t callback_id,
   absl::Status matches = CallbackSignatureMatches(*declared, r.signature.proto);
   if (!matches.ok()) return WithMessagePrefix(matches, absl::StrCat(name, ": "));
   if (r.declared == nullptr) r.declared = declared;
-  Bound bound{r.wire_id, r.persistent, 0};
+  Bound bound{r.wire_id, r.persistent, 0, {}};
   if (r.persistent) {
-    std::shared_ptr<WorkerProcess> held = r.worker.lock();
-    if (held != nullptr && held->alive()) {
-      bound.generation = r.generation;
-    } else {
+    for (const auto& [weak, generation] : r.bound_in) {
+      std::shared_ptr<WorkerProcess> held = weak.lock();
+      if (held != nullptr && held->alive()) {
+        bound.generation = generation;
+        bound.worker = held;
+        break;
+      }
+    }
+    if (bound.generation == 0) {
       size_t placed = 0;
       for (const auto& [id, other] : registrations_) {
-        placed += other.persistent && other.generation != 0 && !other.worker.expired() ? 1 : 0;
+        for (const auto& [weak, generation] : other.bound_in) placed += weak.expired() ? 0 : 1;
       }
       if (placed >= kMaxPersistentCallbacksPerWorker) {
         return absl::ResourceExhaustedError(absl::StrCat(
@@ -149,15 +172,21 @@ absl::StatusOr<CallbackContext> StreamCallbacks::Nested(uint64_t invocation_id, 
         "within_invocation ", invocation_id, " is not waiting for an answer (it was answered, "
         "or its call ended): a nested call must be sent before the invocation is answered"));
   }
-  if (it->second.depth + 1 >= static_cast<uint32_t>(kMaxCallbackNesting)) {
+  if (it->second.depth + 1 > static_cast<uint32_t>(kMaxCallbackNesting)) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "calls from callback handlers nest at most ", kMaxCallbackNesting, " deep"));
+  }
+  if (it->second.generation == 0 || it->second.worker.expired()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "within_invocation ", invocation_id, " was not made during a call of this stream "
+        "(a library thread's): no worker thread waits to run a nested call"));
   }
   CallbackContext context;
   context.scope = shared_from_this();
   context.call_id = call_id;
   context.nested_generation = it->second.generation;
   context.within_invocation = it->second.worker_invocation;
+  context.nested_worker = it->second.worker;
   Running placeholder;
   placeholder.parent_invocation = invocation_id;
   running_[call_id] = std::move(placeholder);  // Sent fills it in
@@ -185,12 +214,19 @@ void StreamCallbacks::Sent(uint64_t call_id, const std::shared_ptr<WorkerProcess
       continue;
     }
     auto client = by_wire_.find(b.wire_id);
-    if (client == by_wire_.end()) continue;
+    if (client == by_wire_.end()) {
+      // Released (or the stream closed) since Bind: the worker binds it
+      // anyway, so route it until the worker confirms the release.
+      worker->BindCallback(b.wire_id, self);
+      ReleaseIn(worker, b.wire_id);
+      continue;
+    }
     Registration& r = registrations_.at(client->second);
-    if (r.generation != generation || r.worker.expired()) {
+    bool held = false;
+    for (const auto& [weak, g] : r.bound_in) held = held || weak.lock() == worker;
+    if (!held) {
       worker->BindCallback(b.wire_id, self);  // until Release or Close
-      r.worker = worker;
-      r.generation = generation;
+      r.bound_in.emplace_back(worker, generation);
     }
   }
 }
@@ -209,7 +245,7 @@ void StreamCallbacks::Unsent(uint64_t call_id) {
 void StreamCallbacks::FailCall(uint64_t call_id, absl::Status status) {
   if (call_id == 0) {
     LOG_WARNING("callback failed outside a call of its stream: %s",
-        status.ToString());
+                SanitizeWorkerText(status.ToString()));
     return;
   }
   failures_.emplace(call_id, std::move(status));  // the first failure wins
@@ -226,7 +262,7 @@ void StreamCallbacks::SendAnswer(const Invocation& inv, uint64_t stream_invocati
   worker::v1::DaemonToWorker answer;
   answer.mutable_callback_answer()->set_invocation_id(inv.worker_invocation);
   answer.mutable_callback_answer()->set_value(std::move(value));
-  absl::Status sent = worker->Post(&answer, absl::Now() + kChannelSendTimeout);
+  absl::Status sent = worker->Post(&answer, absl::Now());
   if (!sent.ok() && !absl::IsUnavailable(sent)) {
     LOG_WARNING("answer to callback invocation %d not sent: %s", stream_invocation,
         sent.ToString());
@@ -235,6 +271,7 @@ void StreamCallbacks::SendAnswer(const Invocation& inv, uint64_t stream_invocati
 
 absl::StatusOr<std::vector<v1::Value>> StreamCallbacks::DecodeArgs(
     const Registration& r, const worker::v1::CallbackInvoke& invoke, const Running* during) {
+  mu_.AssertHeld();
   const ResolvedSignature& sig = r.declared->callback->sig;
   auto library_value = [&](absl::string_view why) {
     return absl::DataLossError(absl::StrCat("the library called ", r.name, " with ", why));
@@ -267,7 +304,12 @@ absl::StatusOr<std::vector<v1::Value>> StreamCallbacks::DecodeArgs(
           values[i].set_null_value(true);
         } else if (during == nullptr || !during->hooks.adopt) {
           return library_value(absl::StrCat(what, " a pointer outside any call of the stream"));
+        } else if (handles_adopted_ >= kMaxCallbackHandlesPerStream) {
+          return absl::ResourceExhaustedError(absl::StrCat(
+              "the library passed ", r.name, " more class pointers than one stream may hold "
+              "handles for (", kMaxCallbackHandlesPerStream, ")"));
         } else {
+          ++handles_adopted_;
           values[i].set_handle_value(
               during->hooks.adopt(type, InstanceRef{id, during->generation}));
         }
@@ -291,6 +333,7 @@ void StreamCallbacks::Invoked(std::weak_ptr<WorkerProcess> weak, worker::v1::Cal
   inv.worker_invocation = invoke.invocation_id();
   v1::StreamResponse out;
   absl::Status refused;  // answered with zeros at once, failing the call
+  bool unknown = false;
   {
     absl::MutexLock lock(&mu_);
     // The call it happened in: the oldest of this stream's calls running in
@@ -314,28 +357,42 @@ void StreamCallbacks::Invoked(std::weak_ptr<WorkerProcess> weak, worker::v1::Cal
       }
     }
     inv.generation = during != nullptr ? during->generation : 0;
+    for (const auto& arg : invoke.args()) inv.bytes += arg.size();
     auto wire = by_wire_.find(invoke.callback_id());
-    if (wire == by_wire_.end()) {
-      refused = absl::FailedPreconditionError(
-          "the library called a callback the client released while the call ran");
+    if (wire == by_wire_.end() || registrations_.at(wire->second).declared == nullptr) {
+      auto gone = std::find_if(released_.begin(), released_.end(), [&](const auto& entry) {
+        return entry.first == invoke.callback_id();
+      });
+      if (gone == released_.end()) {
+        unknown = true;  // its result size is not known: it cannot be answered
+      } else {
+        inv.result = gone->second;
+        refused = absl::FailedPreconditionError(
+            closed_ ? "the library called a callback after the client's side of the stream "
+                      "ended"
+                    : "the library called a callback the client released while the call ran");
+      }
     } else {
       const Registration& r = registrations_.at(wire->second);
       inv.name = r.name;
-      inv.result = r.declared != nullptr ? r.declared->callback->sig.result : nullptr;
-      if (inv.generation == 0) inv.generation = r.generation;
-      absl::StatusOr<std::vector<v1::Value>> args =
-          r.declared != nullptr ? DecodeArgs(r, invoke, during)
-                                : absl::FailedPreconditionError(
-                                      absl::StrCat(r.name, " was never passed to the library"));
-      if (!args.ok()) {
-        refused = args.status();
-      } else if (closed_) {
+      inv.result = r.declared->callback->sig.result;
+      for (const auto& [bound, generation] : r.bound_in) {
+        if (inv.generation == 0 && bound.lock() == worker) inv.generation = generation;
+      }
+      if (closed_) {
         refused = absl::CancelledError(absl::StrCat(
             "the stream ended before the client could answer ", r.name));
-      } else if (invocations_.size() >= kMaxOutstandingInvocations) {
+      } else if (invocations_.size() >= kMaxOutstandingInvocations ||
+                 bytes_waiting_ + inv.bytes > kMaxInvocationBytesWaiting) {
         refused = absl::ResourceExhaustedError(absl::StrCat(
-            "the client has ", invocations_.size(), " callback invocations unanswered"));
-      } else {
+            "the client has ", invocations_.size(), " callback invocations (",
+            bytes_waiting_, " bytes of arguments) unanswered, the most one stream may have"));
+      }
+      absl::StatusOr<std::vector<v1::Value>> args =
+          refused.ok() ? DecodeArgs(r, invoke, during) : std::vector<v1::Value>();
+      if (!args.ok()) {
+        refused = args.status();
+      } else if (refused.ok()) {
         const uint64_t id = next_invocation_++;
         v1::CallbackInvocation* call = out.mutable_callback_invocation();
         call->set_invocation_id(id);
@@ -344,11 +401,17 @@ void StreamCallbacks::Invoked(std::weak_ptr<WorkerProcess> weak, worker::v1::Cal
         call->set_depth(inv.depth);
         for (v1::Value& v : *args) *call->add_args() = std::move(v);
         invocations_.emplace(id, inv);
+        bytes_waiting_ += inv.bytes;
         waiting_.store(invocations_.size());
         sink_(std::move(out));  // under the lock: Close cannot pass it
       }
     }
     if (!refused.ok()) FailCall(inv.call_id, refused);
+  }
+  if (unknown) {
+    worker->Abandon(absl::StrCat("invoked callback ", invoke.callback_id(),
+                                 ", which this stream never passed to it"));
+    return;
   }
   if (!refused.ok()) SendAnswer(inv, 0, Zeros(inv.result));
 }
@@ -366,6 +429,7 @@ absl::Status StreamCallbacks::Answer(const v1::CallbackAnswer& answer) {
     }
     inv = std::move(it->second);
     invocations_.erase(it);
+    bytes_waiting_ -= inv.bytes;
     waiting_.store(invocations_.size());
     const std::string about =
         absl::StrCat(inv.name, " (invocation ", answer.invocation_id(), ")");
@@ -424,6 +488,7 @@ absl::Status StreamCallbacks::CallEnded(uint64_t call_id, absl::Status status) {
     }
     std::shared_ptr<WorkerProcess> worker = it->second.worker.lock();
     if (worker == nullptr || !worker->alive()) {
+      bytes_waiting_ -= it->second.bytes;
       it = invocations_.erase(it);
     } else {
       it->second.call_id = 0;  // a library thread's: still waits for its answer
@@ -442,26 +507,28 @@ void StreamCallbacks::Close(const std::string& why) {
     if (closed_) return;
     closed_ = true;
     invocations.swap(invocations_);
+    bytes_waiting_ = 0;
     waiting_.store(0);
     for (const auto& [id, inv] : invocations) {
       FailCall(inv.call_id, absl::CancelledError(absl::StrCat(
                                 inv.name, " (invocation ", id, ") was not answered: ", why)));
     }
     for (const auto& [id, r] : registrations_) {
-      std::shared_ptr<WorkerProcess> worker = r.worker.lock();
-      if (r.persistent && worker != nullptr) persistent.emplace_back(worker, r.wire_id);
+      for (const auto& [weak, generation] : r.bound_in) {
+        if (std::shared_ptr<WorkerProcess> worker = weak.lock()) {
+          persistent.emplace_back(worker, r.wire_id);
+        }
+      }
+      if (r.declared != nullptr) {
+        released_.emplace_back(r.wire_id, r.declared->callback->sig.result);
+        if (released_.size() > kMaxCallbacksPerStream) released_.pop_front();
+      }
     }
     registrations_.clear();
     by_wire_.clear();
   }
   for (auto& [id, inv] : invocations) SendAnswer(inv, id, Zeros(inv.result));
-  for (auto& [worker, wire] : persistent) {
-    worker->UnbindCallback(wire);
-    worker::v1::DaemonToWorker release;
-    release.mutable_callback_release()->set_callback_id(wire);
-    worker->Submit(&release, absl::Now() + kChannelSendTimeout,
-                   [](absl::StatusOr<worker::v1::WorkerToDaemon>) {});
-  }
+  for (auto& [worker, wire] : persistent) ReleaseIn(worker, wire);
 }
 
 }  // namespace ffibroker

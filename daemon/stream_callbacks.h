@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -97,9 +98,9 @@ class StreamCallbacks final : public CallbackScope,
     // type): invocations are decoded with its signature.
     TypeRef declared;
     std::function<absl::Status()> allowed;
-    // A persistent callback once passed: the worker holding it bound.
-    std::weak_ptr<WorkerProcess> worker;
-    uint64_t generation = 0;
+    // A persistent callback once passed: the workers holding it bound
+    // (normally one; two calls may place it at once), with generations.
+    std::vector<std::pair<std::weak_ptr<WorkerProcess>, uint64_t>> bound_in;
   };
   // A call of the stream running in a worker, and what it bound there.
   struct Running {
@@ -119,14 +120,21 @@ class StreamCallbacks final : public CallbackScope,
     uint32_t depth = 0;
     std::string name;
     TypeRef result;
+    size_t bytes = 0;  // of its arguments, counted in bytes_waiting_
   };
 
   // Checks and decodes the invocation's arguments (DATA_LOSS naming the
   // callback and argument: the library's values or the worker's encoding).
-  static absl::StatusOr<std::vector<v1::Value>> DecodeArgs(
-      const Registration& r, const worker::v1::CallbackInvoke& invoke, const Running* during);
-  // Sends the answer bytes for `inv` to its worker.
+  absl::StatusOr<std::vector<v1::Value>> DecodeArgs(const Registration& r,
+                                                    const worker::v1::CallbackInvoke& invoke,
+                                                    const Running* during)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends the answer bytes for `inv` to its worker, without waiting: the
+  // worker waits for it, so its channel has room; if not, it is killed.
   static void SendAnswer(const Invocation& inv, uint64_t stream_invocation, std::string value);
+  // Unbinds persistent callback `wire` in `worker`: the route stays until
+  // the worker confirms (an invocation meanwhile is answered with zeros).
+  static void ReleaseIn(const std::shared_ptr<WorkerProcess>& worker, uint64_t wire);
   // Zero bytes of the result type (empty for void).
   static std::string Zeros(const TypeRef& result);
   // Records that call `call_id` fails with `status` (the first one wins).
@@ -142,6 +150,12 @@ class StreamCallbacks final : public CallbackScope,
   std::map<uint64_t, Invocation> invocations_ ABSL_GUARDED_BY(mu_);      // by stream id
   uint64_t next_invocation_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, absl::Status> failures_ ABSL_GUARDED_BY(mu_);       // by call id
+  // Result types of released callbacks still bound in a worker (a call
+  // that passed one may still run), newest last, at most
+  // kMaxCallbacksPerStream: an invocation of one is answered with zeros.
+  std::deque<std::pair<uint64_t, TypeRef>> released_ ABSL_GUARDED_BY(mu_);
+  size_t bytes_waiting_ ABSL_GUARDED_BY(mu_) = 0;  // arguments of invocations_
+  size_t handles_adopted_ ABSL_GUARDED_BY(mu_) = 0;  // borrowed handles made
   std::atomic<size_t> waiting_{0};  // invocations_.size(), for HasOutstandingInvocations
 };
 

@@ -38,6 +38,8 @@ absl::StatusOr<std::unique_ptr<TestDaemon>> StartDaemon(
   return TestDaemon::StartWithPolicy(absl::StrCat(
       TestDaemon::Catalogue(), "libraries { name: \"callbacks\" path: \"",
       FFIBROKER_CALLBACKS_LIB, "\" }\n", "principals { name: \"test-user\" uids: ", ::getuid(),
+      // Room for a top call and 8 nested ones.
+      " limits { max_calls_in_flight: 16 }",
       " permission { libraries { library: \"callbacks\" } operations: [", operations,
       "] confinement_profile: \"", profile, "\" } }\n"));
 }
@@ -222,6 +224,32 @@ TEST(CallbacksTest, PersistentCallbackServesLaterCallsUntilReleased) {
   auto again = f->stream->Call(*f->lib, "cb_apply", {CallbackValue(*fresh), ToValue(int32_t{4})});
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->result().int_value(), 8);
+}
+
+// The release reaches the worker after the call it is running: an
+// invocation in between is the library's legitimate use, not a protocol
+// violation (the call gets zeros and says why; the worker lives).
+TEST(CallbacksTest, ReleasingWhileTheLibraryStillCallsItDoesNotKillTheWorker) {
+  auto f = Open({kStore, kCallStored});
+  ASSERT_TRUE(f.ok()) << f.status();
+  CallStream::CallbackOptions persistent;
+  persistent.persistent = true;
+  auto id = f->stream->RegisterCallback(Doubler(), persistent);
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_TRUE(f->stream->Call(*f->lib, "cb_store", {CallbackValue(*id)}).ok());
+  auto pending = f->stream->Send(*f->lib, "cb_call_stored", {ToValue(int32_t{3})});
+  ASSERT_TRUE(pending.ok());
+  ASSERT_TRUE(f->stream->ReleaseCallback(*id).ok());
+  auto r = f->stream->Receive();
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->id(), *pending);
+  if (r->status().code() == 0) {
+    EXPECT_EQ(r->call().result().int_value(), 6);  // it ran before the release
+  } else {
+    EXPECT_EQ(r->status().code(), static_cast<int>(absl::StatusCode::kFailedPrecondition))
+        << r->status().message();
+    EXPECT_THAT(r->status().message(), HasSubstr("released while the call ran"));
+  }
 }
 
 TEST(CallbacksTest, PerCallCallbackKeptByTheLibraryEndsTheWorkerWhenCalledLater) {
