@@ -1,7 +1,8 @@
 // ffibroker-worker: serves calls into one library for ffibrokerd.
 //
 // Started by the daemon with exec, its channel on fd 3. Not meant to be run
-// by hand. Order: confine (early layers) -> Hello -> Open (dlopen, dlsym,
+// by hand. Order: confine (early layers) -> Hello -> [Prestart: the lockdown
+// before loading, for a pre-started worker] -> Open (dlopen, dlsym,
 // ffi_prep_cif) -> serve Call requests until the channel closes. Every
 // reply carries the request_id of the request it answers.
 #include <cxxabi.h>
@@ -72,18 +73,24 @@ absl::StatusOr<worker::v1::InstanceResult> ServeInstance(
 
 // Applies the lockdown around loading: rlimits and Landlock, dlopen and
 // cif preparation, then the fatal-signal reporter and seccomp. An empty
-// path is a probe: everything but the load.
+// path is a probe: everything but the load. A pre-started worker
+// (`prestarted` set: the lockdown its Prestart applied) skips the first
+// half, done already, and ends with the prestarted lockdown's filter.
 absl::StatusOr<std::unique_ptr<CallEngine>> OpenLocked(const worker::v1::Open& open,
+                                                       const worker::v1::Lockdown* prestarted,
                                                        v1::WorkerLayers* layers) {
-  absl::Status status = LockdownBeforeLoad(open.lockdown(), open.path(), kWorkerChannelFd, layers);
-  if (!status.ok()) return absl::InternalError(status.ToString());
+  absl::Status status;
+  if (prestarted == nullptr) {
+    status = LockdownBeforeLoad(open.lockdown(), open.path(), kWorkerChannelFd, layers);
+    if (!status.ok()) return absl::InternalError(status.ToString());
+  }
   std::unique_ptr<CallEngine> engine;
   if (!open.path().empty()) {
     absl::StatusOr<std::unique_ptr<CallEngine>> opened = CallEngine::Open(open);
     if (!opened.ok()) return opened.status();
     engine = std::move(*opened);
   }
-  status = LockdownAfterLoad(open.lockdown(), layers);
+  status = LockdownAfterLoad(prestarted != nullptr ? *prestarted : open.lockdown(), layers);
   if (!status.ok()) return absl::InternalError(status.ToString());
   return engine;
 }
@@ -123,6 +130,8 @@ auto ReportingThreadEnd(Transport& channel, F library_code) {
   v1::WorkerLayers layers = hello.hello().layers();
   if (!channel.Send(hello).ok()) Leave(1);
   bool opened_once = false;
+  // Set by a Prestart: the lockdown applied before the library was known.
+  std::optional<worker::v1::Lockdown> prestarted;
 
   std::unique_ptr<CallEngine> engine;
   while (true) {
@@ -131,10 +140,23 @@ auto ReportingThreadEnd(Transport& channel, F library_code) {
     if (absl::IsUnavailable(status)) Leave(0);  // the daemon closed us
     if (!status.ok()) Leave(1);
     worker::v1::WorkerToDaemon reply;
-    if (request.has_open() && !opened_once) {
+    if (request.has_prestart() && !opened_once && !prestarted.has_value()) {
+      // Everything but the load and the profile's filter, before any
+      // library is known (docs/prestart.md).
+      const worker::v1::Prestart& prestart = request.prestart();
+      absl::Status locked = LockdownBeforeLoad(prestart.lockdown(), prestart.library_path(),
+                                               kWorkerChannelFd, &layers);
+      if (locked.ok()) {
+        prestarted = prestart.lockdown();
+        *reply.mutable_prestarted()->mutable_layers() = layers;
+      } else {
+        reply = ErrorReply(worker::v1::Error::CODE_LOCKDOWN_FAILED, locked);
+      }
+    } else if (request.has_open() && !opened_once) {
       opened_once = true;
-      absl::StatusOr<std::unique_ptr<CallEngine>> opened =
-          ReportingThreadEnd(channel, [&] { return OpenLocked(request.open(), &layers); });
+      const worker::v1::Lockdown* before = prestarted.has_value() ? &*prestarted : nullptr;
+      absl::StatusOr<std::unique_ptr<CallEngine>> opened = ReportingThreadEnd(
+          channel, [&] { return OpenLocked(request.open(), before, &layers); });
       if (opened.ok()) {
         engine = std::move(*opened);
         *reply.mutable_opened()->mutable_layers() = layers;
