@@ -171,7 +171,7 @@ std::unique_ptr<PrestartedWorker> PrestartPool::Take(const std::string& profile)
     }
     // A failed start waits kRetryDelay; an open that found the pool empty
     // is a reason to try again after it.
-    state_->Refill();
+    if (taken == nullptr) state_->Refill();
   }
   for (const auto& d : dead) {
     LOG_WARNING("pre-started worker pid %d (profile %s) ended before it was used: %s",
@@ -179,6 +179,11 @@ std::unique_ptr<PrestartedWorker> PrestartPool::Take(const std::string& profile)
   }
   if (taken != nullptr) taken->worker->set_end_hook(nullptr);  // its owner's from now on
   return taken;
+}
+
+void PrestartPool::Refill() {
+  absl::MutexLock lock(&state_->mu);
+  state_->Refill();
 }
 
 void PrestartPool::Stop() {

@@ -13,7 +13,7 @@
 //     Take() was asked for. 0 disables the pool (the daemon creates none).
 //   - Refill: in the background, on the pool's own executor
 //     (PrestartOptions.refill_parallel threads, --prestart-refill), never
-//     on a gRPC or starter thread; after every Take, and after an idle
+//     on a gRPC or starter thread; after every hand-out, and after an idle
 //     worker's death. Every start has a deadline (start_timeout). A failed
 //     start stops refilling until the next Take or death, after
 //     kRetryDelay at the earliest; a start the launcher refuses for good
@@ -88,8 +88,12 @@ class PrestartPool {
   void Want(const std::set<std::string>& profiles);
 
   // A live idle worker of `profile`, or nullptr if none is ready (the
-  // caller starts one itself); either way the pool refills.
+  // caller starts one itself; the pool refills at once). After taking one
+  // the caller calls Refill() once it has handed it its library: a start
+  // running meanwhile would compete with the hand-out for the CPU.
   std::unique_ptr<PrestartedWorker> Take(const std::string& profile);
+  // Refills what Take took, in the background.
+  void Refill();
 
   // Stops refilling and kills the idle workers, without waiting for a
   // start in progress (the destructor does; shutdown kills its worker

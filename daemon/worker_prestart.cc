@@ -103,6 +103,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::HandOut(
   if (in_place.empty()) {
     absl::Status filled = ready->library.Fill(source.get());
     if (!filled.ok()) {
+      prestart_->Refill();
       LOG_WARNING("could not hand %s to pre-started worker pid %d (%s); starting one on demand",
                   open.path(), pid, filled.message());
       return nullptr;
@@ -118,6 +119,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::HandOut(
   absl::StatusOr<std::unique_ptr<WorkerProcess>> worker =
       FinishOpen(std::move(ready->worker), reply, profile, ready->plan, ready->early, required,
                  layers);
+  prestart_->Refill();  // now that the hand-out is done
   // UNAVAILABLE: it died or broke the protocol — maybe before it took the
   // library (killed while idle, the moment it was taken). A worker started
   // on demand tries once more (a library that kills its worker does so
