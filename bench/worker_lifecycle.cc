@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -59,7 +60,8 @@ double TimeUs(F op) {
 }
 
 struct Figures {
-  double call = -1, start = -1, replace_median = -1;
+  double call = -1, start = -1;
+  long idle_kib = -1, serving_kib = -1;  // private memory of an idle / a libm worker
   Sample open_libm, replace, open_burst;
   std::string layers;
 };
@@ -88,6 +90,22 @@ void WaitPool(const testing::TestDaemon& daemon, int n) {
     if (idle >= n) return;
     absl::SleepFor(absl::Milliseconds(2));
   }
+}
+
+// Private_Clean + Private_Dirty of `pid` (/proc/PID/smaps_rollup), in KiB;
+// -1 if it cannot be read.
+long PrivateKiB(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/smaps_rollup"));
+  long total = -1;
+  for (std::string line; std::getline(in, line);) {
+    for (const char* field : {"Private_Clean:", "Private_Dirty:"}) {
+      if (line.rfind(field, 0) != 0) continue;
+      long kib = 0;
+      std::istringstream(line.substr(std::strlen(field))) >> kib;
+      total = std::max(total, 0L) + kib;
+    }
+  }
+  return total;
 }
 
 std::string Describe(const v1::WorkerLayers& layers) {
@@ -139,7 +157,14 @@ absl::StatusOr<Figures> Measure(int iterations, int pool, std::vector<std::strin
     absl::StatusOr<std::unique_ptr<Library>> libm = absl::UnknownError("not run");
     double t = TimeUs([&] { libm = (*session)->OpenLibrary("libm", {"f64 cos(f64)"}); });
     if (!libm.ok()) return libm.status();
-    if (f.layers.empty()) f.layers = Describe((*libm)->layers());
+    if (f.layers.empty()) {
+      f.layers = Describe((*libm)->layers());
+      f.serving_kib = PrivateKiB((*libm)->worker_pid());
+      const int base = SeccompFilters((*daemon)->pid());
+      for (pid_t child : (*daemon)->Children()) {
+        if (SeccompFilters(child) == base + 1) f.idle_kib = PrivateKiB(child);
+      }
+    }
     if (!(*libm)->Call<double>("cos", 0.0).ok()) return absl::InternalError("cos failed");
     if (!(*libm)->Close().ok()) return absl::InternalError("close failed");
     if (i > iterations / 10) us.push_back(t);  // after a warm-up
@@ -181,6 +206,9 @@ int Run(int iterations, int pool) {
   Row("OpenLibrary of libm (pool refilled)", before->open_libm, after->open_libm);
   Row("OpenLibrary of libm, back to back", before->open_burst, after->open_burst);
   Row("replace a crashed worker (next call)", before->replace, after->replace);
+  std::printf("private memory: worker serving libm %ld KiB (on demand), %ld KiB (pre-started); "
+              "idle pre-started worker %ld KiB\n",
+              before->serving_kib, after->serving_kib, after->idle_kib);
   std::printf("call on a live worker                   median %9.1f us\n", before->call);
   std::printf("start a worker (OpenLibrary+Close)      median %9.1f us  (%.1fx a call)\n",
               before->start, before->start / before->call);
