@@ -50,7 +50,10 @@ absl::Status HandoffFile::Fill(int source) {
   if (static_cast<uint64_t>(st.st_size) > kMaxLibraryBytes) {
     return absl::InvalidArgumentError("the library is larger than 1 GiB");
   }
-  if (::ftruncate(fd_.get(), 0) != 0) return ErrnoStatus(absl::StrCat("truncate ", path_), errno);
+  // sendfile writes at the descriptor's offset: back to the start.
+  if (::ftruncate(fd_.get(), 0) != 0 || ::lseek(fd_.get(), 0, SEEK_SET) != 0) {
+    return ErrnoStatus(absl::StrCat("truncate ", path_), errno);
+  }
   off_t offset = 0;
   // In the kernel: no copy through the daemon's memory.
   while (offset < st.st_size) {
