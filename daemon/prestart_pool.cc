@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <vector>
@@ -39,6 +40,7 @@ struct PrestartPool::State : std::enable_shared_from_this<State> {
   bool stopped ABSL_GUARDED_BY(mu) = false;
   bool disabled ABSL_GUARDED_BY(mu) = false;
   absl::Time retry_after ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  int failures ABSL_GUARDED_BY(mu) = 0;  // failed starts in a row
 
   // A wanted profile short of workers (counting starts in progress), or
   // empty.
@@ -85,16 +87,26 @@ struct PrestartPool::State : std::enable_shared_from_this<State> {
           if (absl::IsFailedPrecondition(ready.status())) {
             disabled = true;
             LOG_WARNING("pre-started workers are disabled: %s", ready.status().message());
+            more = false;
           } else {
-            retry_after = absl::Now() + kRetryDelay;
-            LOG_WARNING("could not pre-start a worker (profile %s): %s", profile,
-                        ready.status().message());
+            // Tried again by this task after a delay that doubles with
+            // every failure in a row (kRetryDelay .. kMaxRetryDelay), so
+            // the pool fills up again by itself, without a hot loop.
+            absl::Duration delay = kRetryDelay;
+            for (int i = 0; i < failures && delay < kMaxRetryDelay; ++i) delay *= 2;
+            delay = std::min(delay, kMaxRetryDelay);
+            ++failures;
+            retry_after = absl::Now() + delay;
+            LOG_WARNING("could not pre-start a worker (profile %s; trying again in %s): %s",
+                        profile, absl::FormatDuration(delay), ready.status().message());
+            mu.AwaitWithDeadline(absl::Condition(&stopped), retry_after);
+            retry_after = absl::InfinitePast();  // this task tries now
           }
-          more = false;
         } else if (stopped) {
           unwanted = *std::move(ready);
           more = false;
         } else {
+          failures = 0;
           PrestartedWorker* raw = ready->get();
           // An idle worker's death is noticed when it happens (the watcher
           // reaps it): it is dropped and replaced.

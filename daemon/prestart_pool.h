@@ -14,10 +14,11 @@
 //   - Refill: in the background, on the pool's own executor
 //     (PrestartOptions.refill_parallel threads, --prestart-refill), never
 //     on a gRPC or starter thread; after every hand-out, and after an idle
-//     worker's death. Every start has a deadline (start_timeout). A failed
-//     start stops refilling until the next Take or death, after
-//     kRetryDelay at the earliest; a start the launcher refuses for good
-//     (FAILED_PRECONDITION: e.g. no mount namespace) disables the pool.
+//     worker's death. Every start has a deadline (start_timeout). After a
+//     failed start the refill waits kRetryDelay, doubled with every
+//     failure in a row up to kMaxRetryDelay, and tries again by itself; a
+//     start the launcher refuses for good (FAILED_PRECONDITION: e.g. no
+//     mount namespace) disables the pool.
 //   - Deaths: an idle worker that dies (killed, out of memory) is noticed
 //     by the WorkerWatcher (WorkerProcess::set_end_hook), dropped and
 //     replaced; Take also checks the pidfd, so a dead worker is never
@@ -103,8 +104,10 @@ class PrestartPool {
   // Idle workers of `profile` now.
   int idle(const std::string& profile) const;
 
-  // After a failed start, refilling waits at least this long.
+  // After a failed start, refilling waits this long (doubled with every
+  // failure in a row, up to kMaxRetryDelay).
   static constexpr absl::Duration kRetryDelay = absl::Seconds(1);
+  static constexpr absl::Duration kMaxRetryDelay = absl::Seconds(30);
 
  private:
   struct State;

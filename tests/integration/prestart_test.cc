@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -300,6 +302,115 @@ TEST(PrestartTest, PoolSizeZeroStartsNothingAhead) {
   }
   EXPECT_TRUE(Eventually([&] { return daemon->Children().empty(); }));
   EXPECT_THAT(daemon->ReadLog(), Not(HasSubstr("pre-start")));
+}
+
+TEST(PrestartTest, IdleWorkersBelongToNoPrincipal) {
+  // Two idle workers, a principal allowed one worker and the daemon two:
+  // the idle ones count against neither, and a hand-out counts as a worker
+  // of the principal that opened.
+  auto daemon = StartDaemon(
+      2, absl::StrCat(TestDaemon::Catalogue(), "principals { name: \"test-user\" uids: ",
+                      ::getuid(), " permission { libraries { library: \"libm.so.6\" } } }\n",
+                      "limits { max_workers: 2 per_principal { max_workers: 1 } }\n"));
+  ASSERT_NE(daemon, nullptr);
+  const std::set<pid_t> idle = WaitIdle(*daemon, 2);
+  ASSERT_EQ(idle.size(), 2u) << daemon->ReadLog();
+  auto client = daemon->Connect();
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto session = (*client)->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto first = (*session)->OpenLibrary("libm.so.6", {"f64 cos(f64)"});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(idle.count((*first)->worker_pid()));
+  auto second = (*session)->OpenLibrary("libm.so.6", {"f64 cos(f64)"});
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted) << second.status();
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("max_workers"));
+  ASSERT_TRUE((*first)->Close().ok());
+  EXPECT_TRUE(Eventually([&] {
+    return (*session)->OpenLibrary("libm.so.6", {"f64 cos(f64)"}).ok();
+  }));
+}
+
+int OpenFds(pid_t pid) {
+  int n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/fd"), ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
+// What each descriptor of `pid` is, for a failure message.
+std::string DescribeFds(pid_t pid) {
+  std::string out;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/fd"), ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::error_code ignored;
+    absl::StrAppend(&out, it->path().filename().string(), " -> ",
+                    std::filesystem::read_symlink(it->path(), ignored).string(), "\n");
+  }
+  return out;
+}
+
+TEST(PrestartTest, KillsDuringOpensLeaveNoLeakAndThePoolRefills) {
+  auto daemon = StartDaemon(2);
+  ASSERT_NE(daemon, nullptr);
+  ASSERT_EQ(WaitIdle(*daemon, 2).size(), 2u) << daemon->ReadLog();
+  auto client = daemon->Connect();
+  ASSERT_TRUE(client.ok()) << client.status();
+  {
+    auto session = (*client)->CreateSession();  // the connection is up
+    ASSERT_TRUE(session.ok()) << session.status();
+  }
+  const int fds_before = OpenFds(daemon->pid());
+  const std::string fds_were = DescribeFds(daemon->pid());
+  std::atomic<bool> done{false};
+  std::set<pid_t> killed;
+  std::thread killer([&] {
+    // Every 10-50 ms, any child: idle, starting, being handed a library,
+    // or serving.
+    unsigned seed = 7;
+    while (!done) {
+      std::vector<pid_t> children = daemon->Children();
+      if (!children.empty()) {
+        pid_t victim = children[rand_r(&seed) % children.size()];
+        if (::kill(victim, SIGKILL) == 0) killed.insert(victim);
+      }
+      absl::SleepFor(absl::Milliseconds(10 + rand_r(&seed) % 40));
+    }
+  });
+  int ok = 0, failed = 0;
+  const absl::Time end = absl::Now() + absl::Seconds(3);
+  while (absl::Now() < end) {
+    auto session = (*client)->CreateSession();
+    ASSERT_TRUE(session.ok()) << session.status();
+    auto libm = (*session)->OpenLibrary("libm.so.6", {"f64 cos(f64)"});
+    if (!libm.ok()) {
+      // A kill is the only way to fail, and it is named.
+      EXPECT_EQ(libm.status().code(), absl::StatusCode::kUnavailable) << libm.status();
+      ++failed;
+      continue;
+    }
+    absl::StatusOr<double> one = (*libm)->Call<double>("cos", 0.0);
+    if (one.ok()) {
+      EXPECT_EQ(*one, 1.0);
+      ++ok;
+    }
+  }
+  done = true;
+  killer.join();
+  EXPECT_TRUE(daemon->alive());
+  // However its starts failed meanwhile, the pool fills up again by itself.
+  EXPECT_EQ(WaitIdle(*daemon, 2).size(), 2u) << "not refilled\n" << daemon->ReadLog();
+  EXPECT_TRUE(Eventually([&] { return daemon->Children().size() == 2u; }))
+      << daemon->Children().size() << " children";
+  EXPECT_TRUE(Eventually([&] { return OpenFds(daemon->pid()) == fds_before; }))
+      << "daemon fds before " << fds_before << ", after " << OpenFds(daemon->pid())
+      << "\nbefore:\n" << fds_were << "after:\n" << DescribeFds(daemon->pid());
+  for (pid_t pid : killed) EXPECT_FALSE(ProcessExists(pid)) << "not reaped: " << pid;
+  std::printf("%d opens and calls, %d failed opens, %zu kills\n", ok, failed, killed.size());
 }
 
 TEST(PrestartTest, CrashReplacementUsesThePool) {
