@@ -269,6 +269,15 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   d->launcher_ = std::make_unique<WorkerLauncher>(d->options_.worker_path, d->profiles_.get(),
                                                   disabled, std::move(uids));
   d->launcher_->set_watcher(d->watcher_.get());
+  if (options.prestart_workers > 0) {
+    PrestartOptions prestart;
+    prestart.per_profile = options.prestart_workers;
+    prestart.refill_parallel = options.prestart_refill;
+    prestart.start_timeout = absl::Milliseconds(current->limits().max_open_millis());
+    RETURN_IF_ERROR(d->launcher_->EnablePrestart(prestart));
+    d->launcher_->PrestartProfiles(current->ReferencedProfiles());
+    LOG_INFO("pre-starting %d workers per confinement profile in use", options.prestart_workers);
+  }
   d->sessions_ = std::make_unique<SessionManager>(
       d->policies_.get(), d->token_authority_.get(), d->audit_.get(), d->pins_.get(),
       d->launcher_.get());
@@ -386,6 +395,7 @@ void Daemon::ReloadPolicy() {
     return;
   }
   std::shared_ptr<const Policy> policy = policies_->Get();
+  launcher_->PrestartProfiles(policy->ReferencedProfiles());
   for (const std::string& warning : policy->warnings()) LOG_WARNING("%s", warning);
   LOG_INFO("SIGHUP: policy %s reloaded (%d principals)", policies_->path(),
            policy->principal_count());
@@ -426,6 +436,7 @@ void Daemon::Stop() {
   }
   if (acceptor_ != nullptr) acceptor_->Stop();
   if (tcp_handover_ != nullptr) tcp_handover_->Stop();
+  launcher_->StopPrestart();  // no more pre-starts; the idle ones are killed
   // Stop accepting; in-flight RPCs get the grace period. Calls (and opens)
   // still stuck in a worker after it are ended by killing every worker, so
   // the daemon ends within the grace period plus about a second.

@@ -26,6 +26,7 @@
 #include "daemon/metrics_server.h"
 #include "daemon/peer_acceptor.h"
 #include "daemon/pinned_library.h"
+#include "daemon/prestart_pool.h"
 #include "daemon/policy_holder.h"
 #include "daemon/profiles.h"
 #include "daemon/worker_launcher.h"
@@ -55,6 +56,11 @@ struct DaemonOptions {
   // Host uids for workers, "FIRST-LAST" (--worker-uids): a root daemon
   // gives each worker one of its own. Empty: kDefaultWorkerUids.
   std::string worker_uids;
+  // Workers started and locked down ahead, per confinement profile in use
+  // (--prestart-workers; 0: none), and how many such starts run at once
+  // (--prestart-refill). See docs/prestart.md.
+  int prestart_workers = kDefaultPrestartWorkers;
+  int prestart_refill = kDefaultPrestartRefill;
   absl::Duration shutdown_grace = absl::Seconds(5);
   // Where to serve metrics over HTTP (--metrics-listen, "HOST:PORT" or
   // "PORT" for 127.0.0.1:PORT). Empty: not served (unless socket activation

@@ -56,6 +56,16 @@ int main(int argc, char** argv) {
                  "host uids FIRST-LAST a root daemon gives its workers, one each "
                  "(see docs/confinement.md)")
       ->default_str(kDefaultWorkerUids);
+  app.add_option("--prestart-workers", options.prestart_workers,
+                 "workers started and locked down ahead of need, per confinement profile in "
+                 "use; OpenLibrary and crash replacements hand them their library "
+                 "(0: none; see docs/prestart.md)")
+      ->check(CLI::Range(0, kMaxPrestartWorkers))
+      ->capture_default_str();
+  app.add_option("--prestart-refill", options.prestart_refill,
+                 "how many pre-starts may run at once, in the background")
+      ->check(CLI::Range(1, kMaxPrestartRefill))
+      ->capture_default_str();
   app.add_option("--metrics-listen", options.metrics_listen,
                  "serve Prometheus metrics at http://ADDRESS/metrics: HOST:PORT, or PORT "
                  "for 127.0.0.1:PORT (default: not served)");

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -28,6 +29,9 @@ namespace ffibroker {
 namespace {
 
 constexpr uint32_t kNobody = 65534;
+// Bound into every worker's root (a symlink among them is recreated).
+constexpr const char* kSystemLibraryDirs[] = {"/usr/lib", "/usr/lib64", "/usr/lib32",
+                                              "/lib",     "/lib64",     "/lib32"};
 constexpr char kNewRoot[] = "/tmp";  // mount point of the new root, in the new namespace
 
 // Everything the child needs, prepared before clone3 so that the child only
@@ -239,7 +243,7 @@ void PlanRoot(const SandboxPlan& in, ChildPlan* plan) {
     char real[PATH_MAX];
     if (::realpath(path.c_str(), real) != nullptr) wanted.emplace_back(real, exec);
   };
-  for (const char* dir : {"/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/lib64", "/lib32"}) {
+  for (const char* dir : kSystemLibraryDirs) {
     struct stat st;
     if (::lstat(dir, &st) != 0) continue;
     if (S_ISLNK(st.st_mode)) {
@@ -305,6 +309,26 @@ bool WriteFile(const std::string& path, const std::string& text) {
 }
 
 }  // namespace
+
+std::string InSystemLibraryDir(const std::string& path) {
+  char real[PATH_MAX];
+  if (::realpath(path.c_str(), real) == nullptr) return "";
+  const std::string resolved = real;
+  for (const char* dir : kSystemLibraryDirs) {
+    // As PlanRoot binds them: a directory at its real path (a symlink is
+    // recreated, pointing to one of the others).
+    struct stat st;
+    char bound[PATH_MAX];
+    if (::lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || ::realpath(dir, bound) == nullptr) {
+      continue;
+    }
+    const size_t n = std::strlen(bound);
+    if (resolved.size() > n && resolved.compare(0, n, bound) == 0 && resolved[n] == '/') {
+      return resolved;
+    }
+  }
+  return "";
+}
 
 absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxError* error) {
   auto fail = [&](SandboxStep step, absl::Status status) {

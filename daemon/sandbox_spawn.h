@@ -68,6 +68,12 @@ struct SandboxError {
   absl::Status status;
 };
 
+// The real path of `path` if it lies in one of the system library
+// directories every worker's root holds (bound read-only, readable under
+// Landlock: /usr/lib*, /lib*), so a worker can load it in place; empty if
+// it does not, or cannot be resolved.
+std::string InSystemLibraryDir(const std::string& path);
+
 // Starts the child. On failure returns the step and a status whose message
 // names the step and the errno ("bind-mount /usr/lib: Operation not
 // permitted"); the child (if any) has been reaped.

@@ -346,28 +346,55 @@ absl::Status WorkerLauncher::Probe(const std::string& profile, absl::Time deadli
   return Launch(worker::v1::Open(), profile, /*required=*/{}, deadline, layers).status();
 }
 
+absl::StatusOr<SandboxPlan> WorkerLauncher::PlanFor(const std::vector<v1::Layer>& required) {
+  absl::MutexLock lock(&mu_);
+  SandboxPlan plan = working_;
+  // A required layer known to be refused: do not even start the worker.
+  v1::WorkerLayers known;
+  for (const v1::RefusedLayer& r : refused_) *known.add_refused() = r;
+  for (v1::Layer layer : kNamespaceLayers) {
+    if (NamespaceOn(plan, layer)) known.add_in_force(layer);
+  }
+  std::vector<v1::Layer> required_namespaces;
+  for (v1::Layer layer : required) {
+    if (std::find(std::begin(kNamespaceLayers), std::end(kNamespaceLayers), layer) !=
+        std::end(kNamespaceLayers)) {
+      required_namespaces.push_back(layer);
+    }
+  }
+  RETURN_IF_ERROR(CheckRequired(required_namespaces, known));
+  return plan;
+}
+
+absl::StatusOr<worker::v1::Lockdown> WorkerLauncher::MakeLockdown(
+    const Profile& profile, const SandboxPlan& plan, const WorkerProcess& worker) const {
+  SeccompContext context;
+  context.channel_fd = kWorkerChannelFd;
+  context.self_pid = plan.pid_ns ? 1 : worker.pid();
+  worker::v1::Lockdown lockdown;
+  ASSIGN_OR_RETURN(*lockdown.mutable_seccomp_bpf(), profile.Compile(context));
+  ASSIGN_OR_RETURN(*lockdown.mutable_seccomp_bpf_loading(),
+                   profile.Compile(context, /*loading=*/true));
+  lockdown.set_profile(profile.name());
+  lockdown.set_profile_syscalls(static_cast<uint32_t>(profile.syscall_count()));
+  lockdown.set_address_space_bytes(profile.address_space_bytes());
+  lockdown.set_cpu_seconds(profile.cpu_seconds());
+  lockdown.set_open_files(profile.open_files());
+  lockdown.set_processes(profile.processes());
+  for (const std::string& path : profile.readable_paths()) lockdown.add_readable_paths(path);
+  return lockdown;
+}
+
 absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::Launch(
     worker::v1::Open open, const std::string& profile_name,
     const std::vector<v1::Layer>& required, absl::Time deadline, v1::WorkerLayers* layers) {
   ASSIGN_OR_RETURN(const Profile* profile, profiles_->Find(profile_name));
-  SandboxPlan plan;
-  {
-    absl::MutexLock lock(&mu_);
-    plan = working_;
-    // A required layer known to be refused: do not even start the worker.
-    v1::WorkerLayers known;
-    for (const v1::RefusedLayer& r : refused_) *known.add_refused() = r;
-    for (v1::Layer layer : kNamespaceLayers) {
-      if (NamespaceOn(plan, layer)) known.add_in_force(layer);
-    }
-    std::vector<v1::Layer> required_namespaces;
-    for (v1::Layer layer : required) {
-      if (std::find(std::begin(kNamespaceLayers), std::end(kNamespaceLayers), layer) !=
-          std::end(kNamespaceLayers)) {
-        required_namespaces.push_back(layer);
-      }
-    }
-    RETURN_IF_ERROR(CheckRequired(required_namespaces, known));
+  ASSIGN_OR_RETURN(SandboxPlan plan, PlanFor(required));
+  if (prestart_ != nullptr && !open.path().empty()) {
+    ASSIGN_OR_RETURN(std::unique_ptr<WorkerProcess> handed,
+                     HandOut(open, *profile, required, deadline, layers));
+    if (handed != nullptr) return handed;
+    layers->Clear();  // none ready: start one
   }
   plan.readable_paths = profile->readable_paths();
   if (!open.path().empty()) plan.library_paths.push_back(open.path());
@@ -378,26 +405,19 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::Launch(
                    SpawnWithFallback(&plan, deadline, &hello, &early));
   metrics::WorkerStarted();
   worker->set_address_space_limit(profile->address_space_bytes());
-
-  SeccompContext context;
-  context.channel_fd = kWorkerChannelFd;
-  context.self_pid = plan.pid_ns ? 1 : worker->pid();
-  ASSIGN_OR_RETURN(std::string bpf, profile->Compile(context));
-  ASSIGN_OR_RETURN(std::string loading, profile->Compile(context, /*loading=*/true));
-  worker::v1::Lockdown* lockdown = open.mutable_lockdown();
-  lockdown->set_seccomp_bpf(std::move(bpf));
-  lockdown->set_seccomp_bpf_loading(std::move(loading));
-  lockdown->set_profile(profile->name());
-  lockdown->set_profile_syscalls(static_cast<uint32_t>(profile->syscall_count()));
-  lockdown->set_address_space_bytes(profile->address_space_bytes());
-  lockdown->set_cpu_seconds(profile->cpu_seconds());
-  lockdown->set_open_files(profile->open_files());
-  lockdown->set_processes(profile->processes());
-  for (const std::string& path : profile->readable_paths()) lockdown->add_readable_paths(path);
+  ASSIGN_OR_RETURN(*open.mutable_lockdown(), MakeLockdown(*profile, plan, *worker));
 
   worker::v1::DaemonToWorker request;
   *request.mutable_open() = std::move(open);
   absl::StatusOr<worker::v1::WorkerToDaemon> reply = worker->Exchange(&request, deadline);
+  return FinishOpen(std::move(worker), reply, *profile, plan, early, required, layers);
+}
+
+absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::FinishOpen(
+    std::unique_ptr<WorkerProcess> worker,
+    const absl::StatusOr<worker::v1::WorkerToDaemon>& reply, const Profile& profile,
+    const SandboxPlan& plan, const v1::WorkerLayers& early,
+    const std::vector<v1::Layer>& required, v1::WorkerLayers* layers) {
   if (!reply.ok()) return reply.status();
   if (reply->has_error()) return OpenError(reply->error());
   if (!reply->has_opened()) {
@@ -409,10 +429,10 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::Launch(
   // against what the kernel shows, and add what the daemon knows.
   KeepWorkerLayers(reply->opened().layers(), layers);
   if (InForce(*layers, v1::LAYER_RLIMITS)) {  // what the daemon asked for
-    layers->set_address_space_limit_bytes(profile->address_space_bytes());
-    layers->set_cpu_limit_seconds(profile->cpu_seconds());
-    layers->set_open_files_limit(profile->open_files());
-    layers->set_processes_limit(profile->processes());
+    layers->set_address_space_limit_bytes(profile.address_space_bytes());
+    layers->set_cpu_limit_seconds(profile.cpu_seconds());
+    layers->set_open_files_limit(profile.open_files());
+    layers->set_processes_limit(profile.processes());
     layers->set_file_size_limit_bytes(0);
     layers->set_core_limit_bytes(0);
   }
@@ -429,8 +449,8 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerLauncher::Launch(
   for (const v1::RefusedLayer& r : early.refused()) *layers->add_refused() = r;
   AddDaemonLayers(plan, *worker, layers);
   if (InForce(*layers, v1::LAYER_SECCOMP)) {
-    layers->set_seccomp_profile(profile->name());
-    layers->set_seccomp_syscalls(static_cast<uint32_t>(profile->syscall_count()));
+    layers->set_seccomp_profile(profile.name());
+    layers->set_seccomp_syscalls(static_cast<uint32_t>(profile.syscall_count()));
   }
   WarnRefused(*layers);
   RETURN_IF_ERROR(CheckRequired(required, *layers));

@@ -9,6 +9,12 @@
 // A root daemon passes a WorkerUidPool: each worker then gets a host uid of
 // its own (worker_uid_pool.h), checked against what the kernel shows.
 //
+// With EnablePrestart, workers are also started and locked down before any
+// library is known (Prestart; prestart_pool.h keeps them), and Launch hands
+// one its library instead of starting a worker; when none is ready, or the
+// hand-out fails before the library could have run, Launch starts one as
+// before (worker_prestart.cc; docs/prestart.md).
+//
 // Thread-safe. Borrows the profile set, which must outlive it.
 //
 //   WorkerLauncher launcher(worker_path, &profiles);
@@ -25,6 +31,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "daemon/handoff_file.h"
+#include "daemon/prestart_pool.h"
 #include "daemon/profiles.h"
 #include "daemon/sandbox_spawn.h"
 #include "daemon/worker_uid_pool.h"
@@ -63,6 +71,29 @@ class WorkerLauncher {
   absl::Status Probe(const std::string& profile, absl::Time deadline,
                      v1::WorkerLayers* layers);
 
+  // Keeps options.per_profile workers of each wanted profile started and
+  // locked down ahead (PrestartProfiles says which; Launch adds the
+  // profiles it is asked for). Call at most once, after set_watcher and
+  // before the first Launch. UNAVAILABLE if the hand-off directory cannot
+  // be created.
+  absl::Status EnablePrestart(const PrestartOptions& options);
+  // Keeps the pools of `profiles` filled from now on (no-op if disabled).
+  void PrestartProfiles(const std::set<std::string>& profiles);
+  // Stops pre-starting and kills the idle pre-started workers (shutdown).
+  void StopPrestart();
+  // Idle pre-started workers of `profile` (0 if disabled).
+  int prestarted(const std::string& profile) const;
+
+  // Starts a worker under `profile` for a library not known yet: spawned
+  // in its sandbox with an empty hand-off file where its library will be,
+  // then locked down (rlimits, Landlock, the fatal-signal reporter, the
+  // loading filter; worker protocol Prestart). Needs EnablePrestart.
+  // Errors as Launch's; FAILED_PRECONDITION if a worker cannot be
+  // pre-started here at all (no mount namespace: the hand-off file could
+  // not be in its root).
+  absl::StatusOr<std::unique_ptr<PrestartedWorker>> Prestart(const std::string& profile,
+                                                             absl::Time deadline);
+
   const ProfileSet& profiles() const { return *profiles_; }
   // The worker uid pool, or nullptr.
   const WorkerUidPool* uids() const { return uids_.get(); }
@@ -87,6 +118,26 @@ class WorkerLauncher {
   absl::Status CheckRequired(const std::vector<v1::Layer>& required,
                              const v1::WorkerLayers& layers) const;
   void WarnRefused(const v1::WorkerLayers& layers);
+  // The namespaces to start a worker with (those not refused); FAILED_
+  // PRECONDITION if a required namespace layer is known to be refused.
+  absl::StatusOr<SandboxPlan> PlanFor(const std::vector<v1::Layer>& required);
+  // The lockdown `profile` gives a worker started with `plan`.
+  absl::StatusOr<worker::v1::Lockdown> MakeLockdown(const Profile& profile,
+                                                    const SandboxPlan& plan,
+                                                    const WorkerProcess& worker) const;
+  // Checks a worker's answer to Open (`reply`): the layers it reports
+  // against the kernel, its uid, the required layers; fills `*layers`.
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> FinishOpen(
+      std::unique_ptr<WorkerProcess> worker,
+      const absl::StatusOr<worker::v1::WorkerToDaemon>& reply, const Profile& profile,
+      const SandboxPlan& plan, const v1::WorkerLayers& early,
+      const std::vector<v1::Layer>& required, v1::WorkerLayers* layers);
+  // Launch with a pre-started worker (worker_prestart.cc): nullptr if none
+  // is ready, or if the one taken failed before it could have loaded the
+  // library (the caller then starts one).
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> HandOut(
+      worker::v1::Open open, const Profile& profile, const std::vector<v1::Layer>& required,
+      absl::Time deadline, v1::WorkerLayers* layers);
 
   const std::string worker_path_;
   const ProfileSet* const profiles_;
@@ -98,6 +149,10 @@ class WorkerLauncher {
   SandboxPlan working_ ABSL_GUARDED_BY(mu_);  // namespaces not (yet) refused
   std::vector<v1::RefusedLayer> refused_ ABSL_GUARDED_BY(mu_);
   std::set<int> warned_ ABSL_GUARDED_BY(mu_);
+  // Pre-started workers (EnablePrestart): the hand-off files' directory,
+  // then the pool (destroyed first: its workers' files are in the directory).
+  std::unique_ptr<HandoffDir> handoff_;
+  std::unique_ptr<PrestartPool> prestart_;
 };
 
 // "net_namespace,pid_namespace" -> those layers. INVALID_ARGUMENT naming an

@@ -290,6 +290,17 @@ WorkerProcess::Completions WorkerProcess::OnEnded() {
               ended.message);
   }
   FailOutstanding(&out);
+  absl::AnyInvocable<void()> hook;
+  {
+    absl::MutexLock lock(&mu_);
+    hook = std::move(end_hook_);
+  }
+  if (hook) {
+    out.push_back({[hook = std::move(hook)](absl::StatusOr<worker::v1::WorkerToDaemon>) mutable {
+                     hook();
+                   },
+                   absl::UnavailableError("ended")});
+  }
   return out;
 }
 

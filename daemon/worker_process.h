@@ -184,6 +184,16 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
     if (reaped_) uid_lease_.Release();  // the watcher reaped it already
   }
 
+  // Runs `hook` once, on the watcher's thread, when the watcher has seen
+  // the worker end (after it is reaped and what was outstanding failed);
+  // never if the worker's owner destroys it first. For an owner that holds
+  // the worker idle (the pre-started pool, prestart_pool.h). nullptr
+  // clears it.
+  void set_end_hook(absl::AnyInvocable<void()> hook) {
+    absl::MutexLock lock(&mu_);
+    end_hook_ = std::move(hook);
+  }
+
   // The address-space limit the worker runs under, used to explain a crash
   // caused by running out of memory.
   void set_address_space_limit(uint64_t bytes) { address_space_limit_ = bytes; }
@@ -295,6 +305,7 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   };
   std::map<uint64_t, BoundCallback> callbacks_ ABSL_GUARDED_BY(mu_);
   std::function<void()> reply_hook_for_testing_;
+  absl::AnyInvocable<void()> end_hook_ ABSL_GUARDED_BY(mu_);
 };
 
 // The reason (common/error_reason.h) of a request that failed because its

@@ -1,7 +1,8 @@
 // ffibroker-worker: serves calls into one library for ffibrokerd.
 //
 // Started by the daemon with exec, its channel on fd 3. Not meant to be run
-// by hand. Order: confine (early layers) -> Hello -> Open (dlopen, callback
+// by hand. Order: confine (early layers) -> Hello -> [Prestart: the lockdown
+// before loading, for a pre-started worker] -> Open (dlopen, callback
 // closures, dlsym, ffi_prep_cif) -> serve requests until the channel
 // closes. Every reply carries the request_id of the request it answers;
 // callback invocations are events with id 0 (docs/worker-protocol.md).

@@ -60,19 +60,25 @@ absl::StatusOr<worker::v1::InstanceResult> ServeInstance(
 
 // Applies the lockdown around loading: rlimits and Landlock, dlopen, the
 // callback closures and cif preparation, then the fatal-signal reporter
-// and seccomp. An empty path is a probe: everything but the load.
+// and seccomp. An empty path is a probe: everything but the load. A
+// pre-started worker (`prestarted` set: the lockdown its Prestart applied)
+// skips the first half, done already, and ends with that lockdown's filter.
 absl::StatusOr<std::unique_ptr<CallEngine>> OpenLocked(const worker::v1::Open& open,
+                                                       const worker::v1::Lockdown* prestarted,
                                                        CallbackSink* callbacks,
                                                        v1::WorkerLayers* layers) {
-  absl::Status status = LockdownBeforeLoad(open.lockdown(), open.path(), kWorkerChannelFd, layers);
-  if (!status.ok()) return absl::InternalError(status.ToString());
+  absl::Status status;
+  if (prestarted == nullptr) {
+    status = LockdownBeforeLoad(open.lockdown(), open.path(), kWorkerChannelFd, layers);
+    if (!status.ok()) return absl::InternalError(status.ToString());
+  }
   std::unique_ptr<CallEngine> engine;
   if (!open.path().empty()) {
     absl::StatusOr<std::unique_ptr<CallEngine>> opened = CallEngine::Open(open, callbacks);
     if (!opened.ok()) return opened.status();
     engine = std::move(*opened);
   }
-  status = LockdownAfterLoad(open.lockdown(), layers);
+  status = LockdownAfterLoad(prestarted != nullptr ? *prestarted : open.lockdown(), layers);
   if (!status.ok()) return absl::InternalError(status.ToString());
   return engine;
 }
@@ -107,8 +113,9 @@ RequestServer::RequestServer(WorkerChannel* channel, v1::WorkerLayers layers)
 
 worker::v1::WorkerToDaemon RequestServer::ServeOpen(const worker::v1::Open& open) {
   opened_once_ = true;
-  absl::StatusOr<std::unique_ptr<CallEngine>> opened =
-      ReportingThreadEnd(*channel_, [&] { return OpenLocked(open, &relay_, &layers_); });
+  const worker::v1::Lockdown* before = prestarted_.has_value() ? &*prestarted_ : nullptr;
+  absl::StatusOr<std::unique_ptr<CallEngine>> opened = ReportingThreadEnd(
+      *channel_, [&] { return OpenLocked(open, before, &relay_, &layers_); });
   worker::v1::WorkerToDaemon reply;
   if (!opened.ok()) return ErrorReply(OpenErrorCode(opened.status()), opened.status());
   owned_engine_ = std::move(*opened);
@@ -123,7 +130,20 @@ worker::v1::WorkerToDaemon RequestServer::Serve(const worker::v1::DaemonToWorker
   auto bad_request = [](const absl::Status& status) {
     return ErrorReply(worker::v1::Error::CODE_BAD_REQUEST, status);
   };
-  if (request.has_open() && !opened_once_ && request.within_invocation() == 0) {
+  if (request.has_prestart() && !opened_once_ && !prestarted_.has_value() &&
+      request.within_invocation() == 0) {
+    // Everything but the load and the profile's filter, before any library
+    // is known (docs/prestart.md).
+    const worker::v1::Prestart& prestart = request.prestart();
+    absl::Status locked = LockdownBeforeLoad(prestart.lockdown(), prestart.library_path(),
+                                             kWorkerChannelFd, &layers_);
+    if (locked.ok()) {
+      prestarted_ = prestart.lockdown();
+      *reply.mutable_prestarted()->mutable_layers() = layers_;
+    } else {
+      reply = ErrorReply(worker::v1::Error::CODE_LOCKDOWN_FAILED, locked);
+    }
+  } else if (request.has_open() && !opened_once_ && request.within_invocation() == 0) {
     reply = ServeOpen(request.open());
   } else if (request.has_call() && engine != nullptr) {
     absl::StatusOr<worker::v1::Result> result =

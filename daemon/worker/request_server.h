@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 
 #include "daemon/worker/call_engine.h"
 #include "daemon/worker/callback_relay.h"
@@ -61,6 +62,9 @@ class RequestServer {
   v1::WorkerLayers layers_;
   CallbackRelay relay_;
   std::atomic<bool> opened_once_{false};
+  // Set by a Prestart (main loop only, before Open): the lockdown applied
+  // before the library was known.
+  std::optional<worker::v1::Lockdown> prestarted_;
   std::unique_ptr<CallEngine> owned_engine_;
   std::atomic<CallEngine*> engine_{nullptr};
 };

@@ -115,6 +115,17 @@ absl::StatusOr<std::unique_ptr<TestDaemon>> TestDaemon::StartWithPolicy(
     own_profiles = own_profiles || absl::StartsWith(flag, "--profiles=");
   }
   if (!own_profiles) args.push_back(absl::StrCat("--profiles=", FFIBROKER_PROFILES_DIR));
+  // No pre-started workers unless the test asks (tests count the daemon's
+  // children and uids), or FFIBROKER_TEST_PRESTART_WORKERS sets the number
+  // for the whole run (docs/testing.md).
+  bool own_prestart = false;
+  for (const std::string& flag : extra_flags) {
+    own_prestart = own_prestart || absl::StartsWith(flag, "--prestart-workers=");
+  }
+  if (!own_prestart) {
+    const char* env = std::getenv("FFIBROKER_TEST_PRESTART_WORKERS");
+    args.push_back(absl::StrCat("--prestart-workers=", env != nullptr && *env ? env : "0"));
+  }
   args.insert(args.end(), extra_flags.begin(), extra_flags.end());
   d->pid_ = Spawn(args, "/dev/null", d->log_path());
   if (d->pid_ < 0) return absl::InternalError("cannot spawn ffibrokerd");

@@ -24,12 +24,14 @@ TEST(DaemonFlagsTest, HelpListsEveryFlagWithItsDefault) {
   EXPECT_EQ(help.exit_code, 0);
   for (const char* flag : {"--policy", "--listen", "--worker", "--profiles", "--disable-layers",
                            "--tls-cert", "--tls-key", "--state-dir", "--threads",
-                           "--worker-uids", "--shutdown-grace", "--log-level"}) {
+                           "--worker-uids", "--shutdown-grace", "--log-level",
+                           "--prestart-workers", "--prestart-refill"}) {
     EXPECT_THAT(help.out, HasSubstr(flag));
   }
   EXPECT_THAT(help.out, HasSubstr("/ffibroker/policy.textproto"));
   EXPECT_THAT(help.out, HasSubstr("--shutdown-grace DURATION=5s"));
   EXPECT_THAT(help.out, HasSubstr("{debug,error,info,warning}=info"));
+  EXPECT_THAT(help.out, HasSubstr("--prestart-workers INT:INT in [0 - 64]=2"));
 }
 
 TEST(DaemonFlagsTest, BadValuesAreRejectedNamingTheFlag) {
@@ -40,6 +42,8 @@ TEST(DaemonFlagsTest, BadValuesAreRejectedNamingTheFlag) {
            {"--log-level=verbose", "--log-level: verbose not in {debug,error,info,warning}"},
            {"--threads=0", "--threads: Value 0 not in range 1 to 1024"},
            {"--threads=many", "--threads"},
+           {"--prestart-workers=65", "--prestart-workers: Value 65 not in range 0 to 64"},
+           {"--prestart-refill=0", "--prestart-refill: Value 0 not in range 1 to 8"},
            {"--shutdown-grace=soon", "--shutdown-grace: 'soon' is not a non-negative duration"},
            {"--shutdown-grace=-1s", "--shutdown-grace"},
            {"--no-such-flag", "--no-such-flag"},
