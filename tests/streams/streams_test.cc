@@ -167,7 +167,7 @@ TEST_F(StreamsTest, BadRequestsAreAnsweredAndTheStreamGoesOn) {
   EXPECT_EQ(answers[77].status().code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(answers[77].status().message(), HasSubstr("bound to another session"));
   EXPECT_EQ(answers[78].status().code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(answers[78].status().message(), HasSubstr("neither a call nor a batch"));
+  EXPECT_THAT(answers[78].status().message(), HasSubstr("carries no call, batch or callback message"));
   EXPECT_EQ(answers[2].status().code(), static_cast<int>(absl::StatusCode::kNotFound));
   EXPECT_THAT(answers[2].status().message(), HasSubstr("'nope' was not declared"));
   EXPECT_TRUE((*stream)->Close().ok());
