@@ -21,20 +21,13 @@
 #include <string>
 #include <vector>
 
+#include "bench/median.h"
 #include "common/cli_flags.h"
 
 namespace {
 
-struct Sample {
-  double p50 = -1, p99 = -1;
-};
-
-Sample Stats(std::vector<double> us) {
-  if (us.empty()) return {};
-  std::sort(us.begin(), us.end());
-  size_t p99 = std::min(us.size() - 1, (us.size() * 99 + 99) / 100 - 1);
-  return {us[us.size() / 2], us[p99]};
-}
+using ffibroker::Of;
+using ffibroker::Stats;
 
 double Since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
@@ -109,12 +102,12 @@ int main(int argc, char** argv) {
     floor.push_back(TrueUntilExit(&cpu));
     floor_cpu.push_back(cpu);
   }
-  Sample h = Stats(hello), f = Stats(floor), hc = Stats(hello_cpu), fc = Stats(floor_cpu);
+  Stats h = Of(hello), f = Of(floor), hc = Of(hello_cpu), fc = Of(floor_cpu);
   std::printf("%-42s wall p50 %8.1f us  p99 %8.1f us | cpu p50 %8.1f us\n",
-              "fork+exec ffibroker-worker until Hello", h.p50, h.p99, hc.p50);
+              "fork+exec ffibroker-worker until Hello", h.median_us, h.p99_us, hc.median_us);
   std::printf("%-42s wall p50 %8.1f us  p99 %8.1f us | cpu p50 %8.1f us\n",
-              "fork+exec /bin/true until exit", f.p50, f.p99, fc.p50);
+              "fork+exec /bin/true until exit", f.median_us, f.p99_us, fc.median_us);
   std::printf("%-42s wall p50 %8.1f us                  | cpu p50 %8.1f us\n",
-              "the worker's own start (difference)", h.p50 - f.p50, hc.p50 - fc.p50);
+              "the worker's own start (difference)", h.median_us - f.median_us, hc.median_us - fc.median_us);
   return 0;
 }
