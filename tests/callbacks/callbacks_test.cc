@@ -14,6 +14,30 @@
 #include "tests/integration/test_daemon.h"
 
 namespace ffibroker::testing {
+
+// A struct of the client's own, matching a registered class `Point`.
+struct Point {
+  double x = 0, y = 0;
+};
+
+}  // namespace ffibroker::testing
+
+namespace ffibroker {
+template <>
+struct ValueConverter<testing::Point> {
+  static absl::StatusOr<testing::Point> From(const v1::Value& v) {
+    const v1::Value* x = FieldOf(v, "x");
+    const v1::Value* y = FieldOf(v, "y");
+    if (x == nullptr || y == nullptr) return absl::InvalidArgumentError("not a Point");
+    return testing::Point{x->f64_value(), y->f64_value()};
+  }
+  static v1::Value To(const testing::Point& p) {
+    return StructOf({{"x", ToValue(p.x)}, {"y", ToValue(p.y)}});
+  }
+};
+}  // namespace ffibroker
+
+namespace ffibroker::testing {
 namespace {
 
 using ::testing::HasSubstr;
@@ -77,6 +101,34 @@ std::string U32s(std::vector<uint32_t> values) {
 
 Callback<int32_t(int32_t)> Doubler() {
   return Callback<int32_t(int32_t)>(kIntFn, [](int32_t x) { return 2 * x; });
+}
+
+// Typed handlers: the Callback<int(const Point&, double)>, with a
+// converter for the client's own struct; a value that does not convert is
+// refused naming the argument.
+TEST(CallbackTypesTest, TypedHandlersConvertArgumentsAndResults) {
+  Callback<int(const Point&, double)> scaled(
+      "i32 f(Point p, f64 k)", [](const Point& p, double k) {
+        return static_cast<int>((p.x + p.y) * k);
+      });
+  CallbackHandler handler = scaled.Handler();
+  auto r = handler({StructOf({{"x", ToValue(1.5)}, {"y", ToValue(2.5)}}), ToValue(10.0)});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->int_value(), 40);
+  r = handler({ToValue(1.0), ToValue(10.0)});
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("argument 1"));
+  r = handler({ToValue(1.0)});
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+
+  Callback<Point(double)> make("Point f(f64 x)", [](double x) { return Point{x, -x}; });
+  auto p = make.Handler()({ToValue(2.0)});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(FieldOf(*p, "y")->f64_value(), -2.0);
+  Callback<void(std::string)> log("void f(cstr line)", [](std::string) {});
+  auto none = log.Handler()({StringValue("hello")});
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->value_case(), v1::Value::VALUE_NOT_SET);
 }
 
 TEST(CallbacksTest, QsortComparatorRunsInTheClient) {
