@@ -36,6 +36,16 @@
 
 namespace ffibroker {
 
+// How CallStream::RegisterCallback registers a callback.
+struct StreamCallbackOptions {
+  // The library may keep the pointer and call it during later calls, until
+  // ReleaseCallback or the stream's end.
+  bool persistent = false;
+  // Create the callback under a token that allows CALLBACKS (it keeps
+  // working after the session's own permission is revoked).
+  std::string token;
+};
+
 class CallStream {
  public:
   ~CallStream();  // closes the stream (answers not yet received are dropped)
@@ -76,14 +86,7 @@ class CallStream {
   // pass with CallbackValue. Waits for the daemon's answer:
   // PERMISSION_DENIED without the CALLBACKS operation, INVALID_ARGUMENT
   // for a signature a callback cannot have.
-  struct CallbackOptions {
-    // The library may keep the pointer and call it during later calls,
-    // until ReleaseCallback or the stream's end.
-    bool persistent = false;
-    // Create the callback under a token that allows CALLBACKS (it keeps
-    // working after the session's own permission is revoked).
-    std::string token;
-  };
+  using CallbackOptions = StreamCallbackOptions;
   absl::StatusOr<uint64_t> RegisterCallback(const std::string& declaration,
                                             CallbackHandler handler,
                                             const CallbackOptions& options);

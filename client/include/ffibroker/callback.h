@@ -110,8 +110,8 @@ class Callback<R(Args...)> {
   static absl::StatusOr<v1::Value> Invoke(const std::function<R(Args...)>& function,
                                           const std::vector<v1::Value>& args,
                                           std::index_sequence<I...>) {
-    std::tuple<absl::StatusOr<std::decay_t<Args>>...> converted(
-        ValueConverter<std::decay_t<Args>>::From(args[I])...);
+    std::tuple<absl::StatusOr<std::decay_t<Args>>...> converted{
+        ValueConverter<std::decay_t<Args>>::From(args[I])...};
     absl::Status bad;
     size_t index = 0;
     auto check = [&](const absl::Status& status, size_t i) {
