@@ -70,6 +70,12 @@ absl::Status StreamCallbacks::Register(const v1::RegisterCallback& request,
   return absl::OkStatus();
 }
 
+void StreamCallbacks::Retire(const Registration& r) {
+  if (r.declared == nullptr) return;  // never passed: no worker can call it
+  released_.emplace_back(r.wire_id, r.declared->callback->sig.result);
+  if (released_.size() > kMaxCallbacksPerStream) released_.pop_front();
+}
+
 void StreamCallbacks::ReleaseIn(const std::shared_ptr<WorkerProcess>& worker, uint64_t wire) {
   worker::v1::DaemonToWorker release;
   release.mutable_callback_release()->set_callback_id(wire);
@@ -96,10 +102,7 @@ absl::Status StreamCallbacks::Release(uint64_t callback_id) {
     for (const auto& [weak, generation] : it->second.bound_in) {
       if (std::shared_ptr<WorkerProcess> w = weak.lock()) workers.push_back(std::move(w));
     }
-    if (it->second.declared != nullptr) {
-      released_.emplace_back(wire, it->second.declared->callback->sig.result);
-      if (released_.size() > kMaxCallbacksPerStream) released_.pop_front();
-    }
+    Retire(it->second);
     by_wire_.erase(wire);
     registrations_.erase(it);
   }
@@ -519,10 +522,7 @@ void StreamCallbacks::Close(const std::string& why) {
           persistent.emplace_back(worker, r.wire_id);
         }
       }
-      if (r.declared != nullptr) {
-        released_.emplace_back(r.wire_id, r.declared->callback->sig.result);
-        if (released_.size() > kMaxCallbacksPerStream) released_.pop_front();
-      }
+      Retire(r);
     }
     registrations_.clear();
     by_wire_.clear();

@@ -132,6 +132,8 @@ class StreamCallbacks final : public CallbackScope,
   // Sends the answer bytes for `inv` to its worker, without waiting: the
   // worker waits for it, so its channel has room; if not, it is killed.
   static void SendAnswer(const Invocation& inv, uint64_t stream_invocation, std::string value);
+  // Remembers a released registration's result type in released_.
+  void Retire(const Registration& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Unbinds persistent callback `wire` in `worker`: the route stays until
   // the worker confirms (an invocation meanwhile is answered with zeros).
   static void ReleaseIn(const std::shared_ptr<WorkerProcess>& worker, uint64_t wire);
