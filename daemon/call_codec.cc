@@ -296,15 +296,15 @@ absl::StatusOr<v1::CallResponse> DecodeCallResult(const std::string& symbol,
   if (result.null_result() && type.kind != TypeKind::kString) {
     return protocol("sent a null result for a non-string type");
   }
+  // An instance result becomes a handle (taking an instance slot) only
+  // once the whole reply is found valid.
+  uint64_t instance_id = 0;
   switch (ArgKindOf(type)) {
     case ArgKind::kHandle: {
       absl::StatusOr<uint64_t> id = ReadInstanceId(bytes);
       if (!id.ok()) return protocol(absl::StrCat("sent ", bytes.size(), " bytes for a handle"));
-      if (*id == 0) {
-        response.mutable_result()->set_null_value(true);
-      } else {
-        response.mutable_result()->set_handle_value(hooks.adopt(type, {*id, generation}));
-      }
+      if (*id == 0) response.mutable_result()->set_null_value(true);
+      instance_id = *id;
       break;
     }
     case ArgKind::kString:
@@ -354,6 +354,9 @@ absl::StatusOr<v1::CallResponse> DecodeCallResult(const std::string& symbol,
     out->mutable_value()->set_bytes_value(got);
   }
   if (outputs != result.outputs_size()) return protocol("sent too many output buffers");
+  if (instance_id != 0) {
+    response.mutable_result()->set_handle_value(hooks.adopt(type, {instance_id, generation}));
+  }
   return response;
 }
 

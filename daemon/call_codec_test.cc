@@ -207,12 +207,21 @@ TEST_F(CallCodecTest, DecodeChecksOutputSizesAndAdoptsInstances) {
   EXPECT_EQ(response->outputs(0).value().bytes_value(), "abcd");
   EXPECT_EQ(response->outputs(1).param_index(), 1u);
 
-  // An out buffer of another size than its length is a lie.
+  // An out buffer of another size than its length is a lie, and the
+  // instance of a lying reply never becomes a handle (it would hold an
+  // instance slot until the session ended).
   result.set_outputs(0, "abc");
   response = DecodeCallResult("f", sig, sent, result, hooks_, 3, &violation);
   EXPECT_TRUE(violation);
   EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(response.status().message(), "sent an output buffer of the wrong size");
+  EXPECT_EQ(adopted_.size(), 1u);
+  result.add_outputs("extra");
+  result.set_outputs(0, "abcd");
+  response = DecodeCallResult("f", sig, sent, result, hooks_, 3, &violation);
+  EXPECT_EQ(response.status().message(), "sent too many output buffers");
+  EXPECT_EQ(adopted_.size(), 1u);
+  result.mutable_outputs()->RemoveLast();
 
   // So is a handle that is not 8 bytes.
   result.set_outputs(0, "abcd");
