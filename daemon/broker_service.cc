@@ -241,49 +241,55 @@ grpc::ServerUnaryReactor* BrokerService::RegisterClass(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* BrokerService::NewInstance(grpc::CallbackServerContext* context,
                                                const v1::NewInstanceRequest* request,
                                                v1::NewInstanceResponse* response) {
-  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
-    return sessions_->NewInstance(*request, caller, deadline);
-  });
+  return DispatchAsync(context, response,
+                       [this, request](const Caller& caller, absl::Time deadline, auto done) {
+                         sessions_->NewInstance(*request, caller, deadline, std::move(done));
+                       });
 }
 
 grpc::ServerUnaryReactor* BrokerService::ReadFields(grpc::CallbackServerContext* context,
                                                const v1::ReadFieldsRequest* request,
                                                v1::ReadFieldsResponse* response) {
-  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
-    return sessions_->ReadFields(*request, caller, deadline);
-  });
+  return DispatchAsync(context, response,
+                       [this, request](const Caller& caller, absl::Time deadline, auto done) {
+                         sessions_->ReadFields(*request, caller, deadline, std::move(done));
+                       });
 }
 
 grpc::ServerUnaryReactor* BrokerService::WriteFields(grpc::CallbackServerContext* context,
                                                const v1::WriteFieldsRequest* request,
                                                v1::WriteFieldsResponse* response) {
-  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
-    return sessions_->WriteFields(*request, caller, deadline);
-  });
+  return DispatchAsync(context, response,
+                       [this, request](const Caller& caller, absl::Time deadline, auto done) {
+                         sessions_->WriteFields(*request, caller, deadline, std::move(done));
+                       });
 }
 
 grpc::ServerUnaryReactor* BrokerService::FreeInstance(grpc::CallbackServerContext* context,
                                                const v1::FreeInstanceRequest* request,
                                                v1::FreeInstanceResponse* response) {
-  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
-    return sessions_->FreeInstance(*request, caller, deadline);
-  });
+  return DispatchAsync(context, response,
+                       [this, request](const Caller& caller, absl::Time deadline, auto done) {
+                         sessions_->FreeInstance(*request, caller, deadline, std::move(done));
+                       });
 }
 
 grpc::ServerUnaryReactor* BrokerService::ReadStatic(grpc::CallbackServerContext* context,
                                                const v1::ReadStaticRequest* request,
                                                v1::ReadStaticResponse* response) {
-  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
-    return sessions_->ReadStatic(*request, caller, deadline);
-  });
+  return DispatchAsync(context, response,
+                       [this, request](const Caller& caller, absl::Time deadline, auto done) {
+                         sessions_->ReadStatic(*request, caller, deadline, std::move(done));
+                       });
 }
 
 grpc::ServerUnaryReactor* BrokerService::WriteStatic(grpc::CallbackServerContext* context,
                                                const v1::WriteStaticRequest* request,
                                                v1::WriteStaticResponse* response) {
-  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline) {
-    return sessions_->WriteStatic(*request, caller, deadline);
-  });
+  return DispatchAsync(context, response,
+                       [this, request](const Caller& caller, absl::Time deadline, auto done) {
+                         sessions_->WriteStatic(*request, caller, deadline, std::move(done));
+                       });
 }
 
 grpc::ServerUnaryReactor* BrokerService::GetMetrics(grpc::CallbackServerContext* context,

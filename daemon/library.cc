@@ -108,7 +108,8 @@ absl::Status Library::ProbeOptional(absl::Time deadline) {
     access->set_index(static_cast<uint32_t>(index));
     access->set_probe(true);
     access->set_probe_symbol(symbol);
-    ASSIGN_OR_RETURN(worker::v1::InstanceResult r, InstanceOp(request, 0, deadline, nullptr));
+    ASSIGN_OR_RETURN(worker::v1::InstanceResult r,
+                     InstanceOpAndWait(std::move(request), deadline));
     if (!r.found()) {
       missing[index] = true;
       missing_.push_back(name);
@@ -299,7 +300,7 @@ void Library::SendCall(std::shared_ptr<CallState> state) {
       state->done(std::move(response));
     });
   };
-  WithWorker(state->generation, state->deadline, std::move(send),
+  WithWorker(state->generation, /*first_slot=*/false, state->deadline, std::move(send),
              [state, path = path_](absl::Status status) {
                state->done(WithNewMessage(status,
                                         absl::StrCat("call to '", state->name, "' in ", path,
@@ -409,7 +410,7 @@ void Library::SendBatch(std::shared_ptr<BatchState> state) {
       state->done(std::move(response));
     });
   };
-  WithWorker(state->generation, state->deadline, std::move(send),
+  WithWorker(state->generation, /*first_slot=*/false, state->deadline, std::move(send),
              [state, path = path_](absl::Status status) {
     state->done(WithNewMessage(status,
                              absl::StrCat("batch in ", path, " failed: ", status.message())));

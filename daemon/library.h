@@ -123,32 +123,33 @@ class Library : public std::enable_shared_from_this<Library> {
 
   // Instance operations (library_instances.cc), each one exchange with
   // the worker holding the instance (`where`, from NewInstance or a call's
-  // result); all but SubmitFree block until it is answered. Errors as
-  // Call's; FAILED_PRECONDITION if the instance's worker is gone (stale);
+  // result). None blocks: `done` runs once, on the watcher's thread (on
+  // the starter's when a worker had to be started first, or on the
+  // caller's for an error found before sending). Errors as Call's;
+  // FAILED_PRECONDITION if the instance's worker is gone (stale);
   // UNAVAILABLE if the worker answers with the wrong kind of reply (it is
   // killed) or the wrong size.
+  template <typename T>
+  using Done = absl::AnyInvocable<void(absl::StatusOr<T>)>;
+  using StatusDone = absl::AnyInvocable<void(absl::Status)>;
   //
   // A new instance of `klass` (registered before the library was opened)
   // holding `init` (klass.size bytes), in the least busy worker.
-  absl::StatusOr<InstanceRef> NewInstance(const TypeDesc& klass, std::string init,
-                                          absl::Time deadline);
+  void NewInstance(const TypeDesc& klass, std::string init, absl::Time deadline,
+                   Done<InstanceRef> done);
   // The `size` bytes of the instance at `where`.
-  absl::StatusOr<std::string> ReadInstance(const InstanceRef& where, uint64_t size,
-                                           absl::Time deadline);
+  void ReadInstance(const InstanceRef& where, uint64_t size, absl::Time deadline,
+                    Done<std::string> done);
   // Writes every span (bytes at an offset) into the instance at `where`, in
   // one exchange; the worker checks each against the instance's size.
   struct Span {
     uint64_t offset = 0;
     std::string data;
   };
-  absl::Status WriteInstance(const InstanceRef& where, std::vector<Span> spans,
-                             absl::Time deadline);
+  void WriteInstance(const InstanceRef& where, std::vector<Span> spans, absl::Time deadline,
+                     StatusDone done);
   // Frees the instance at `where`; true if its destructor ran.
-  absl::StatusOr<bool> FreeInstance(const InstanceRef& where, absl::Time deadline);
-  // FreeInstance without waiting (nothing is started): `done` runs once, on
-  // the watcher's thread (or the caller's if the worker is gone).
-  using FreeDone = absl::AnyInvocable<void(absl::StatusOr<bool>)>;
-  void SubmitFree(const InstanceRef& where, absl::Time deadline, FreeDone done);
+  void FreeInstance(const InstanceRef& where, absl::Time deadline, Done<bool> done);
 
   // True if `symbol` is declared and returns an instance handle (so a call
   // of it may create one).
@@ -165,10 +166,11 @@ class Library : public std::enable_shared_from_this<Library> {
   };
   absl::StatusOr<StaticInfo> FindStatic(const std::string& name) const;
   // The type->size bytes of static `info` (from FindStatic), read in the
-  // first worker; errors as the instance operations'.
-  absl::StatusOr<std::string> ReadStatic(const StaticInfo& info, absl::Time deadline);
+  // first worker; errors and threads as the instance operations'.
+  void ReadStatic(const StaticInfo& info, absl::Time deadline, Done<std::string> done);
   // Writes `bytes` (info.type->size of them) into static `info`.
-  absl::Status WriteStatic(const StaticInfo& info, std::string bytes, absl::Time deadline);
+  void WriteStatic(const StaticInfo& info, std::string bytes, absl::Time deadline,
+                   StatusDone done);
 
   // Kills the workers and refuses further calls (FAILED_PRECONDITION).
   void Stop();
@@ -215,19 +217,18 @@ class Library : public std::enable_shared_from_this<Library> {
       const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
       const ClassTable& classes, const WorkerSpec& spec);
   // Runs one instance or static operation (worker::v1::InstanceNew, ...)
-  // and validates the reply kind; blocks until it is answered. `generation`
-  // is the worker generation the instance lives in, or 0 for "any worker"
-  // (InstanceNew; statics use the first worker); `*used` receives the
-  // generation that served it.
-  absl::StatusOr<worker::v1::InstanceResult> InstanceOp(
-      const worker::v1::DaemonToWorker& request, uint64_t generation,
-      absl::Time deadline, uint64_t* used = nullptr);
-  // InstanceOp without waiting, for an instance of worker generation
-  // `generation` (never 0: nothing is started): `done` runs once, on the
-  // watcher's thread (or the caller's if the worker is gone).
-  using InstanceDone = absl::AnyInvocable<void(absl::StatusOr<worker::v1::InstanceResult>)>;
+  // and checks that the reply is an InstanceResult. `generation` is the
+  // worker generation the instance lives in, or 0 for "any worker" (a
+  // worker is started first if none is live; statics use the first
+  // worker). `done` gets the result and the generation that served it.
+  using InstanceDone =
+      absl::AnyInvocable<void(absl::StatusOr<worker::v1::InstanceResult>, uint64_t generation)>;
   void SubmitInstanceOp(worker::v1::DaemonToWorker request, uint64_t generation,
                         absl::Time deadline, InstanceDone done);
+  // SubmitInstanceOp, waiting for the outcome (set-up steps only: Open's
+  // probe of optional names).
+  absl::StatusOr<worker::v1::InstanceResult> InstanceOpAndWait(
+      worker::v1::DaemonToWorker request, absl::Time deadline);
 
   // Starts a worker in place `slot` and loads the library in it; blocks.
   absl::Status StartWorker(int slot, absl::Time deadline);
@@ -237,8 +238,6 @@ class Library : public std::enable_shared_from_this<Library> {
   // busy; -1 reads as slot 0). If its worker is gone, `*needs_start` is set
   // and the place to restart is returned in target->slot.
   absl::StatusOr<Target> Pick(uint64_t generation, bool first_slot, bool* needs_start);
-  // Pick, restarting the place's worker first if needed (blocks).
-  absl::StatusOr<Target> PickStarting(uint64_t generation, bool first_slot, absl::Time deadline);
   // Whether worker generation `generation` is alive in some place.
   bool LiveGeneration(uint64_t generation) const;
   // Records the end of a request on `target`: a completed `operation`, or a
@@ -265,9 +264,10 @@ class Library : public std::enable_shared_from_this<Library> {
   void SendCall(std::shared_ptr<CallState> state);
   void SendBatch(std::shared_ptr<BatchState> state);
   static bool SendAgain(const absl::Status& status, int* attempts, absl::Time deadline);
-  // Runs `send` on a worker for `generation`, starting one on the starter
-  // first if needed; `fail` gets the status if no worker can be had.
-  void WithWorker(uint64_t generation, absl::Time deadline,
+  // Runs `send` on a worker for `generation` (the first worker if
+  // `first_slot`), starting one on the starter first if needed; `fail`
+  // gets the status if no worker can be had.
+  void WithWorker(uint64_t generation, bool first_slot, absl::Time deadline,
                   absl::AnyInvocable<void(Target)> send,
                   absl::AnyInvocable<void(absl::Status)> fail);
 

@@ -127,29 +127,11 @@ absl::StatusOr<Library::Target> Library::Pick(uint64_t generation, bool first_sl
   return target;
 }
 
-absl::StatusOr<Library::Target> Library::PickStarting(uint64_t generation, bool first_slot,
-                                                      absl::Time deadline) {
-  bool needs_start = false;
-  ASSIGN_OR_RETURN(Target target, Pick(generation, first_slot, &needs_start));
-  if (!needs_start) return target;
-  absl::Status started = StartWorker(target.slot, deadline);
-  if (!started.ok()) {
-    std::string before = target.notice.empty() ? "" : absl::StrCat(target.notice, "; ");
-    return WithNewMessage(started, absl::StrCat(before, "could not restart the worker: ",
-                                                     started.message()));
-  }
-  std::string notice = std::move(target.notice);
-  ASSIGN_OR_RETURN(target, Pick(0, /*first_slot=*/false, &needs_start));
-  if (needs_start) return absl::UnavailableError("the restarted worker died at once");
-  target.notice = std::move(notice);
-  return target;
-}
-
-void Library::WithWorker(uint64_t generation, absl::Time deadline,
+void Library::WithWorker(uint64_t generation, bool first_slot, absl::Time deadline,
                          absl::AnyInvocable<void(Target)> send,
                          absl::AnyInvocable<void(absl::Status)> fail) {
   bool needs_start = false;
-  absl::StatusOr<Target> target = Pick(generation, /*first_slot=*/false, &needs_start);
+  absl::StatusOr<Target> target = Pick(generation, first_slot, &needs_start);
   if (!target.ok()) return fail(target.status());
   if (!needs_start) return send(*std::move(target));
   // Starting blocks: it runs on the starter, then sends from there.
@@ -158,7 +140,8 @@ void Library::WithWorker(uint64_t generation, absl::Time deadline,
     absl::MutexLock lock(&mu_);
     slots_[slot].starting = true;
   }
-  auto start = [self = shared_from_this(), slot, deadline, notice = std::move(target->notice),
+  auto start = [self = shared_from_this(), slot, first_slot, deadline,
+                notice = std::move(target->notice),
                 send = std::move(send), fail = std::move(fail)]() mutable {
     absl::Status started = self->StartWorker(slot, deadline);
     {
@@ -171,7 +154,7 @@ void Library::WithWorker(uint64_t generation, absl::Time deadline,
                                                             started.message())));
     }
     bool again = false;
-    absl::StatusOr<Target> fresh = self->Pick(0, /*first_slot=*/false, &again);
+    absl::StatusOr<Target> fresh = self->Pick(0, first_slot, &again);
     if (!fresh.ok()) return fail(fresh.status());
     if (again) return fail(absl::UnavailableError("the restarted worker died at once"));
     fresh->notice = std::move(notice);

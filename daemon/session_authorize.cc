@@ -150,7 +150,8 @@ SessionManager::AuthorizeInstance(const std::string& id, const Caller& caller,
     ASSIGN_OR_RETURN(record, instances_.Find(handle, session->serial));
   }
   absl::StatusOr<Authorized> op =
-      Authorize(id, caller, record.library, operation, record.klass->name, deadline);
+      Authorize(id, caller, record.library, operation, record.klass->name, deadline,
+                NewHandle::kNo, nullptr, TokenCharge::kDeferIfJournaled);
   if (absl::IsNotFound(op.status())) {  // cannot happen: closing releases
     return absl::FailedPreconditionError(
         absl::StrCat("instance handle ", handle, "'s library was closed"));

@@ -44,6 +44,20 @@ void SessionManager::ChargeThen(std::shared_ptr<Authorized> op, const Caller& ca
   });
 }
 
+void SessionManager::WhenCharged(
+    absl::StatusOr<Authorized> op, const Caller& caller, uint64_t handle, std::string operation,
+    std::string detail,
+    absl::AnyInvocable<void(absl::StatusOr<std::shared_ptr<Authorized>>)> next) {
+  if (!op.ok()) return next(op.status());
+  auto held = std::make_shared<Authorized>(*std::move(op));
+  if (!held->deferred_token.has_value()) return next(std::move(held));
+  ChargeThen(held, caller, handle, std::move(operation), std::move(detail),
+             [held, next = std::move(next)](absl::Status charged) mutable {
+               if (!charged.ok()) return next(charged);
+               next(std::move(held));
+             });
+}
+
 void SessionManager::Call(const v1::CallRequest& request, const Caller& caller,
                           absl::Time deadline, Library::CallDone done,
                           CallbackContext callbacks) {

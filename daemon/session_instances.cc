@@ -106,7 +106,7 @@ uint32_t SessionManager::ReleaseInstances(
       ++tally->pending;
     }
     uint64_t lib = record.library;
-    it->second->SubmitFree(
+    it->second->FreeInstance(
         {record.worker_id, record.generation}, deadline,
         [tally, lib](absl::StatusOr<bool> freed) {
           absl::MutexLock lock(&tally->mu);
@@ -159,91 +159,151 @@ absl::StatusOr<std::set<std::string>> SessionManager::ClassNames(
   return names;
 }
 
-absl::StatusOr<v1::NewInstanceResponse> SessionManager::NewInstance(
-    const v1::NewInstanceRequest& request, const Caller& caller, absl::Time deadline) {
-  ASSIGN_OR_RETURN(Authorized op, Authorize(request.session_id(), caller,
-                                            request.library_handle(), "NewInstance",
-                                            request.class_name(), deadline, NewHandle::kYes));
-  const std::shared_ptr<Library>& lib = op.library;
-  TypeRef klass;
+absl::StatusOr<std::string> SessionManager::NewInstanceBytes(
+    const v1::NewInstanceRequest& request, const Caller& caller, const Library& lib,
+    TypeRef* klass) {
   {
     absl::MutexLock lock(&mu_);
     ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
-    klass = session->classes.FindClass(request.class_name());
+    *klass = session->classes.FindClass(request.class_name());
   }
-  if (klass == nullptr) {
+  if (*klass == nullptr) {
     return absl::NotFoundError(
         absl::StrCat("class '", request.class_name(), "' is not registered in this session"));
   }
-  if (klass->opaque) {
+  const TypeDesc& type = **klass;
+  if (type.opaque) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "class '", klass->name, "' is opaque: only the library can create instances"));
+        "class '", type.name, "' is opaque: only the library can create instances"));
   }
-  if (klass->class_index >= lib->class_count()) {
+  if (type.class_index >= lib.class_count()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "class '", klass->name, "' was registered after library ", request.library_handle(),
+        "class '", type.name, "' was registered after library ", request.library_handle(),
         " was opened; open the library again to use it"));
   }
-  if (klass->size == 0 || klass->size > kMaxClassBytes) {  // Register guarantees it
-    return absl::InternalError(absl::StrCat("class '", klass->name, "' has size ", klass->size,
+  if (type.size == 0 || type.size > kMaxClassBytes) {  // Register guarantees it
+    return absl::InternalError(absl::StrCat("class '", type.name, "' has size ", type.size,
                                             ", outside 1..", kMaxClassBytes));
   }
-  std::string init(klass->size, '\0');
-  RETURN_IF_ERROR(EncodeFields(*klass, request.fields(), false, &init));
-  absl::Status complete = DecodeInline(*klass, init).status();  // zeroed fields valid?
+  std::string init(type.size, '\0');
+  RETURN_IF_ERROR(EncodeFields(type, request.fields(), false, &init));
+  absl::Status complete = DecodeInline(type, init).status();  // zeroed fields valid?
   if (!complete.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         complete.message(), " (fields not given are zero; give this one a value)"));
   }
-  ASSIGN_OR_RETURN(InstanceRef where, lib->NewInstance(*klass, std::move(init), op.deadline));
-  InstanceTable::Record record;
-  record.session = op.serial;
-  record.library = request.library_handle();
-  record.klass = klass;
-  record.worker_id = where.worker_id;
-  record.generation = where.generation;
-  v1::NewInstanceResponse response;
-  response.set_handle(instances_.Add(std::move(record), std::move(op.instance)));
-  return response;
+  return init;
 }
 
-absl::StatusOr<v1::ReadFieldsResponse> SessionManager::ReadFields(
-    const v1::ReadFieldsRequest& request, const Caller& caller, absl::Time deadline) {
-  ASSIGN_OR_RETURN(auto found, AuthorizeInstance(request.session_id(), caller,
-                                                  request.handle(), "ReadFields", deadline));
-  auto& [record, op] = found;
-  const std::shared_ptr<Library>& lib = op.library;
-  const TypeDesc& klass = *record.klass;
-  if (klass.opaque) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "class '", klass.name, "' is opaque: its fields are only reachable through "
-        "the library's functions (e.g. ", klass.name, "__field)"));
+void SessionManager::NewInstance(const v1::NewInstanceRequest& request, const Caller& caller,
+                                 absl::Time deadline, Reply<v1::NewInstanceResponse> done) {
+  WhenCharged(
+      Authorize(request.session_id(), caller, request.library_handle(), "NewInstance",
+                request.class_name(), deadline, NewHandle::kYes, nullptr,
+                TokenCharge::kDeferIfJournaled),
+      caller, request.library_handle(), "NewInstance", request.class_name(),
+      [this, request, caller, done = std::move(done)](
+          absl::StatusOr<std::shared_ptr<Authorized>> op) mutable {
+        if (!op.ok()) return done(op.status());
+        std::shared_ptr<Authorized> held = *std::move(op);
+        TypeRef klass;
+        absl::StatusOr<std::string> init =
+            NewInstanceBytes(request, caller, *held->library, &klass);
+        if (!init.ok()) return done(init.status());
+        held->library->NewInstance(
+            *klass, *std::move(init), held->deadline,
+            [this, held, klass, library = request.library_handle(),
+             done = std::move(done)](absl::StatusOr<InstanceRef> where) mutable {
+              if (!where.ok()) return done(where.status());
+              InstanceTable::Record record;
+              record.session = held->serial;
+              record.library = library;
+              record.klass = klass;
+              record.worker_id = where->worker_id;
+              record.generation = where->generation;
+              v1::NewInstanceResponse response;
+              response.set_handle(instances_.Add(std::move(record), std::move(held->instance)));
+              held.reset();  // the calls-in-flight slot is free before the answer
+              done(std::move(response));
+            });
+      });
+}
+
+void SessionManager::WithInstance(
+    const std::string& id, const Caller& caller, uint64_t handle, absl::string_view operation,
+    absl::Time deadline,
+    absl::AnyInvocable<void(absl::StatusOr<std::shared_ptr<HeldInstance>>)> next) {
+  absl::StatusOr<std::pair<InstanceTable::Record, Authorized>> found =
+      AuthorizeInstance(id, caller, handle, operation, deadline);
+  if (!found.ok()) return next(found.status());
+  auto op = std::make_shared<HeldInstance>();
+  op->record = std::move(found->first);
+  absl::StatusOr<Authorized> authorized = std::move(found->second);
+  const uint64_t library = op->record.library;
+  const std::string klass = op->record.klass->name;
+  WhenCharged(std::move(authorized), caller, library, std::string(operation), klass,
+              [op, next = std::move(next)](
+                  absl::StatusOr<std::shared_ptr<Authorized>> held) mutable {
+                if (!held.ok()) return next(held.status());
+                op->authorized = *std::move(held);
+                next(std::move(op));
+              });
+}
+
+void SessionManager::ForgetIfStale(const HeldInstance& op, uint64_t handle,
+                                   const absl::Status& status) {
+  if (absl::IsFailedPrecondition(status)) {
+    instances_.Take(handle, op.record.session, "was lost when its worker died").IgnoreError();
   }
-  std::set<std::string> wanted(request.fields().begin(), request.fields().end());
-  for (const std::string& name : wanted) {
-    if (klass.FindField(name) == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("class ", klass.name, " has no field '", name, "'"));
+}
+
+void SessionManager::ReadFields(const v1::ReadFieldsRequest& request, const Caller& caller,
+                                absl::Time deadline, Reply<v1::ReadFieldsResponse> done) {
+  WithInstance(request.session_id(), caller, request.handle(), "ReadFields", deadline,
+               [this, request, done = std::move(done)](
+                   absl::StatusOr<std::shared_ptr<HeldInstance>> found) mutable {
+    if (!found.ok()) return done(found.status());
+    std::shared_ptr<HeldInstance> op = *std::move(found);
+    const TypeDesc& klass = *op->record.klass;
+    if (klass.opaque) {
+      return done(absl::FailedPreconditionError(absl::StrCat(
+          "class '", klass.name, "' is opaque: its fields are only reachable through "
+          "the library's functions (e.g. ", klass.name, "__field)")));
     }
-  }
-  absl::StatusOr<std::string> data =
-      lib->ReadInstance({record.worker_id, record.generation}, klass.size, op.deadline);
-  if (absl::IsFailedPrecondition(data.status())) {
-    instances_.Take(request.handle(), record.session, "was lost when its worker died")
-        .IgnoreError();
-  }
-  if (!data.ok()) return data.status();
+    std::set<std::string> wanted(request.fields().begin(), request.fields().end());
+    for (const std::string& name : wanted) {
+      if (klass.FindField(name) == nullptr) {
+        return done(absl::InvalidArgumentError(
+            absl::StrCat("class ", klass.name, " has no field '", name, "'")));
+      }
+    }
+    std::shared_ptr<Library> lib = op->authorized->library;
+    lib->ReadInstance(
+        {op->record.worker_id, op->record.generation}, klass.size, op->authorized->deadline,
+        [this, op, handle = request.handle(), wanted = std::move(wanted),
+         done = std::move(done)](absl::StatusOr<std::string> data) mutable {
+          ForgetIfStale(*op, handle, data.status());
+          op->authorized.reset();  // the calls-in-flight slot is free before the answer
+          if (!data.ok()) return done(data.status());
+          done(FieldsOf(*op->record.klass, handle, *data, wanted));
+        });
+  });
+}
+
+absl::StatusOr<v1::ReadFieldsResponse> SessionManager::FieldsOf(
+    const TypeDesc& klass, uint64_t handle, const std::string& data,
+    const std::set<std::string>& wanted) {
   v1::ReadFieldsResponse response;
   for (const FieldDesc& f : klass.fields) {
     if (!wanted.empty() && !wanted.count(f.name)) continue;
-    if (!RangeWithin(f.offset, f.type->size, data->size())) {
+    if (!RangeWithin(f.offset, f.type->size, data.size())) {
       return absl::InternalError(absl::StrCat("layout of ", klass.name, " puts field '", f.name,
                                               "' outside its ", klass.size, " bytes"));
     }
-    absl::StatusOr<v1::Value> value = DecodeInline(
-        *f.type, absl::string_view(*data).substr(f.offset, f.type->size));
+    absl::StatusOr<v1::Value> value =
+        DecodeInline(*f.type, absl::string_view(data).substr(f.offset, f.type->size));
     if (!value.ok()) {
-      return FromWorker(request.handle(), klass,
+      return FromWorker(handle, klass,
                         absl::InvalidArgumentError(absl::StrCat(
                             "field '", f.name, "': ", value.status().message())));
     }
@@ -254,23 +314,17 @@ absl::StatusOr<v1::ReadFieldsResponse> SessionManager::ReadFields(
   return response;
 }
 
-absl::StatusOr<v1::WriteFieldsResponse> SessionManager::WriteFields(
-    const v1::WriteFieldsRequest& request, const Caller& caller, absl::Time deadline) {
-  ASSIGN_OR_RETURN(auto found, AuthorizeInstance(request.session_id(), caller,
-                                                  request.handle(), "WriteFields", deadline));
-  auto& [record, op] = found;
-  const std::shared_ptr<Library>& lib = op.library;
-  const TypeDesc& klass = *record.klass;
+absl::StatusOr<std::vector<Library::Span>> SessionManager::FieldSpans(
+    const TypeDesc& klass, const v1::StructValue& fields) {
   if (klass.opaque) {
     return absl::FailedPreconditionError(absl::StrCat(
         "class '", klass.name, "' is opaque: use its setter functions (", klass.name,
         "__set_field)"));
   }
-  // Encode every field first: nothing is written unless all are valid. All
-  // of them go to the worker in one exchange.
+  // Every field is encoded first: nothing is written unless all are valid.
   std::vector<Library::Span> spans;
   std::set<std::string> seen;
-  for (const v1::FieldValue& fv : request.fields().fields()) {
+  for (const v1::FieldValue& fv : fields.fields()) {
     const FieldDesc* field = klass.FindField(fv.name());
     if (field == nullptr) {
       return absl::InvalidArgumentError(
@@ -291,71 +345,56 @@ absl::StatusOr<v1::WriteFieldsResponse> SessionManager::WriteFields(
     }
     spans.push_back({field->offset, std::move(bytes)});
   }
-  if (spans.empty()) return v1::WriteFieldsResponse();
-  absl::Status written =
-      lib->WriteInstance({record.worker_id, record.generation}, std::move(spans), op.deadline);
-  if (absl::IsFailedPrecondition(written)) {
-    instances_.Take(request.handle(), record.session, "was lost when its worker died")
-        .IgnoreError();
-  }
-  RETURN_IF_ERROR(written);
-  return v1::WriteFieldsResponse();
+  return spans;
 }
 
-absl::StatusOr<v1::FreeInstanceResponse> SessionManager::FreeInstance(
-    const v1::FreeInstanceRequest& request, const Caller& caller, absl::Time deadline) {
+void SessionManager::WriteFields(const v1::WriteFieldsRequest& request, const Caller& caller,
+                                 absl::Time deadline, Reply<v1::WriteFieldsResponse> done) {
+  WithInstance(request.session_id(), caller, request.handle(), "WriteFields", deadline,
+               [this, request, done = std::move(done)](
+                   absl::StatusOr<std::shared_ptr<HeldInstance>> found) mutable {
+    if (!found.ok()) return done(found.status());
+    std::shared_ptr<HeldInstance> op = *std::move(found);
+    absl::StatusOr<std::vector<Library::Span>> spans =
+        FieldSpans(*op->record.klass, request.fields());
+    if (!spans.ok()) return done(spans.status());
+    if (spans->empty()) return done(v1::WriteFieldsResponse());
+    // All of them go to the worker in one exchange.
+    std::shared_ptr<Library> lib = op->authorized->library;
+    lib->WriteInstance({op->record.worker_id, op->record.generation}, *std::move(spans),
+                       op->authorized->deadline,
+                       [this, op, handle = request.handle(),
+                        done = std::move(done)](absl::Status written) mutable {
+                         ForgetIfStale(*op, handle, written);
+                         op->authorized.reset();
+                         if (!written.ok()) return done(written);
+                         done(v1::WriteFieldsResponse());
+                       });
+  });
+}
+
+void SessionManager::FreeInstance(const v1::FreeInstanceRequest& request, const Caller& caller,
+                                  absl::Time deadline, Reply<v1::FreeInstanceResponse> done) {
   // Authorized like any operation (the destructor is library code); only
   // then is the handle taken.
-  ASSIGN_OR_RETURN(auto found, AuthorizeInstance(request.session_id(), caller,
-                                                  request.handle(), "FreeInstance", deadline));
-  Authorized& op = found.second;
-  ASSIGN_OR_RETURN(InstanceTable::Record record,
-                   instances_.Take(request.handle(), op.serial, "was freed"));
-  v1::FreeInstanceResponse response;
-  ASSIGN_OR_RETURN(bool destructor_called,
-                   op.library->FreeInstance({record.worker_id, record.generation},
-                                            op.deadline));
-  response.set_destructor_called(destructor_called);
-  return response;
-}
-
-absl::StatusOr<v1::ReadStaticResponse> SessionManager::ReadStatic(
-    const v1::ReadStaticRequest& request, const Caller& caller, absl::Time deadline) {
-  ASSIGN_OR_RETURN(Authorized op, Authorize(request.session_id(), caller,
-                                            request.library_handle(), "ReadStatic",
-                                            request.name(), deadline));
-  const std::shared_ptr<Library>& lib = op.library;
-  ASSIGN_OR_RETURN(Library::StaticInfo info, lib->FindStatic(request.name()));
-  ASSIGN_OR_RETURN(std::string data, lib->ReadStatic(info, op.deadline));
-  absl::StatusOr<v1::Value> value = DecodeInline(*info.type, data);
-  if (!value.ok()) {
-    return absl::DataLossError(absl::StrCat("static '", request.name(),
-                                            "' holds an invalid value: ", value.status().message()));
-  }
-  v1::ReadStaticResponse response;
-  *response.mutable_value() = std::move(*value);
-  return response;
-}
-
-absl::StatusOr<v1::WriteStaticResponse> SessionManager::WriteStatic(
-    const v1::WriteStaticRequest& request, const Caller& caller, absl::Time deadline) {
-  ASSIGN_OR_RETURN(Authorized op, Authorize(request.session_id(), caller,
-                                            request.library_handle(), "WriteStatic",
-                                            request.name(), deadline));
-  const std::shared_ptr<Library>& lib = op.library;
-  ASSIGN_OR_RETURN(Library::StaticInfo info, lib->FindStatic(request.name()));
-  if (!info.is_mutable) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("static '", request.name(), "' was not declared mutable"));
-  }
-  std::string bytes;
-  absl::Status encoded = EncodeInline(*info.type, request.value(), &bytes);
-  if (!encoded.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("static '", request.name(), "': ", encoded.message()));
-  }
-  RETURN_IF_ERROR(lib->WriteStatic(info, std::move(bytes), op.deadline));
-  return v1::WriteStaticResponse();
+  WithInstance(request.session_id(), caller, request.handle(), "FreeInstance", deadline,
+               [this, handle = request.handle(), done = std::move(done)](
+                   absl::StatusOr<std::shared_ptr<HeldInstance>> found) mutable {
+    if (!found.ok()) return done(found.status());
+    std::shared_ptr<HeldInstance> op = *std::move(found);
+    absl::StatusOr<InstanceTable::Record> record =
+        instances_.Take(handle, op->authorized->serial, "was freed");
+    if (!record.ok()) return done(record.status());
+    std::shared_ptr<Library> lib = op->authorized->library;
+    lib->FreeInstance({record->worker_id, record->generation}, op->authorized->deadline,
+                      [op, done = std::move(done)](absl::StatusOr<bool> called) mutable {
+                        op->authorized.reset();
+                        if (!called.ok()) return done(called.status());
+                        v1::FreeInstanceResponse response;
+                        response.set_destructor_called(*called);
+                        done(std::move(response));
+                      });
+  });
 }
 
 }  // namespace ffibroker

@@ -143,18 +143,26 @@ class SessionManager {
   // as text may name); NOT_FOUND as View.
   absl::StatusOr<std::set<std::string>> ClassNames(const std::string& session_id,
                                                    const Caller& caller);
-  absl::StatusOr<v1::NewInstanceResponse> NewInstance(
-      const v1::NewInstanceRequest& request, const Caller& caller, absl::Time deadline);
-  absl::StatusOr<v1::ReadFieldsResponse> ReadFields(
-      const v1::ReadFieldsRequest& request, const Caller& caller, absl::Time deadline);
-  absl::StatusOr<v1::WriteFieldsResponse> WriteFields(
-      const v1::WriteFieldsRequest& request, const Caller& caller, absl::Time deadline);
-  absl::StatusOr<v1::FreeInstanceResponse> FreeInstance(
-      const v1::FreeInstanceRequest& request, const Caller& caller, absl::Time deadline);
-  absl::StatusOr<v1::ReadStaticResponse> ReadStatic(
-      const v1::ReadStaticRequest& request, const Caller& caller, absl::Time deadline);
-  absl::StatusOr<v1::WriteStaticResponse> WriteStatic(
-      const v1::WriteStaticRequest& request, const Caller& caller, absl::Time deadline);
+  // Instance and static operations never wait for a worker: each is
+  // authorized and validated on the caller's thread (the token's charge on
+  // the journal thread when it writes the journal, as for calls) and sent;
+  // `done` runs once, on the worker watcher's thread (or on the thread that
+  // found an error before anything was sent, or the starter's after a
+  // worker start). `request` need only live until the method returns.
+  template <typename Response>
+  using Reply = absl::AnyInvocable<void(absl::StatusOr<Response>)>;
+  void NewInstance(const v1::NewInstanceRequest& request, const Caller& caller,
+                   absl::Time deadline, Reply<v1::NewInstanceResponse> done);
+  void ReadFields(const v1::ReadFieldsRequest& request, const Caller& caller,
+                  absl::Time deadline, Reply<v1::ReadFieldsResponse> done);
+  void WriteFields(const v1::WriteFieldsRequest& request, const Caller& caller,
+                   absl::Time deadline, Reply<v1::WriteFieldsResponse> done);
+  void FreeInstance(const v1::FreeInstanceRequest& request, const Caller& caller,
+                    absl::Time deadline, Reply<v1::FreeInstanceResponse> done);
+  void ReadStatic(const v1::ReadStaticRequest& request, const Caller& caller,
+                  absl::Time deadline, Reply<v1::ReadStaticResponse> done);
+  void WriteStatic(const v1::WriteStaticRequest& request, const Caller& caller,
+                   absl::Time deadline, Reply<v1::WriteStaticResponse> done);
 
   // The profiles, required layers, worker count, and the layers of a probe
   // worker started now under the default profile.
@@ -257,12 +265,45 @@ class SessionManager {
                  CallbackContext callbacks);
   void StartBatch(const v1::CallBatchRequest& request, const Caller& caller,
                   std::shared_ptr<Authorized> op, Library::BatchDone done);
+  // Runs `next` once `op`'s token charge is taken: at once, or on journal_
+  // when Authorize deferred it (TokenCharge::kDeferIfJournaled). A failed
+  // authorization or charge goes to `next` as its status.
+  void WhenCharged(absl::StatusOr<Authorized> op, const Caller& caller, uint64_t handle,
+                   std::string operation, std::string detail,
+                   absl::AnyInvocable<void(absl::StatusOr<std::shared_ptr<Authorized>>)> next);
   // The record of instance `handle` owned by session `id` (NOT_FOUND, one
   // message, for any handle the session does not own), and the
-  // authorization of its library (Authorize).
+  // authorization of its library (Authorize; a journaled token charge is
+  // left to WhenCharged).
   absl::StatusOr<std::pair<InstanceTable::Record, Authorized>> AuthorizeInstance(
       const std::string& id, const Caller& caller, uint64_t handle,
       absl::string_view operation, absl::Time deadline);
+  // An instance operation, authorized and charged: the instance's record
+  // and the authorization, held until the worker answers.
+  struct HeldInstance {
+    InstanceTable::Record record;
+    std::shared_ptr<Authorized> authorized;
+  };
+  // AuthorizeInstance, then WhenCharged: `next` gets the held operation.
+  void WithInstance(const std::string& id, const Caller& caller, uint64_t handle,
+                    absl::string_view operation, absl::Time deadline,
+                    absl::AnyInvocable<void(absl::StatusOr<std::shared_ptr<HeldInstance>>)> next);
+  // Drops instance `handle` from the table if `status` says its worker is
+  // gone (FAILED_PRECONDITION: stale).
+  void ForgetIfStale(const HeldInstance& op, uint64_t handle, const absl::Status& status);
+  // What NewInstance creates: the instance bytes of class `request.class_name()`
+  // (set in `*klass`) with the request's fields, all validated.
+  absl::StatusOr<std::string> NewInstanceBytes(const v1::NewInstanceRequest& request,
+                                               const Caller& caller, const Library& lib,
+                                               TypeRef* klass);
+  // The `wanted` fields (all if empty) of instance `handle`'s bytes `data`;
+  // a value the library left invalid is DATA_LOSS.
+  static absl::StatusOr<v1::ReadFieldsResponse> FieldsOf(const TypeDesc& klass, uint64_t handle,
+                                                         const std::string& data,
+                                                         const std::set<std::string>& wanted);
+  // The spans WriteFields writes for `fields`, every one validated first.
+  static absl::StatusOr<std::vector<Library::Span>> FieldSpans(const TypeDesc& klass,
+                                                               const v1::StructValue& fields);
   // How calls of library `library` in session `serial` use the instances.
   // The handles the call makes take the `reserved` slots (reserved before
   // the call), one each.

@@ -3,7 +3,8 @@
 // (an fsync), so it is taken on the daemon's journal thread, not on the
 // gRPC thread, with its own copy of the request. Each pipelined call must
 // still run with its own arguments, and the quota must count every call
-// and every call of a batch.
+// and every call of a batch. Instance and static operations take the same
+// path and count the same.
 #include <sys/stat.h>
 
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ffibroker/call_stream.h"
+#include "ffibroker/instance.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_daemon.h"
@@ -36,14 +38,19 @@ struct ScratchDir {
   std::string path;
 };
 
+// A daemon that keeps a token journal in `dir`.
+absl::StatusOr<std::unique_ptr<TestDaemon>> StartJournaling(const ScratchDir& dir) {
+  const std::string secret = dir.path + "/token.key";
+  std::ofstream(secret) << std::string(48, 'q');
+  if (::chmod(secret.c_str(), 0600) != 0) return absl::InternalError("chmod of the key");
+  return TestDaemon::Start(absl::StrCat("token_secret_file: \"", secret, "\"\n"),
+                           {"--state-dir=" + dir.path + "/state"});
+}
+
 TEST(JournaledQuotaTest, PipelinedCallsKeepTheirArgumentsAndEveryCallCounts) {
   ScratchDir dir;
   ASSERT_FALSE(dir.path.empty());
-  const std::string secret = dir.path + "/token.key";
-  std::ofstream(secret) << std::string(48, 'q');
-  ASSERT_EQ(::chmod(secret.c_str(), 0600), 0);
-  auto daemon = TestDaemon::Start(absl::StrCat("token_secret_file: \"", secret, "\"\n"),
-                                  {"--state-dir=" + dir.path + "/state"});
+  auto daemon = StartJournaling(dir);
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   auto client = (*daemon)->Connect();
   ASSERT_TRUE(client.ok()) << client.status();
@@ -92,6 +99,38 @@ TEST(JournaledQuotaTest, PipelinedCallsKeepTheirArgumentsAndEveryCallCounts) {
   // The last call of the quota, then a refusal naming the token.
   EXPECT_TRUE((*lib)->Call<int64_t>("i64_plus_one", int64_t{1}).ok());
   auto over = (*lib)->Call<int64_t>("i64_plus_one", int64_t{1});
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted) << over.status();
+  EXPECT_THAT(std::string(over.status().message()), ::testing::HasSubstr("call quota"));
+}
+
+TEST(JournaledQuotaTest, InstanceAndStaticOperationsCountAndKeepTheirRequests) {
+  ScratchDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  auto daemon = StartJournaling(dir);
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto client = (*daemon)->Connect();
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto session = (*client)->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  ASSERT_TRUE((*session)->RegisterClass("Point { mut f64 x; f64 y; }").ok());
+  v1::GrantTokenRequest scope;
+  scope.set_call_quota(6);
+  auto token = (*session)->GrantToken(scope);
+  ASSERT_TRUE(token.ok()) << token.status();
+  auto lib = (*session)->OpenLibrary("classes", {"f64 point_sum(Point*? p)"},
+                                     {"mut i32 counter_static"}, token->token());
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  auto p = (*lib)->NewInstance("Point", StructOf({{"y", ToValue(0.25)}}));  // 1
+  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_TRUE((*p)->Set("x", ToValue(2.5)).ok());                            // 2
+  EXPECT_EQ(*(*p)->Get<double>("x"), 2.5);                                   // 3
+  ASSERT_TRUE((*lib)->WriteStatic("counter_static", ToValue(9)).ok());       // 4
+  auto counter = (*lib)->ReadStatic("counter_static");                       // 5
+  ASSERT_TRUE(counter.ok()) << counter.status();
+  EXPECT_EQ(counter->int_value(), 9);
+  auto freed = (*p)->Free();                                                 // 6
+  ASSERT_TRUE(freed.ok()) << freed.status();
+  auto over = (*lib)->ReadStatic("counter_static");
   EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted) << over.status();
   EXPECT_THAT(std::string(over.status().message()), ::testing::HasSubstr("call quota"));
 }

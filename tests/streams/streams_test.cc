@@ -397,6 +397,51 @@ TEST_F(StreamsTest, HungCallsDoNotDelayOtherSessions) {
   for (std::thread& t : callers) t.join();
 }
 
+// Instance operations wait for their worker without a thread either: with
+// one executor thread and two destructors hung in their workers (3 s
+// each), another session opens a library, makes, writes, reads and frees
+// an instance at once.
+TEST_F(StreamsTest, HungInstanceOperationsHoldNoThread) {
+  Adopt(TestDaemon::Start("", {"--threads=1"}));
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Library>> libs;
+  std::vector<std::unique_ptr<Instance>> slow;
+  for (int i = 0; i < 2; ++i) {
+    sessions.push_back(NewSession());
+    ASSERT_TRUE(sessions.back()->RegisterClass("Slow { f64 x; f64 y; } ~point_free_slowly").ok());
+    libs.push_back(Open("classes", {"Slow* point_new(f64 x, f64 y)"}, 1, sessions.back().get()));
+    ASSERT_NE(libs.back(), nullptr);
+    auto made = libs.back()->CallInstance("point_new", 1.0, 2.0);
+    ASSERT_TRUE(made.ok()) << made.status();
+    slow.push_back(*std::move(made));
+  }
+  std::vector<std::thread> freers;
+  std::atomic<int> destructors{0};
+  for (auto& instance : slow) {
+    freers.emplace_back([&instance, &destructors] {
+      absl::StatusOr<bool> freed = instance->Free();
+      EXPECT_TRUE(freed.ok()) << freed.status();
+      if (freed.ok() && *freed) ++destructors;
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(300));  // both destructors are running
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(session_->RegisterClass("Point { mut f64 x; f64 y; }").ok());
+  auto lib = Open("classes", {"f64 point_sum(Point*? p)"});
+  ASSERT_NE(lib, nullptr);
+  auto point = lib->NewInstance("Point");
+  ASSERT_TRUE(point.ok()) << point.status();
+  ASSERT_TRUE((*point)->Set("x", ToValue(1.5)).ok());
+  auto read = (*point)->Read();
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*lib->Call<double>("point_sum", **point), 1.5);
+  EXPECT_TRUE((*point)->Free().ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2))
+      << "instance operations waited for the hung destructors' thread";
+  for (std::thread& t : freers) t.join();
+  EXPECT_EQ(destructors.load(), 2);
+}
+
 // A client that cancels a stream (or goes away) mid-call: the daemon lets
 // go of it, the call's slot in the principal's limits comes back, nothing
 // leaks, and the session and its library go on working.
