@@ -86,9 +86,10 @@ grpc::ServerUnaryReactor* BrokerService::CreateSession(
 grpc::ServerUnaryReactor* BrokerService::CloseSession(
     grpc::CallbackServerContext* context, const v1::CloseSessionRequest* request,
     v1::CloseSessionResponse* response) {
-  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
-    return sessions_->CloseSession(*request, caller);
-  });
+  return DispatchAsync(context, response,
+                       [this, request](const Caller& caller, absl::Time, auto done) {
+                         sessions_->CloseSession(*request, caller, std::move(done));
+                       });
 }
 
 grpc::ServerUnaryReactor* BrokerService::OpenLibrary(
@@ -108,9 +109,10 @@ grpc::ServerUnaryReactor* BrokerService::OpenLibrary(
 grpc::ServerUnaryReactor* BrokerService::CloseLibrary(
     grpc::CallbackServerContext* context, const v1::CloseLibraryRequest* request,
     v1::CloseLibraryResponse* response) {
-  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
-    return sessions_->CloseLibrary(*request, caller);
-  });
+  return DispatchAsync(context, response,
+                       [this, request](const Caller& caller, absl::Time, auto done) {
+                         sessions_->CloseLibrary(*request, caller, std::move(done));
+                       });
 }
 
 template <typename Response, typename Start>

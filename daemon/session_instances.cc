@@ -82,61 +82,84 @@ InstanceHooks SessionManager::ContextFor(uint64_t serial, uint64_t library,
   return context;
 }
 
-uint32_t SessionManager::ReleaseInstances(
-    uint64_t serial, uint64_t library,
-    const std::map<uint64_t, std::shared_ptr<Library>>& libraries, const std::string& reason,
-    absl::Time deadline) {
+void SessionManager::ReleaseInstances(uint64_t serial, uint64_t library,
+                                      std::map<uint64_t, std::shared_ptr<Library>> libraries,
+                                      const std::string& reason, absl::Time deadline,
+                                      absl::AnyInvocable<void()> then) {
   auto released = instances_.TakeAll(serial, library, reason);
   // Every destructor is sent at once, pipelined to its worker: workers run
   // theirs concurrently, and one deadline bounds them all (past it the
-  // watcher kills the workers still running one).
+  // watcher kills the workers still running one). Nothing waits for them:
+  // the last answer finishes the release.
   struct Tally {
     absl::Mutex mu;
-    int pending ABSL_GUARDED_BY(mu) = 0;
+    int pending ABSL_GUARDED_BY(mu) = 1;  // the sender's own, dropped once all are sent
     int destructors ABSL_GUARDED_BY(mu) = 0;
     std::set<uint64_t> late ABSL_GUARDED_BY(mu);  // libraries cut off by the deadline
+    uint64_t serial = 0;
+    size_t released = 0;
+    std::map<uint64_t, std::shared_ptr<Library>> libraries;
+    absl::AnyInvocable<void()> then;
   };
+  {
+    absl::MutexLock lock(&release_mu_);
+    ++releasing_;
+  }
   auto tally = std::make_shared<Tally>();
+  tally->serial = serial;
+  tally->released = released.size();
+  tally->libraries = std::move(libraries);
+  tally->then = std::move(then);
+  // Runs once, after the last answer (or the sender, if it is last).
+  auto answered = [this](const std::shared_ptr<Tally>& t, bool destructor, bool late,
+                         uint64_t lib) {
+    std::set<uint64_t> cut_off;
+    int destructors;
+    {
+      absl::MutexLock lock(&t->mu);
+      if (destructor) ++t->destructors;
+      if (late) t->late.insert(lib);
+      if (--t->pending > 0) return;
+      cut_off = t->late;
+      destructors = t->destructors;
+    }
+    for (uint64_t cut : cut_off) {
+      auto it = t->libraries.find(cut);
+      it->second->Stop();
+      LOG_WARNING("session s%d: the release deadline passed; killed the worker of %s (its other "
+                  "instances were dropped without destructors)",
+                  t->serial, it->second->path());
+    }
+    if (t->released > 0) {
+      LOG_INFO("session s%d: %d instances released, %d destructors called", t->serial,
+               t->released, destructors);
+    }
+    t->then();
+    absl::MutexLock lock(&release_mu_);
+    --releasing_;
+  };
   for (const auto& [handle, record] : released) {
     if (!record.owned) continue;  // worker memory dies with the worker
-    auto it = libraries.find(record.library);
-    if (it == libraries.end()) continue;
+    auto it = tally->libraries.find(record.library);
+    if (it == tally->libraries.end()) continue;
     {
       absl::MutexLock lock(&tally->mu);
       ++tally->pending;
     }
     uint64_t lib = record.library;
-    it->second->FreeInstance(
-        {record.worker_id, record.generation}, deadline,
-        [tally, lib](absl::StatusOr<bool> freed) {
-          absl::MutexLock lock(&tally->mu);
-          --tally->pending;
-          if (freed.ok() && *freed) ++tally->destructors;
-          if (absl::IsDeadlineExceeded(freed.status())) tally->late.insert(lib);
-        });
+    it->second->FreeInstance({record.worker_id, record.generation}, deadline,
+                             [tally, lib, answered](absl::StatusOr<bool> freed) {
+                               answered(tally, freed.ok() && *freed,
+                                        absl::IsDeadlineExceeded(freed.status()), lib);
+                             });
   }
-  int destructors;
-  std::set<uint64_t> late;
-  {
-    absl::MutexLock lock(&tally->mu);
-    tally->mu.Await(absl::Condition(
-        +[](Tally* t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t->mu) { return t->pending == 0; },
-        tally.get()));
-    destructors = tally->destructors;
-    late = tally->late;
-  }
-  for (uint64_t lib : late) {
-    auto it = libraries.find(lib);
-    it->second->Stop();
-    LOG_WARNING("session s%d: the release deadline passed; killed the worker of %s (its other "
-                "instances were dropped without destructors)",
-                serial, it->second->path());
-  }
-  if (!released.empty()) {
-    LOG_INFO("session s%d: %d instances released, %d destructors called", serial,
-             released.size(), destructors);
-  }
-  return static_cast<uint32_t>(released.size());
+  answered(tally, false, false, 0);
+}
+
+void SessionManager::AwaitReleases() {
+  absl::MutexLock lock(&release_mu_);
+  release_mu_.Await(absl::Condition(
+      +[](int* n) { return *n == 0; }, &releasing_));
 }
 
 absl::StatusOr<v1::RegisterClassResponse> SessionManager::RegisterClass(

@@ -107,27 +107,33 @@ absl::StatusOr<v1::CreateSessionResponse> SessionManager::CreateSession(
   return response;
 }
 
-absl::StatusOr<v1::CloseSessionResponse> SessionManager::CloseSession(
-    const v1::CloseSessionRequest& request, const Caller& caller) {
-  std::unique_ptr<Session> session;
+void SessionManager::CloseSession(const v1::CloseSessionRequest& request, const Caller& caller,
+                                  Reply<v1::CloseSessionResponse> done) {
+  std::shared_ptr<Session> session;
   {
     absl::MutexLock lock(&mu_);
     auto it = sessions_.find(request.session_id());
     if (it == sessions_.end() || it->second->principal != caller.principal) {
-      return WithReason(absl::NotFoundError("unknown session (closed, expired, or never created)"), "SESSION_NOT_FOUND");
+      return done(WithReason(
+          absl::NotFoundError("unknown session (closed, expired, or never created)"),
+          "SESSION_NOT_FOUND"));
     }
     session = std::move(it->second);
     sessions_.erase(it);
   }
-  v1::CloseSessionResponse response;
-  ReleaseInstances(session->serial, 0, LibrariesOf(*session), "was released when its session closed",
-                   ReleaseDeadline());
-  response.set_libraries_released(StopAll(*session));
-  LOG_EVENT(LogLevel::kInfo,
-            LogFields().Event("close_session").Principal(caller.principal).Session(session->serial),
-            "session s%d closed (%d libraries released)", session->serial,
-            response.libraries_released());
-  return response;
+  ReleaseInstances(session->serial, 0, LibrariesOf(*session),
+                   "was released when its session closed", ReleaseDeadline(),
+                   [session, principal = caller.principal, done = std::move(done)]() mutable {
+                     v1::CloseSessionResponse response;
+                     response.set_libraries_released(StopAll(*session));
+                     LOG_EVENT(LogLevel::kInfo,
+                               LogFields().Event("close_session").Principal(principal).Session(
+                                   session->serial),
+                               "session s%d closed (%d libraries released)", session->serial,
+                               response.libraries_released());
+                     session.reset();  // its workers and reservations go before the answer
+                     done(std::move(response));
+                   });
 }
 
 absl::StatusOr<v1::RevokePermissionsResponse> SessionManager::RevokePermissions(
@@ -173,9 +179,10 @@ int SessionManager::ExpireIdleSessions() {
     absl::Time deadline = ReleaseDeadline();
     releaser_->Submit([this, session, deadline] {
       ReleaseInstances(session->serial, 0, LibrariesOf(*session),
-                       "was released when its session expired", deadline);
-      uint32_t n = StopAll(*session);
-      LOG_INFO("session s%d released (%d libraries)", session->serial, n);
+                       "was released when its session expired", deadline, [session] {
+                         uint32_t n = StopAll(*session);
+                         LOG_INFO("session s%d released (%d libraries)", session->serial, n);
+                       });
     });
   }
   return static_cast<int>(expired.size());
@@ -187,11 +194,14 @@ void SessionManager::CloseAll(absl::Time release_deadline) {
     absl::MutexLock lock(&mu_);
     all.swap(sessions_);
   }
-  for (auto& [id, session] : all) {
+  for (auto& [id, owned] : all) {
+    std::shared_ptr<Session> session(std::move(owned));
     ReleaseInstances(session->serial, 0, LibrariesOf(*session),
-                     "was released when the daemon shut down", release_deadline);
-    StopAll(*session);
+                     "was released when the daemon shut down", release_deadline,
+                     [session] { StopAll(*session); });
   }
+  // These, and the releases of sessions closed or expired just before.
+  AwaitReleases();
 }
 
 }  // namespace ffibroker

@@ -77,8 +77,14 @@ class SessionManager {
 
   absl::StatusOr<v1::CreateSessionResponse> CreateSession(
       const v1::CreateSessionRequest& request, const Caller& caller);
-  absl::StatusOr<v1::CloseSessionResponse> CloseSession(
-      const v1::CloseSessionRequest& request, const Caller& caller);
+  // Closing a session or a library releases its instances (their
+  // destructors, all sent at once, bounded together by
+  // limits.max_release_millis) without waiting for them: `done` runs once
+  // the last destructor answered, on the watcher's thread, or at once.
+  template <typename Response>
+  using Reply = absl::AnyInvocable<void(absl::StatusOr<Response>)>;
+  void CloseSession(const v1::CloseSessionRequest& request, const Caller& caller,
+                    Reply<v1::CloseSessionResponse> done);
   // PERMISSION_DENIED if neither the session's permission nor the token
   // allows the library and every name the worker will resolve
   // (NamesToResolve: functions, statics, destructors of owned results), or
@@ -87,8 +93,8 @@ class SessionManager {
   absl::StatusOr<v1::OpenLibraryResponse> OpenLibrary(
       const v1::OpenLibraryRequest& request, const Caller& caller,
       absl::Time deadline);
-  absl::StatusOr<v1::CloseLibraryResponse> CloseLibrary(
-      const v1::CloseLibraryRequest& request, const Caller& caller);
+  void CloseLibrary(const v1::CloseLibraryRequest& request, const Caller& caller,
+                    Reply<v1::CloseLibraryResponse> done);
   // `deadline` is the client's; the permission's max_call_millis caps it.
   // Asynchronous: `done` runs once, with the response or the error, on the
   // worker watcher's thread (or on the caller's for an error found before
@@ -149,8 +155,6 @@ class SessionManager {
   // `done` runs once, on the worker watcher's thread (or on the thread that
   // found an error before anything was sent, or the starter's after a
   // worker start). `request` need only live until the method returns.
-  template <typename Response>
-  using Reply = absl::AnyInvocable<void(absl::StatusOr<Response>)>;
   void NewInstance(const v1::NewInstanceRequest& request, const Caller& caller,
                    absl::Time deadline, Reply<v1::NewInstanceResponse> done);
   void ReadFields(const v1::ReadFieldsRequest& request, const Caller& caller,
@@ -310,13 +314,17 @@ class SessionManager {
   InstanceHooks ContextFor(uint64_t serial, uint64_t library,
                              std::vector<PrincipalQuota::Reservation> reserved = {});
   // Invalidates the instances of a session (library == 0) or one of its
-  // libraries, calling the destructors of owned library results first.
-  // Returns how many instances were released.
-  // `deadline` bounds the whole release: past it the remaining
-  // destructors of a library are skipped and its worker is killed.
-  uint32_t ReleaseInstances(uint64_t serial, uint64_t library,
-                            const std::map<uint64_t, std::shared_ptr<Library>>& libraries,
-                            const std::string& reason, absl::Time deadline);
+  // libraries (in `libraries`) and sends the destructors of owned library
+  // results, all at once, without waiting. `deadline` bounds the whole
+  // release: past it the remaining destructors of a library are skipped
+  // and its worker is killed. `then` runs once every destructor answered
+  // (on the watcher's thread, or the caller's if none was sent).
+  void ReleaseInstances(uint64_t serial, uint64_t library,
+                        std::map<uint64_t, std::shared_ptr<Library>> libraries,
+                        const std::string& reason, absl::Time deadline,
+                        absl::AnyInvocable<void()> then);
+  // Waits until every release ReleaseInstances started has finished.
+  void AwaitReleases();
   // The deadline of a session release starting now.
   absl::Time ReleaseDeadline() const;
   // The libraries of `session` by handle.
@@ -350,6 +358,9 @@ class SessionManager {
   std::map<std::string, std::unique_ptr<Session>> sessions_ ABSL_GUARDED_BY(mu_);
   uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 1;
   InstanceTable instances_;  // thread-safe on its own
+  // Releases started and not finished (AwaitReleases).
+  absl::Mutex release_mu_;
+  int releasing_ ABSL_GUARDED_BY(release_mu_) = 0;
   // Starts workers in place of dead ones (Library: WorkerSpec.starter), so
   // no RPC thread waits for a start.
   std::unique_ptr<Executor> starter_;

@@ -248,26 +248,31 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   return response;
 }
 
-absl::StatusOr<v1::CloseLibraryResponse> SessionManager::CloseLibrary(
-    const v1::CloseLibraryRequest& request, const Caller& caller) {
+void SessionManager::CloseLibrary(const v1::CloseLibraryRequest& request, const Caller& caller,
+                                  Reply<v1::CloseLibraryResponse> done) {
   std::shared_ptr<Library> lib;
   uint64_t serial;
   {
     absl::MutexLock lock(&mu_);
-    ASSIGN_OR_RETURN(Session * session, FindLocked(request.session_id(), caller));
-    auto it = session->libraries.find(request.library_handle());
-    if (it == session->libraries.end()) {
-      return WithReason(absl::NotFoundError(absl::StrCat(
-          "library handle ", request.library_handle(), " is not open in this session")), "LIBRARY_NOT_OPEN");
+    absl::StatusOr<Session*> session = FindLocked(request.session_id(), caller);
+    if (!session.ok()) return done(session.status());
+    auto it = (*session)->libraries.find(request.library_handle());
+    if (it == (*session)->libraries.end()) {
+      return done(WithReason(absl::NotFoundError(absl::StrCat(
+          "library handle ", request.library_handle(), " is not open in this session")),
+          "LIBRARY_NOT_OPEN"));
     }
     lib = std::move(it->second.library);
-    session->libraries.erase(it);
-    serial = session->serial;
+    (*session)->libraries.erase(it);
+    serial = (*session)->serial;
   }
   ReleaseInstances(serial, request.library_handle(), {{request.library_handle(), lib}},
-                   "was released when its library was closed", ReleaseDeadline());
-  lib->Stop();
-  return v1::CloseLibraryResponse();
+                   "was released when its library was closed", ReleaseDeadline(),
+                   [lib, done = std::move(done)]() mutable {
+                     lib->Stop();
+                     lib.reset();
+                     done(v1::CloseLibraryResponse());
+                   });
 }
 
 }  // namespace ffibroker

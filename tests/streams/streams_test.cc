@@ -442,6 +442,44 @@ TEST_F(StreamsTest, HungInstanceOperationsHoldNoThread) {
   EXPECT_EQ(destructors.load(), 2);
 }
 
+// Nor does closing a session or a library wait on a thread for the
+// destructors it runs: with one executor thread, a session and a library
+// closing behind 3 s destructors leave another session's open and call
+// answered at once, and each close still answers only after its
+// destructor ran.
+TEST_F(StreamsTest, ClosesWaitingForDestructorsHoldNoThread) {
+  Adopt(TestDaemon::Start("", {"--threads=1"}));
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Library>> libs;
+  for (int i = 0; i < 2; ++i) {
+    sessions.push_back(NewSession());
+    ASSERT_TRUE(sessions.back()->RegisterClass("Slow { f64 x; f64 y; } ~point_free_slowly").ok());
+    libs.push_back(Open("classes", {"Slow* point_new(f64 x, f64 y)"}, 1, sessions.back().get()));
+    ASSERT_NE(libs.back(), nullptr);
+    auto made = libs.back()->CallInstance("point_new", 1.0, 2.0);
+    ASSERT_TRUE(made.ok()) << made.status();
+    (*made)->Release();  // left to the close
+  }
+  std::vector<std::thread> closers;
+  const absl::Time closing = absl::Now();
+  closers.emplace_back([&] {
+    EXPECT_TRUE(sessions[0]->Close().ok());
+    EXPECT_GT(absl::Now() - closing, absl::Seconds(2)) << "answered before its destructor ran";
+  });
+  closers.emplace_back([&] {
+    EXPECT_TRUE(libs[1]->Close().ok());
+    EXPECT_GT(absl::Now() - closing, absl::Seconds(2)) << "answered before its destructor ran";
+  });
+  absl::SleepFor(absl::Milliseconds(300));  // both destructors are running
+  const absl::Time start = absl::Now();
+  auto lib = Open("crashy", {"i32 healthy(i32)"});
+  ASSERT_NE(lib, nullptr);
+  EXPECT_EQ(*lib->Call<int32_t>("healthy", 3), 6);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2))
+      << "the open waited for the closes' thread";
+  for (std::thread& t : closers) t.join();
+}
+
 // A client that cancels a stream (or goes away) mid-call: the daemon lets
 // go of it, the call's slot in the principal's limits comes back, nothing
 // leaks, and the session and its library go on working.
