@@ -65,13 +65,20 @@ grpc::ServerUnaryReactor* BrokerService::Dispatch(
     reactor->Finish(ToGrpcStatus(result.status()));
     return reactor;
   }
-  executor_->Submit([reactor, response, deadline, handler, method,
-                     caller = *std::move(caller)]() {
-    absl::StatusOr<Response> result =
-        RunGuarded<Response>(method, caller, deadline, handler);
-    if (result.ok()) *response = std::move(*result);
-    reactor->Finish(ToGrpcStatus(result.status()));
-  });
+  const std::string principal = caller->principal;
+  const bool queued = executor_->Submit(
+      principal, [reactor, response, deadline, handler, method, caller = *std::move(caller)]() {
+        absl::StatusOr<Response> result =
+            RunGuarded<Response>(method, caller, deadline, handler);
+        if (result.ok()) *response = std::move(*result);
+        reactor->Finish(ToGrpcStatus(result.status()));
+      });
+  if (!queued) {
+    reactor->Finish(ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
+        method, ": principal '", principal, "' already has ", Executor::kMaxWaitingPerPrincipal,
+        " requests waiting for its share of the daemon's threads (--threads-per-principal ",
+        executor_->per_principal(), ")"))));
+  }
   return reactor;
 }
 

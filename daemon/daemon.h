@@ -53,6 +53,10 @@ struct DaemonOptions {
   // a token_secret_file). The default is here and only here.
   std::string state_dir = "/var/lib/ffibroker";
   int threads = 16;
+  // How many of those threads one principal's blocking requests (opens,
+  // grants, closes, status) may hold at once (--threads-per-principal);
+  // 0: a quarter of `threads`, at least 1.
+  int threads_per_principal = 0;
   // Host uids for workers, "FIRST-LAST" (--worker-uids): a root daemon
   // gives each worker one of its own. Empty: kDefaultWorkerUids.
   std::string worker_uids;

@@ -2,7 +2,7 @@
 
 namespace ffibroker {
 
-Executor::Executor(int threads) {
+Executor::Executor(int threads, int per_principal) : per_principal_(per_principal) {
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
 }
 
@@ -16,12 +16,41 @@ Executor::~Executor() {
 
 void Executor::Submit(absl::AnyInvocable<void()> task) {
   absl::MutexLock lock(&mu_);
-  queue_.push_back(std::move(task));
+  queue_.push_back(Task{std::string(), std::move(task)});
+}
+
+bool Executor::Submit(const std::string& principal, absl::AnyInvocable<void()> task) {
+  if (principal.empty() || per_principal_ <= 0) {
+    Submit(std::move(task));
+    return true;
+  }
+  absl::MutexLock lock(&mu_);
+  Share& share = shares_[principal];
+  if (share.running < per_principal_) {
+    ++share.running;
+    queue_.push_back(Task{principal, std::move(task)});
+    return true;
+  }
+  if (share.waiting.size() >= kMaxWaitingPerPrincipal) return false;
+  share.waiting.push_back(std::move(task));
+  return true;
+}
+
+void Executor::Ended(const std::string& principal) {
+  auto it = shares_.find(principal);
+  if (it == shares_.end()) return;
+  Share& share = it->second;
+  if (!share.waiting.empty()) {
+    queue_.push_back(Task{principal, std::move(share.waiting.front())});
+    share.waiting.pop_front();
+    return;  // it runs in the ended task's place
+  }
+  if (--share.running == 0) shares_.erase(it);
 }
 
 void Executor::Loop() {
   while (true) {
-    absl::AnyInvocable<void()> task;
+    Task task;
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
@@ -29,11 +58,16 @@ void Executor::Loop() {
             return e->stopping_ || !e->queue_.empty();
           },
           this));
-      if (queue_.empty()) return;  // stopping and drained
+      if (queue_.empty()) return;  // stopping and drained (no share waits: see Ended)
       task = std::move(queue_.front());
       queue_.pop_front();
     }
-    task();
+    task.run();
+    task.run = nullptr;  // what it holds goes before the next task may start
+    if (!task.principal.empty()) {
+      absl::MutexLock lock(&mu_);
+      Ended(task.principal);
+    }
   }
 }
 

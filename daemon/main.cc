@@ -52,6 +52,11 @@ int main(int argc, char** argv) {
   app.add_option("--threads", options.threads, "threads serving requests")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  app.add_option("--threads-per-principal", options.threads_per_principal,
+                 "how many of those threads one principal's blocking requests (opens, "
+                 "grants, closes) may hold at once; the rest wait their turn "
+                 "(default: a quarter of --threads, at least 1)")
+      ->check(CLI::Range(1, 1024));
   app.add_option("--worker-uids", options.worker_uids,
                  "host uids FIRST-LAST a root daemon gives its workers, one each "
                  "(see docs/confinement.md)")

@@ -194,7 +194,8 @@ TEST(OpenBoundTest, HangingConstructorsEndAtTheCapAndOthersAreServed) {
   // Declared before the daemon: destroyed after it, so on a daemon that
   // never answers the opens end when the daemon is killed.
   std::future<std::pair<absl::Status, absl::Duration>> opens[2];
-  auto daemon = TestDaemon::StartWithPolicy(SleepyPolicy(2000), {"--threads=2"});
+  auto daemon = TestDaemon::StartWithPolicy(SleepyPolicy(2000),
+                                            {"--threads=2", "--threads-per-principal=2"});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   const std::string address = (*daemon)->address();
   for (auto& open : opens) open = std::async(std::launch::async, OpenSleepy, address);
@@ -225,10 +226,46 @@ TEST(OpenBoundTest, HangingConstructorsEndAtTheCapAndOthersAreServed) {
   }
 }
 
+// One principal's hanging opens hold only its share of the daemon's
+// threads (--threads-per-principal, a quarter of --threads by default):
+// with 2 threads, two opens hung in library constructors run one after the
+// other, and another principal is served meanwhile.
+TEST(OpenBoundTest, HangingOpensHoldOnlyTheirPrincipalsShareOfThreads) {
+  constexpr char kOtherKey[] = "k-open-bound-other-principal-key";
+  std::future<std::pair<absl::Status, absl::Duration>> opens[2];
+  auto daemon = TestDaemon::StartWithPolicy(
+      absl::StrCat(SleepyPolicy(3000), "principals { name: \"other\" api_keys { id: \"other\" "
+                   "sha256: \"", Sha256Hex(kOtherKey), "\" } permission { libraries { library: "
+                   "\"scalars\" } } }\n"),
+      {"--threads=2"});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  const std::string address = (*daemon)->address();
+  for (auto& open : opens) open = std::async(std::launch::async, OpenSleepy, address);
+  ASSERT_TRUE(Within(absl::Seconds(10), [&] { return !(*daemon)->Children().empty(); }));
+  absl::SleepFor(absl::Milliseconds(300));  // the second open is queued by now
+  EXPECT_EQ((*daemon)->Children().size(), 1u) << "both opens run at once";
+  const absl::Time start = absl::Now();
+  ConnectOptions options;
+  options.api_key = kOtherKey;
+  auto other = Client::Connect(address, options);
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto session = (*other)->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto lib = (*session)->OpenLibrary("scalars", {"i64 i64_plus_one(i64)"});
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  EXPECT_EQ(*(*lib)->Call<int64_t>("i64_plus_one", int64_t{41}), 42);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2)) << "another principal waited for the opens";
+  for (auto& open : opens) {
+    ASSERT_EQ(open.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+    auto [status, took] = open.get();
+    EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+  }
+}
+
 TEST(OpenBoundTest, SigtermEndsTheDaemonWhileOpensHang) {
   std::future<std::pair<absl::Status, absl::Duration>> opens[2];
-  auto daemon = TestDaemon::StartWithPolicy(SleepyPolicy(600000),
-                                            {"--threads=2", "--shutdown-grace=1s"});
+  auto daemon = TestDaemon::StartWithPolicy(
+      SleepyPolicy(600000), {"--threads=2", "--threads-per-principal=2", "--shutdown-grace=1s"});
   ASSERT_TRUE(daemon.ok()) << daemon.status();
   for (auto& open : opens) open = std::async(std::launch::async, OpenSleepy, (*daemon)->address());
   ASSERT_TRUE(Within(absl::Seconds(10), [&] { return (*daemon)->Children().size() >= 2; }));
