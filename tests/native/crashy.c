@@ -27,3 +27,11 @@ int32_t sleep_ms(uint32_t ms) {
   usleep(ms * 1000u);
   return 1;
 }
+
+/* Reads a buffer: big requests pile up on the channel of a worker that is
+ * busy (tests/streams: a full channel must not hold a daemon thread). */
+uint64_t count_bytes(const uint8_t* buf, uint64_t n) {
+  uint64_t sum = 0;
+  for (uint64_t i = 0; i < n; ++i) sum += buf[i];
+  return sum;
+}

@@ -480,6 +480,52 @@ TEST_F(StreamsTest, ClosesWaitingForDestructorsHoldNoThread) {
   for (std::thread& t : closers) t.join();
 }
 
+// Requests that pile up on the channel of a busy worker (big buffers sent
+// on many streams while it sleeps) wait for room without stalling the
+// daemon: another client's Whoami, open and call are answered at once, and
+// every piled-up request runs once the worker is free.
+TEST_F(StreamsTest, AFullWorkerChannelDoesNotStallOtherClients) {
+  auto lib = Open("crashy", {"i32 sleep_ms(u32)", "u64 count_bytes(in u8[n] buf, u64 n)"});
+  ASSERT_NE(lib, nullptr);
+  constexpr int kStreams = 12;
+  std::vector<std::unique_ptr<CallStream>> streams;
+  auto sleeper = session_->OpenStream();
+  ASSERT_TRUE(sleeper.ok()) << sleeper.status();
+  ASSERT_TRUE((*sleeper)->Send(*lib, "sleep_ms", {ToValue(uint32_t{4000})}).ok());
+  const std::string big(4 << 20, '\1');
+  for (int i = 0; i < kStreams; ++i) {
+    auto stream = session_->OpenStream();
+    ASSERT_TRUE(stream.ok()) << stream.status();
+    for (int j = 0; j < 2; ++j) {
+      ASSERT_TRUE((*stream)->Send(*lib, "count_bytes",
+                                  {BytesValue(big), ToValue(uint64_t{big.size()})}).ok());
+    }
+    streams.push_back(*std::move(stream));
+  }
+  absl::SleepFor(absl::Milliseconds(500));  // the sends are waiting for room
+  auto other = daemon_->Connect();
+  ASSERT_TRUE(other.ok()) << other.status();
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE((*other)->Whoami().ok());
+  auto session = (*other)->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto quick = (*session)->OpenLibrary("crashy", {"i32 healthy(i32)"});
+  ASSERT_TRUE(quick.ok()) << quick.status();
+  EXPECT_EQ(*(*quick)->Call<int32_t>("healthy", 2), 4);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2)) << "a full worker channel held the daemon";
+  auto slept = (*sleeper)->Receive();
+  ASSERT_TRUE(slept.ok()) << slept.status();
+  EXPECT_EQ(slept->status().code(), 0) << slept->status().message();
+  for (auto& stream : streams) {
+    for (int j = 0; j < 2; ++j) {
+      auto counted = stream->Receive();
+      ASSERT_TRUE(counted.ok()) << counted.status();
+      EXPECT_EQ(counted->status().code(), 0) << counted->status().message();
+      EXPECT_EQ(counted->call().result().uint_value(), big.size());
+    }
+  }
+}
+
 // A client that cancels a stream (or goes away) mid-call: the daemon lets
 // go of it, the call's slot in the principal's limits comes back, nothing
 // leaks, and the session and its library go on working.
