@@ -104,6 +104,12 @@ absl::StatusOr<v1::StreamResponse> CallStream::WaitFor(uint64_t id) {
   }
 }
 
+absl::StatusOr<v1::StreamResponse> CallStream::Answered(uint64_t id) {
+  ASSIGN_OR_RETURN(v1::StreamResponse response, WaitFor(id));
+  if (response.status().code() != 0) return FromCallStatus(response.status());
+  return response;
+}
+
 absl::Status CallStream::HandleInvocation(const v1::CallbackInvocation& invocation) {
   v1::StreamRequest answer;
   v1::CallbackAnswer* out = answer.mutable_callback_answer();
@@ -133,8 +139,7 @@ absl::StatusOr<v1::CallResponse> CallStream::Call(const Library& library,
                                                   const std::vector<v1::Value>& args,
                                                   absl::Duration timeout) {
   ASSIGN_OR_RETURN(uint64_t id, Send(library, symbol, args, timeout));
-  ASSIGN_OR_RETURN(v1::StreamResponse response, WaitFor(id));
-  if (response.status().code() != 0) return FromCallStatus(response.status());
+  ASSIGN_OR_RETURN(v1::StreamResponse response, Answered(id));
   return std::move(*response.mutable_call());
 }
 
@@ -152,8 +157,7 @@ absl::StatusOr<uint64_t> CallStream::RegisterCallback(const std::string& declara
   r->set_token(options.token);
   if (options.persistent) r->set_lifetime(v1::RegisterCallback::LIFETIME_PERSISTENT);
   ASSIGN_OR_RETURN(uint64_t id, SendNew(request));
-  ASSIGN_OR_RETURN(v1::StreamResponse response, WaitFor(id));
-  if (response.status().code() != 0) return FromCallStatus(response.status());
+  RETURN_IF_ERROR(Answered(id).status());
   handlers_[callback_id] = std::move(handler);
   return callback_id;
 }
@@ -163,8 +167,7 @@ absl::Status CallStream::ReleaseCallback(uint64_t callback_id) {
   request.clear_within_invocation();
   request.mutable_release_callback()->set_callback_id(callback_id);
   ASSIGN_OR_RETURN(uint64_t id, SendNew(request));
-  ASSIGN_OR_RETURN(v1::StreamResponse response, WaitFor(id));
-  if (response.status().code() != 0) return FromCallStatus(response.status());
+  RETURN_IF_ERROR(Answered(id).status());
   handlers_.erase(callback_id);
   return absl::OkStatus();
 }

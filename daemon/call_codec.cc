@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/arg_kinds.h"
+#include "common/callback_type.h"
 #include "common/checked_math.h"
 #include "common/error_reason.h"
 #include "common/limits.h"
@@ -358,6 +359,56 @@ absl::StatusOr<v1::CallResponse> DecodeCallResult(const std::string& symbol,
     response.mutable_result()->set_handle_value(hooks.adopt(type, {instance_id, generation}));
   }
   return response;
+}
+
+absl::StatusOr<DecodedInvocation> DecodeCallbackArgs(const std::string& callback,
+                                                     const ResolvedSignature& sig,
+                                                     const worker::v1::CallbackInvoke& invoke) {
+  auto library_value = [&](absl::string_view why) {
+    return absl::DataLossError(absl::StrCat("the library called ", callback, " with ", why));
+  };
+  absl::Status checked = CheckCallbackArgs(sig, invoke.args(), invoke.arg_null());
+  if (!checked.ok()) return library_value(checked.message());
+  std::vector<bool> null(sig.params.size(), false);
+  for (uint32_t i : invoke.arg_null()) null[i] = true;  // checked: in range
+  DecodedInvocation out;
+  out.values.resize(sig.params.size());
+  for (size_t i = 0; i < sig.params.size(); ++i) {
+    const int at = static_cast<int>(i);
+    const TypeDesc& type = *sig.params[i];
+    const std::string& bytes = invoke.args(at);
+    v1::Value& value = out.values[i];
+    if (null[i]) {  // a nullable string or buffer (checked)
+      value.set_null_value(true);
+      continue;
+    }
+    const std::string what = DescribeArgument(at, sig.proto.params(at));
+    switch (ArgKindOf(type)) {
+      case ArgKind::kString:
+        if (!IsValidUtf8(bytes)) return library_value(absl::StrCat(what, " not valid UTF-8"));
+        value.set_string_value(bytes);
+        break;
+      case ArgKind::kBufferIn:
+        value.set_bytes_value(bytes);
+        break;
+      case ArgKind::kHandle: {
+        absl::StatusOr<uint64_t> id = ReadInstanceId(bytes);
+        if (!id.ok()) return library_value(absl::StrCat(what, ": ", id.status().message()));
+        if (*id == 0) {
+          value.set_null_value(true);
+        } else {
+          out.instances.emplace_back(i, *id);
+        }
+        break;
+      }
+      default: {
+        absl::StatusOr<v1::Value> v = DecodeInline(type, bytes);
+        if (!v.ok()) return library_value(absl::StrCat(what, ": ", v.status().message()));
+        value = *std::move(v);
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace ffibroker

@@ -82,6 +82,20 @@ absl::StatusOr<v1::CallResponse> DecodeCallResult(const std::string& symbol,
                                                   const InstanceHooks& hooks,
                                                   uint64_t generation, bool* violation);
 
+// The arguments of a callback invocation (worker::v1::CallbackInvoke),
+// checked against the callback's signature `sig` (DATA_LOSS naming
+// `callback` and the argument: the library's values or the worker's
+// encoding). Class pointers are not made handles here: their worker
+// instance ids are listed in `instances` (argument index, id), for the
+// caller to adopt once every argument is known to be valid.
+struct DecodedInvocation {
+  std::vector<v1::Value> values;
+  std::vector<std::pair<size_t, uint64_t>> instances;
+};
+absl::StatusOr<DecodedInvocation> DecodeCallbackArgs(const std::string& callback,
+                                                     const ResolvedSignature& sig,
+                                                     const worker::v1::CallbackInvoke& invoke);
+
 // True if `text` is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
 bool IsValidUtf8(absl::string_view text);
 

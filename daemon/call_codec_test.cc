@@ -7,6 +7,7 @@
 #include "common/arg_kinds.h"
 #include "common/signature.h"
 #include "common/type_table.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace ffibroker {
@@ -237,6 +238,45 @@ TEST_F(CallCodecTest, DecodeChecksOutputSizesAndAdoptsInstances) {
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_TRUE(response->result().null_value());
   EXPECT_EQ(adopted_.size(), adopted);
+}
+
+// A callback invocation's arguments are decoded by kind; its class
+// pointers are listed for the caller to adopt, never made handles here, so
+// an invocation with a bad later argument leaves no handle behind.
+TEST_F(CallCodecTest, CallbackArgumentsListInstancesAndNameTheBadArgument) {
+  absl::StatusOr<Declaration> decl =
+      ParseDeclaration("void cb(borrowed Point*? p, cstr? s, i32 n)", {"Point"});
+  ASSERT_TRUE(decl.ok()) << decl.status();
+  absl::StatusOr<ResolvedSignature> sig = ResolveSignatureAs(
+      decl->signature, classes_, TypeUse::kCallbackParam, TypeUse::kCallbackResult);
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  worker::v1::CallbackInvoke invoke;
+  invoke.add_args(InstanceIdBytes(55));
+  invoke.add_args("hi");
+  int32_t n = -3;
+  invoke.add_args(std::string(reinterpret_cast<const char*>(&n), sizeof n));
+  absl::StatusOr<DecodedInvocation> decoded = DecodeCallbackArgs("cb", *sig, invoke);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ASSERT_EQ(decoded->values.size(), 3u);
+  EXPECT_EQ(decoded->values[1].string_value(), "hi");
+  EXPECT_EQ(decoded->values[2].int_value(), -3);
+  ASSERT_EQ(decoded->instances.size(), 1u);
+  EXPECT_EQ(decoded->instances[0], (std::pair<size_t, uint64_t>{0, 55}));
+  EXPECT_TRUE(adopted_.empty());
+
+  invoke.set_args(1, "\xff\xfe");
+  decoded = DecodeCallbackArgs("cb", *sig, invoke);
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(decoded.status().message()),
+              ::testing::AllOf(::testing::HasSubstr("the library called cb with"),
+                               ::testing::HasSubstr("not valid UTF-8")));
+
+  invoke.set_args(1, "ok");
+  invoke.set_args(0, InstanceIdBytes(0));  // NULL is null, and lists nothing
+  decoded = DecodeCallbackArgs("cb", *sig, invoke);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_TRUE(decoded->values[0].null_value());
+  EXPECT_TRUE(decoded->instances.empty());
 }
 
 }  // namespace

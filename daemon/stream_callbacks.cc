@@ -276,56 +276,27 @@ absl::StatusOr<std::vector<v1::Value>> StreamCallbacks::DecodeArgs(
     const Registration& r, const worker::v1::CallbackInvoke& invoke, const Running* during) {
   mu_.AssertHeld();
   const ResolvedSignature& sig = r.declared->callback->sig;
-  auto library_value = [&](absl::string_view why) {
-    return absl::DataLossError(absl::StrCat("the library called ", r.name, " with ", why));
-  };
-  absl::Status checked = CheckCallbackArgs(sig, invoke.args(), invoke.arg_null());
-  if (!checked.ok()) return library_value(checked.message());
-  std::vector<bool> null(sig.params.size(), false);
-  for (uint32_t i : invoke.arg_null()) null[i] = true;  // checked: in range
-  std::vector<v1::Value> values(sig.params.size());
-  for (size_t i = 0; i < sig.params.size(); ++i) {
-    const int at = static_cast<int>(i);
-    const TypeDesc& type = *sig.params[i];
-    const std::string& bytes = invoke.args(at);
-    const std::string what = DescribeArgument(at, sig.proto.params(at));
-    if (null[i]) {  // a nullable string or buffer (checked)
-      values[i].set_null_value(true);
-      continue;
-    }
-    switch (ArgKindOf(type)) {
-      case ArgKind::kString:
-        if (!IsValidUtf8(bytes)) return library_value(absl::StrCat(what, " not valid UTF-8"));
-        values[i].set_string_value(bytes);
-        break;
-      case ArgKind::kBufferIn:
-        values[i].set_bytes_value(bytes);
-        break;
-      case ArgKind::kHandle: {
-        ASSIGN_OR_RETURN(uint64_t id, ReadInstanceId(bytes));
-        if (id == 0) {
-          values[i].set_null_value(true);
-        } else if (during == nullptr || !during->hooks.adopt) {
-          return library_value(absl::StrCat(what, " a pointer outside any call of the stream"));
-        } else if (handles_adopted_ >= kMaxCallbackHandlesPerStream) {
-          return absl::ResourceExhaustedError(absl::StrCat(
-              "the library passed ", r.name, " more class pointers than one stream may hold "
-              "handles for (", kMaxCallbackHandlesPerStream, ")"));
-        } else {
-          ++handles_adopted_;
-          values[i].set_handle_value(
-              during->hooks.adopt(type, InstanceRef{id, during->generation}));
-        }
-        break;
-      }
-      default: {
-        absl::StatusOr<v1::Value> v = DecodeInline(type, bytes);
-        if (!v.ok()) return library_value(absl::StrCat(what, ": ", v.status().message()));
-        values[i] = *std::move(v);
-      }
-    }
+  ASSIGN_OR_RETURN(DecodedInvocation decoded, DecodeCallbackArgs(r.name, sig, invoke));
+  // Every argument is valid: only now do its class pointers become handles.
+  if (decoded.instances.empty()) return std::move(decoded.values);
+  if (during == nullptr || !during->hooks.adopt) {
+    const size_t at = decoded.instances.front().first;
+    return absl::DataLossError(absl::StrCat(
+        "the library called ", r.name, " with ",
+        DescribeArgument(static_cast<int>(at), sig.proto.params(static_cast<int>(at))),
+        " a pointer outside any call of the stream"));
   }
-  return values;
+  if (decoded.instances.size() > kMaxCallbackHandlesPerStream - handles_adopted_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the library passed ", r.name, " more class pointers than one stream may hold "
+        "handles for (", kMaxCallbackHandlesPerStream, ")"));
+  }
+  for (const auto& [at, id] : decoded.instances) {
+    ++handles_adopted_;
+    decoded.values[at].set_handle_value(
+        during->hooks.adopt(*sig.params[at], InstanceRef{id, during->generation}));
+  }
+  return std::move(decoded.values);
 }
 
 void StreamCallbacks::Invoked(std::weak_ptr<WorkerProcess> weak, worker::v1::CallbackInvoke invoke) {

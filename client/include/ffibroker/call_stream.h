@@ -122,6 +122,8 @@ class CallStream {
   // Reads until the answer to request `id` arrives (handling invocations,
   // keeping other answers for Receive).
   absl::StatusOr<v1::StreamResponse> WaitFor(uint64_t id);
+  // WaitFor, with a refusal (a non-zero CallStatus) as the error.
+  absl::StatusOr<v1::StreamResponse> Answered(uint64_t id);
   // Reads one response from the stream (UNAVAILABLE once it ended).
   absl::StatusOr<v1::StreamResponse> ReadOne();
   // Runs the handler of an invocation and sends its answer.
