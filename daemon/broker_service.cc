@@ -65,9 +65,11 @@ grpc::ServerUnaryReactor* BrokerService::Dispatch(
     reactor->Finish(ToGrpcStatus(result.status()));
     return reactor;
   }
-  const std::string principal = caller->principal;
+  // Shares are those of the per-principal limits: one per local user of
+  // a principal that matches any local user.
+  const std::string holder = where == Where::kUnshared ? "" : caller->limits_holder;
   const bool queued = executor_->Submit(
-      principal, [reactor, response, deadline, handler, method, caller = *std::move(caller)]() {
+      holder, [reactor, response, deadline, handler, method, caller = *std::move(caller)]() {
         absl::StatusOr<Response> result =
             RunGuarded<Response>(method, caller, deadline, handler);
         if (result.ok()) *response = std::move(*result);
@@ -75,7 +77,7 @@ grpc::ServerUnaryReactor* BrokerService::Dispatch(
       });
   if (!queued) {
     reactor->Finish(ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
-        method, ": principal '", principal, "' already has ", Executor::kMaxWaitingPerPrincipal,
+        method, ": principal '", holder, "' already has ", Executor::kMaxWaitingPerPrincipal,
         " requests waiting for its share of the daemon's threads (--threads-per-principal ",
         executor_->per_principal(), ")"))));
   }
@@ -190,7 +192,7 @@ grpc::ServerUnaryReactor* BrokerService::RevokePermissions(
     v1::RevokePermissionsResponse* response) {
   return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
     return sessions_->RevokePermissions(*request, caller);
-  });
+  }, __builtin_FUNCTION(), Where::kUnshared);
 }
 
 grpc::ServerUnaryReactor* BrokerService::GrantToken(
@@ -206,7 +208,7 @@ grpc::ServerUnaryReactor* BrokerService::RevokeToken(
     v1::RevokeTokenResponse* response) {
   return Dispatch(context, response, [this, request](const Caller& caller, absl::Time) {
     return tokens_->Revoke(*request, caller);
-  });
+  }, __builtin_FUNCTION(), Where::kUnshared);
 }
 
 grpc::ServerUnaryReactor* BrokerService::InspectToken(

@@ -106,7 +106,11 @@ class BrokerService final : public v1::Broker::CallbackService {
   // handler's name) and answered RESOURCE_EXHAUSTED (std::bad_alloc) or
   // INTERNAL (anything else).
   // kInline runs the handler on gRPC's thread (it must not block).
-  enum class Where { kExecutor, kInline };
+  // kExecutor runs it within the caller's share of the executor's threads
+  // (Executor: at most --threads-per-principal of them at once);
+  // kUnshared outside any share (revocations: quick, and never to wait
+  // behind the same principal's hung opens).
+  enum class Where { kExecutor, kInline, kUnshared };
   template <typename Response, typename Handler>
   grpc::ServerUnaryReactor* Dispatch(grpc::CallbackServerContext* context,
                                      Response* response, Handler handler,

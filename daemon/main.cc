@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threads-per-principal", options.threads_per_principal,
                  "how many of those threads one principal's blocking requests (opens, "
-                 "grants, closes) may hold at once; the rest wait their turn "
+                 "grants, status) may hold at once; the rest wait their turn "
                  "(default: a quarter of --threads, at least 1)")
       ->check(CLI::Range(1, 1024));
   app.add_option("--worker-uids", options.worker_uids,

@@ -108,6 +108,7 @@ absl::StatusOr<SessionManager::Authorized> SessionManager::Authorize(
     token = it->second.token;
     max_call = it->second.max_call;
     out.audit_calls = it->second.audit_calls;
+    out.open = it->second.open;
     out.serial = session->serial;
   }
   // Room for an instance handle the operation makes, taken before the

@@ -87,7 +87,7 @@ void SessionManager::StartCall(const v1::CallRequest& request, const Caller& cal
   std::vector<PrincipalQuota::Reservation> instance;
   instance.push_back(std::move(held->instance));
   InstanceHooks context =
-      ContextFor(held->serial, request.library_handle(), std::move(instance));
+      ContextFor(held->serial, request.library_handle(), held->open, std::move(instance));
   context.callbacks = std::move(callbacks);
   std::shared_ptr<Library> library = held->library;
   const uint64_t serial = held->serial;
@@ -139,7 +139,8 @@ void SessionManager::StartBatch(const v1::CallBatchRequest& request, const Calle
     for (const v1::BatchCall& call : request.calls()) AuditCall(caller, *held, call.symbol());
   }
   InstanceHooks context =
-      ContextFor(held->serial, request.library_handle(), std::move(held->batch_instances));
+      ContextFor(held->serial, request.library_handle(), held->open,
+                 std::move(held->batch_instances));
   std::shared_ptr<Library> library = held->library;
   const uint64_t serial = held->serial;
   absl::Time capped = held->deadline;

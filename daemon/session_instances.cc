@@ -22,7 +22,21 @@ absl::Status FromWorker(uint64_t handle, const TypeDesc& klass, const absl::Stat
 
 }  // namespace
 
+uint64_t SessionManager::AddInstance(InstanceTable::Record record,
+                                     PrincipalQuota::Reservation slot,
+                                     const std::shared_ptr<bool>& open) {
+  const uint64_t serial = record.session;
+  absl::MutexLock lock(&mu_);  // a close marks `open` and takes the instances under it
+  uint64_t handle = instances_.Add(std::move(record), std::move(slot));
+  if (open == nullptr || !*open) {
+    instances_.Take(handle, serial, "was released when its library or session was closed")
+        .IgnoreError();
+  }
+  return handle;
+}
+
 InstanceHooks SessionManager::ContextFor(uint64_t serial, uint64_t library,
+                                         std::shared_ptr<bool> open,
                                          std::vector<PrincipalQuota::Reservation> reserved) {
   InstanceHooks context;
   std::shared_ptr<const Policy> policy = policies_->Get();
@@ -60,8 +74,8 @@ InstanceHooks SessionManager::ContextFor(uint64_t serial, uint64_t library,
     absl::MutexLock lock(&slots->mu);
     slots->slots = std::move(reserved);
   }
-  context.adopt = [this, serial, library, slots](const TypeDesc& type,
-                                                 const InstanceRef& where) {
+  context.adopt = [this, serial, library, slots, open = std::move(open)](
+                      const TypeDesc& type, const InstanceRef& where) {
     InstanceTable::Record record;
     record.session = serial;
     record.library = library;
@@ -77,7 +91,7 @@ InstanceHooks SessionManager::ContextFor(uint64_t serial, uint64_t library,
         slots->slots.pop_back();
       }
     }
-    return instances_.Add(std::move(record), std::move(slot));
+    return AddInstance(std::move(record), std::move(slot), open);
   };
   return context;
 }
@@ -98,8 +112,11 @@ void SessionManager::ReleaseInstances(uint64_t serial, uint64_t library,
     std::set<uint64_t> late ABSL_GUARDED_BY(mu);  // libraries cut off by the deadline
     uint64_t serial = 0;
     size_t released = 0;
-    std::map<uint64_t, std::shared_ptr<Library>> libraries;
-    absl::AnyInvocable<void()> then;
+    // Taken out by the last answer: what they hold (the libraries, and
+    // through them their workers' reservations; what `then` captured) is
+    // let go of before the release counts as finished.
+    std::map<uint64_t, std::shared_ptr<Library>> libraries ABSL_GUARDED_BY(mu);
+    absl::AnyInvocable<void()> then ABSL_GUARDED_BY(mu);
   };
   {
     absl::MutexLock lock(&release_mu_);
@@ -108,13 +125,18 @@ void SessionManager::ReleaseInstances(uint64_t serial, uint64_t library,
   auto tally = std::make_shared<Tally>();
   tally->serial = serial;
   tally->released = released.size();
-  tally->libraries = std::move(libraries);
-  tally->then = std::move(then);
+  {
+    absl::MutexLock lock(&tally->mu);
+    tally->libraries = libraries;
+    tally->then = std::move(then);
+  }
   // Runs once, after the last answer (or the sender, if it is last).
   auto answered = [this](const std::shared_ptr<Tally>& t, bool destructor, bool late,
                          uint64_t lib) {
     std::set<uint64_t> cut_off;
     int destructors;
+    std::map<uint64_t, std::shared_ptr<Library>> libs;
+    absl::AnyInvocable<void()> finish;
     {
       absl::MutexLock lock(&t->mu);
       if (destructor) ++t->destructors;
@@ -122,26 +144,30 @@ void SessionManager::ReleaseInstances(uint64_t serial, uint64_t library,
       if (--t->pending > 0) return;
       cut_off = t->late;
       destructors = t->destructors;
+      libs = std::move(t->libraries);
+      finish = std::move(t->then);
     }
     for (uint64_t cut : cut_off) {
-      auto it = t->libraries.find(cut);
+      auto it = libs.find(cut);
       it->second->Stop();
       LOG_WARNING("session s%d: the release deadline passed; killed the worker of %s (its other "
                   "instances were dropped without destructors)",
                   t->serial, it->second->path());
     }
+    libs.clear();
     if (t->released > 0) {
       LOG_INFO("session s%d: %d instances released, %d destructors called", t->serial,
                t->released, destructors);
     }
-    t->then();
+    finish();
+    finish = nullptr;  // what it captured goes first
     absl::MutexLock lock(&release_mu_);
     --releasing_;
   };
   for (const auto& [handle, record] : released) {
     if (!record.owned) continue;  // worker memory dies with the worker
-    auto it = tally->libraries.find(record.library);
-    if (it == tally->libraries.end()) continue;
+    auto it = libraries.find(record.library);
+    if (it == libraries.end()) continue;
     {
       absl::MutexLock lock(&tally->mu);
       ++tally->pending;
@@ -245,7 +271,8 @@ void SessionManager::NewInstance(const v1::NewInstanceRequest& request, const Ca
               record.worker_id = where->worker_id;
               record.generation = where->generation;
               v1::NewInstanceResponse response;
-              response.set_handle(instances_.Add(std::move(record), std::move(held->instance)));
+              response.set_handle(
+                  AddInstance(std::move(record), std::move(held->instance), held->open));
               held.reset();  // the calls-in-flight slot is free before the answer
               done(std::move(response));
             });

@@ -36,9 +36,9 @@ SessionManager::SessionManager(const PolicyHolder* policies, TokenAuthority* tok
       releaser_(std::make_unique<Executor>(1)), journal_(std::make_unique<Executor>(1)) {}
 
 SessionManager::~SessionManager() {
-  CloseAll(now_());
+  releaser_.reset();  // starts the releases of expired sessions still queued
+  CloseAll(now_());   // and waits for them, with every other release
   journal_.reset();   // runs what is queued (the calls fail fast: stopped)
-  releaser_.reset();  // runs what is queued (its workers are stopped: fast)
 }
 
 absl::Time SessionManager::ReleaseDeadline() const {
@@ -67,6 +67,10 @@ std::map<uint64_t, std::shared_ptr<Library>> SessionManager::LibrariesOf(
   std::map<uint64_t, std::shared_ptr<Library>> libraries;
   for (const auto& [handle, h] : session.libraries) libraries[handle] = h.library;
   return libraries;
+}
+
+void SessionManager::MarkClosed(Session& session) {
+  for (auto& [handle, h] : session.libraries) *h.open = false;
 }
 
 uint32_t SessionManager::StopAll(Session& session) {
@@ -113,13 +117,16 @@ void SessionManager::CloseSession(const v1::CloseSessionRequest& request, const 
   {
     absl::MutexLock lock(&mu_);
     auto it = sessions_.find(request.session_id());
-    if (it == sessions_.end() || it->second->principal != caller.principal) {
-      return done(WithReason(
-          absl::NotFoundError("unknown session (closed, expired, or never created)"),
-          "SESSION_NOT_FOUND"));
+    if (it != sessions_.end() && it->second->principal == caller.principal) {
+      session = std::move(it->second);
+      sessions_.erase(it);
+      MarkClosed(*session);
     }
-    session = std::move(it->second);
-    sessions_.erase(it);
+  }
+  if (session == nullptr) {  // answered outside the lock
+    return done(WithReason(
+        absl::NotFoundError("unknown session (closed, expired, or never created)"),
+        "SESSION_NOT_FOUND"));
   }
   ReleaseInstances(session->serial, 0, LibrariesOf(*session),
                    "was released when its session closed", ReleaseDeadline(),
@@ -163,6 +170,7 @@ int SessionManager::ExpireIdleSessions() {
     absl::Time now = now_();
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       if (now - it->second->last_used > it->second->idle_timeout) {
+        MarkClosed(*it->second);
         expired.push_back(std::move(it->second));
         it = sessions_.erase(it);
       } else {
@@ -193,6 +201,7 @@ void SessionManager::CloseAll(absl::Time release_deadline) {
   {
     absl::MutexLock lock(&mu_);
     all.swap(sessions_);
+    for (auto& [id, session] : all) MarkClosed(*session);
   }
   for (auto& [id, owned] : all) {
     std::shared_ptr<Session> session(std::move(owned));

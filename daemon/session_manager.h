@@ -191,6 +191,10 @@ class SessionManager {
     std::optional<v1::TokenClaims> token;  // set if a token opened it
     absl::Duration max_call;                // from the permission that opened it
     bool audit_calls = false;
+    // False once the library (or its session) is closed: an instance
+    // result that arrives later is not kept (see AddInstance). Read and
+    // written under mu_ only.
+    std::shared_ptr<bool> open = std::make_shared<bool>(true);
   };
   struct Session {
     uint64_t serial;  // shown in logs instead of the secret id
@@ -222,6 +226,7 @@ class SessionManager {
     // TokenCharge::kDeferIfJournaled): the token and the calls to take.
     std::optional<v1::TokenClaims> deferred_token;
     uint64_t deferred_calls = 0;
+    std::shared_ptr<bool> open;  // the handle's (Handle::open)
   };
   // When Authorize takes a call from the quota of the token that opened
   // the library. kDeferIfJournaled: not if that writes the token journal
@@ -311,8 +316,16 @@ class SessionManager {
   // How calls of library `library` in session `serial` use the instances.
   // The handles the call makes take the `reserved` slots (reserved before
   // the call), one each.
-  InstanceHooks ContextFor(uint64_t serial, uint64_t library,
-                             std::vector<PrincipalQuota::Reservation> reserved = {});
+  InstanceHooks ContextFor(uint64_t serial, uint64_t library, std::shared_ptr<bool> open,
+                           std::vector<PrincipalQuota::Reservation> reserved = {});
+  // Adds an instance made by the library (a result, or NewInstance) to the
+  // table, holding `slot`; returns its handle. If library handle `open`
+  // was closed meanwhile, the close has released its instances already:
+  // the handle is released at once (its uses say so) and holds no slot.
+  uint64_t AddInstance(InstanceTable::Record record, PrincipalQuota::Reservation slot,
+                       const std::shared_ptr<bool>& open);
+  // Marks every library of `session` closed (Handle::open).
+  static void MarkClosed(Session& session);
   // Invalidates the instances of a session (library == 0) or one of its
   // libraries (in `libraries`) and sends the destructors of owned library
   // results, all at once, without waiting. `deadline` bounds the whole

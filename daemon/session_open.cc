@@ -251,21 +251,27 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
 void SessionManager::CloseLibrary(const v1::CloseLibraryRequest& request, const Caller& caller,
                                   Reply<v1::CloseLibraryResponse> done) {
   std::shared_ptr<Library> lib;
-  uint64_t serial;
+  uint64_t serial = 0;
+  absl::Status found;
   {
     absl::MutexLock lock(&mu_);
     absl::StatusOr<Session*> session = FindLocked(request.session_id(), caller);
-    if (!session.ok()) return done(session.status());
-    auto it = (*session)->libraries.find(request.library_handle());
-    if (it == (*session)->libraries.end()) {
-      return done(WithReason(absl::NotFoundError(absl::StrCat(
-          "library handle ", request.library_handle(), " is not open in this session")),
-          "LIBRARY_NOT_OPEN"));
+    found = session.status();
+    if (found.ok()) {
+      auto it = (*session)->libraries.find(request.library_handle());
+      if (it == (*session)->libraries.end()) {
+        found = WithReason(absl::NotFoundError(absl::StrCat(
+            "library handle ", request.library_handle(), " is not open in this session")),
+            "LIBRARY_NOT_OPEN");
+      } else {
+        lib = std::move(it->second.library);
+        *it->second.open = false;
+        (*session)->libraries.erase(it);
+        serial = (*session)->serial;
+      }
     }
-    lib = std::move(it->second.library);
-    (*session)->libraries.erase(it);
-    serial = (*session)->serial;
   }
+  if (!found.ok()) return done(found);  // answered outside the lock
   ReleaseInstances(serial, request.library_handle(), {{request.library_handle(), lib}},
                    "was released when its library was closed", ReleaseDeadline(),
                    [lib, done = std::move(done)]() mutable {

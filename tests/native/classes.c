@@ -27,6 +27,13 @@ Point* point_new(double x, double y) {
   return p;
 }
 void point_free(Point* p) { ++points_freed; free(p); }
+/* point_new after 300 ms: an instance result that arrives while its
+ * library is being closed (tests/security/limits_test.cc). */
+Point* point_new_slowly(double x, double y) {
+  struct timespec t = {0, 300 * 1000 * 1000};
+  nanosleep(&t, NULL);
+  return point_new(x, y);
+}
 void point_scale(Point* p, double k) { p->x *= k; p->y *= k; }
 double point_sum(const Point* p) { return p ? p->x + p->y : -1.0; }
 Point* maybe_point(int32_t make) { return make ? point_new(1, 2) : NULL; }

@@ -198,6 +198,44 @@ TEST_F(LimitsTest, InstanceHandlesHaveAPrincipalAndADaemonLimit) {
   EXPECT_TRUE((*their_lib)->NewInstance("Point").ok());
 }
 
+// An instance result that arrives after its library was closed (the
+// close waits for a slow destructor queued behind the call) is released
+// at once: it keeps no place in the instance limit, and its handle says
+// what happened.
+TEST_F(LimitsTest, AnInstanceMadeWhileItsLibraryClosesHoldsNoSlot) {
+  Start("limits { per_principal { max_instances: 2 } }\n");
+  if (HasFatalFailure()) return;
+  auto session = mine_->CreateSession();
+  ASSERT_TRUE(session.ok());
+  ASSERT_TRUE((*session)->RegisterClass(kPoint).ok());
+  ASSERT_TRUE((*session)->RegisterClass("Slow { f64 x; f64 y; } ~point_free_slowly").ok());
+  auto lib = (*session)->OpenLibrary(
+      "classes", {"Slow* point_new(f64, f64)", "Point* point_new_slowly(f64, f64)"});
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  auto slow = (*lib)->CallInstance("point_new", 1.0, 2.0);  // 1 of 2
+  ASSERT_TRUE(slow.ok()) << slow.status();
+  (*slow)->Release();  // left to the close
+  absl::StatusOr<std::unique_ptr<Instance>> late;
+  std::thread making([&] { late = (*lib)->CallInstance("point_new_slowly", 3.0, 4.0); });  // 2
+  absl::SleepFor(absl::Milliseconds(100));  // the call runs; the close queues behind it
+  ASSERT_TRUE((*lib)->Close().ok());
+  making.join();
+  ASSERT_TRUE(late.ok()) << late.status();
+  ASSERT_NE(*late, nullptr);
+  absl::StatusOr<v1::Value> read = (*late)->Read();
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kFailedPrecondition) << read.status();
+  EXPECT_THAT(std::string(read.status().message()), HasSubstr("closed")) << read.status();
+  (*late)->Release();
+  // Both places are free again.
+  auto again = (*session)->OpenLibrary("classes", {"Point* point_new(f64, f64)"});
+  ASSERT_TRUE(again.ok()) << again.status();
+  for (int i = 0; i < 2; ++i) {
+    auto p = (*again)->NewInstance("Point");
+    ASSERT_TRUE(p.ok()) << "instance " << i + 1 << ": " << p.status();
+    (*p)->Release();
+  }
+}
+
 TEST_F(LimitsTest, ClassesArePerPrincipalAndComeBackWithTheSession) {
   Start("limits { per_principal { max_classes: 2 } }\n");
   if (HasFatalFailure()) return;
