@@ -65,6 +65,9 @@ struct WorkerSpec {
   // Runs worker starts after a death (borrowed; outlives the library).
   // Null: they run on the calling thread.
   Executor* starter = nullptr;
+  // Whose share of the starter's threads those starts use (the opener's
+  // limits holder; Executor).
+  std::string share;
   // The longest a worker start may take (limits.max_open_millis).
   absl::Duration max_start = absl::Seconds(10);
 };
@@ -198,6 +201,8 @@ class Library : public std::enable_shared_from_this<Library> {
     std::string last_operation = "loading the library";
     bool end_reported = false;
     bool starting = false;  // a start is running on the starter
+    // Requests waiting for that start: each gets its outcome once.
+    std::vector<absl::AnyInvocable<void(absl::Status)>> waiting;
   };
   // What a call is sent with: the worker and its place.
   struct Target {
@@ -267,9 +272,17 @@ class Library : public std::enable_shared_from_this<Library> {
   // Runs `send` on a worker for `generation` (the first worker if
   // `first_slot`), starting one on the starter first if needed; `fail`
   // gets the status if no worker can be had.
+  // One start per place at a time: requests that need the place while it
+  // starts wait for that start (Slot::waiting). `restarted`: this request
+  // already waited for one (a second death fails it).
   void WithWorker(uint64_t generation, bool first_slot, absl::Time deadline,
                   absl::AnyInvocable<void(Target)> send,
-                  absl::AnyInvocable<void(absl::Status)> fail);
+                  absl::AnyInvocable<void(absl::Status)> fail, bool restarted = false);
+  // Starts a worker in place `slot` on the starter (within the opener's
+  // share of it), then Started.
+  void RunStart(int slot, absl::Time deadline);
+  // A start in place `slot` ended with `status`: its waiting requests go on.
+  void Started(int slot, absl::Status status);
 
   const std::string path_;
   const worker::v1::Open open_;           // the request that loads us

@@ -115,56 +115,80 @@ absl::StatusOr<Library::Target> Library::Pick(uint64_t generation, bool first_sl
     }
   }
   for (int slot : refill) {
-    spec_.starter->Submit([weak = weak_from_this(), slot] {
-      std::shared_ptr<Library> self = weak.lock();
-      if (self == nullptr) return;  // closed meanwhile
-      absl::Status started = self->StartWorker(slot, absl::Now() + self->spec_.max_start);
-      if (!started.ok()) LOG_WARNING("%s: %s", self->spec_.owner, started.ToString());
-      absl::MutexLock lock(&self->mu_);
-      self->slots_[slot].starting = false;
-    });
+    RunStart(slot, absl::Now() + spec_.max_start);
   }
   return target;
 }
 
+void Library::RunStart(int slot, absl::Time deadline) {
+  auto start = [weak = weak_from_this(), slot, deadline] {
+    std::shared_ptr<Library> self = weak.lock();
+    if (self == nullptr) return;  // closed meanwhile: its waiters failed with it
+    self->Started(slot, self->StartWorker(slot, deadline));
+  };
+  if (spec_.starter == nullptr) return start();
+  if (!spec_.starter->Submit(spec_.share, std::move(start))) {
+    Started(slot, absl::ResourceExhaustedError(absl::StrCat(
+        "too many worker starts of ", spec_.owner, "'s principal are waiting")));
+  }
+}
+
+void Library::Started(int slot, absl::Status status) {
+  std::vector<absl::AnyInvocable<void(absl::Status)>> waiting;
+  {
+    absl::MutexLock lock(&mu_);
+    Slot& place = slots_[slot];
+    place.starting = false;
+    waiting.swap(place.waiting);
+  }
+  if (!status.ok() && waiting.empty()) LOG_WARNING("%s: %s", spec_.owner, status.ToString());
+  for (auto& next : waiting) next(status);
+}
+
 void Library::WithWorker(uint64_t generation, bool first_slot, absl::Time deadline,
                          absl::AnyInvocable<void(Target)> send,
-                         absl::AnyInvocable<void(absl::Status)> fail) {
+                         absl::AnyInvocable<void(absl::Status)> fail, bool restarted) {
   bool needs_start = false;
   absl::StatusOr<Target> target = Pick(generation, first_slot, &needs_start);
   if (!target.ok()) return fail(target.status());
   if (!needs_start) return send(*std::move(target));
-  // Starting blocks: it runs on the starter, then sends from there.
-  int slot = target->slot;
-  {
-    absl::MutexLock lock(&mu_);
-    slots_[slot].starting = true;
-  }
-  auto start = [self = shared_from_this(), slot, first_slot, deadline,
-                notice = std::move(target->notice),
-                send = std::move(send), fail = std::move(fail)]() mutable {
-    absl::Status started = self->StartWorker(slot, deadline);
-    {
-      absl::MutexLock lock(&self->mu_);
-      self->slots_[slot].starting = false;
-    }
+  if (restarted) return fail(absl::UnavailableError("the restarted worker died at once"));
+  // Starting blocks: it runs on the starter, once per place however many
+  // requests wait for it; each then picks its worker again.
+  const int slot = target->slot;
+  auto after = [self = shared_from_this(), generation, first_slot, deadline,
+                notice = std::move(target->notice), send = std::move(send),
+                fail = std::move(fail)](absl::Status started) mutable {
     if (!started.ok()) {
       std::string before = notice.empty() ? "" : absl::StrCat(notice, "; ");
       return fail(WithNewMessage(started, absl::StrCat(before, "could not restart the worker: ",
                                                             started.message())));
     }
-    bool again = false;
-    absl::StatusOr<Target> fresh = self->Pick(0, first_slot, &again);
-    if (!fresh.ok()) return fail(fresh.status());
-    if (again) return fail(absl::UnavailableError("the restarted worker died at once"));
-    fresh->notice = std::move(notice);
-    send(*std::move(fresh));
+    self->WithWorker(
+        generation, first_slot, deadline,
+        [notice = std::move(notice), send = std::move(send)](Target fresh) mutable {
+          if (!notice.empty()) {  // the death this request was the first to see
+            fresh.notice = fresh.notice.empty() ? notice : absl::StrCat(notice, "; ", fresh.notice);
+          }
+          send(std::move(fresh));
+        },
+        std::move(fail), /*restarted=*/true);
   };
-  if (spec_.starter == nullptr) {
-    start();
-  } else {
-    spec_.starter->Submit(std::move(start));
+  bool closed = false;
+  bool start = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) {
+      closed = true;  // closed since Pick
+    } else {
+      Slot& place = slots_[slot];
+      place.waiting.push_back(std::move(after));
+      start = !place.starting;  // else the start already running answers it too
+      place.starting = true;
+    }
   }
+  if (closed) return after(absl::FailedPreconditionError("library was closed"));
+  if (start) RunStart(slot, deadline);
 }
 
 void Library::Finished(const Target& target, bool ok, std::string operation) {

@@ -375,7 +375,10 @@ class SessionManager {
   absl::Mutex release_mu_;
   int releasing_ ABSL_GUARDED_BY(release_mu_) = 0;
   // Starts workers in place of dead ones (Library: WorkerSpec.starter), so
-  // no RPC thread waits for a start.
+  // no RPC thread waits for a start; one thread per principal at a time, so
+  // a principal whose restarts hang in library constructors delays only
+  // its own.
+  static constexpr int kStarterThreads = 4;
   std::unique_ptr<Executor> starter_;
   // Runs the release of expired sessions. Last member: destroyed (draining
   // its queue) before everything its tasks use.

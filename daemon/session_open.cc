@@ -180,6 +180,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   spec.owner = absl::StrCat("session ", SessionField(serial));
   spec.pool_size = static_cast<int>(pool_size);
   spec.starter = starter_.get();
+  spec.share = caller.limits_holder;
   spec.max_start = absl::Milliseconds(limits.max_open_millis());
   // Every open is bounded (a constructor may never return): the client's
   // deadline, capped by the policy's.

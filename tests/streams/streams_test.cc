@@ -526,6 +526,31 @@ TEST_F(StreamsTest, AFullWorkerChannelDoesNotStallOtherClients) {
   }
 }
 
+// Calls that find their library's worker dead wait for one restart
+// together: a second start would replace (kill) the worker the first one
+// started, and the calls already running on it.
+TEST_F(StreamsTest, ConcurrentCallsAfterACrashShareOneRestart) {
+  Adopt(TestDaemon::StartWithPolicy(absl::StrCat(
+      TestDaemon::Catalogue(), "principals { name: \"test-user\" uids: ", ::getuid(),
+      " read_metrics: true permission { libraries { library: \"crashy\" } } }\n")));
+  auto lib = Open("crashy", {"i32 crash_segv()", "i32 sleep_ms(u32)"});
+  ASSERT_NE(lib, nullptr);
+  EXPECT_FALSE(lib->Call<int32_t>("crash_segv").ok());
+  constexpr int kCallers = 6;
+  std::vector<std::thread> callers;
+  std::vector<absl::Status> outcomes(kCallers);
+  for (int i = 0; i < kCallers; ++i) {
+    callers.emplace_back([&, i] {
+      outcomes[i] = lib->Call<int32_t>("sleep_ms", uint32_t{150}).status();
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  for (int i = 0; i < kCallers; ++i) EXPECT_TRUE(outcomes[i].ok()) << i << ": " << outcomes[i];
+  auto metrics = client_->GetMetrics();
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_THAT(*metrics, HasSubstr("\nffibroker_worker_restarts_total 1\n"));
+}
+
 // A client that cancels a stream (or goes away) mid-call: the daemon lets
 // go of it, the call's slot in the principal's limits comes back, nothing
 // leaks, and the session and its library go on working.
