@@ -387,11 +387,26 @@ void Library::SendBatch(std::shared_ptr<BatchState> state) {
         return fail_all(absl::UnavailableError(
             absl::StrCat("worker ", target.worker->outcome().message)));
       }
+      // Instance results become handles only once every call's reply is
+      // valid: a violation below throws the whole batch's answers away.
+      struct Adoption {
+        int call;
+        const TypeDesc* type;
+        InstanceRef where;
+      };
+      std::vector<Adoption> adoptions;
+      int decoding = 0;
+      InstanceHooks deferred = state->instances;
+      deferred.adopt = [&adoptions, &decoding](const TypeDesc& type, const InstanceRef& where) {
+        adoptions.push_back({decoding, &type, where});
+        return uint64_t{0};  // set below
+      };
       for (int i = 0; i < n; ++i) {
         bool violation = false;
+        decoding = i;
         absl::StatusOr<v1::CallResponse> one =
             self->Decode(state->index[i], state->message.batch().calls(i),
-                         reply->batch_result().results(i), target.generation, state->instances,
+                         reply->batch_result().results(i), target.generation, deferred,
                          &violation);
         if (violation) {
           target.worker->Abandon(std::string(one.status().message()));
@@ -402,6 +417,10 @@ void Library::SendBatch(std::shared_ptr<BatchState> state) {
         v1::CallBatchResponse::Outcome* outcome = response.add_outcomes();
         *outcome->mutable_status() = status_of(one.status());
         if (one.ok()) *outcome->mutable_response() = std::move(*one);
+      }
+      for (const Adoption& a : adoptions) {
+        response.mutable_outcomes(a.call)->mutable_response()->mutable_result()->set_handle_value(
+            state->instances.adopt(*a.type, a.where));
       }
       if (!target.notice.empty() && n > 0 && response.outcomes(0).status().code() == 0) {
         response.mutable_outcomes(0)->mutable_response()->set_worker_notice(target.notice);

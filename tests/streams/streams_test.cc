@@ -240,6 +240,35 @@ TEST_F(StreamsTest, BatchesTravelOnStreamsToo) {
   EXPECT_TRUE((*stream)->Close().ok());
 }
 
+// Instance results of a batch become handles of their own calls (made
+// once every reply of the batch is known valid), usable afterwards.
+TEST_F(StreamsTest, BatchInstanceResultsAreHandlesOfTheirCalls) {
+  ASSERT_TRUE(session_->RegisterClass("Point { mut f64 x; f64 y; } ~point_free").ok());
+  auto lib = Open("classes", {"Point* point_new(f64 x, f64 y)", "f64 point_sum(Point*? p)"});
+  ASSERT_NE(lib, nullptr);
+  auto r = lib->CallBatch({BatchOf("point_new", {ToValue(1.0), ToValue(2.0)}),
+                           BatchOf("point_sum", {NullValue()}),
+                           BatchOf("point_new", {ToValue(30.0), ToValue(4.0)})});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->outcomes_size(), 3);
+  for (const auto& outcome : r->outcomes()) {
+    ASSERT_EQ(outcome.status().code(), 0) << outcome.status().message();
+  }
+  EXPECT_EQ(r->outcomes(1).response().result().f64_value(), -1.0);
+  const uint64_t first = r->outcomes(0).response().result().handle_value();
+  const uint64_t second = r->outcomes(2).response().result().handle_value();
+  ASSERT_NE(first, 0u);
+  ASSERT_NE(second, 0u);
+  EXPECT_NE(first, second);
+  for (auto [handle, sum] : {std::pair{first, 3.0}, std::pair{second, 34.0}}) {
+    v1::Value arg;
+    arg.set_handle_value(handle);
+    auto got = lib->CallValues("point_sum", {arg});
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->result().f64_value(), sum);
+  }
+}
+
 TEST_F(StreamsTest, BatchLimitsAndTokenQuotaCountEveryCall) {
   Adopt(TestDaemon::Start("limits { max_batch_calls: 5 }\n"));
   auto lib = Open("crashy", {"i32 healthy(i32)"});
