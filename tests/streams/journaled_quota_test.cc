@@ -38,32 +38,43 @@ struct ScratchDir {
   std::string path;
 };
 
-// A daemon that keeps a token journal in `dir`.
-absl::StatusOr<std::unique_ptr<TestDaemon>> StartJournaling(const ScratchDir& dir) {
-  const std::string secret = dir.path + "/token.key";
-  std::ofstream(secret) << std::string(48, 'q');
-  if (::chmod(secret.c_str(), 0600) != 0) return absl::InternalError("chmod of the key");
-  return TestDaemon::Start(absl::StrCat("token_secret_file: \"", secret, "\"\n"),
-                           {"--state-dir=" + dir.path + "/state"});
-}
+// A daemon that keeps a token journal in a directory of its own, and a
+// session of a client of it.
+class JournaledQuotaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(dir_.path.empty());
+    const std::string secret = dir_.path + "/token.key";
+    std::ofstream(secret) << std::string(48, 'q');
+    ASSERT_EQ(::chmod(secret.c_str(), 0600), 0);
+    auto daemon = TestDaemon::Start(absl::StrCat("token_secret_file: \"", secret, "\"\n"),
+                                    {"--state-dir=" + dir_.path + "/state"});
+    ASSERT_TRUE(daemon.ok()) << daemon.status();
+    daemon_ = *std::move(daemon);
+    auto client = daemon_->Connect();
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = *std::move(client);
+    auto session = client_->CreateSession();
+    ASSERT_TRUE(session.ok()) << session.status();
+    session_ = *std::move(session);
+  }
 
-TEST(JournaledQuotaTest, PipelinedCallsKeepTheirArgumentsAndEveryCallCounts) {
-  ScratchDir dir;
-  ASSERT_FALSE(dir.path.empty());
-  auto daemon = StartJournaling(dir);
-  ASSERT_TRUE(daemon.ok()) << daemon.status();
-  auto client = (*daemon)->Connect();
-  ASSERT_TRUE(client.ok()) << client.status();
-  auto session = (*client)->CreateSession();
-  ASSERT_TRUE(session.ok()) << session.status();
+  ScratchDir dir_;
+  std::unique_ptr<TestDaemon> daemon_;
+  std::unique_ptr<Client> client_;
+  std::unique_ptr<Session> session_;
+};
+
+TEST_F(JournaledQuotaTest, PipelinedCallsKeepTheirArgumentsAndEveryCallCounts) {
+  Session* session = session_.get();
   v1::GrantTokenRequest scope;
   scope.set_call_quota(8);
-  auto token = (*session)->GrantToken(scope);
+  auto token = session->GrantToken(scope);
   ASSERT_TRUE(token.ok()) << token.status();
-  auto lib = (*session)->OpenLibrary("scalars", {kAdd}, token->token());
+  auto lib = session->OpenLibrary("scalars", {kAdd}, token->token());
   ASSERT_TRUE(lib.ok()) << lib.status();
 
-  auto stream = (*session)->OpenStream();
+  auto stream = session->OpenStream();
   ASSERT_TRUE(stream.ok()) << stream.status();
   std::map<uint64_t, int64_t> argument;
   for (int64_t x = 100; x < 105; ++x) {
@@ -103,21 +114,14 @@ TEST(JournaledQuotaTest, PipelinedCallsKeepTheirArgumentsAndEveryCallCounts) {
   EXPECT_THAT(std::string(over.status().message()), ::testing::HasSubstr("call quota"));
 }
 
-TEST(JournaledQuotaTest, InstanceAndStaticOperationsCountAndKeepTheirRequests) {
-  ScratchDir dir;
-  ASSERT_FALSE(dir.path.empty());
-  auto daemon = StartJournaling(dir);
-  ASSERT_TRUE(daemon.ok()) << daemon.status();
-  auto client = (*daemon)->Connect();
-  ASSERT_TRUE(client.ok()) << client.status();
-  auto session = (*client)->CreateSession();
-  ASSERT_TRUE(session.ok()) << session.status();
-  ASSERT_TRUE((*session)->RegisterClass("Point { mut f64 x; f64 y; }").ok());
+TEST_F(JournaledQuotaTest, InstanceAndStaticOperationsCountAndKeepTheirRequests) {
+  Session* session = session_.get();
+  ASSERT_TRUE(session->RegisterClass("Point { mut f64 x; f64 y; }").ok());
   v1::GrantTokenRequest scope;
   scope.set_call_quota(6);
-  auto token = (*session)->GrantToken(scope);
+  auto token = session->GrantToken(scope);
   ASSERT_TRUE(token.ok()) << token.status();
-  auto lib = (*session)->OpenLibrary("classes", {"f64 point_sum(Point*? p)"},
+  auto lib = session->OpenLibrary("classes", {"f64 point_sum(Point*? p)"},
                                      {"mut i32 counter_static"}, token->token());
   ASSERT_TRUE(lib.ok()) << lib.status();
   auto p = (*lib)->NewInstance("Point", StructOf({{"y", ToValue(0.25)}}));  // 1

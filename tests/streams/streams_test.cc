@@ -56,6 +56,29 @@ class StreamsTest : public DaemonSessionTest {
     EXPECT_TRUE(lib.ok()) << lib.status();
     return lib.ok() ? std::move(*lib) : nullptr;
   }
+
+  // A session of its own with the classes library open and one instance
+  // of Slow, whose destructor (point_free_slowly) takes 3 s; `instance` is
+  // null if any step failed (reported).
+  struct SlowOwner {
+    std::unique_ptr<Session> session;
+    std::unique_ptr<Library> lib;
+    std::unique_ptr<Instance> instance;
+  };
+  SlowOwner NewSlowOwner() {
+    SlowOwner owner;
+    owner.session = NewSession();
+    if (owner.session == nullptr) return owner;
+    absl::Status registered =
+        owner.session->RegisterClass("Slow { f64 x; f64 y; } ~point_free_slowly").status();
+    EXPECT_TRUE(registered.ok()) << registered;
+    owner.lib = Open("classes", {"Slow* point_new(f64 x, f64 y)"}, 1, owner.session.get());
+    if (!registered.ok() || owner.lib == nullptr) return owner;
+    auto made = owner.lib->CallInstance("point_new", 1.0, 2.0);
+    EXPECT_TRUE(made.ok()) << made.status();
+    if (made.ok()) owner.instance = *std::move(made);
+    return owner;
+  }
 };
 
 // Answers come as workers finish, not in the order asked: on a pool of two,
@@ -432,23 +455,13 @@ TEST_F(StreamsTest, HungCallsDoNotDelayOtherSessions) {
 // an instance at once.
 TEST_F(StreamsTest, HungInstanceOperationsHoldNoThread) {
   Adopt(TestDaemon::Start("", {"--threads=1"}));
-  std::vector<std::unique_ptr<Session>> sessions;
-  std::vector<std::unique_ptr<Library>> libs;
-  std::vector<std::unique_ptr<Instance>> slow;
-  for (int i = 0; i < 2; ++i) {
-    sessions.push_back(NewSession());
-    ASSERT_TRUE(sessions.back()->RegisterClass("Slow { f64 x; f64 y; } ~point_free_slowly").ok());
-    libs.push_back(Open("classes", {"Slow* point_new(f64 x, f64 y)"}, 1, sessions.back().get()));
-    ASSERT_NE(libs.back(), nullptr);
-    auto made = libs.back()->CallInstance("point_new", 1.0, 2.0);
-    ASSERT_TRUE(made.ok()) << made.status();
-    slow.push_back(*std::move(made));
-  }
+  SlowOwner owners[2] = {NewSlowOwner(), NewSlowOwner()};
+  for (const SlowOwner& owner : owners) ASSERT_NE(owner.instance, nullptr);
   std::vector<std::thread> freers;
   std::atomic<int> destructors{0};
-  for (auto& instance : slow) {
-    freers.emplace_back([&instance, &destructors] {
-      absl::StatusOr<bool> freed = instance->Free();
+  for (SlowOwner& owner : owners) {
+    freers.emplace_back([&owner, &destructors] {
+      absl::StatusOr<bool> freed = owner.instance->Free();
       EXPECT_TRUE(freed.ok()) << freed.status();
       if (freed.ok() && *freed) ++destructors;
     });
@@ -478,25 +491,19 @@ TEST_F(StreamsTest, HungInstanceOperationsHoldNoThread) {
 // destructor ran.
 TEST_F(StreamsTest, ClosesWaitingForDestructorsHoldNoThread) {
   Adopt(TestDaemon::Start("", {"--threads=1"}));
-  std::vector<std::unique_ptr<Session>> sessions;
-  std::vector<std::unique_ptr<Library>> libs;
-  for (int i = 0; i < 2; ++i) {
-    sessions.push_back(NewSession());
-    ASSERT_TRUE(sessions.back()->RegisterClass("Slow { f64 x; f64 y; } ~point_free_slowly").ok());
-    libs.push_back(Open("classes", {"Slow* point_new(f64 x, f64 y)"}, 1, sessions.back().get()));
-    ASSERT_NE(libs.back(), nullptr);
-    auto made = libs.back()->CallInstance("point_new", 1.0, 2.0);
-    ASSERT_TRUE(made.ok()) << made.status();
-    (*made)->Release();  // left to the close
+  SlowOwner owners[2] = {NewSlowOwner(), NewSlowOwner()};
+  for (SlowOwner& owner : owners) {
+    ASSERT_NE(owner.instance, nullptr);
+    owner.instance->Release();  // left to the close
   }
   std::vector<std::thread> closers;
   const absl::Time closing = absl::Now();
   closers.emplace_back([&] {
-    EXPECT_TRUE(sessions[0]->Close().ok());
+    EXPECT_TRUE(owners[0].session->Close().ok());
     EXPECT_GT(absl::Now() - closing, absl::Seconds(2)) << "answered before its destructor ran";
   });
   closers.emplace_back([&] {
-    EXPECT_TRUE(libs[1]->Close().ok());
+    EXPECT_TRUE(owners[1].lib->Close().ok());
     EXPECT_GT(absl::Now() - closing, absl::Seconds(2)) << "answered before its destructor ran";
   });
   absl::SleepFor(absl::Milliseconds(300));  // both destructors are running
