@@ -32,7 +32,8 @@ SessionManager::SessionManager(const PolicyHolder* policies, TokenAuthority* tok
                                WorkerLauncher* launcher,
                                std::function<absl::Time()> now)
     : policies_(policies), tokens_(tokens), audit_(audit), pins_(pins),
-      launcher_(launcher), now_(std::move(now)), starter_(std::make_unique<Executor>(kStarterThreads, 1)),
+      launcher_(launcher), now_(std::move(now)),
+      starter_(std::make_unique<Executor>(kStarterThreads, /*per_principal=*/1)),
       releaser_(std::make_unique<Executor>(1)), journal_(std::make_unique<Executor>(1)) {}
 
 SessionManager::~SessionManager() {
