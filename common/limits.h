@@ -87,6 +87,11 @@ inline constexpr size_t kMaxWorkerQueuedRequests = 65536;
 // Responses a CallStream holds for a client that does not read them; past
 // it the daemon stops reading the stream's requests until it catches up.
 inline constexpr size_t kStreamMaxQueuedResponses = 1024;
+// Bytes of requests the daemon holds for one worker whose channel is full
+// (it is busy and reads nothing); past it a request is refused
+// (RESOURCE_EXHAUSTED) instead of waiting. A request of any allowed size
+// is taken when nothing is held.
+inline constexpr uint64_t kMaxChannelBacklogBytes = uint64_t{64} << 20;
 
 // Callbacks on a CallStream (docs/callbacks.md): how many callbacks one
 // stream may register, how many persistent callbacks it may hold bound in

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/checked_math.h"
+#include "common/status_macros.h"
 
 namespace ffibroker {
 namespace {
@@ -48,19 +49,24 @@ SeqpacketTransport::Pair() {
                         std::make_unique<SeqpacketTransport>(UniqueFd(fds[1])));
 }
 
-absl::Status SeqpacketTransport::SendPacket(const char* data, size_t size,
-                                            absl::Time deadline) {
+absl::StatusOr<bool> SeqpacketTransport::TrySendPacket(const std::string& packet) {
   while (true) {
-    ssize_t n = ::send(fd_.get(), data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n == static_cast<ssize_t>(size)) return absl::OkStatus();
+    ssize_t n = ::send(fd_.get(), packet.data(), packet.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == static_cast<ssize_t>(packet.size())) return true;
     if (n >= 0) return absl::InternalError("short send on a SOCK_SEQPACKET channel");
     if (errno == EINTR) continue;
     if (errno == EPIPE || errno == ECONNRESET) {
       return absl::UnavailableError("channel closed by peer");
     }
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      return absl::InternalError(ErrnoStatus("send on channel", errno).message());
-    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+    return absl::InternalError(ErrnoStatus("send on channel", errno).message());
+  }
+}
+
+absl::Status SeqpacketTransport::SendPacket(const std::string& packet, absl::Time deadline) {
+  while (true) {
+    ASSIGN_OR_RETURN(bool sent, TrySendPacket(packet));
+    if (sent) return absl::OkStatus();
     // No room: the peer is not reading. Wait for room until `deadline`.
     pollfd pfd = {fd_.get(), POLLOUT, 0};
     int timeout_ms = PollTimeout(deadline);
@@ -77,8 +83,8 @@ absl::Status SeqpacketTransport::SendPacket(const char* data, size_t size,
   }
 }
 
-absl::Status SeqpacketTransport::Send(const google::protobuf::MessageLite& message,
-                                      absl::Time deadline) {
+absl::StatusOr<std::vector<std::string>> SeqpacketTransport::Packets(
+    const google::protobuf::MessageLite& message) const {
   // Every packet starts with a frame byte, so an empty message is never a
   // zero-length packet (which recv() cannot tell from a closed peer).
   size_t size = message.ByteSizeLong();
@@ -87,34 +93,41 @@ absl::Status SeqpacketTransport::Send(const google::protobuf::MessageLite& messa
         absl::StrCat("message of ", size, " bytes exceeds the worker channel limit of ",
                      kMaxMessageBytes, " bytes"));
   }
-  deadline = std::min(deadline, absl::Now() + send_timeout_);
+  std::vector<std::string> packets;
   if (size < kChannelPacketBytes) {
-    std::string bytes(1, kTransportFrameByte);
-    if (!message.AppendToString(&bytes)) {
+    packets.emplace_back(1, kTransportFrameByte);
+    if (!message.AppendToString(&packets.back())) {
       return absl::InternalError("could not serialize a channel message");
     }
-    return SendPacket(bytes.data(), bytes.size(), deadline);
+    return packets;
   }
-  // Fragmented: the header, then the message, sent in packet-sized slices
-  // each preceded by its frame byte (written over the previous slice's
-  // tail, which was already sent).
-  std::string bytes(kFirstHeaderBytes, kTransportFirstFragmentByte);
-  uint64_t total = size;
-  std::memcpy(&bytes[1], &total, sizeof total);
-  if (!message.AppendToString(&bytes) || bytes.size() != kFirstHeaderBytes + size) {
+  // Fragmented: a header (frame byte and total size), then the message,
+  // in packets of at most kChannelPacketBytes, each after a frame byte.
+  std::string bytes;
+  if (!message.SerializeToString(&bytes) || bytes.size() != size) {
     return absl::InternalError("could not serialize a channel message");
   }
-  size_t offset = 0;  // start of the next packet in `bytes`
+  std::string first(kFirstHeaderBytes, kTransportFirstFragmentByte);
+  uint64_t total = size;
+  std::memcpy(&first[1], &total, sizeof total);
+  size_t offset = std::min(bytes.size(), kChannelPacketBytes - kFirstHeaderBytes);
+  first.append(bytes, 0, offset);
+  packets.push_back(std::move(first));
   while (offset < bytes.size()) {
-    size_t packet = std::min<size_t>(kChannelPacketBytes, bytes.size() - offset);
-    absl::Status sent = SendPacket(bytes.data() + offset, packet, deadline);
-    if (!sent.ok()) return sent;
-    offset += packet;
-    if (offset < bytes.size()) {
-      --offset;  // the next packet's frame byte replaces the last byte sent
-      bytes[offset] = kTransportNextFragmentByte;
-    }
+    size_t chunk = std::min(bytes.size() - offset, kChannelPacketBytes - 1);
+    std::string next(1, kTransportNextFragmentByte);
+    next.append(bytes, offset, chunk);
+    packets.push_back(std::move(next));
+    offset += chunk;
   }
+  return packets;
+}
+
+absl::Status SeqpacketTransport::Send(const google::protobuf::MessageLite& message,
+                                      absl::Time deadline) {
+  ASSIGN_OR_RETURN(std::vector<std::string> packets, Packets(message));
+  deadline = std::min(deadline, absl::Now() + send_timeout_);
+  for (const std::string& packet : packets) RETURN_IF_ERROR(SendPacket(packet, deadline));
   return absl::OkStatus();
 }
 

@@ -23,6 +23,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -66,6 +67,17 @@ class Transport {
   absl::Status Send(const google::protobuf::MessageLite& message) {
     return Send(message, absl::InfiniteFuture());
   }
+
+  // For a sender driven by readiness events (the daemon, which must never
+  // wait for a worker): `message` framed into the packets Send sends, each
+  // whole and in order (RESOURCE_EXHAUSTED past kMaxMessageBytes, INTERNAL
+  // if it cannot be serialized), and one packet sent without waiting:
+  // true if sent, false if the channel has no room now (send it again
+  // once fd() is writable). UNAVAILABLE if the peer is gone; INTERNAL for
+  // a socket error.
+  virtual absl::StatusOr<std::vector<std::string>> Packets(
+      const google::protobuf::MessageLite& message) const = 0;
+  virtual absl::StatusOr<bool> TrySendPacket(const std::string& packet) = 0;
 
   // Waits for one message and parses it into `*message`. Returns
   //   OK                 a message arrived and parsed;
@@ -121,6 +133,9 @@ class SeqpacketTransport : public Transport {
   using Transport::Send;
   absl::Status Send(const google::protobuf::MessageLite& message,
                     absl::Time deadline) override;
+  absl::StatusOr<std::vector<std::string>> Packets(
+      const google::protobuf::MessageLite& message) const override;
+  absl::StatusOr<bool> TrySendPacket(const std::string& packet) override;
   absl::Status Receive(google::protobuf::MessageLite* message,
                        absl::Time deadline, int watch_fd) override;
   // Tells a zero-length packet from a closed peer by the credentials the
@@ -134,7 +149,7 @@ class SeqpacketTransport : public Transport {
 
  private:
   // Sends one packet, waiting for room until `deadline`.
-  absl::Status SendPacket(const char* data, size_t size, absl::Time deadline);
+  absl::Status SendPacket(const std::string& packet, absl::Time deadline);
   // Waits until a packet can be read, `deadline` passes or `watch_fd` is
   // ready (see Receive).
   absl::Status WaitReadable(absl::Time deadline, int watch_fd);

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/error_reason.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/log_event.h"
 #include "common/status_macros.h"
@@ -127,22 +128,77 @@ void WorkerProcess::UnbindCallback(uint64_t id) {
 }
 
 absl::Status WorkerProcess::Post(worker::v1::DaemonToWorker* message, absl::Time deadline) {
+  (void)deadline;  // a worker that never takes it is ended by its call's deadline
   message->set_request_id(0);
-  absl::MutexLock send(&send_mu_);
-  bool dead;
+  absl::Status sent;
+  bool wants_room = false;
   {
-    absl::MutexLock lock(&mu_);
-    dead = outcome_.kind != WorkerOutcome::Kind::kRunning || end_handled_;
+    absl::MutexLock send(&send_mu_);
+    bool dead;
+    {
+      absl::MutexLock lock(&mu_);
+      dead = outcome_.kind != WorkerOutcome::Kind::kRunning || end_handled_;
+    }
+    if (dead) return OutcomeStatus();
+    sent = Enqueue(*message, &wants_room);
+    if (!sent.ok() && !absl::IsUnavailable(sent) && !absl::IsResourceExhausted(sent)) {
+      // Part of it may be on the channel: the worker cannot read on.
+      Record(WorkerOutcome::Kind::kStopped, SIGKILL,
+             absl::StrCat("stopped because the daemon failed to send it a callback's answer: ",
+                          sent.message()));
+      SignalKill();
+    }
   }
-  if (dead) return OutcomeStatus();
-  absl::Status sent = channel_->Send(*message, deadline);
-  if (!sent.ok() && !absl::IsUnavailable(sent) && !absl::IsResourceExhausted(sent)) {
-    // Part of it may be on the channel: the worker cannot read on.
-    Record(WorkerOutcome::Kind::kTimedOut, SIGKILL,
-           absl::StrCat("killed because it did not take a callback's answer: ", sent.message()));
-    SignalKill();
-  }
+  if (wants_room) watcher_->WantRoom(this);
   return sent;
+}
+
+absl::Status WorkerProcess::Enqueue(const google::protobuf::MessageLite& message,
+                                    bool* wants_room) {
+  *wants_room = false;
+  ASSIGN_OR_RETURN(std::vector<std::string> packets, channel_->Packets(message));
+  uint64_t bytes = 0;
+  for (const std::string& packet : packets) bytes += packet.size();
+  if (!backlog_.empty() && backlog_bytes_ + bytes > kMaxChannelBacklogBytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the worker is busy and its channel already holds ", backlog_bytes_ >> 20,
+        " MiB of requests it has not read (the limit is ", kMaxChannelBacklogBytes >> 20,
+        " MiB); try again once it has answered some"));
+  }
+  const bool was_empty = backlog_.empty();
+  for (std::string& packet : packets) {
+    if (backlog_.empty()) {
+      ASSIGN_OR_RETURN(bool sent, channel_->TrySendPacket(packet));
+      if (sent) continue;
+    }
+    backlog_bytes_ += packet.size();
+    backlog_.push_back(std::move(packet));
+  }
+  *wants_room = was_empty && !backlog_.empty();
+  return absl::OkStatus();
+}
+
+bool WorkerProcess::OnWritable() {
+  absl::MutexLock send(&send_mu_);
+  while (!backlog_.empty()) {
+    absl::StatusOr<bool> sent = channel_->TrySendPacket(backlog_.front());
+    if (!sent.ok()) {
+      // Gone (its end fails what it had outstanding), or the socket failed.
+      if (!absl::IsUnavailable(sent.status())) {
+        Record(WorkerOutcome::Kind::kStopped, SIGKILL,
+               absl::StrCat("stopped because the daemon failed to send it a request: ",
+                            sent.status().message()));
+        SignalKill();
+      }
+      backlog_.clear();
+      backlog_bytes_ = 0;
+      return false;
+    }
+    if (!*sent) return true;  // no room yet
+    backlog_bytes_ -= backlog_.front().size();
+    backlog_.pop_front();
+  }
+  return false;
 }
 
 void WorkerProcess::Submit(worker::v1::DaemonToWorker* request, absl::Time deadline,
@@ -150,6 +206,7 @@ void WorkerProcess::Submit(worker::v1::DaemonToWorker* request, absl::Time deadl
   uint64_t id = 0;
   bool dead;
   absl::Status sent;
+  bool wants_room = false;
   {
     // Held from taking the id to the end of the send, so requests are
     // sent in the order of their sequence numbers.
@@ -165,9 +222,10 @@ void WorkerProcess::Submit(worker::v1::DaemonToWorker* request, absl::Time deadl
     if (!dead) {
       request->set_request_id(id);
       watcher_->DeadlineAdded(deadline);
-      sent = channel_->Send(*request, deadline);
+      sent = Enqueue(*request, &wants_room);
     }
   }
+  if (wants_room) watcher_->WantRoom(this);
   if (dead) {
     done(OutcomeStatus());
     return;
@@ -186,16 +244,11 @@ void WorkerProcess::Submit(worker::v1::DaemonToWorker* request, absl::Time deadl
     callback(sent);
     return;
   }
-  // The daemon's side failed (see Transport::Send); part of the request
-  // may be on the channel, so the worker cannot be trusted to read on.
-  if (absl::IsDeadlineExceeded(sent)) {
-    Record(WorkerOutcome::Kind::kTimedOut, SIGKILL,
-           absl::StrCat("killed because it did not take a request: ", sent.message()));
-  } else {
-    Record(WorkerOutcome::Kind::kStopped, SIGKILL,
-           absl::StrCat("stopped because the daemon failed to send it a request: ",
-                        sent.message()));
-  }
+  // The daemon's side failed (see Enqueue); part of the request may be on
+  // the channel, so the worker cannot be trusted to read on.
+  Record(WorkerOutcome::Kind::kStopped, SIGKILL,
+         absl::StrCat("stopped because the daemon failed to send it a request: ",
+                      sent.message()));
   SignalKill();
 }
 

@@ -30,6 +30,7 @@
 
 #include <atomic>
 #include <functional>
+#include <deque>
 #include <map>
 #include <vector>
 #include <memory>
@@ -212,6 +213,9 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   // unconfirmed Fatal report) is past its time. NextDeadline is when
   // OnDeadline must run next (InfiniteFuture: never).
   Completions OnReadable();
+  // Sends what the backlog holds while the channel has room; false once it
+  // is empty (the watcher then stops waiting for room).
+  bool OnWritable();
   Completions OnEnded();
   void OnDeadline(absl::Time now);
   absl::Time NextDeadline() const;
@@ -244,6 +248,17 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   void Violation(absl::string_view what);
   // Sends SIGKILL (ESRCH if already gone: fine).
   void SignalKill();
+  // Sends `message` without waiting (it runs on gRPC's threads): the
+  // packets the channel has no room for join the backlog, which OnWritable
+  // sends as the worker reads; `*wants_room` is set when the backlog just
+  // stopped being empty (the caller then asks the watcher, outside
+  // send_mu_, to wait for room). RESOURCE_EXHAUSTED (nothing sent) if the
+  // message exceeds the channel's limit or the backlog holds
+  // kMaxChannelBacklogBytes; UNAVAILABLE if the worker is gone; INTERNAL
+  // for a local failure (part of the message may be out: the channel is
+  // unusable).
+  absl::Status Enqueue(const google::protobuf::MessageLite& message, bool* wants_room)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
   // SIGKILLs (unless dead), reaps, takes a Fatal report still queued on
   // the channel, and records the end it confirms, or else the exit/signal,
   // if nothing else was recorded first.
@@ -279,6 +294,9 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   absl::Mutex read_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::Mutex send_mu_;
   std::unique_ptr<Transport> channel_;
+  // Packets sent to the channel's order but not yet taken by it (Enqueue).
+  std::deque<std::string> backlog_ ABSL_GUARDED_BY(send_mu_);
+  uint64_t backlog_bytes_ ABSL_GUARDED_BY(send_mu_) = 0;
   bool channel_closed_ ABSL_GUARDED_BY(read_mu_) = false;
   absl::Mutex reap_mu_;
   bool reaped_ ABSL_GUARDED_BY(reap_mu_) = false;

@@ -468,6 +468,43 @@ TEST(WorkerProcessTest, PipelinedRequestsAreEachAnswered) {
   for (int i = 1; i < kRequests; ++i) EXPECT_EQ(seen[i], seen[i - 1] + 1) << i;
 }
 
+// A request that finds the worker's channel full (the worker is busy and
+// reads nothing) is queued, not waited for: Submit returns at once (it
+// runs on gRPC's threads), and the worker takes the queue in order once it
+// reads again.
+TEST(WorkerProcessTest, SubmitNeverWaitsForRoomOnTheChannel) {
+  std::unique_ptr<WorkerProcess> w = OpenedWorker(FFIBROKER_CRASHY_LIB, "i32 sleep_ms(u32 ms)");
+  ASSERT_NE(w, nullptr);
+  constexpr int kBig = 8;
+  std::vector<worker::v1::DaemonToWorker> requests(kBig + 1);
+  const uint32_t ms = 1500;
+  requests[0] = CallRequest(0);
+  requests[0].mutable_call()->add_args(std::string(reinterpret_cast<const char*>(&ms), 4));
+  for (int i = 1; i <= kBig; ++i) {  // 2 MiB each: far more than the socket holds
+    requests[i].mutable_instance_write()->set_instance_id(1);
+    requests[i].mutable_instance_write()->set_data(std::string(2 << 20, 'x'));
+  }
+  absl::Mutex mu;
+  std::vector<int> order;
+  const absl::Time start = absl::Now();
+  for (int i = 0; i <= kBig; ++i) {
+    w->Submit(&requests[i], Soon(), [&, i](absl::StatusOr<worker::v1::WorkerToDaemon> r) {
+      EXPECT_TRUE(r.ok()) << i << ": " << r.status();  // an error reply for the writes
+      absl::MutexLock lock(&mu);
+      order.push_back(i);
+    });
+  }
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1000))
+      << "Submit waited for the busy worker to read";
+  absl::MutexLock lock(&mu);
+  mu.AwaitWithTimeout(
+      absl::Condition(+[](std::vector<int>* o) { return o->size() == kBig + 1; }, &order),
+      absl::Seconds(20));
+  ASSERT_EQ(order.size(), static_cast<size_t>(kBig + 1));
+  for (int i = 0; i <= kBig; ++i) EXPECT_EQ(order[i], i);
+  EXPECT_TRUE(w->alive());
+}
+
 }  // namespace
 // Issue 9, finding 11: a request the daemon cannot send is the daemon's
 // failure (RESOURCE_EXHAUSTED, nothing sent), never the worker's.

@@ -92,6 +92,17 @@ void WorkerWatcher::Forget(WorkerProcess* worker) {
   keys_.erase(it);
 }
 
+void WorkerWatcher::WantRoom(WorkerProcess* worker) {
+  absl::MutexLock lock(&mu_);  // after the loop's handling of this worker, if running
+  auto it = keys_.find(worker);
+  if (it == keys_.end()) return;
+  epoll_event event = {};
+  event.events = EPOLLIN | EPOLLOUT;
+  event.data.u64 = ChannelKey(it->second);
+  // ENOENT if its channel was closed (and removed): its end is on the way.
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, worker->channel_fd(), &event);
+}
+
 void WorkerWatcher::DeadlineAdded(absl::Time deadline) {
   int64_t ns = absl::ToUnixNanos(deadline);
   absl::MutexLock lock(&timer_mu_);
@@ -151,7 +162,13 @@ void WorkerWatcher::Handle(uint64_t key, uint32_t events) {
       ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, worker->channel_fd(), nullptr);
       completions = worker->OnEnded();
     } else {
-      completions = worker->OnReadable();
+      if ((events & EPOLLOUT) && !worker->OnWritable()) {
+        epoll_event event = {};  // the backlog is out: back to reading only
+        event.events = EPOLLIN;
+        event.data.u64 = key;
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, worker->channel_fd(), &event);
+      }
+      if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) completions = worker->OnReadable();
       // A closed channel stays readable: its end comes through the pidfd.
       if (events & (EPOLLHUP | EPOLLERR)) {
         ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, worker->channel_fd(), nullptr);

@@ -63,6 +63,9 @@ class WorkerWatcher {
   // Stops watching `worker`. When it returns the watcher no longer uses it
   // (it waits for the watcher to finish reading it).
   void Forget(WorkerProcess* worker);
+  // `worker`'s channel has a backlog: watch it for room until
+  // WorkerProcess::OnWritable has sent it all. A no-op once forgotten.
+  void WantRoom(WorkerProcess* worker);
   // A request with `deadline` was just submitted: re-arms the timer if that
   // is earlier than what it is armed for (no thread is woken).
   void DeadlineAdded(absl::Time deadline);
