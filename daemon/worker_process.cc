@@ -140,7 +140,9 @@ absl::Status WorkerProcess::Post(worker::v1::DaemonToWorker* message, absl::Time
       dead = outcome_.kind != WorkerOutcome::Kind::kRunning || end_handled_;
     }
     if (dead) return OutcomeStatus();
-    sent = Enqueue(*message, &wants_room);
+    // Not capped by the backlog limit: an answer is what lets the busy
+    // worker go on (and read its backlog); refused, it would wait forever.
+    sent = Enqueue(*message, /*capped=*/false, &wants_room);
     if (!sent.ok() && !absl::IsUnavailable(sent) && !absl::IsResourceExhausted(sent)) {
       // Part of it may be on the channel: the worker cannot read on.
       Record(WorkerOutcome::Kind::kStopped, SIGKILL,
@@ -153,13 +155,13 @@ absl::Status WorkerProcess::Post(worker::v1::DaemonToWorker* message, absl::Time
   return sent;
 }
 
-absl::Status WorkerProcess::Enqueue(const google::protobuf::MessageLite& message,
+absl::Status WorkerProcess::Enqueue(const google::protobuf::MessageLite& message, bool capped,
                                     bool* wants_room) {
   *wants_room = false;
   ASSIGN_OR_RETURN(std::vector<std::string> packets, channel_->Packets(message));
   uint64_t bytes = 0;
   for (const std::string& packet : packets) bytes += packet.size();
-  if (!backlog_.empty() && backlog_bytes_ + bytes > kMaxChannelBacklogBytes) {
+  if (capped && !backlog_.empty() && backlog_bytes_ + bytes > kMaxChannelBacklogBytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the worker is busy and its channel already holds ", backlog_bytes_ >> 20,
         " MiB of requests it has not read (the limit is ", kMaxChannelBacklogBytes >> 20,
@@ -222,7 +224,7 @@ void WorkerProcess::Submit(worker::v1::DaemonToWorker* request, absl::Time deadl
     if (!dead) {
       request->set_request_id(id);
       watcher_->DeadlineAdded(deadline);
-      sent = Enqueue(*request, &wants_room);
+      sent = Enqueue(*request, /*capped=*/true, &wants_room);
     }
   }
   if (wants_room) watcher_->WantRoom(this);
@@ -313,6 +315,11 @@ WorkerProcess::Completions WorkerProcess::OnEnded() {
   {
     absl::MutexLock read(&read_mu_);
     KillAndReap(&out);  // it has ended: reads what it sent, reaps, records how
+  }
+  {
+    absl::MutexLock send(&send_mu_);  // what it never read goes now, not with the object
+    backlog_.clear();
+    backlog_bytes_ = 0;
   }
   bool stopped;
   int outstanding;

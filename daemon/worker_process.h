@@ -253,12 +253,12 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   // sends as the worker reads; `*wants_room` is set when the backlog just
   // stopped being empty (the caller then asks the watcher, outside
   // send_mu_, to wait for room). RESOURCE_EXHAUSTED (nothing sent) if the
-  // message exceeds the channel's limit or the backlog holds
-  // kMaxChannelBacklogBytes; UNAVAILABLE if the worker is gone; INTERNAL
-  // for a local failure (part of the message may be out: the channel is
-  // unusable).
-  absl::Status Enqueue(const google::protobuf::MessageLite& message, bool* wants_room)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
+  // message exceeds the channel's limit or, when `capped`, the backlog
+  // holds kMaxChannelBacklogBytes; UNAVAILABLE if the worker is gone;
+  // INTERNAL for a local failure (part of the message may be out: the
+  // channel is unusable).
+  absl::Status Enqueue(const google::protobuf::MessageLite& message, bool capped,
+                       bool* wants_room) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
   // SIGKILLs (unless dead), reaps, takes a Fatal report still queued on
   // the channel, and records the end it confirms, or else the exit/signal,
   // if nothing else was recorded first.
