@@ -185,13 +185,17 @@ void CallStreamReactor::Respond(v1::StreamResponse response) {
 }
 
 void CallStreamReactor::Ended(uint64_t id) {
+  bool unused;
   {
     absl::MutexLock lock(&mu_);
     outstanding_.erase(id);
     if (paused_) ReadMore();
     Settle();
+    unused = UnusedLocked();
   }
-  DeleteIfUnused();
+  // Decided under the lock: once it is released, another thread (OnDone, or
+  // a call ending on the watcher's) may delete the reactor.
+  if (unused) delete this;
 }
 
 void CallStreamReactor::OnWriteDone(bool ok) {
@@ -238,20 +242,19 @@ void CallStreamReactor::Settle() {
 
 void CallStreamReactor::OnDone() {
   CloseCallbacks("the stream ended");
+  bool unused;
   {
     absl::MutexLock lock(&mu_);
     done_ = true;
+    unused = UnusedLocked();
   }
-  DeleteIfUnused();
+  if (unused) delete this;
 }
 
-void CallStreamReactor::DeleteIfUnused() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (!done_ || !outstanding_.empty() || deleting_) return;
-    deleting_ = true;
-  }
-  delete this;
+bool CallStreamReactor::UnusedLocked() {
+  if (!done_ || !outstanding_.empty() || deleting_) return false;
+  deleting_ = true;  // exactly one caller deletes
+  return true;
 }
 
 }  // namespace ffibroker

@@ -73,7 +73,9 @@ class CallStreamReactor final
   // Finishes the RPC once nothing is left to do; deletes the reactor once
   // gRPC is done with it and no call is running.
   void Settle() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void DeleteIfUnused();
+  // True, once, when the reactor may be deleted (OnDone ran and no request
+  // is running): the caller deletes it, in the critical section's wake.
+  bool UnusedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads the next request unless back-pressure holds it (see above).
   void ReadMore() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Callback requests (register, release, answer) and nested calls.
