@@ -70,8 +70,8 @@ class CallStreamReactor final
   void Reject(uint64_t id, const absl::Status& status);
   // A request started by Handle has ended (its answer is queued).
   void Ended(uint64_t id);
-  // Finishes the RPC once nothing is left to do; deletes the reactor once
-  // gRPC is done with it and no call is running.
+  // Finishes the RPC once nothing is left to do (the reactor is deleted
+  // later, by whichever of Ended and OnDone finds it unused).
   void Settle() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True, once, when the reactor may be deleted (OnDone ran and no request
   // is running): the caller deletes it, in the critical section's wake.
