@@ -58,6 +58,16 @@ void SessionManager::WhenCharged(
              });
 }
 
+void SessionManager::WithLibrary(
+    const std::string& id, const Caller& caller, uint64_t handle, std::string operation,
+    std::string detail, absl::Time deadline, NewHandle new_handle,
+    absl::AnyInvocable<void(absl::StatusOr<std::shared_ptr<Authorized>>)> next) {
+  absl::StatusOr<Authorized> op = Authorize(id, caller, handle, operation, detail, deadline,
+                                            new_handle, nullptr, TokenCharge::kDeferIfJournaled);
+  WhenCharged(std::move(op), caller, handle, std::move(operation), std::move(detail),
+              std::move(next));
+}
+
 void SessionManager::Call(const v1::CallRequest& request, const Caller& caller,
                           absl::Time deadline, Library::CallDone done,
                           CallbackContext callbacks) {

@@ -246,11 +246,9 @@ absl::StatusOr<std::string> SessionManager::NewInstanceBytes(
 
 void SessionManager::NewInstance(const v1::NewInstanceRequest& request, const Caller& caller,
                                  absl::Time deadline, Reply<v1::NewInstanceResponse> done) {
-  WhenCharged(
-      Authorize(request.session_id(), caller, request.library_handle(), "NewInstance",
-                request.class_name(), deadline, NewHandle::kYes, nullptr,
-                TokenCharge::kDeferIfJournaled),
-      caller, request.library_handle(), "NewInstance", request.class_name(),
+  WithLibrary(
+      request.session_id(), caller, request.library_handle(), "NewInstance", request.class_name(),
+      deadline, NewHandle::kYes,
       [this, request, caller, done = std::move(done)](
           absl::StatusOr<std::shared_ptr<Authorized>> op) mutable {
         if (!op.ok()) return done(op.status());

@@ -280,6 +280,12 @@ class SessionManager {
   void WhenCharged(absl::StatusOr<Authorized> op, const Caller& caller, uint64_t handle,
                    std::string operation, std::string detail,
                    absl::AnyInvocable<void(absl::StatusOr<std::shared_ptr<Authorized>>)> next);
+  // Authorize an operation on library `handle` (a journaled token charge
+  // deferred), then WhenCharged: `next` gets the held authorization.
+  void WithLibrary(const std::string& id, const Caller& caller, uint64_t handle,
+                   std::string operation, std::string detail, absl::Time deadline,
+                   NewHandle new_handle,
+                   absl::AnyInvocable<void(absl::StatusOr<std::shared_ptr<Authorized>>)> next);
   // The record of instance `handle` owned by session `id` (NOT_FOUND, one
   // message, for any handle the session does not own), and the
   // authorization of its library (Authorize; a journaled token charge is

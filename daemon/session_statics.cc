@@ -8,11 +8,9 @@ namespace ffibroker {
 
 void SessionManager::ReadStatic(const v1::ReadStaticRequest& request, const Caller& caller,
                                 absl::Time deadline, Reply<v1::ReadStaticResponse> done) {
-  WhenCharged(
-      Authorize(request.session_id(), caller, request.library_handle(), "ReadStatic",
-                request.name(), deadline, NewHandle::kNo, nullptr,
-                TokenCharge::kDeferIfJournaled),
-      caller, request.library_handle(), "ReadStatic", request.name(),
+  WithLibrary(
+      request.session_id(), caller, request.library_handle(), "ReadStatic", request.name(),
+      deadline, NewHandle::kNo,
       [name = request.name(), done = std::move(done)](
           absl::StatusOr<std::shared_ptr<Authorized>> op) mutable {
         if (!op.ok()) return done(op.status());
@@ -39,11 +37,9 @@ void SessionManager::ReadStatic(const v1::ReadStaticRequest& request, const Call
 
 void SessionManager::WriteStatic(const v1::WriteStaticRequest& request, const Caller& caller,
                                  absl::Time deadline, Reply<v1::WriteStaticResponse> done) {
-  WhenCharged(
-      Authorize(request.session_id(), caller, request.library_handle(), "WriteStatic",
-                request.name(), deadline, NewHandle::kNo, nullptr,
-                TokenCharge::kDeferIfJournaled),
-      caller, request.library_handle(), "WriteStatic", request.name(),
+  WithLibrary(
+      request.session_id(), caller, request.library_handle(), "WriteStatic", request.name(),
+      deadline, NewHandle::kNo,
       [request, done = std::move(done)](
           absl::StatusOr<std::shared_ptr<Authorized>> op) mutable {
         if (!op.ok()) return done(op.status());
