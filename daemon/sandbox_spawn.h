@@ -1,7 +1,8 @@
 // SpawnSandboxed: starts the worker executable in new namespaces.
 //
-// The daemon is multi-threaded, so the child of clone3 runs only raw system
-// calls on data prepared before the clone (async-signal-safe), then execs.
+// The child shares the daemon's memory until it execs (CLONE_VM, on a stack
+// of its own), so it runs only raw system calls on data prepared before the
+// clone (sandbox_child.h says why and what that rules out).
 // In order, the child: arranges SIGKILL on the daemon's death and waits for
 // the daemon to map its user namespace; opens the bind sources; switches to
 // an unprivileged uid (65534 "nobody" inside a user namespace, mapped
@@ -14,7 +15,7 @@
 // library and the readable paths bind-mounted read-only) and pivots into
 // it; sets no_new_privs; puts its channel on fd 3 and /dev/null on 0-2;
 // execs. A failure at any step is reported back with the step's name and
-// errno. If the kernel hides clone3 (ENOSYS), clone is used instead.
+// errno. It uses clone, never clone3 (which container runtimes often hide).
 #ifndef FFIBROKER_DAEMON_SANDBOX_SPAWN_H_
 #define FFIBROKER_DAEMON_SANDBOX_SPAWN_H_
 
