@@ -17,9 +17,19 @@
 namespace ffibroker {
 namespace {
 
+#if !__GLIBC_PREREQ(2, 25)
+// Older glibc's clone wrote the child's pid into the calling thread's TCB
+// when CLONE_VM came without CLONE_THREAD.
+#error "the sandboxed spawn needs glibc 2.25 or later"
+#endif
+
 // The child's code must not touch what it shares with the daemon's threads
 // (sandbox_child.h); sanitizer runtimes keep per-thread state of their own.
+#if defined(__clang__)
+#define FFIB_CHILD_CODE __attribute__((no_sanitize("address", "undefined", "coverage")))
+#else
 #define FFIB_CHILD_CODE __attribute__((no_sanitize("address", "undefined")))
+#endif
 
 // A system call that leaves errno alone: the result, or -errno.
 FFIB_CHILD_CODE inline long ChildSyscall(long n, long a = 0, long b = 0, long c = 0, long d = 0,
@@ -90,50 +100,50 @@ FFIB_CHILD_CODE void FdPath(int fd, char* out) {
 
 FFIB_CHILD_CODE void BuildRoot(ChildPlan& plan) {
   Check(plan, kPrivate, Sys(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr));
-  Check(plan, kTmpfs, Sys(SYS_mount, "ffibroker-root", plan.new_root.c_str(), "tmpfs",
+  Check(plan, kTmpfs, Sys(SYS_mount, "ffibroker-root", plan.new_root, "tmpfs",
                           MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=65536"));
-  for (const std::string& dir : plan.mkdirs) {
-    long r = Sys(SYS_mkdirat, AT_FDCWD, dir.c_str(), 0755);
+  for (size_t i = 0; i < plan.mkdir_count; ++i) {
+    long r = Sys(SYS_mkdirat, AT_FDCWD, plan.mkdirs[i], 0755);
     if (r != -EEXIST) Check(plan, kMkdir, r);
   }
-  for (const auto& [target, link] : plan.symlinks) {
-    Check(plan, kSymlink, Sys(SYS_symlinkat, target.c_str(), AT_FDCWD, link.c_str()));
+  for (size_t i = 0; i < plan.symlink_count; ++i) {
+    const ChildLink& link = plan.symlinks[i];
+    Check(plan, kSymlink, Sys(SYS_symlinkat, link.target, AT_FDCWD, link.link));
   }
-  for (const ChildPlan::Bind& bind : plan.binds) {
+  for (size_t i = 0; i < plan.bind_count; ++i) {
+    const ChildBind& bind = plan.binds[i];
     // The target may exist already, inside an ancestor bound before it
     // (read-only by then).
     struct stat st;
-    if (Sys(SYS_newfstatat, AT_FDCWD, bind.target.c_str(), &st, 0) < 0) {
+    if (Sys(SYS_newfstatat, AT_FDCWD, bind.target, &st, 0) < 0) {
       if (bind.is_file) {
-        long fd = Sys(SYS_openat, AT_FDCWD, bind.target.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC,
-                      0444);
+        long fd = Sys(SYS_openat, AT_FDCWD, bind.target, O_CREAT | O_WRONLY | O_CLOEXEC, 0444);
         Check(plan, kBindTarget, fd);
         Sys(SYS_close, fd);
       } else {
-        Check(plan, kBindTarget, Sys(SYS_mkdirat, AT_FDCWD, bind.target.c_str(), 0755));
+        Check(plan, kBindTarget, Sys(SYS_mkdirat, AT_FDCWD, bind.target, 0755));
       }
     }
     // Recursive: in a new user namespace the kernel refuses to bind a
     // directory without the submounts locked under it.
     Check(plan, kBind,
-          Sys(SYS_mount, bind.fd_path, bind.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr));
+          Sys(SYS_mount, bind.fd_path, bind.target, nullptr, MS_BIND | MS_REC, nullptr));
     // Read-only (and nosuid, nodev, maybe noexec) for the whole subtree.
     mount_attr attr = {};
     attr.attr_set = bind.attrs;
-    long r = Sys(SYS_mount_setattr, AT_FDCWD, bind.target.c_str(), AT_RECURSIVE, &attr,
-                 sizeof attr);
+    long r = Sys(SYS_mount_setattr, AT_FDCWD, bind.target, AT_RECURSIVE, &attr, sizeof attr);
     // Before Linux 5.12: only the top mount can be made read-only.
     if (r == -ENOSYS) {
-      r = Sys(SYS_mount, nullptr, bind.target.c_str(), nullptr,
+      r = Sys(SYS_mount, nullptr, bind.target, nullptr,
               MS_BIND | MS_REMOUNT | MS_RDONLY | bind.flags, nullptr);
     }
     Check(plan, kRemount, r);
   }
-  Check(plan, kMkdir, Sys(SYS_mkdirat, AT_FDCWD, plan.old_root.c_str(), 0700));
-  Check(plan, kPivot, Sys(SYS_pivot_root, plan.new_root.c_str(), plan.old_root.c_str()));
+  Check(plan, kMkdir, Sys(SYS_mkdirat, AT_FDCWD, plan.old_root, 0700));
+  Check(plan, kPivot, Sys(SYS_pivot_root, plan.new_root, plan.old_root));
   Check(plan, kDetach, Sys(SYS_chdir, "/"));
-  Check(plan, kDetach, Sys(SYS_umount2, plan.old_root_inside.c_str(), MNT_DETACH));
-  Check(plan, kDetach, Sys(SYS_unlinkat, AT_FDCWD, plan.old_root_inside.c_str(), AT_REMOVEDIR));
+  Check(plan, kDetach, Sys(SYS_umount2, plan.old_root_inside, MNT_DETACH));
+  Check(plan, kDetach, Sys(SYS_unlinkat, AT_FDCWD, plan.old_root_inside, AT_REMOVEDIR));
   Check(plan, kRemount, Sys(SYS_mount, nullptr, "/", nullptr,
                             MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
 }
@@ -160,8 +170,9 @@ struct KernelSigaction {
   // under it, e.g. a pinned copy in /tmp) and with the daemon's uid (the
   // source may be in a directory only it can search).
   if (plan.mount_ns) {
-    for (ChildPlan::Bind& bind : plan.binds) {
-      long fd = Sys(SYS_openat, AT_FDCWD, bind.source.c_str(), O_PATH | O_CLOEXEC);
+    for (size_t i = 0; i < plan.bind_count; ++i) {
+      ChildBind& bind = plan.binds[i];
+      long fd = Sys(SYS_openat, AT_FDCWD, bind.source, O_PATH | O_CLOEXEC);
       Check(plan, kOpenSource, fd);
       bind.fd = static_cast<int>(fd);
       FdPath(bind.fd, bind.fd_path);
@@ -187,7 +198,7 @@ struct KernelSigaction {
   uint64_t none = 0;
   Check(plan, kSignals, Sys(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof none));
   char* envp[] = {nullptr};
-  long r = Sys(SYS_execve, plan.executable, plan.argv.data(), envp);
+  long r = Sys(SYS_execve, plan.executable, plan.argv, envp);
   ChildFail(plan, kExecve, r);
 }
 
@@ -225,15 +236,20 @@ void* ChildStack::top() const {
   return static_cast<char*>(base_) + kSize + static_cast<size_t>(::sysconf(_SC_PAGESIZE));
 }
 
-pid_t StartChild(ChildPlan* plan, ChildStack* stack, int clone_flags, int* pidfd) {
-  sigset_t all, old;
-  ::sigfillset(&all);
-  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+pid_t StartChild(ChildPlan* plan, ChildStack* stack, int clone_flags, bool share_memory,
+                 int* pidfd) {
+  // The raw call: pthread_sigmask leaves glibc's internal signals (SIGCANCEL,
+  // SIGSETXID) unblocked. A thread of the daemon calling a set*id function
+  // meanwhile waits the few microseconds until they are unblocked again.
+  const uint64_t all = ~uint64_t{0};
+  uint64_t old = 0;
+  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof all);
   // glibc's clone, not clone3: it runs ChildMain on the new stack, and the
   // flags fit in its int (container runtimes also often hide clone3).
-  pid_t pid = ::clone(&ChildMain, stack->top(), clone_flags | CLONE_VM | SIGCHLD, plan, pidfd);
+  const int flags = clone_flags | (share_memory ? CLONE_VM : 0) | SIGCHLD;
+  pid_t pid = ::clone(&ChildMain, stack->top(), flags, plan, pidfd);
   const int err = errno;
-  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, sizeof old);
   errno = err;
   return pid;
 }

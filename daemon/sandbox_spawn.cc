@@ -13,15 +13,22 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
 #include "common/worker_protocol.h"
 #include "daemon/sandbox_child.h"
 
@@ -47,9 +54,63 @@ unsigned long LockedFlags(const std::string& path) {
   return flags;
 }
 
+// What the child reads, owned: the plan points into it. Kept on the heap
+// until the child has exec'd or been reaped (leaked if that cannot be
+// confirmed, see ChildGuard).
+struct ChildMemory {
+  struct Bind {
+    std::string source, target;
+    unsigned long flags;
+    uint64_t attrs;
+    bool is_file;
+  };
+  std::string new_root = kNewRoot;
+  std::vector<std::string> mkdirs;
+  std::vector<std::pair<std::string, std::string>> symlinks;  // target, linkpath
+  std::vector<Bind> binds;
+  std::string old_root, old_root_inside;
+  std::string executable;
+  std::vector<std::string> argv;
+  // The plain-data view of the above.
+  std::vector<const char*> mkdir_ptrs;
+  std::vector<ChildLink> link_view;
+  std::vector<ChildBind> bind_view;
+  std::vector<char*> argv_ptrs;
+  ChildPlan plan;
+
+  // Points the plan at the strings above (after they are final).
+  void Freeze() {
+    for (const std::string& dir : mkdirs) mkdir_ptrs.push_back(dir.c_str());
+    for (const auto& [target, link] : symlinks) link_view.push_back({target.c_str(), link.c_str()});
+    for (const Bind& b : binds) {
+      ChildBind view = {};
+      view.source = b.source.c_str();
+      view.target = b.target.c_str();
+      view.flags = b.flags;
+      view.attrs = b.attrs;
+      view.is_file = b.is_file;
+      view.fd = -1;
+      bind_view.push_back(view);
+    }
+    for (std::string& a : argv) argv_ptrs.push_back(a.data());
+    argv_ptrs.push_back(nullptr);
+    plan.new_root = new_root.c_str();
+    plan.mkdirs = mkdir_ptrs.data();
+    plan.mkdir_count = mkdir_ptrs.size();
+    plan.symlinks = link_view.data();
+    plan.symlink_count = link_view.size();
+    plan.binds = bind_view.data();
+    plan.bind_count = bind_view.size();
+    plan.old_root = old_root.c_str();
+    plan.old_root_inside = old_root_inside.c_str();
+    plan.executable = executable.c_str();
+    plan.argv = argv_ptrs.data();
+  }
+};
+
 // Fills the mount part of `plan`: system library dirs, the executable and
 // the readable paths, each once, parents before children.
-void PlanRoot(const SandboxPlan& in, ChildPlan* plan) {
+void PlanRoot(const SandboxPlan& in, ChildMemory* plan) {
   std::set<std::string> dirs;
   auto add_parents = [&](const std::string& path) {
     for (size_t slash = path.find('/', 1); slash != std::string::npos;
@@ -102,8 +163,6 @@ void PlanRoot(const SandboxPlan& in, ChildPlan* plan) {
         {source, absl::StrCat(kNewRoot, source), flags, attrs, !S_ISDIR(st.st_mode)});
     bound.emplace_back(source, exec);
   }
-  plan->old_root = absl::StrCat(kNewRoot, "/.old-root");
-  plan->old_root_inside = "/.old-root";
 }
 
 // Whether `err` means the kernel (or its configuration) does not allow an
@@ -131,6 +190,48 @@ bool WriteFile(const std::string& path, const std::string& text) {
   return ok;
 }
 
+// Until its exec the child may run on `stack` and read `memory` (the
+// daemon's own memory, when shared). On every way out of SpawnSandboxed
+// before that — a failure, or an exception — the guard kills the child and
+// waits until it is gone. Should that wait fail, both are leaked rather
+// than freed under a child that may still run.
+class ChildGuard {
+ public:
+  ChildGuard(int pidfd, ChildStack* stack, std::unique_ptr<ChildMemory>* memory)
+      : pidfd_(pidfd), stack_(stack), memory_(memory) {}
+  ~ChildGuard() { End(); }
+  ChildGuard(const ChildGuard&) = delete;
+  ChildGuard& operator=(const ChildGuard&) = delete;
+
+  // The error pipe reached EOF: the child has exec'd (or died), and uses
+  // neither any more.
+  void Execd() { armed_ = false; }
+
+  // Kills the child and reaps it (the pidfd stays open).
+  void End() {
+    if (!armed_) return;
+    armed_ = false;
+    ::syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0);
+    siginfo_t info = {};
+    int rc;
+    do {
+      rc = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_), &info, WEXITED);
+    } while (rc != 0 && errno == EINTR);
+    if (rc != 0) {
+      LOG_ERROR("could not reap a worker that failed its setup (errno %d); keeping its memory",
+                errno);
+      stack_->Leak();
+      (void)memory_->release();
+    }
+  }
+
+ private:
+  const int pidfd_;
+  ChildStack* const stack_;
+  std::unique_ptr<ChildMemory>* const memory_;
+  bool armed_ = true;
+};
+
 }  // namespace
 
 std::string InSystemLibraryDir(const std::string& path) {
@@ -153,14 +254,16 @@ std::string InSystemLibraryDir(const std::string& path) {
   return "";
 }
 
-absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxError* error) {
+absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, absl::Time deadline,
+                                              SandboxError* error) {
   auto fail = [&](SandboxStep step, absl::Status status) {
     error->step = step;
     error->status = status;
     return status;
   };
   bool root = ::geteuid() == 0;
-  ChildPlan plan;
+  auto memory = std::make_unique<ChildMemory>();
+  ChildPlan& plan = memory->plan;
   plan.mount_ns = in.mount_ns;
   plan.user_ns = in.user_ns;
   plan.set_ids = in.user_ns || root;
@@ -174,12 +277,13 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxErro
   // A root daemon drops its groups, unless its own user namespace has
   // frozen them (it was started with setgroups "deny", e.g. unshare -r).
   plan.drop_groups = root && ReadSmallFile("/proc/self/setgroups") != "deny\n";
-  if (plan.mount_ns) PlanRoot(in, &plan);
-  plan.new_root = kNewRoot;
+  if (plan.mount_ns) PlanRoot(in, memory.get());
+  memory->old_root = absl::StrCat(kNewRoot, "/.old-root");
+  memory->old_root_inside = "/.old-root";
+  memory->executable = in.executable;
+  memory->argv = in.argv;
+  memory->Freeze();
   plan.worker_channel_fd = kWorkerChannelFd;
-  plan.executable = in.executable.c_str();
-  for (const std::string& a : in.argv) plan.argv.push_back(const_cast<char*>(a.c_str()));
-  plan.argv.push_back(nullptr);
 
   // Every descriptor the child uses sits at 10 or above, so its dup2 onto
   // 0-3 cannot overwrite one it still needs (a daemon started with stdio
@@ -210,28 +314,26 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxErro
   if (in.net_ns) flags |= CLONE_NEWNET;
   if (in.ipc_ns) flags |= CLONE_NEWIPC;
   if (in.uts_ns) flags |= CLONE_NEWUTS;
-  // Kept until the child has exec'd or been reaped (every return below).
   ChildStack stack;
   if (!stack.valid()) return fail(SandboxStep::kOther, ErrnoStatus("map the child's stack", errno));
   int pidfd = -1;
-  const pid_t pid = StartChild(&plan, &stack, flags, &pidfd);
+  // Memory is shared only with a user namespace (sandbox_child.h says why).
+  const pid_t pid = StartChild(&plan, &stack, flags, /*share_memory=*/in.user_ns, &pidfd);
   if (pid < 0) {
     int err = errno;
     return fail(KernelRefused(err) ? SandboxStep::kClone : SandboxStep::kOther,
                 ErrnoStatus("clone with namespaces", err));
   }
-
   SandboxedChild child;
   child.pid = pid;
   child.pidfd.reset(pidfd);
+  // From here on every way out, an exception included, ends the child
+  // unless it has exec'd.
+  ChildGuard guard(child.pidfd.get(), &stack, &memory);
   sync_read.reset();
   error_write.reset();
   high_sync.reset();
   high_error.reset();
-  auto reap = [&] {
-    ::kill(child.pid, SIGKILL);
-    ::waitpid(child.pid, nullptr, 0);
-  };
   if (in.user_ns) {
     std::string proc = absl::StrCat("/proc/", child.pid);
     // Unprivileged, groups must be frozen before gid_map can be written; a
@@ -240,24 +342,44 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, SandboxErro
         !WriteFile(proc + "/gid_map", absl::StrCat(kNobody, " ", outer_gid, " 1")) ||
         !WriteFile(proc + "/uid_map", absl::StrCat(kNobody, " ", outer_uid, " 1"))) {
       int err = errno;
-      reap();
+      guard.End();
       return fail(KernelRefused(err) ? SandboxStep::kUserMap : SandboxStep::kOther,
                   ErrnoStatus("map the worker's user namespace", err));
     }
   }
   char go = 1;
   if (::write(sync_write.get(), &go, 1) != 1) {
-    reap();
-    return fail(SandboxStep::kOther, ErrnoStatus("start the worker", errno));
+    int err = errno;
+    guard.End();
+    return fail(SandboxStep::kOther, ErrnoStatus("start the worker", err));
   }
   sync_write.reset();
+  // The error pipe ends (EOF) at the child's exec, or brings its failure.
   ChildFailure failure;
-  ssize_t n;
-  do {
+  ssize_t n = -1;
+  while (true) {
+    const int64_t left_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (left_ms < 0) {
+      guard.End();
+      return fail(SandboxStep::kOther,
+                  absl::DeadlineExceededError(
+                      "the worker's sandbox was not set up by the deadline (its child stopped, "
+                      "or a bind source hung)"));
+    }
+    pollfd p = {error_read.get(), POLLIN, 0};
+    int ready = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left_ms + 1, 1000)));
+    if (ready < 0 && errno != EINTR) {
+      int err = errno;
+      guard.End();
+      return fail(SandboxStep::kOther, ErrnoStatus("wait for the worker's exec", err));
+    }
+    if (ready <= 0) continue;
     n = ::read(error_read.get(), &failure, sizeof failure);
-  } while (n < 0 && errno == EINTR);
+    if (n >= 0 || errno != EINTR) break;
+  }
+  if (n == 0) guard.Execd();
   if (n != 0) {
-    reap();
+    guard.End();
     if (n != sizeof failure || failure.step < 0 || failure.step > kExecve) {
       return fail(SandboxStep::kOther, absl::InternalError("worker setup failed"));
     }

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/unique_fd.h"
 
 namespace ffibroker {
@@ -78,7 +79,9 @@ std::string InSystemLibraryDir(const std::string& path);
 // Starts the child. On failure returns the step and a status whose message
 // names the step and the errno ("bind-mount /usr/lib: Operation not
 // permitted"); the child (if any) has been reaped.
-absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& plan,
+// Waits for the child's exec until `deadline`: past it the child is killed
+// and the status is DEADLINE_EXCEEDED.
+absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& plan, absl::Time deadline,
                                               SandboxError* error);
 
 }  // namespace ffibroker

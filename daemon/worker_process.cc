@@ -37,7 +37,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
   std::unique_ptr<SeqpacketTransport> ours = std::move(channel.first);
   std::unique_ptr<SeqpacketTransport> theirs = std::move(channel.second);
   plan.channel_fd = theirs->fd();
-  absl::StatusOr<SandboxedChild> child = SpawnSandboxed(plan, error);
+  absl::StatusOr<SandboxedChild> child = SpawnSandboxed(plan, deadline, error);
   if (!child.ok()) {
     return absl::UnavailableError(
         absl::StrCat("cannot start worker ", plan.executable, ": ", child.status().message()));

@@ -1,5 +1,6 @@
 #include "daemon/worker_process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -307,6 +309,39 @@ TEST(WorkerProcessTest, SpawnOfMissingBinaryIsUnavailable) {
   EXPECT_THAT(std::string(w.status().message()),
               ::testing::HasSubstr("at 'execve': No such file or directory"));
   ::rmdir(dir.c_str());
+}
+
+// The daemon's children, from /proc (the test's own threads' lists).
+std::vector<std::string> Children() {
+  std::vector<std::string> out;
+  const std::string tasks = absl::StrCat("/proc/", ::getpid(), "/task");
+  if (DIR* dir = ::opendir(tasks.c_str())) {
+    while (dirent* e = ::readdir(dir)) {
+      if (e->d_name[0] == '.') continue;
+      std::ifstream in(absl::StrCat(tasks, "/", e->d_name, "/children"));
+      for (std::string pid; in >> pid;) out.push_back(pid);
+    }
+    ::closedir(dir);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The wait for the child's exec has the start's deadline: past it the
+// child is killed and reaped, with the reason.
+TEST(WorkerProcessTest, ASpawnPastItsDeadlineLeavesNoChild) {
+  const std::vector<std::string> before = Children();
+  SandboxError error;
+  worker::v1::Hello hello;
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> w =
+      WorkerProcess::Spawn(PlanFor(FFIBROKER_WORKER_PATH), absl::Now() - absl::Seconds(1),
+                           &error, &hello, TestWatcher());
+  EXPECT_EQ(w.status().code(), absl::StatusCode::kUnavailable) << w.status();
+  EXPECT_THAT(std::string(w.status().message()),
+              ::testing::HasSubstr("the worker's sandbox was not set up by the deadline"));
+  for (const std::string& pid : Children()) {  // none new: an earlier one may be gone
+    EXPECT_TRUE(std::binary_search(before.begin(), before.end(), pid)) << "child " << pid;
+  }
 }
 
 TEST(WorkerProcessTest, SpawnOfANonExecutableFormatIsUnavailable) {
