@@ -85,9 +85,9 @@ FFIB_CHILD_CODE void SwitchIds(const ChildPlan& plan) {
 
 // "/proc/self/fd/" + fd into `out` (40 bytes).
 FFIB_CHILD_CODE void FdPath(int fd, char* out) {
-  const char prefix[] = "/proc/self/fd/";
+  static constexpr char kPrefix[] = "/proc/self/fd/";
   size_t n = 0;
-  for (; prefix[n] != '\0'; ++n) out[n] = prefix[n];
+  for (; kPrefix[n] != '\0'; ++n) out[n] = kPrefix[n];
   char digits[12];
   size_t d = 0;
   do {
@@ -129,8 +129,11 @@ FFIB_CHILD_CODE void BuildRoot(ChildPlan& plan) {
     Check(plan, kBind,
           Sys(SYS_mount, bind.fd_path, bind.target, nullptr, MS_BIND | MS_REC, nullptr));
     // Read-only (and nosuid, nodev, maybe noexec) for the whole subtree.
-    mount_attr attr = {};
+    mount_attr attr;  // every field set: no memset call
     attr.attr_set = bind.attrs;
+    attr.attr_clr = 0;
+    attr.propagation = 0;
+    attr.userns_fd = 0;
     long r = Sys(SYS_mount_setattr, AT_FDCWD, bind.target, AT_RECURSIVE, &attr, sizeof attr);
     // Before Linux 5.12: only the top mount can be made read-only.
     if (r == -ENOSYS) {
@@ -161,9 +164,9 @@ struct KernelSigaction {
   if (got != 1) ChildFail(plan, kWait, got < 0 ? got : -EPIPE);  // the daemon gave up
   // Every handler goes back to its default now, before anything could
   // unblock a signal: a daemon's handler must never run in this child.
-  KernelSigaction dfl;
+  static const KernelSigaction kDefault;  // zeros, in read-only data: no memset call
   for (int sig = 1; sig <= 64; ++sig) {
-    Sys(SYS_rt_sigaction, sig, &dfl, nullptr, 8);  // EINVAL for KILL/STOP: fine
+    Sys(SYS_rt_sigaction, sig, &kDefault, nullptr, 8);  // EINVAL for KILL/STOP: fine
   }
   // The bind sources are opened now: in this mount namespace (a bind
   // source must belong to it), before the new root hides them (a source

@@ -13,8 +13,10 @@
 // Without a user namespace the copy stays: a root daemon's child switches
 // to the worker's uid in the initial namespace before its exec, and memory
 // it shared with the daemon would then be open to that uid's processes
-// (ptrace, when fs.suid_dumpable is 1). In a user namespace owned by the
-// daemon's uid they need a capability there that they cannot have.
+// (ptrace, when fs.suid_dumpable is 1). In a user namespace they would
+// also need CAP_SYS_PTRACE in that namespace (the kernel's check for a
+// target in another user namespace), which only its owner, the daemon's
+// uid, can have.
 //
 // Sharing memory sets the rules for the child's code, kept in both cases:
 //   - raw system calls only (ChildSyscall): glibc's wrappers set errno,

@@ -197,8 +197,10 @@ bool WriteFile(const std::string& path, const std::string& text) {
 // than freed under a child that may still run.
 class ChildGuard {
  public:
-  ChildGuard(int pidfd, ChildStack* stack, std::unique_ptr<ChildMemory>* memory)
-      : pidfd_(pidfd), stack_(stack), memory_(memory) {}
+  static constexpr absl::Duration kReapWait = absl::Seconds(10);
+
+  ChildGuard(pid_t pid, int pidfd, ChildStack* stack, std::unique_ptr<ChildMemory>* memory)
+      : pid_(pid), pidfd_(pidfd), stack_(stack), memory_(memory) {}
   ~ChildGuard() { End(); }
   ChildGuard(const ChildGuard&) = delete;
   ChildGuard& operator=(const ChildGuard&) = delete;
@@ -207,25 +209,44 @@ class ChildGuard {
   // neither any more.
   void Execd() { armed_ = false; }
 
-  // Kills the child and reaps it (the pidfd stays open).
+  // Kills the child and reaps it (the pidfd stays open). The wait is
+  // bounded (kReapWait): a child the kernel cannot end (stuck in an
+  // uninterruptible wait) is left, with its stack and plan leaked.
   void End() {
     if (!armed_) return;
     armed_ = false;
-    ::syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0);
+    if (::syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0) != 0 &&
+        ::kill(pid_, SIGKILL) != 0) {
+      return Leak("could not kill", errno);
+    }
+    const absl::Time give_up = absl::Now() + kReapWait;
+    pollfd p = {pidfd_, POLLIN, 0};  // readable once the child has ended
+    int ready;
+    do {
+      ready = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(
+                                0, absl::ToInt64Milliseconds(give_up - absl::Now()))));
+    } while (ready < 0 && errno == EINTR);
+    if (ready <= 0) return Leak("could not see the end of", ready < 0 ? errno : ETIMEDOUT);
     siginfo_t info = {};
     int rc;
     do {
       rc = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_), &info, WEXITED);
     } while (rc != 0 && errno == EINTR);
-    if (rc != 0) {
-      LOG_ERROR("could not reap a worker that failed its setup (errno %d); keeping its memory",
-                errno);
-      stack_->Leak();
-      (void)memory_->release();
-    }
+    if (rc != 0) Leak("could not reap", errno);
   }
 
  private:
+  void Leak(const char* what, int err) noexcept {
+    stack_->Leak();
+    (void)memory_->release();
+    try {
+      LOG_ERROR("%s worker pid %d, which failed its setup (errno %d); keeping its memory", what,
+                pid_, err);
+    } catch (...) {
+    }
+  }
+
+  const pid_t pid_;
   const int pidfd_;
   ChildStack* const stack_;
   std::unique_ptr<ChildMemory>* const memory_;
@@ -329,7 +350,7 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, absl::Time 
   child.pidfd.reset(pidfd);
   // From here on every way out, an exception included, ends the child
   // unless it has exec'd.
-  ChildGuard guard(child.pidfd.get(), &stack, &memory);
+  ChildGuard guard(child.pid, child.pidfd.get(), &stack, &memory);
   sync_read.reset();
   error_write.reset();
   high_sync.reset();
@@ -367,7 +388,8 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, absl::Time 
                       "or a bind source hung)"));
     }
     pollfd p = {error_read.get(), POLLIN, 0};
-    int ready = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left_ms + 1, 1000)));
+    // At most a second per poll; left_ms may be INT64_MAX (no deadline).
+    int ready = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left_ms, 999) + 1));
     if (ready < 0 && errno != EINTR) {
       int err = errno;
       guard.End();

@@ -344,6 +344,18 @@ TEST(WorkerProcessTest, ASpawnPastItsDeadlineLeavesNoChild) {
   }
 }
 
+// No deadline (a client that sets none): the wait for the exec polls a
+// second at a time (its timeout once overflowed; the sanitizer build
+// aborts on that).
+TEST(WorkerProcessTest, ASpawnWithoutADeadlineWaitsForTheExec) {
+  SandboxError error;
+  worker::v1::Hello hello;
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> w = WorkerProcess::Spawn(
+      PlanFor(FFIBROKER_WORKER_PATH), absl::InfiniteFuture(), &error, &hello, TestWatcher());
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_TRUE((*w)->alive());
+}
+
 TEST(WorkerProcessTest, SpawnOfANonExecutableFormatIsUnavailable) {
   // An empty file with the execute bit: exec fails with ENOEXEC.
   std::string dir = ::testing::TempDir() + "worker_process_test.XXXXXX";
