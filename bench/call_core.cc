@@ -6,6 +6,8 @@
 //             socket, same process as the client would be: no work at all)
 //   stream    one call at a time on a CallStream ÷ the same on a bare
 //             bidirectional echo stream
+//   buffer    a 1 MiB inout buffer call ÷ a bare echo of the same request
+//             (1 MiB each way)
 //   batch     1,000 cos calls in one CallBatch: calls per second, and the
 //             cost per call ÷ an in-process ffi_call
 //   pool      16 concurrent clients on one library, pool 2 ÷ pool 1 calls
@@ -229,6 +231,43 @@ int Run(int iterations, double seconds) {
   (*stream)->Close().IgnoreError();
   echo_stream->WritesDone();
   echo_stream->Finish().ok();
+
+  // A 1 MiB inout buffer (classes' fill: memset in place) ÷ a bare echo of
+  // the same request, whose answer carries the same 1 MiB back.
+  {
+    auto classes = (*session)->OpenLibrary("classes", {"void fill(inout u8[n] buf, u64 n, u8 v)"});
+    if (!classes.ok()) {
+      std::fprintf(stderr, "open classes: %s\n", classes.status().ToString().c_str());
+      return 1;
+    }
+    constexpr uint64_t kMiB = 1 << 20;
+    v1::CallRequest fill;
+    fill.set_session_id((*session)->id());
+    fill.set_library_handle((*classes)->handle());
+    fill.set_symbol("fill");
+    *fill.add_args() = BytesValue(std::string(kMiB, 'x'));
+    *fill.add_args() = ToValue(kMiB);
+    *fill.add_args() = ToValue(uint8_t{7});
+    std::vector<double> fill_us, echo_us;
+    Interleaved(
+        std::max(200, iterations / 10),
+        [&] {
+          v1::CallResponse response;
+          grpc::ClientContext context;
+          (*client)->Prepare(&context);
+          return (*client)->stub()->Call(&context, fill, &response).ok() &&
+                 response.outputs_size() == 1 &&
+                 response.outputs(0).value().bytes_value().size() == kMiB;
+        },
+        [&] {
+          v1::CallResponse response;
+          grpc::ClientContext context;
+          return echo_stub->Unary(&context, fill, &response).ok() &&
+                 response.result().bytes_value().size() == kMiB;
+        },
+        &fill_us, &echo_us);
+    Ratio("buffer", "1 MiB inout", "echo of 1 MiB", Of(fill_us), Of(echo_us));
+  }
 
   // Batches of 1,000 against in-process libffi.
   std::vector<v1::BatchCall> batch(1000);

@@ -190,6 +190,19 @@ bool WriteFile(const std::string& path, const std::string& text) {
   return ok;
 }
 
+// "killed by signal SIGKILL (Killed)" / "exited with status 127" for a
+// child reaped with waitid.
+std::string DescribeChildEnd(const siginfo_t& end) {
+  if (end.si_code == CLD_KILLED || end.si_code == CLD_DUMPED) {
+    const char* abbrev = ::sigabbrev_np(end.si_status);
+    const char* descr = ::sigdescr_np(end.si_status);
+    return absl::StrCat("killed by signal SIG", abbrev != nullptr ? abbrev : "?", " (",
+                        descr != nullptr ? descr : "unknown signal", ")");
+  }
+  if (end.si_code == CLD_EXITED) return absl::StrCat("exited with status ", end.si_status);
+  return "its end could not be seen";
+}
+
 // Until its exec the child may run on `stack` and read `memory` (the
 // daemon's own memory, when shared). On every way out of SpawnSandboxed
 // before that — a failure, or an exception — the guard kills the child and
@@ -201,7 +214,7 @@ class ChildGuard {
 
   ChildGuard(pid_t pid, int pidfd, ChildStack* stack, std::unique_ptr<ChildMemory>* memory)
       : pid_(pid), pidfd_(pidfd), stack_(stack), memory_(memory) {}
-  ~ChildGuard() { End(); }
+  ~ChildGuard() { (void)End(); }
   ChildGuard(const ChildGuard&) = delete;
   ChildGuard& operator=(const ChildGuard&) = delete;
 
@@ -209,15 +222,19 @@ class ChildGuard {
   // neither any more.
   void Execd() { armed_ = false; }
 
-  // Kills the child and reaps it (the pidfd stays open). The wait is
-  // bounded (kReapWait): a child the kernel cannot end (stuck in an
-  // uninterruptible wait) is left, with its stack and plan leaked.
-  void End() {
-    if (!armed_) return;
+  // Kills the child and reaps it (the pidfd stays open); returns how it
+  // ended (si_code 0 if it was not reaped here). The wait is bounded
+  // (kReapWait): a child the kernel cannot end (stuck in an uninterruptible
+  // wait) is left, with its stack and plan leaked.
+  siginfo_t End() {
+    siginfo_t info = {};
+    if (!armed_) return info;
     armed_ = false;
-    if (::syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0) != 0 &&
+    // ESRCH: it ended already (and is not reaped yet); waitid still reaps it.
+    if (::syscall(SYS_pidfd_send_signal, pidfd_, SIGKILL, nullptr, 0) != 0 && errno != ESRCH &&
         ::kill(pid_, SIGKILL) != 0) {
-      return Leak("could not kill", errno);
+      Leak("could not kill", errno);
+      return info;
     }
     const absl::Time give_up = absl::Now() + kReapWait;
     pollfd p = {pidfd_, POLLIN, 0};  // readable once the child has ended
@@ -226,13 +243,16 @@ class ChildGuard {
       ready = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(
                                 0, absl::ToInt64Milliseconds(give_up - absl::Now()))));
     } while (ready < 0 && errno == EINTR);
-    if (ready <= 0) return Leak("could not see the end of", ready < 0 ? errno : ETIMEDOUT);
-    siginfo_t info = {};
+    if (ready <= 0) {
+      Leak("could not see the end of", ready < 0 ? errno : ETIMEDOUT);
+      return info;
+    }
     int rc;
     do {
       rc = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_), &info, WEXITED);
     } while (rc != 0 && errno == EINTR);
     if (rc != 0) Leak("could not reap", errno);
+    return info;
   }
 
  private:
@@ -371,8 +391,12 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, absl::Time 
   char go = 1;
   if (::write(sync_write.get(), &go, 1) != 1) {
     int err = errno;
-    guard.End();
-    return fail(SandboxStep::kOther, ErrnoStatus("start the worker", err));
+    siginfo_t end = guard.End();
+    return fail(SandboxStep::kOther,
+                err == EPIPE ? absl::UnavailableError(absl::StrCat(
+                                   "the new worker process ended before it started: ",
+                                   DescribeChildEnd(end)))
+                             : ErrnoStatus("start the worker", err));
   }
   sync_write.reset();
   // The error pipe ends (EOF) at the child's exec, or brings its failure.

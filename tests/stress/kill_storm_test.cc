@@ -155,7 +155,10 @@ class Storm {
           std::lock_guard<std::mutex> lock(mu_);
           seen_.insert(victim);
         }
-        if (::kill(victim, SIGKILL) == 0) kills_.fetch_add(1);
+        // Counted before it is sent: an operation that fails because of
+        // this kill (a worker's start ends at once with it) must see it.
+        kills_.fetch_add(1);
+        if (::kill(victim, SIGKILL) != 0) kills_.fetch_sub(1);
       }
       absl::SleepFor(absl::Milliseconds(5 + static_cast<int>(rng() % 40)));
     }
