@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <linux/close_range.h>
 #include <linux/mount.h>
 #include <sched.h>
@@ -13,7 +14,6 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
-#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +31,7 @@
 #include "common/log.h"
 #include "common/worker_protocol.h"
 #include "daemon/sandbox_child.h"
+#include "daemon/worker_process.h"  // SignalName
 
 namespace ffibroker {
 namespace {
@@ -194,10 +195,7 @@ bool WriteFile(const std::string& path, const std::string& text) {
 // child reaped with waitid.
 std::string DescribeChildEnd(const siginfo_t& end) {
   if (end.si_code == CLD_KILLED || end.si_code == CLD_DUMPED) {
-    const char* abbrev = ::sigabbrev_np(end.si_status);
-    const char* descr = ::sigdescr_np(end.si_status);
-    return absl::StrCat("killed by signal SIG", abbrev != nullptr ? abbrev : "?", " (",
-                        descr != nullptr ? descr : "unknown signal", ")");
+    return absl::StrCat("killed by signal ", SignalName(end.si_status));
   }
   if (end.si_code == CLD_EXITED) return absl::StrCat("exited with status ", end.si_status);
   return "its end could not be seen";

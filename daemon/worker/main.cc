@@ -53,8 +53,9 @@ int main(int argc, char** argv) {
   // Buffers up to 8 MiB stay in the heap, and up to 8 MiB of free heap
   // stays mapped between calls: glibc's defaults gave a 1 MiB inout call
   // back to the kernel after every call and faulted it in again in the
-  // next (about 4 of its 18 ms, call_core's buffer line). Set before any
-  // allocation; the heap's growth stays under the profile's RLIMIT_AS.
+  // next (about 4 of its 18 ms, call_core's buffer line). Set before the
+  // worker's own allocations; the heap's growth stays under the profile's
+  // RLIMIT_AS.
   mallopt(M_MMAP_THRESHOLD, kWorkerHeapKeepBytes);
   mallopt(M_TRIM_THRESHOLD, kWorkerHeapKeepBytes);
   InitLogging("ffibroker-worker", LogLevel::kWarning);
