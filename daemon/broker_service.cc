@@ -104,14 +104,20 @@ grpc::ServerUnaryReactor* BrokerService::CloseSession(
 grpc::ServerUnaryReactor* BrokerService::OpenLibrary(
     grpc::CallbackServerContext* context, const v1::OpenLibraryRequest* request,
     v1::OpenLibraryResponse* response) {
-  return Dispatch(context, response, [this, request](const Caller& caller, absl::Time deadline)
-                                          -> absl::StatusOr<v1::OpenLibraryResponse> {
-    if (!HasDeclarationText(*request)) return sessions_->OpenLibrary(*request, caller, deadline);
+  // Checked on the gRPC thread; the workers start on the daemon's starter
+  // threads, and the open finishes from there (SessionManager::OpenLibrary).
+  return DispatchAsync(context, response,
+                       [this, request](const Caller& caller, absl::Time deadline, auto done) {
+    if (!HasDeclarationText(*request)) {
+      return sessions_->OpenLibrary(*request, caller, deadline, std::move(done));
+    }
     v1::OpenLibraryRequest expanded = *request;
-    ASSIGN_OR_RETURN(std::set<std::string> classes,
-                     sessions_->ClassNames(request->session_id(), caller));
-    RETURN_IF_ERROR(ExpandDeclarationText(&expanded, classes));
-    return sessions_->OpenLibrary(expanded, caller, deadline);
+    absl::StatusOr<std::set<std::string>> classes =
+        sessions_->ClassNames(request->session_id(), caller);
+    absl::Status status = classes.status();
+    if (status.ok()) status = ExpandDeclarationText(&expanded, *classes);
+    if (!status.ok()) return done(status);
+    sessions_->OpenLibrary(expanded, caller, deadline, std::move(done));
   });
 }
 
@@ -323,9 +329,10 @@ grpc::ServerUnaryReactor* BrokerService::GetMetrics(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* context,
                                                    const v1::GetStatusRequest*,
                                                    v1::GetStatusResponse* response) {
-  return Dispatch(context, response, [this](const Caller& caller, absl::Time deadline) {
-    return sessions_->GetStatus(caller, deadline);
-  });
+  return DispatchAsync(context, response,
+                       [this](const Caller& caller, absl::Time deadline, auto done) {
+                         sessions_->GetStatus(caller, deadline, std::move(done));
+                       });
 }
 
 grpc::ServerUnaryReactor* BrokerService::ParseDeclarations(

@@ -278,15 +278,15 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
     d->launcher_->PrestartProfiles(current->ReferencedProfiles());
     LOG_INFO("pre-starting %d workers per confinement profile in use", options.prestart_workers);
   }
-  d->sessions_ = std::make_unique<SessionManager>(
-      d->policies_.get(), d->token_authority_.get(), d->audit_.get(), d->pins_.get(),
-      d->launcher_.get());
-  d->token_service_ = std::make_unique<TokenService>(
-      d->sessions_.get(), d->policies_.get(), d->token_authority_.get(), d->audit_.get());
-  d->authenticator_ = std::make_unique<Authenticator>(d->acceptor_.get(), d->policies_.get());
   const int share = options.threads_per_principal > 0
                         ? std::min(options.threads_per_principal, options.threads)
                         : std::max(1, options.threads / 4);
+  d->sessions_ = std::make_unique<SessionManager>(
+      d->policies_.get(), d->token_authority_.get(), d->audit_.get(), d->pins_.get(),
+      d->launcher_.get(), options.threads, share);
+  d->token_service_ = std::make_unique<TokenService>(
+      d->sessions_.get(), d->policies_.get(), d->token_authority_.get(), d->audit_.get());
+  d->authenticator_ = std::make_unique<Authenticator>(d->acceptor_.get(), d->policies_.get());
   d->executor_ = std::make_unique<Executor>(options.threads, share);
   d->service_ = std::make_unique<BrokerService>(d->sessions_.get(), d->token_service_.get(),
                                                 d->authenticator_.get(), d->executor_.get());

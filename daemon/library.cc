@@ -59,26 +59,28 @@ absl::StatusOr<std::vector<NameToResolve>> Library::NamesToResolve(
                                    classes);
 }
 
-absl::StatusOr<std::shared_ptr<Library>> Library::Open(
-    std::string path,
-    const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
-    const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
-    const ClassTable& classes, WorkerSpec spec, absl::Time deadline) {
+void Library::Open(std::string path,
+                   const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
+                   const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
+                   const ClassTable& classes, WorkerSpec spec, absl::Time deadline,
+                   Opened done) {
   if (spec.pool_size < 1 || spec.pool_size > static_cast<int>(kMaxPoolSize)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("pool size ", spec.pool_size, " is not in 1..", kMaxPoolSize));
+    return done(absl::InvalidArgumentError(
+        absl::StrCat("pool size ", spec.pool_size, " is not in 1..", kMaxPoolSize)));
   }
   worker::v1::Open open = WorkerOpen(path, symbols, statics, classes, spec);
   std::vector<ResolvedSignature> signatures;
   for (const v1::SymbolDeclaration& s : symbols) {
-    ASSIGN_OR_RETURN(ResolvedSignature sig, ResolveSignature(s.signature(), classes));
-    signatures.push_back(std::move(sig));
+    absl::StatusOr<ResolvedSignature> sig = ResolveSignature(s.signature(), classes);
+    if (!sig.ok()) return done(sig.status());
+    signatures.push_back(*std::move(sig));
   }
   std::map<std::string, StaticInfo> static_infos;
   for (int i = 0; i < statics.size(); ++i) {
     const v1::StaticDeclaration& s = statics[i];
-    ASSIGN_OR_RETURN(TypeRef type, classes.Resolve(s.type(), TypeUse::kStatic));
-    static_infos[s.name()] = StaticInfo{i, type, s.mutable_()};
+    absl::StatusOr<TypeRef> type = classes.Resolve(s.type(), TypeUse::kStatic);
+    if (!type.ok()) return done(type.status());
+    static_infos[s.name()] = StaticInfo{i, *type, s.mutable_()};
   }
   std::shared_ptr<Library> lib(new Library(std::move(path), std::move(open), std::move(spec)));
   lib->signatures_ = std::move(signatures);
@@ -93,40 +95,79 @@ absl::StatusOr<std::shared_ptr<Library>> Library::Open(
     absl::MutexLock lock(&lib->mu_);
     lib->slots_.resize(lib->spec_.pool_size);
   }
-  for (int i = 0; i < lib->spec_.pool_size; ++i) RETURN_IF_ERROR(lib->StartWorker(i, deadline));
-  RETURN_IF_ERROR(lib->ProbeOptional(deadline));
-  return lib;
+  for (int i = 0; i < lib->spec_.pool_size; ++i) {
+    absl::Status started = lib->StartWorker(i, deadline);
+    if (!started.ok()) return done(started);  // the workers started so far stop with `lib`
+  }
+  Library* raw = lib.get();
+  raw->ProbeOptional(deadline, [lib = std::move(lib), done = std::move(done)](
+                                   absl::Status probed) mutable {
+    if (!probed.ok()) return done(probed);
+    done(std::move(lib));
+  });
 }
 
 Library::~Library() { Stop(); }
 
-absl::Status Library::ProbeOptional(absl::Time deadline) {
-  auto probe = [&](bool symbol, int index, const std::string& name,
-                   std::vector<bool>& missing) -> absl::Status {
-    worker::v1::DaemonToWorker request;
-    worker::v1::StaticAccess* access = request.mutable_static_access();
-    access->set_index(static_cast<uint32_t>(index));
-    access->set_probe(true);
-    access->set_probe_symbol(symbol);
-    ASSIGN_OR_RETURN(worker::v1::InstanceResult r,
-                     InstanceOpAndWait(std::move(request), deadline));
-    if (!r.found()) {
-      missing[index] = true;
-      missing_.push_back(name);
-    }
-    return absl::OkStatus();
+void Library::ProbeOptional(absl::Time deadline, absl::AnyInvocable<void(absl::Status)> done) {
+  struct Probe {
+    bool symbol;
+    int index;
+    std::string name;
   };
+  std::vector<Probe> probes;
   for (int i = 0; i < open_.symbols_size(); ++i) {
-    if (open_.symbols(i).optional()) {
-      RETURN_IF_ERROR(probe(true, i, open_.symbols(i).name(), symbol_missing_));
-    }
+    if (open_.symbols(i).optional()) probes.push_back({true, i, open_.symbols(i).name()});
   }
   for (int i = 0; i < open_.statics_size(); ++i) {
-    if (open_.statics(i).optional()) {
-      RETURN_IF_ERROR(probe(false, i, open_.statics(i).name(), static_missing_));
-    }
+    if (open_.statics(i).optional()) probes.push_back({false, i, open_.statics(i).name()});
   }
-  return absl::OkStatus();
+  if (probes.empty()) return done(absl::OkStatus());
+  // Answers come back on the watcher's thread (or this one, for a request
+  // that fails before it is sent); the last one decides.
+  struct Answers {
+    absl::Mutex mu;
+    size_t left ABSL_GUARDED_BY(mu) = 0;
+    absl::Status first_error ABSL_GUARDED_BY(mu);
+    std::vector<bool> missing ABSL_GUARDED_BY(mu);
+    std::vector<Probe> probes;
+    absl::AnyInvocable<void(absl::Status)> done;
+  };
+  auto answers = std::make_shared<Answers>();
+  {
+    absl::MutexLock lock(&answers->mu);
+    answers->left = probes.size();
+    answers->missing.assign(probes.size(), false);
+  }
+  answers->done = std::move(done);
+  answers->probes = probes;
+  for (size_t i = 0; i < probes.size(); ++i) {
+    worker::v1::DaemonToWorker request;
+    worker::v1::StaticAccess* access = request.mutable_static_access();
+    access->set_index(static_cast<uint32_t>(probes[i].index));
+    access->set_probe(true);
+    access->set_probe_symbol(probes[i].symbol);
+    SubmitInstanceOp(std::move(request), 0, deadline,
+                     [self = shared_from_this(), answers, i](
+                         absl::StatusOr<worker::v1::InstanceResult> result, uint64_t) {
+      absl::Status status;
+      {
+        absl::MutexLock lock(&answers->mu);
+        if (!result.ok() && answers->first_error.ok()) answers->first_error = result.status();
+        if (result.ok() && !result->found()) answers->missing[i] = true;
+        if (--answers->left != 0) return;
+        status = answers->first_error;
+        // The library is not shared yet: only this (last) answer touches it.
+        for (size_t j = 0; status.ok() && j < answers->probes.size(); ++j) {
+          if (!answers->missing[j]) continue;
+          const Probe& probe = answers->probes[j];
+          (probe.symbol ? self->symbol_missing_ : self->static_missing_)[probe.index] = true;
+          self->missing_.push_back(probe.name);
+        }
+      }
+      answers->done(status);
+    });
+  }
 }
 
 bool Library::ReturnsInstance(const std::string& symbol) const {

@@ -23,7 +23,7 @@
 //
 // Thread-safety: all methods are thread-safe. Stop() fails what is running.
 //
-//   ASSIGN_OR_RETURN(auto lib, Library::Open(path, symbols, statics, classes, spec, deadline));
+//   Library::Open(path, symbols, statics, classes, spec, deadline, [](auto lib) {...});
 //   lib->Call(request, deadline, instances, [](absl::StatusOr<v1::CallResponse> r) {...});
 #ifndef FFIBROKER_DAEMON_LIBRARY_H_
 #define FFIBROKER_DAEMON_LIBRARY_H_
@@ -83,12 +83,17 @@ class Library : public std::enable_shared_from_this<Library> {
   // NOT_FOUND for a missing symbol, FAILED_PRECONDITION if the loader
   // refused the file, UNAVAILABLE if a worker could not start or died while
   // loading. The worker resolves exactly Library::NamesToResolve(...),
-  // which the caller has authorized. Blocks.
-  static absl::StatusOr<std::shared_ptr<Library>> Open(
-      std::string path,
-      const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
-      const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
-      const ClassTable& classes, WorkerSpec spec, absl::Time deadline);
+  // which the caller has authorized. Starting the workers blocks the
+  // calling thread (run Open on a thread for starts, like spec.starter's);
+  // asking the first worker which optional names it lacks does not: `done`
+  // runs once, with the library or why it could not open, on this thread
+  // or on the worker watcher's.
+  using Opened = absl::AnyInvocable<void(absl::StatusOr<std::shared_ptr<Library>>)>;
+  static void Open(std::string path,
+                   const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
+                   const google::protobuf::RepeatedPtrField<v1::StaticDeclaration>& statics,
+                   const ClassTable& classes, WorkerSpec spec, absl::Time deadline,
+                   Opened done);
 
   // Every name a worker opening `path` with these declarations resolves
   // (common/resolved_names.h: functions, statics, destructors of owned
@@ -230,15 +235,12 @@ class Library : public std::enable_shared_from_this<Library> {
       absl::AnyInvocable<void(absl::StatusOr<worker::v1::InstanceResult>, uint64_t generation)>;
   void SubmitInstanceOp(worker::v1::DaemonToWorker request, uint64_t generation,
                         absl::Time deadline, InstanceDone done);
-  // SubmitInstanceOp, waiting for the outcome (set-up steps only: Open's
-  // probe of optional names).
-  absl::StatusOr<worker::v1::InstanceResult> InstanceOpAndWait(
-      worker::v1::DaemonToWorker request, absl::Time deadline);
 
   // Starts a worker in place `slot` and loads the library in it; blocks.
   absl::Status StartWorker(int slot, absl::Time deadline);
-  // Asks the first worker which optional symbols and statics it lacks.
-  absl::Status ProbeOptional(absl::Time deadline);
+  // Asks the first worker which optional symbols and statics it lacks (all
+  // questions at once); `done` runs once, when every answer is in.
+  void ProbeOptional(absl::Time deadline, absl::AnyInvocable<void(absl::Status)> done);
   // The worker a request goes to: the one of `generation` (0: the least
   // busy; -1 reads as slot 0). If its worker is gone, `*needs_start` is set
   // and the place to restart is returned in target->slot.

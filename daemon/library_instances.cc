@@ -60,19 +60,6 @@ void Library::SubmitInstanceOp(worker::v1::DaemonToWorker request, uint64_t gene
              [shared_done, failed](absl::Status status) { (*shared_done)(failed(status), 0); });
 }
 
-absl::StatusOr<worker::v1::InstanceResult> Library::InstanceOpAndWait(
-    worker::v1::DaemonToWorker request, absl::Time deadline) {
-  absl::Notification answered;
-  absl::StatusOr<worker::v1::InstanceResult> outcome;
-  SubmitInstanceOp(std::move(request), 0, deadline,
-                   [&](absl::StatusOr<worker::v1::InstanceResult> result, uint64_t) {
-                     outcome = std::move(result);
-                     answered.Notify();
-                   });
-  answered.WaitForNotification();  // the worker's deadline bounds it
-  return outcome;
-}
-
 void Library::NewInstance(const TypeDesc& klass, std::string init, absl::Time deadline,
                           Done<InstanceRef> done) {
   worker::v1::DaemonToWorker message;

@@ -49,12 +49,15 @@ int main(int argc, char** argv) {
                  "directory for durable state: the token journal (kept only when the "
                  "policy sets token_secret_file)")
       ->capture_default_str();
-  app.add_option("--threads", options.threads, "threads serving requests")
+  app.add_option("--threads", options.threads,
+                 "threads for requests that block (grants, token exchanges, session "
+                 "creation), and as many again for worker starts (opens, restarts, "
+                 "status probes)")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   app.add_option("--threads-per-principal", options.threads_per_principal,
-                 "how many of those threads one principal's blocking requests (opens, "
-                 "grants, status) may hold at once; the rest wait their turn "
+                 "how many threads of each of those pools one principal may hold at once; "
+                 "the rest of its requests wait their turn "
                  "(default: a quarter of --threads, at least 1)")
       ->check(CLI::Range(1, 1024));
   app.add_option("--worker-uids", options.worker_uids,

@@ -29,11 +29,11 @@ absl::StatusOr<std::string> NewSessionId() {
 
 SessionManager::SessionManager(const PolicyHolder* policies, TokenAuthority* tokens,
                                AuditLog* audit, PinnedLibraries* pins,
-                               WorkerLauncher* launcher,
+                               WorkerLauncher* launcher, int start_threads, int start_share,
                                std::function<absl::Time()> now)
     : policies_(policies), tokens_(tokens), audit_(audit), pins_(pins),
       launcher_(launcher), now_(std::move(now)),
-      starter_(std::make_unique<Executor>(kStarterThreads, /*per_principal=*/1)),
+      starter_(std::make_unique<Executor>(start_threads, start_share)),
       releaser_(std::make_unique<Executor>(1)), journal_(std::make_unique<Executor>(1)) {}
 
 SessionManager::~SessionManager() {

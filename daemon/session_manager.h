@@ -68,10 +68,14 @@ namespace ffibroker {
 
 class SessionManager {
  public:
-  // Everything passed is borrowed and must outlive the manager. `now` is
-  // the clock (a seam for tests).
+  // Everything passed is borrowed and must outlive the manager. Worker
+  // starts (opens, restarts, status probes) run on `start_threads`
+  // threads, at most `start_share` of them for one principal at a time
+  // (--threads and --threads-per-principal). `now` is the clock (a seam
+  // for tests).
   SessionManager(const PolicyHolder* policies, TokenAuthority* tokens,
                  AuditLog* audit, PinnedLibraries* pins, WorkerLauncher* launcher,
+                 int start_threads, int start_share,
                  std::function<absl::Time()> now = absl::Now);
   ~SessionManager();  // stops every library
 
@@ -90,9 +94,13 @@ class SessionManager {
   // (NamesToResolve: functions, statics, destructors of owned results), or
   // a static is declared mut without WRITE_STATICS (AuthorizeOpen);
   // UNAUTHENTICATED / PERMISSION_DENIED for a bad, expired or revoked token.
-  absl::StatusOr<v1::OpenLibraryResponse> OpenLibrary(
-      const v1::OpenLibraryRequest& request, const Caller& caller,
-      absl::Time deadline);
+  //
+  // Asynchronous: the checks run on the caller's thread; the workers start
+  // on the starter (one start of a principal at a time), so no RPC thread
+  // waits for a start. `done` runs once, on the starter's thread, the
+  // worker watcher's, or the caller's for an error found first.
+  void OpenLibrary(const v1::OpenLibraryRequest& request, const Caller& caller,
+                   absl::Time deadline, Reply<v1::OpenLibraryResponse> done);
   void CloseLibrary(const v1::CloseLibraryRequest& request, const Caller& caller,
                     Reply<v1::CloseLibraryResponse> done);
   // `deadline` is the client's; the permission's max_call_millis caps it.
@@ -170,7 +178,12 @@ class SessionManager {
 
   // The profiles, required layers, worker count, and the layers of a probe
   // worker started now under the default profile.
-  absl::StatusOr<v1::GetStatusResponse> GetStatus(const Caller& caller, absl::Time deadline);
+  // Asynchronous: the probe worker starts on the starter; a request that
+  // comes while a probe runs waits for it (at most kMaxStatusWaiting), so
+  // one probe runs at a time. `done` runs once, on the starter's thread or
+  // the caller's.
+  void GetStatus(const Caller& caller, absl::Time deadline, Reply<v1::GetStatusResponse> done);
+  static constexpr size_t kMaxStatusWaiting = 64;
 
   // Ends sessions idle past their timeout; returns how many ended. Their
   // release (destructors, then stopping the workers) runs on the manager's
@@ -356,6 +369,34 @@ class SessionManager {
   static std::shared_ptr<Library> HoldWorkers(std::shared_ptr<Library> library,
                                               std::vector<PrincipalQuota::Reservation> workers);
 
+  // An open that passed its checks (OpenLibrary), on its way to the
+  // starter: what starting it and recording it in the session need.
+  struct OpenPlan {
+    v1::OpenLibraryRequest request;
+    Caller caller;
+    std::string path;
+    uint64_t serial = 0;
+    ClassTable classes;
+    std::optional<v1::TokenClaims> token;
+    v1::Permission permission;
+    std::vector<PrincipalQuota::Reservation> workers;
+    WorkerSpec spec;
+    absl::Time deadline;
+    absl::Duration max_open;
+    absl::Duration max_call;  // the tighter of the policy's and the permission's
+    bool capped = false;  // the policy's max_open_millis set `deadline`
+    std::string sha256;   // the permission's pin, if any
+  };
+  // The checks of OpenLibrary: what the session's permission or the token
+  // allows, and the limits.
+  absl::StatusOr<std::unique_ptr<OpenPlan>> PlanOpen(const v1::OpenLibraryRequest& request,
+                                                     const Caller& caller, absl::Time deadline);
+  // On the starter: starts the workers (after materializing a pinned
+  // library) and then records the library (FinishOpen).
+  void StartOpen(std::unique_ptr<OpenPlan> plan, Reply<v1::OpenLibraryResponse> done);
+  absl::StatusOr<v1::OpenLibraryResponse> FinishOpen(
+      OpenPlan& plan, absl::StatusOr<std::shared_ptr<Library>> opened);
+
   // The session for `id` if it belongs to `caller`, touched; NOT_FOUND
   // otherwise.
   absl::StatusOr<Session*> FindLocked(const std::string& id, const Caller& caller)
@@ -370,7 +411,17 @@ class SessionManager {
   WorkerLauncher* const launcher_;
   const std::function<absl::Time()> now_;
 
-  absl::Mutex probe_mu_;  // one status probe worker at a time
+  // GetStatus: one probe worker at a time, and the requests waiting for it.
+  struct StatusWaiter {
+    std::string principal;
+    v1::GetStatusResponse response;  // all but the probe
+    Reply<v1::GetStatusResponse> done;
+  };
+  // Answers every waiting GetStatus with the probe's outcome.
+  void AnswerStatus(const absl::Status& probed, const v1::WorkerLayers& layers);
+  absl::Mutex probe_mu_;
+  bool probe_running_ ABSL_GUARDED_BY(probe_mu_) = false;
+  std::vector<StatusWaiter> probe_waiting_ ABSL_GUARDED_BY(probe_mu_);
   // Declared before everything holding its reservations (outlives them).
   PrincipalQuota quota_;
   absl::Mutex mu_;
@@ -380,11 +431,10 @@ class SessionManager {
   // Releases started and not finished (AwaitReleases).
   absl::Mutex release_mu_;
   int releasing_ ABSL_GUARDED_BY(release_mu_) = 0;
-  // Starts workers in place of dead ones (Library: WorkerSpec.starter), so
-  // no RPC thread waits for a start; one thread per principal at a time, so
-  // a principal whose restarts hang in library constructors delays only
-  // its own.
-  static constexpr int kStarterThreads = 4;
+  // Starts workers: for opens, in place of dead ones (Library:
+  // WorkerSpec.starter) and for status probes, so no RPC thread waits for
+  // a start. A principal holds at most its share of the threads, so one
+  // whose starts hang in library constructors delays only its own.
   std::unique_ptr<Executor> starter_;
   // Runs the release of expired sessions. Last member: destroyed (draining
   // its queue) before everything its tasks use.

@@ -93,9 +93,8 @@ std::shared_ptr<Library> SessionManager::HoldWorkers(
   return std::shared_ptr<Library>(std::move(held), raw);
 }
 
-absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
-    const v1::OpenLibraryRequest& request, const Caller& caller,
-    absl::Time deadline) {
+absl::StatusOr<std::unique_ptr<SessionManager::OpenPlan>> SessionManager::PlanOpen(
+    const v1::OpenLibraryRequest& request, const Caller& caller, absl::Time deadline) {
   std::shared_ptr<const Policy> policy = policies_->Get();
   ASSIGN_OR_RETURN(std::string path, policy->ResolveLibrary(request.library()));
   const v1::Limits& limits = policy->limits();
@@ -118,10 +117,11 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
     }
     token = *std::move(claims);
   }
-  uint64_t serial;
-  v1::Permission permission;
+  auto plan = std::make_unique<OpenPlan>();
+  uint64_t& serial = plan->serial;
+  v1::Permission& permission = plan->permission;
   // One per worker of the pool, held by the library once it is open.
-  std::vector<PrincipalQuota::Reservation> workers;
+  std::vector<PrincipalQuota::Reservation>& workers = plan->workers;
   const uint32_t pool_size = std::max<uint32_t>(1, request.pool_size());
   if (pool_size > limits.max_pool_size()) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -173,7 +173,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
       workers.push_back(std::move(one));
     }
   }
-  WorkerSpec spec;
+  WorkerSpec& spec = plan->spec;
   spec.launcher = launcher_;
   spec.profile = permission.confinement_profile();
   spec.required_layers = policy->required_layers();
@@ -185,24 +185,85 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   // Every open is bounded (a constructor may never return): the client's
   // deadline, capped by the policy's.
   const absl::Duration max_open = absl::Milliseconds(limits.max_open_millis());
-  const bool capped = now_() + max_open < deadline;
-  deadline = std::min(deadline, now_() + max_open);
-  absl::StatusOr<std::shared_ptr<Library>> opened;
+  plan->max_open = max_open;
+  plan->capped = now_() + max_open < deadline;
+  plan->deadline = std::min(deadline, now_() + max_open);
   const v1::PermissionLibrary* entry = ffibroker::FindLibrary(permission, path);
   spec.allow_dependency_symbols = entry != nullptr && entry->allow_dependency_symbols();
-  if (entry != nullptr && !entry->sha256().empty()) {
-    absl::StatusOr<std::string> copy = pins_->Materialize(path, entry->sha256());
-    if (copy.ok()) {
-      opened = Library::Open(*copy, request.symbols(), request.statics(), classes, spec,
-                             deadline);
-    } else {
-      opened = copy.status();
-    }
-  } else {
-    opened = Library::Open(path, request.symbols(), request.statics(), classes, spec,
-                           deadline);
-  }
+  if (entry != nullptr) plan->sha256 = entry->sha256();
+  plan->max_call = absl::Milliseconds(
+      Tighter(limits.max_call_millis(), permission.limits().max_call_millis()));
+  plan->request = request;
+  plan->caller = caller;
+  plan->path = std::move(path);
+  plan->classes = std::move(classes);
+  plan->token = std::move(token);
+  return plan;
+}
 
+void SessionManager::OpenLibrary(const v1::OpenLibraryRequest& request, const Caller& caller,
+                                 absl::Time deadline, Reply<v1::OpenLibraryResponse> done) {
+  absl::StatusOr<std::unique_ptr<OpenPlan>> plan = PlanOpen(request, caller, deadline);
+  if (!plan.ok()) return done(plan.status());
+  // The task is dropped unrun if the principal has too many waiting: the
+  // answer must not go with it.
+  auto answer = std::make_shared<Reply<v1::OpenLibraryResponse>>(std::move(done));
+  const std::string share = caller.limits_holder;
+  auto task = [this, plan = *std::move(plan), answer]() mutable {
+    try {
+      StartOpen(std::move(plan), [answer](absl::StatusOr<v1::OpenLibraryResponse> response) {
+        (*answer)(std::move(response));
+      });
+    } catch (const std::bad_alloc&) {  // a start allocates: the daemon survives it
+      LOG_ERROR("OpenLibrary: out of memory starting a worker");
+      (*answer)(absl::ResourceExhaustedError(
+          "OpenLibrary: the daemon ran out of memory starting the worker"));
+    }
+  };
+  if (!starter_->Submit(share, std::move(task))) {
+    (*answer)(absl::ResourceExhaustedError(absl::StrCat(
+        "OpenLibrary: principal '", share, "' already has ", Executor::kMaxWaitingPerPrincipal,
+        " worker starts waiting for its share of the daemon's start threads "
+        "(--threads-per-principal ", starter_->per_principal(), ")")));
+  }
+}
+
+void SessionManager::StartOpen(std::unique_ptr<OpenPlan> plan,
+                               Reply<v1::OpenLibraryResponse> done) {
+  // Starts of one principal run one at a time: this one may have waited.
+  if (now_() >= plan->deadline) {
+    absl::StatusOr<v1::OpenLibraryResponse> late = FinishOpen(
+        *plan, absl::DeadlineExceededError(
+                   "the deadline passed while the open waited for this principal's earlier "
+                   "worker starts"));
+    return done(std::move(late));
+  }
+  std::string path = plan->path;
+  if (!plan->sha256.empty()) {
+    absl::StatusOr<std::string> copy = pins_->Materialize(plan->path, plan->sha256);
+    if (!copy.ok()) return done(FinishOpen(*plan, copy.status()));
+    path = *std::move(copy);
+  }
+  OpenPlan* raw = plan.get();
+  Library::Open(std::move(path), raw->request.symbols(), raw->request.statics(), raw->classes,
+                raw->spec, raw->deadline,
+                [this, plan = std::move(plan), done = std::move(done)](
+                    absl::StatusOr<std::shared_ptr<Library>> opened) mutable {
+                  done(FinishOpen(*plan, std::move(opened)));
+                });
+}
+
+absl::StatusOr<v1::OpenLibraryResponse> SessionManager::FinishOpen(
+    OpenPlan& plan, absl::StatusOr<std::shared_ptr<Library>> opened) {
+  const v1::OpenLibraryRequest& request = plan.request;
+  const Caller& caller = plan.caller;
+  const std::string& path = plan.path;
+  const uint64_t serial = plan.serial;
+  const bool capped = plan.capped;
+  const absl::Duration max_open = plan.max_open;
+  const WorkerSpec& spec = plan.spec;
+  std::optional<v1::TokenClaims>& token = plan.token;
+  std::vector<PrincipalQuota::Reservation>& workers = plan.workers;
   if (!opened.ok() && capped && absl::IsDeadlineExceeded(opened.status())) {
     opened = absl::DeadlineExceededError(absl::StrCat(
         opened.status().message(), " (opening may take at most ",
@@ -243,8 +304,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::OpenLibrary(
   Handle& h = (*session)->libraries[handle];
   h.library = HoldWorkers(*std::move(opened), std::move(workers));
   h.token = std::move(token);
-  h.max_call = absl::Milliseconds(
-      Tighter(limits.max_call_millis(), permission.limits().max_call_millis()));
+  h.max_call = plan.max_call;
   h.audit_calls = audit_->log_calls();
   return response;
 }

@@ -1,5 +1,6 @@
 // SessionManager (session_manager.h): the daemon's status (GetStatus).
 #include <algorithm>
+#include <new>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -8,8 +9,8 @@
 
 namespace ffibroker {
 
-absl::StatusOr<v1::GetStatusResponse> SessionManager::GetStatus(const Caller& caller,
-                                                                absl::Time deadline) {
+void SessionManager::GetStatus(const Caller& caller, absl::Time deadline,
+                               Reply<v1::GetStatusResponse> done) {
   std::shared_ptr<const Policy> policy = policies_->Get();
   v1::GetStatusResponse response;
   response.set_default_profile(kDefaultConfinementProfile);
@@ -28,16 +29,57 @@ absl::StatusOr<v1::GetStatusResponse> SessionManager::GetStatus(const Caller& ca
   response.set_caller_principal(caller.principal);
   response.set_workers(quota_.Total(Resource::kWorkers));
   // A probe loads nothing; it shows what any worker gets right now. One at
-  // a time, so status requests cannot be used to multiply processes.
-  absl::MutexLock probe_lock(&probe_mu_);
-  absl::Time cap = now_() + absl::Seconds(10);
-  absl::Status probe = launcher_->Probe(kDefaultConfinementProfile, std::min(deadline, cap),
-                                        response.mutable_probe());
-  if (!probe.ok()) {
-    return absl::Status(probe.code(), absl::StrCat("probe worker: ", probe.message()));
+  // a time, so status requests cannot be used to multiply processes: a
+  // request that comes while one runs gets its answer too. The probe
+  // starts a worker, so it runs on the starter, not on an RPC thread.
+  {
+    absl::MutexLock lock(&probe_mu_);
+    if (probe_waiting_.size() >= kMaxStatusWaiting) {
+      return done(absl::ResourceExhaustedError(absl::StrCat(
+          "GetStatus: ", kMaxStatusWaiting,
+          " status requests are already waiting for the probe worker")));
+    }
+    probe_waiting_.push_back({caller.principal, std::move(response), std::move(done)});
+    if (probe_running_) return;
+    probe_running_ = true;
   }
-  LOG_INFO("%s read the daemon status", caller.principal);
-  return response;
+  const absl::Time until = std::min(deadline, now_() + absl::Seconds(10));
+  auto probe = [this, until] {
+    v1::WorkerLayers layers;
+    absl::Status probed;
+    try {
+      probed = launcher_->Probe(kDefaultConfinementProfile, until, &layers);
+    } catch (const std::bad_alloc&) {
+      probed = absl::ResourceExhaustedError("the daemon ran out of memory starting it");
+    }
+    AnswerStatus(probed, layers);
+  };
+  if (!starter_->Submit(caller.limits_holder, std::move(probe))) {
+    AnswerStatus(absl::ResourceExhaustedError(absl::StrCat(
+                     "principal '", caller.limits_holder, "' already has ",
+                     Executor::kMaxWaitingPerPrincipal,
+                     " worker starts waiting for its share of the daemon's start threads "
+                     "(--threads-per-principal ", starter_->per_principal(), ")")),
+                 v1::WorkerLayers());
+  }
+}
+
+void SessionManager::AnswerStatus(const absl::Status& probed, const v1::WorkerLayers& layers) {
+  std::vector<StatusWaiter> waiting;
+  {
+    absl::MutexLock lock(&probe_mu_);
+    waiting.swap(probe_waiting_);
+    probe_running_ = false;
+  }
+  for (StatusWaiter& waiter : waiting) {
+    if (!probed.ok()) {
+      waiter.done(absl::Status(probed.code(), absl::StrCat("probe worker: ", probed.message())));
+      continue;
+    }
+    *waiter.response.mutable_probe() = layers;
+    LOG_INFO("%s read the daemon status", waiter.principal);
+    waiter.done(std::move(waiter.response));
+  }
 }
 
 }  // namespace ffibroker

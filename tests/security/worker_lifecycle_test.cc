@@ -262,6 +262,29 @@ TEST(OpenBoundTest, HangingOpensHoldOnlyTheirPrincipalsShareOfThreads) {
   }
 }
 
+// An open waits for its worker on the daemon's start threads, not on a
+// request thread: with a single thread of each, a principal whose open
+// hangs in a library constructor still gets its other blocking requests
+// (a new session, a token grant) answered at once.
+TEST(OpenBoundTest, AHangingOpenHoldsNoRequestThread) {
+  std::future<std::pair<absl::Status, absl::Duration>> open;
+  auto daemon = TestDaemon::StartWithPolicy(SleepyPolicy(4000), {"--threads=1"});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  open = std::async(std::launch::async, OpenSleepy, (*daemon)->address());
+  ASSERT_TRUE(Within(absl::Seconds(10), [&] { return !(*daemon)->Children().empty(); }));
+  absl::SleepFor(absl::Milliseconds(200));  // into the constructor
+  auto client = (*daemon)->Connect();
+  ASSERT_TRUE(client.ok()) << client.status();
+  const absl::Time start = absl::Now();
+  auto session = (*client)->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto token = (*session)->GrantToken();
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1)) << "a request waited for the hanging open";
+  ASSERT_EQ(open.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(open.get().first.code(), absl::StatusCode::kDeadlineExceeded);
+}
+
 TEST(OpenBoundTest, SigtermEndsTheDaemonWhileOpensHang) {
   std::future<std::pair<absl::Status, absl::Duration>> opens[2];
   auto daemon = TestDaemon::StartWithPolicy(
