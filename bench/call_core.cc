@@ -3,7 +3,9 @@
 //
 //   unary     Call(cos 0.5) through the daemon ÷ a bare unary gRPC echo of
 //             the same messages (bench/echo_server: callback API, unix
-//             socket, same process as the client would be: no work at all)
+//             socket, a server process of its own as the daemon is: no work
+//             at all); also ÷ the same echo served from the benchmark's own
+//             process (the baseline of figures before 2026-12-07)
 //   stream    one call at a time on a CallStream ÷ the same on a bare
 //             bidirectional echo stream
 //   buffer    a 1 MiB inout buffer call ÷ a bare echo of the same request
@@ -151,6 +153,24 @@ double Throughput(const testing::TestDaemon& daemon, int clients, uint32_t pool,
 }
 
 int Run(int iterations, double seconds) {
+  // The baseline server runs in a process of its own, as the daemon does;
+  // forked first, before this process has any thread.
+  const char* tmp = std::getenv("TMPDIR");
+  std::string echo_dir = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/call_core.XXXXXX";
+  if (::mkdtemp(&echo_dir[0]) == nullptr) {
+    std::perror("mkdtemp");
+    return 1;
+  }
+  const std::string echo_address = "unix:" + echo_dir + "/echo.sock";
+  std::unique_ptr<bench::EchoProcess> echo_process = bench::EchoProcess::Fork(echo_address);
+  if (echo_process == nullptr) return 1;
+  struct RemoveDir {
+    std::string dir;
+    ~RemoveDir() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } remove_echo_dir{echo_dir};
   auto daemon = testing::TestDaemon::Start(
       "limits { max_workers: 64 per_principal { max_calls_in_flight: 64 max_workers: 32 } }\n",
       {"--threads=2", "--log-level=warning"});
@@ -158,12 +178,17 @@ int Run(int iterations, double seconds) {
     std::fprintf(stderr, "daemon: %s\n", daemon.status().ToString().c_str());
     return 1;
   }
-  std::string echo_address = "unix:" + (*daemon)->dir() + "/echo.sock";
-  std::unique_ptr<bench::EchoServer> echo = bench::EchoServer::Start(echo_address);
-  if (echo == nullptr) return 1;
+  // The same echo in this process too (the baseline of earlier figures: its
+  // client and server share one address space, so no call switches
+  // process).
+  const std::string local_address = "unix:" + (*daemon)->dir() + "/echo.sock";
+  std::unique_ptr<bench::EchoServer> local_echo = bench::EchoServer::Start(local_address);
+  if (local_echo == nullptr) return 1;
   grpc::ChannelArguments args;
   auto echo_stub = bench::v1::Echo::NewStub(
       grpc::CreateCustomChannel(echo_address, grpc::InsecureChannelCredentials(), args));
+  auto local_stub = bench::v1::Echo::NewStub(
+      grpc::CreateCustomChannel(local_address, grpc::InsecureChannelCredentials(), args));
 
   auto client = (*daemon)->Connect();
   auto session = (*client)->CreateSession();
@@ -188,6 +213,11 @@ int Run(int iterations, double seconds) {
     grpc::ClientContext context;
     return echo_stub->Unary(&context, request, &response).ok();
   };
+  auto local_call = [&] {
+    v1::CallResponse response;
+    grpc::ClientContext context;
+    return local_stub->Unary(&context, request, &response).ok();
+  };
   auto relay_call = [&] {
     v1::CallResponse response;
     grpc::ClientContext context;
@@ -202,6 +232,9 @@ int Run(int iterations, double seconds) {
   std::vector<double> broker_again_us, relay_again_us;
   Interleaved(iterations, broker_call, relay_call, &broker_again_us, &relay_again_us);
   Ratio("unary", "broker", "relay echo", Of(broker_again_us), Of(relay_again_us));
+  std::vector<double> broker_local_us, local_us;
+  Interleaved(iterations, broker_call, local_call, &broker_local_us, &local_us);
+  Ratio("unary", "broker", "echo in bench", Of(broker_local_us), Of(local_us));
   std::printf("cpu      daemon + worker per unary call: %.1f us\n",
               CpuMicrosPerCall((*daemon)->pid(), iterations, broker_call));
 
@@ -226,6 +259,21 @@ int Run(int iterations, double seconds) {
       },
       &broker_us, &bare_us);
   Ratio("stream", "broker", "bare echo", Of(broker_us), Of(bare_us));
+  {
+    grpc::ClientContext local_context;
+    auto local_stream = local_stub->Stream(&local_context);
+    std::vector<double> broker_local_us, local_us;
+    Interleaved(
+        iterations, stream_call,
+        [&] {
+          v1::StreamResponse response;
+          return local_stream->Write(stream_request) && local_stream->Read(&response);
+        },
+        &broker_local_us, &local_us);
+    Ratio("stream", "broker", "echo in bench", Of(broker_local_us), Of(local_us));
+    local_stream->WritesDone();
+    local_stream->Finish().ok();
+  }
   std::printf("cpu      daemon + worker per stream call: %.1f us\n",
               CpuMicrosPerCall((*daemon)->pid(), iterations, stream_call));
   (*stream)->Close().IgnoreError();

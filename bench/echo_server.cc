@@ -1,10 +1,16 @@
 #include "bench/echo_server.h"
 
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include <cstring>
+#include <fcntl.h>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -196,6 +202,42 @@ std::unique_ptr<EchoServer> EchoServer::Start(const std::string& address) {
   echo->server_ = builder.BuildAndStart();
   if (echo->server_ == nullptr) return nullptr;
   return echo;
+}
+
+std::unique_ptr<EchoProcess> EchoProcess::Fork(const std::string& address) {
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) return nullptr;
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(ready[0]);
+    ::close(ready[1]);
+    return nullptr;
+  }
+  if (pid == 0) {
+    ::close(ready[0]);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives the benchmark
+    std::unique_ptr<EchoServer> echo = EchoServer::Start(address);
+    if (echo == nullptr) ::_exit(1);
+    char ok = 1;
+    if (::write(ready[1], &ok, 1) != 1) ::_exit(1);
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  std::unique_ptr<EchoProcess> child(new EchoProcess(pid));
+  pollfd pfd = {ready[0], POLLIN, 0};
+  char ok = 0;
+  const bool started = ::poll(&pfd, 1, 10000) == 1 && ::read(ready[0], &ok, 1) == 1;
+  ::close(ready[0]);
+  if (!started) {
+    std::fprintf(stderr, "echo server process did not start serving %s\n", address.c_str());
+    return nullptr;
+  }
+  return child;
+}
+
+EchoProcess::~EchoProcess() {
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
 }
 
 EchoServer::~EchoServer() {
