@@ -330,8 +330,8 @@ grpc::ServerUnaryReactor* BrokerService::GetStatus(grpc::CallbackServerContext* 
                                                    const v1::GetStatusRequest*,
                                                    v1::GetStatusResponse* response) {
   return DispatchAsync(context, response,
-                       [this](const Caller& caller, absl::Time deadline, auto done) {
-                         sessions_->GetStatus(caller, deadline, std::move(done));
+                       [this](const Caller& caller, absl::Time, auto done) {
+                         sessions_->GetStatus(caller, std::move(done));
                        });
 }
 

@@ -102,7 +102,10 @@ void Library::Open(std::string path,
   Library* raw = lib.get();
   raw->ProbeOptional(deadline, [lib = std::move(lib), done = std::move(done)](
                                    absl::Status probed) mutable {
-    if (!probed.ok()) return done(probed);
+    if (!probed.ok()) {
+      lib.reset();  // its workers stop before the answer goes out
+      return done(probed);
+    }
     done(std::move(lib));
   });
 }

@@ -37,6 +37,7 @@
 #ifndef FFIBROKER_DAEMON_SESSION_MANAGER_H_
 #define FFIBROKER_DAEMON_SESSION_MANAGER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -96,7 +97,8 @@ class SessionManager {
   // UNAUTHENTICATED / PERMISSION_DENIED for a bad, expired or revoked token.
   //
   // Asynchronous: the checks run on the caller's thread; the workers start
-  // on the starter (one start of a principal at a time), so no RPC thread
+  // on the starter (within the principal's share of its threads; the
+  // policy's max_open_millis runs from the start), so no RPC thread
   // waits for a start. `done` runs once, on the starter's thread, the
   // worker watcher's, or the caller's for an error found first.
   void OpenLibrary(const v1::OpenLibraryRequest& request, const Caller& caller,
@@ -178,12 +180,16 @@ class SessionManager {
 
   // The profiles, required layers, worker count, and the layers of a probe
   // worker started now under the default profile.
-  // Asynchronous: the probe worker starts on the starter; a request that
-  // comes while a probe runs waits for it (at most kMaxStatusWaiting), so
+  // Asynchronous: the probe worker starts on the starter, as the daemon's
+  // own task (no principal's share), bounded by kStatusProbeTimeout; a
+  // request that comes while a probe runs waits for it (at most
+  // kMaxStatusWaiting, kMaxStatusWaitingPerPrincipal of one principal), so
   // one probe runs at a time. `done` runs once, on the starter's thread or
   // the caller's.
-  void GetStatus(const Caller& caller, absl::Time deadline, Reply<v1::GetStatusResponse> done);
+  void GetStatus(const Caller& caller, Reply<v1::GetStatusResponse> done);
   static constexpr size_t kMaxStatusWaiting = 64;
+  static constexpr size_t kMaxStatusWaitingPerPrincipal = 4;
+  static constexpr absl::Duration kStatusProbeTimeout = absl::Seconds(10);
 
   // Ends sessions idle past their timeout; returns how many ended. Their
   // release (destructors, then stopping the workers) runs on the manager's
@@ -218,6 +224,9 @@ class SessionManager {
     uint64_t next_handle = 1;
     std::map<uint64_t, Handle> libraries;
     ClassTable classes;  // registered classes, append-only
+    // Opens that passed their checks and are not open (or failed) yet:
+    // they count in max_libraries_per_session.
+    std::shared_ptr<std::atomic<int>> opening = std::make_shared<std::atomic<int>>(0);
     PrincipalQuota::Reservation quota;  // this session, in its creator's limits
     std::vector<PrincipalQuota::Reservation> class_quota;  // one per class
   };
@@ -369,6 +378,29 @@ class SessionManager {
   static std::shared_ptr<Library> HoldWorkers(std::shared_ptr<Library> library,
                                               std::vector<PrincipalQuota::Reservation> workers);
 
+  // One of a session's opens in progress (Session::opening), released
+  // once (or when it is destroyed).
+  class OpeningSlot {
+   public:
+    OpeningSlot() = default;
+    explicit OpeningSlot(std::shared_ptr<std::atomic<int>> count) : count_(std::move(count)) {
+      ++*count_;
+    }
+    OpeningSlot(OpeningSlot&& other) noexcept : count_(std::move(other.count_)) {}
+    OpeningSlot& operator=(OpeningSlot&& other) noexcept {
+      Release();
+      count_ = std::move(other.count_);
+      return *this;
+    }
+    ~OpeningSlot() { Release(); }
+    void Release() {
+      if (count_ != nullptr) --*count_;
+      count_.reset();
+    }
+
+   private:
+    std::shared_ptr<std::atomic<int>> count_;
+  };
   // An open that passed its checks (OpenLibrary), on its way to the
   // starter: what starting it and recording it in the session need.
   struct OpenPlan {
@@ -381,11 +413,12 @@ class SessionManager {
     v1::Permission permission;
     std::vector<PrincipalQuota::Reservation> workers;
     WorkerSpec spec;
-    absl::Time deadline;
-    absl::Duration max_open;
+    absl::Time deadline;      // the client's; StartOpen caps it with max_open
+    absl::Duration max_open;  // limits.max_open_millis
     absl::Duration max_call;  // the tighter of the policy's and the permission's
-    bool capped = false;  // the policy's max_open_millis set `deadline`
-    std::string sha256;   // the permission's pin, if any
+    bool capped = false;      // max_open set `deadline` (StartOpen)
+    std::string sha256;       // the permission's pin, if any
+    OpeningSlot opening;      // in the session's max_libraries_per_session
   };
   // The checks of OpenLibrary: what the session's permission or the token
   // allows, and the limits.
@@ -431,11 +464,15 @@ class SessionManager {
   // Releases started and not finished (AwaitReleases).
   absl::Mutex release_mu_;
   int releasing_ ABSL_GUARDED_BY(release_mu_) = 0;
-  // Starts workers: for opens, in place of dead ones (Library:
-  // WorkerSpec.starter) and for status probes, so no RPC thread waits for
-  // a start. A principal holds at most its share of the threads, so one
-  // whose starts hang in library constructors delays only its own.
+  // Start workers, so no RPC thread waits for a start: `starter_` for
+  // opens and status probes (a principal holds at most its share of the
+  // threads, so one whose opens hang in library constructors delays only
+  // its own), `restarter_` in place of dead ones (Library:
+  // WorkerSpec.starter; a pool of its own, so hanging opens delay no
+  // restart; one thread per principal at a time).
   std::unique_ptr<Executor> starter_;
+  static constexpr int kRestarterThreads = 4;
+  std::unique_ptr<Executor> restarter_;
   // Runs the release of expired sessions. Last member: destroyed (draining
   // its queue) before everything its tasks use.
   std::unique_ptr<Executor> releaser_;

@@ -2,6 +2,8 @@
 // a session may open (its permission or a token), checked before any worker
 // starts, and the limits on what it holds.
 #include <algorithm>
+#include <exception>
+#include <new>
 #include <set>
 #include <vector>
 
@@ -73,6 +75,26 @@ absl::Status ValidateSymbols(
     }
   }
   return absl::OkStatus();
+}
+
+// Runs `work`; an exception becomes a status and a log line instead of
+// ending the daemon (a start allocates, and runs off any RPC's guard).
+template <typename Work>
+absl::Status Guarded(const Work& work) {
+  try {
+    work();
+    return absl::OkStatus();
+  } catch (const std::bad_alloc&) {
+    LOG_ERROR("OpenLibrary: out of memory opening a library");
+    return absl::ResourceExhaustedError(
+        "OpenLibrary: the daemon ran out of memory opening the library");
+  } catch (const std::exception& e) {
+    LOG_ERROR("OpenLibrary: exception opening a library: %s", e.what());
+    return absl::InternalError(absl::StrCat("OpenLibrary: internal error: ", e.what()));
+  } catch (...) {
+    LOG_ERROR("OpenLibrary: unknown exception opening a library");
+    return absl::InternalError("OpenLibrary: internal error");
+  }
 }
 
 // The tighter of the daemon's limit and the permission's (0 = none).
@@ -161,11 +183,14 @@ absl::StatusOr<std::unique_ptr<SessionManager::OpenPlan>> SessionManager::PlanOp
     }
     uint32_t max_libraries = Tighter(limits.max_libraries_per_session(),
                                      permission.limits().max_libraries_per_session());
-    if (session->libraries.size() >= max_libraries) {
+    const size_t opening = static_cast<size_t>(session->opening->load());
+    if (session->libraries.size() + opening >= max_libraries) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "this session already has ", session->libraries.size(),
-          " libraries open, the limit is ", max_libraries));
+          "this session already has ", session->libraries.size(), " libraries open",
+          opening == 0 ? "" : absl::StrCat(" and ", opening, " being opened"),
+          ", the limit is ", max_libraries));
     }
+    plan->opening = OpeningSlot(session->opening);
     // Limits.max_workers and the principal's max_workers: one per worker
     // of the pool.
     for (uint32_t i = 0; i < pool_size; ++i) {
@@ -179,15 +204,13 @@ absl::StatusOr<std::unique_ptr<SessionManager::OpenPlan>> SessionManager::PlanOp
   spec.required_layers = policy->required_layers();
   spec.owner = absl::StrCat("session ", SessionField(serial));
   spec.pool_size = static_cast<int>(pool_size);
-  spec.starter = starter_.get();
+  spec.starter = restarter_.get();
   spec.share = caller.limits_holder;
   spec.max_start = absl::Milliseconds(limits.max_open_millis());
   // Every open is bounded (a constructor may never return): the client's
   // deadline, capped by the policy's.
-  const absl::Duration max_open = absl::Milliseconds(limits.max_open_millis());
-  plan->max_open = max_open;
-  plan->capped = now_() + max_open < deadline;
-  plan->deadline = std::min(deadline, now_() + max_open);
+  plan->max_open = absl::Milliseconds(limits.max_open_millis());
+  plan->deadline = deadline;  // the cap applies once the start begins (StartOpen)
   const v1::PermissionLibrary* entry = ffibroker::FindLibrary(permission, path);
   spec.allow_dependency_symbols = entry != nullptr && entry->allow_dependency_symbols();
   if (entry != nullptr) plan->sha256 = entry->sha256();
@@ -210,15 +233,13 @@ void SessionManager::OpenLibrary(const v1::OpenLibraryRequest& request, const Ca
   auto answer = std::make_shared<Reply<v1::OpenLibraryResponse>>(std::move(done));
   const std::string share = caller.limits_holder;
   auto task = [this, plan = *std::move(plan), answer]() mutable {
-    try {
+    absl::Status thrown = Guarded([&] {
       StartOpen(std::move(plan), [answer](absl::StatusOr<v1::OpenLibraryResponse> response) {
         (*answer)(std::move(response));
       });
-    } catch (const std::bad_alloc&) {  // a start allocates: the daemon survives it
-      LOG_ERROR("OpenLibrary: out of memory starting a worker");
-      (*answer)(absl::ResourceExhaustedError(
-          "OpenLibrary: the daemon ran out of memory starting the worker"));
-    }
+    });
+    // The answer runs once: DispatchAsync drops a second one.
+    if (!thrown.ok()) (*answer)(thrown);
   };
   if (!starter_->Submit(share, std::move(task))) {
     (*answer)(absl::ResourceExhaustedError(absl::StrCat(
@@ -230,26 +251,43 @@ void SessionManager::OpenLibrary(const v1::OpenLibraryRequest& request, const Ca
 
 void SessionManager::StartOpen(std::unique_ptr<OpenPlan> plan,
                                Reply<v1::OpenLibraryResponse> done) {
-  // Starts of one principal run one at a time: this one may have waited.
-  if (now_() >= plan->deadline) {
-    absl::StatusOr<v1::OpenLibraryResponse> late = FinishOpen(
-        *plan, absl::DeadlineExceededError(
-                   "the deadline passed while the open waited for this principal's earlier "
-                   "worker starts"));
-    return done(std::move(late));
+  // What reaches the client is decided, and the plan (its reservations)
+  // and any library it started are gone, before the answer finishes the
+  // RPC: once the last RPC is finished the daemon may be torn down.
+  auto finish = [this](std::unique_ptr<OpenPlan> plan,
+                       absl::StatusOr<std::shared_ptr<Library>> opened,
+                       Reply<v1::OpenLibraryResponse>& done) {
+    absl::StatusOr<v1::OpenLibraryResponse> response = absl::UnknownError("");
+    absl::Status thrown = Guarded([&] { response = FinishOpen(*plan, std::move(opened)); });
+    if (!thrown.ok()) response = thrown;
+    plan.reset();
+    done(std::move(response));
+  };
+  // A principal's starts share its threads of the pool: this one may have
+  // waited for earlier ones, within the client's deadline. The policy's
+  // cap on the open itself runs from here.
+  const absl::Time now = now_();
+  if (now >= plan->deadline) {
+    return finish(std::move(plan),
+                  absl::DeadlineExceededError(absl::StrCat(
+                      "the deadline passed while the open waited for this principal's earlier "
+                      "worker starts (--threads-per-principal ", starter_->per_principal(), ")")),
+                  done);
   }
+  plan->capped = now + plan->max_open < plan->deadline;
+  plan->deadline = std::min(plan->deadline, now + plan->max_open);
   std::string path = plan->path;
   if (!plan->sha256.empty()) {
     absl::StatusOr<std::string> copy = pins_->Materialize(plan->path, plan->sha256);
-    if (!copy.ok()) return done(FinishOpen(*plan, copy.status()));
+    if (!copy.ok()) return finish(std::move(plan), copy.status(), done);
     path = *std::move(copy);
   }
   OpenPlan* raw = plan.get();
   Library::Open(std::move(path), raw->request.symbols(), raw->request.statics(), raw->classes,
                 raw->spec, raw->deadline,
-                [this, plan = std::move(plan), done = std::move(done)](
+                [finish, plan = std::move(plan), done = std::move(done)](
                     absl::StatusOr<std::shared_ptr<Library>> opened) mutable {
-                  done(FinishOpen(*plan, std::move(opened)));
+                  finish(std::move(plan), std::move(opened), done);
                 });
 }
 
@@ -270,6 +308,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::FinishOpen(
         absl::FormatDuration(max_open), ": limits.max_open_millis)"));
   }
   absl::MutexLock lock(&mu_);
+  plan.opening.Release();  // the library is open now, or never will be
   if (!opened.ok()) {
     LOG_EVENT(LogLevel::kInfo,
               LogFields().Event("open_library_failed").Principal(caller.principal)

@@ -9,8 +9,7 @@
 
 namespace ffibroker {
 
-void SessionManager::GetStatus(const Caller& caller, absl::Time deadline,
-                               Reply<v1::GetStatusResponse> done) {
+void SessionManager::GetStatus(const Caller& caller, Reply<v1::GetStatusResponse> done) {
   std::shared_ptr<const Policy> policy = policies_->Get();
   v1::GetStatusResponse response;
   response.set_default_profile(kDefaultConfinementProfile);
@@ -31,19 +30,30 @@ void SessionManager::GetStatus(const Caller& caller, absl::Time deadline,
   // A probe loads nothing; it shows what any worker gets right now. One at
   // a time, so status requests cannot be used to multiply processes: a
   // request that comes while one runs gets its answer too. The probe
-  // starts a worker, so it runs on the starter, not on an RPC thread.
+  // starts a worker, so it runs on the starter, not on an RPC thread; as
+  // the daemon's own task with its own deadline, so no principal decides
+  // how it goes for the others.
+  absl::Status refused;
+  bool start = false;
   {
     absl::MutexLock lock(&probe_mu_);
-    if (probe_waiting_.size() >= kMaxStatusWaiting) {
-      return done(absl::ResourceExhaustedError(absl::StrCat(
-          "GetStatus: ", kMaxStatusWaiting,
-          " status requests are already waiting for the probe worker")));
+    const size_t mine = static_cast<size_t>(std::count_if(
+        probe_waiting_.begin(), probe_waiting_.end(),
+        [&](const StatusWaiter& w) { return w.principal == caller.principal; }));
+    if (probe_waiting_.size() >= kMaxStatusWaiting || mine >= kMaxStatusWaitingPerPrincipal) {
+      refused = absl::ResourceExhaustedError(absl::StrCat(
+          "GetStatus: ", mine >= kMaxStatusWaitingPerPrincipal ? mine : probe_waiting_.size(),
+          mine >= kMaxStatusWaitingPerPrincipal ? " of this principal's" : "",
+          " status requests are already waiting for the probe worker"));
+    } else {
+      probe_waiting_.push_back({caller.principal, std::move(response), std::move(done)});
+      start = !probe_running_;
+      probe_running_ = true;
     }
-    probe_waiting_.push_back({caller.principal, std::move(response), std::move(done)});
-    if (probe_running_) return;
-    probe_running_ = true;
   }
-  const absl::Time until = std::min(deadline, now_() + absl::Seconds(10));
+  if (!refused.ok()) return done(refused);  // answered outside the lock
+  if (!start) return;
+  const absl::Time until = now_() + kStatusProbeTimeout;
   auto probe = [this, until] {
     v1::WorkerLayers layers;
     absl::Status probed;
@@ -51,15 +61,15 @@ void SessionManager::GetStatus(const Caller& caller, absl::Time deadline,
       probed = launcher_->Probe(kDefaultConfinementProfile, until, &layers);
     } catch (const std::bad_alloc&) {
       probed = absl::ResourceExhaustedError("the daemon ran out of memory starting it");
+    } catch (const std::exception& e) {
+      probed = absl::InternalError(absl::StrCat("internal error: ", e.what()));
     }
     AnswerStatus(probed, layers);
   };
-  if (!starter_->Submit(caller.limits_holder, std::move(probe))) {
-    AnswerStatus(absl::ResourceExhaustedError(absl::StrCat(
-                     "principal '", caller.limits_holder, "' already has ",
-                     Executor::kMaxWaitingPerPrincipal,
-                     " worker starts waiting for its share of the daemon's start threads "
-                     "(--threads-per-principal ", starter_->per_principal(), ")")),
+  try {
+    starter_->Submit(std::move(probe));
+  } catch (const std::bad_alloc&) {  // not queued: nobody else will answer
+    AnswerStatus(absl::ResourceExhaustedError("the daemon ran out of memory queueing it"),
                  v1::WorkerLayers());
   }
 }

@@ -169,13 +169,13 @@ TEST(WorkerDeathTest, ADeathBetweenCallsIsReapedAtOnceLoggedAndReported) {
 
 // The catalogue with "sleepy" (a constructor that never returns) and a
 // principal that may open it and scalars.
-std::string SleepyPolicy(int max_open_millis) {
+std::string SleepyPolicy(int max_open_millis, const std::string& more_limits = "") {
   return absl::StrCat(
       TestDaemon::Catalogue(), "libraries { name: \"sleepy\" path: \"",
       FFIBROKER_HOSTILE_CTOR_SLEEP_LIB, "\" }\n", "principals { name: \"test-user\" uids: ",
       ::getuid(),
       " permission { libraries { library: \"sleepy\" } libraries { library: \"scalars\" } } }\n",
-      "limits { max_open_millis: ", max_open_millis, " }\n");
+      "limits { max_open_millis: ", max_open_millis, " ", more_limits, " }\n");
 }
 
 // Opens "sleepy" in a session of its own; the status of the open and how
@@ -283,6 +283,31 @@ TEST(OpenBoundTest, AHangingOpenHoldsNoRequestThread) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(1)) << "a request waited for the hanging open";
   ASSERT_EQ(open.wait_for(std::chrono::seconds(20)), std::future_status::ready);
   EXPECT_EQ(open.get().first.code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+// An open still starting counts in the session's library limit: a second
+// open cannot pass the check while the first waits for its worker.
+TEST(OpenBoundTest, OpensInProgressCountInTheSessionsLibraryLimit) {
+  auto daemon = TestDaemon::StartWithPolicy(
+      SleepyPolicy(3000, "max_libraries_per_session: 1"));
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  auto client = (*daemon)->Connect();
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto session = (*client)->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto hanging = std::async(std::launch::async, [&] {
+    return (*session)->OpenLibrary("sleepy", {"i32 healthy(i32)"}).status();
+  });
+  ASSERT_TRUE(Within(absl::Seconds(10), [&] { return !(*daemon)->Children().empty(); }));
+  auto second = (*session)->OpenLibrary("scalars", {"i64 i64_plus_one(i64)"});
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted) << second.status();
+  EXPECT_THAT(std::string(second.status().message()),
+              HasSubstr("0 libraries open and 1 being opened, the limit is 1"));
+  ASSERT_EQ(hanging.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(hanging.get().code(), absl::StatusCode::kDeadlineExceeded);
+  // The failed open no longer counts.
+  auto third = (*session)->OpenLibrary("scalars", {"i64 i64_plus_one(i64)"});
+  ASSERT_TRUE(third.ok()) << third.status();
 }
 
 TEST(OpenBoundTest, SigtermEndsTheDaemonWhileOpensHang) {
