@@ -1,5 +1,9 @@
 #include "daemon/executor.h"
 
+#include <exception>
+
+#include "common/log.h"
+
 namespace ffibroker {
 
 Executor::Executor(int threads, int per_principal) : per_principal_(per_principal) {
@@ -62,7 +66,16 @@ void Executor::Loop() {
       task = std::move(queue_.front());
       queue_.pop_front();
     }
-    task.run();
+    // A task answers its own failures; one that throws anyway must not end
+    // the daemon (it runs as root, serving every principal) or this thread.
+    try {
+      task.run();
+    } catch (const std::exception& e) {
+      LOG_ERROR("a task of principal '%s' ended with an exception: %s", task.principal,
+                e.what());
+    } catch (...) {
+      LOG_ERROR("a task of principal '%s' ended with an unknown exception", task.principal);
+    }
     task.run = nullptr;  // what it holds goes before the next task may start
     if (!task.principal.empty()) {
       absl::MutexLock lock(&mu_);

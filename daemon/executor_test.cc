@@ -4,6 +4,7 @@
 #include "daemon/executor.h"
 
 #include <atomic>
+#include <stdexcept>
 #include <string>
 
 #include "absl/synchronization/notification.h"
@@ -12,6 +13,17 @@
 
 namespace ffibroker {
 namespace {
+
+// A task that throws ends neither the daemon nor its thread, and frees its
+// principal's share: the principal's next task runs on the same thread.
+TEST(ExecutorTest, ATaskThatThrowsLeavesThePoolServing) {
+  Executor pool(1, /*per_principal=*/1);
+  ASSERT_TRUE(pool.Submit("thrower", [] { throw std::runtime_error("boom"); }));
+  pool.Submit([] { throw 42; });
+  absl::Notification next;
+  ASSERT_TRUE(pool.Submit("thrower", [&] { next.Notify(); }));
+  EXPECT_TRUE(next.WaitForNotificationWithTimeout(absl::Seconds(10)));
+}
 
 TEST(ExecutorTest, APrincipalRunsOnItsShareAndOthersRunMeanwhile) {
   absl::Notification release;

@@ -1,5 +1,8 @@
 // Library (library.h): the pool of workers, where a request goes, and
 // starting workers in place of dead ones.
+#include <exception>
+#include <new>
+
 #include "absl/strings/str_cat.h"
 #include "common/error_reason.h"
 #include "common/log.h"
@@ -124,7 +127,15 @@ void Library::RunStart(int slot, absl::Time deadline) {
   auto start = [weak = weak_from_this(), slot, deadline] {
     std::shared_ptr<Library> self = weak.lock();
     if (self == nullptr) return;  // closed meanwhile: its waiters failed with it
-    self->Started(slot, self->StartWorker(slot, deadline));
+    absl::Status started;
+    try {  // the waiters must hear of it whatever happens
+      started = self->StartWorker(slot, deadline);
+    } catch (const std::bad_alloc&) {
+      started = absl::ResourceExhaustedError("the daemon ran out of memory starting the worker");
+    } catch (const std::exception& e) {
+      started = absl::InternalError(absl::StrCat("internal error starting the worker: ", e.what()));
+    }
+    self->Started(slot, started);
   };
   if (spec_.starter == nullptr) return start();
   if (!spec_.starter->Submit(spec_.share, std::move(start))) {
