@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <exception>
 #include <optional>
 #include <vector>
 
@@ -26,7 +27,19 @@
 namespace ffibroker {
 
 void WorkerProcess::RunAll(Completions completions) {
-  for (Completion& c : completions) c.done(std::move(c.result));
+  for (Completion& c : completions) {
+    // A completion answers its own failures; one that throws anyway (out
+    // of memory decoding a reply) must not end the daemon or keep the
+    // completions after it from running. Its request stays unanswered
+    // (the client's deadline or cancellation ends it).
+    try {
+      c.done(std::move(c.result));
+    } catch (const std::exception& e) {
+      LOG_ERROR("a worker reply's completion ended with an exception: %s", e.what());
+    } catch (...) {
+      LOG_ERROR("a worker reply's completion ended with an unknown exception");
+    }
+  }
 }
 
 absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -81,6 +82,21 @@ std::unique_ptr<WorkerProcess> OpenedWorker(const std::string& lib,
 bool Reaped(pid_t pid) {
   errno = 0;
   return ::waitpid(pid, nullptr, WNOHANG) == -1 && errno == ECHILD;
+}
+
+// A completion that throws ends neither the daemon nor the completions
+// after it (they run on the watcher's thread, one after the other).
+TEST(WorkerProcessTest, ACompletionThatThrowsLeavesTheOthersToRun) {
+  int ran = 0;
+  WorkerProcess::Completions completions;
+  completions.push_back({[](absl::StatusOr<worker::v1::WorkerToDaemon>) {
+                           throw std::runtime_error("decoding failed");
+                         },
+                         absl::UnavailableError("x")});
+  completions.push_back({[&](absl::StatusOr<worker::v1::WorkerToDaemon>) { ++ran; },
+                         absl::UnavailableError("y")});
+  WorkerProcess::RunAll(std::move(completions));
+  EXPECT_EQ(ran, 1);
 }
 
 TEST(WorkerProcessTest, CallsShareTheWorkersState) {
