@@ -17,10 +17,10 @@ namespace {
 // A task that throws ends neither the daemon nor its thread, and frees its
 // principal's share: the principal's next task runs on the same thread.
 TEST(ExecutorTest, ATaskThatThrowsLeavesThePoolServing) {
+  absl::Notification next;  // outlives the pool and its tasks
   Executor pool(1, /*per_principal=*/1);
   ASSERT_TRUE(pool.Submit("thrower", [] { throw std::runtime_error("boom"); }));
   pool.Submit([] { throw 42; });
-  absl::Notification next;
   ASSERT_TRUE(pool.Submit("thrower", [&] { next.Notify(); }));
   EXPECT_TRUE(next.WaitForNotificationWithTimeout(absl::Seconds(10)));
 }

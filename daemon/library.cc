@@ -97,13 +97,17 @@ void Library::Open(std::string path,
   }
   for (int i = 0; i < lib->spec_.pool_size; ++i) {
     absl::Status started = lib->StartWorker(i, deadline);
-    if (!started.ok()) return done(started);  // the workers started so far stop with `lib`
+    if (!started.ok()) {
+      lib->Stop();  // the workers started so far end before the answer goes out
+      return done(started);
+    }
   }
   Library* raw = lib.get();
   raw->ProbeOptional(deadline, [lib = std::move(lib), done = std::move(done)](
                                    absl::Status probed) mutable {
     if (!probed.ok()) {
-      lib.reset();  // its workers stop before the answer goes out
+      lib->Stop();  // its workers end before the answer goes out
+      lib.reset();
       return done(probed);
     }
     done(std::move(lib));

@@ -281,7 +281,8 @@ class Library : public std::enable_shared_from_this<Library> {
                   absl::AnyInvocable<void(Target)> send,
                   absl::AnyInvocable<void(absl::Status)> fail, bool restarted = false);
   // Starts a worker in place `slot` on the starter (within the opener's
-  // share of it), then Started.
+  // share of it), then Started. The start ends by `deadline` and at most
+  // spec_.max_start after it begins (the wait in the queue is not counted).
   void RunStart(int slot, absl::Time deadline);
   // A start in place `slot` ended with `status`: its waiting requests go on.
   void Started(int slot, absl::Status status);

@@ -118,7 +118,7 @@ absl::StatusOr<Library::Target> Library::Pick(uint64_t generation, bool first_sl
     }
   }
   for (int slot : refill) {
-    RunStart(slot, absl::Now() + spec_.max_start);
+    RunStart(slot, absl::InfiniteFuture());
   }
   return target;
 }
@@ -129,11 +129,14 @@ void Library::RunStart(int slot, absl::Time deadline) {
     if (self == nullptr) return;  // closed meanwhile: its waiters failed with it
     absl::Status started;
     try {  // the waiters must hear of it whatever happens
-      started = self->StartWorker(slot, deadline);
+      // spec_.max_start runs from the start, not from the queue.
+      started = self->StartWorker(slot, std::min(deadline, absl::Now() + self->spec_.max_start));
     } catch (const std::bad_alloc&) {
       started = absl::ResourceExhaustedError("the daemon ran out of memory starting the worker");
     } catch (const std::exception& e) {
       started = absl::InternalError(absl::StrCat("internal error starting the worker: ", e.what()));
+    } catch (...) {
+      started = absl::InternalError("internal error starting the worker");
     }
     self->Started(slot, started);
   };

@@ -51,8 +51,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threads", options.threads,
                  "threads for requests that block (grants, token exchanges, session "
-                 "creation), and as many again for worker starts (opens, restarts, "
-                 "status probes)")
+                 "creation), and as many again for the worker starts of opens")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   app.add_option("--threads-per-principal", options.threads_per_principal,

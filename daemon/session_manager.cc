@@ -35,6 +35,7 @@ SessionManager::SessionManager(const PolicyHolder* policies, TokenAuthority* tok
       launcher_(launcher), now_(std::move(now)),
       starter_(std::make_unique<Executor>(start_threads, start_share)),
       restarter_(std::make_unique<Executor>(kRestarterThreads, /*per_principal=*/1)),
+      prober_(std::make_unique<Executor>(1)),
       releaser_(std::make_unique<Executor>(1)), journal_(std::make_unique<Executor>(1)) {}
 
 SessionManager::~SessionManager() {

@@ -163,8 +163,8 @@ class SessionManager {
   // authorized and validated on the caller's thread (the token's charge on
   // the journal thread when it writes the journal, as for calls) and sent;
   // `done` runs once, on the worker watcher's thread (or on the thread that
-  // found an error before anything was sent, or the starter's after a
-  // worker start). `request` need only live until the method returns.
+  // found an error before anything was sent, or a restart thread's after
+  // a worker start). `request` need only live until the method returns.
   void NewInstance(const v1::NewInstanceRequest& request, const Caller& caller,
                    absl::Time deadline, Reply<v1::NewInstanceResponse> done);
   void ReadFields(const v1::ReadFieldsRequest& request, const Caller& caller,
@@ -180,12 +180,11 @@ class SessionManager {
 
   // The profiles, required layers, worker count, and the layers of a probe
   // worker started now under the default profile.
-  // Asynchronous: the probe worker starts on the starter, as the daemon's
-  // own task (no principal's share), bounded by kStatusProbeTimeout; a
-  // request that comes while a probe runs waits for it (at most
-  // kMaxStatusWaiting, kMaxStatusWaitingPerPrincipal of one principal), so
-  // one probe runs at a time. `done` runs once, on the starter's thread or
-  // the caller's.
+  // Asynchronous: the probe worker starts on a thread of its own, bounded
+  // by kStatusProbeTimeout from its start; a request that comes while a
+  // probe runs waits for it (at most kMaxStatusWaiting,
+  // kMaxStatusWaitingPerPrincipal of one limits holder), so one probe runs
+  // at a time. `done` runs once, on the probe's thread or the caller's.
   void GetStatus(const Caller& caller, Reply<v1::GetStatusResponse> done);
   static constexpr size_t kMaxStatusWaiting = 64;
   static constexpr size_t kMaxStatusWaitingPerPrincipal = 4;
@@ -447,6 +446,7 @@ class SessionManager {
   // GetStatus: one probe worker at a time, and the requests waiting for it.
   struct StatusWaiter {
     std::string principal;
+    std::string holder;  // Caller::limits_holder
     v1::GetStatusResponse response;  // all but the probe
     Reply<v1::GetStatusResponse> done;
   };
@@ -465,7 +465,7 @@ class SessionManager {
   absl::Mutex release_mu_;
   int releasing_ ABSL_GUARDED_BY(release_mu_) = 0;
   // Start workers, so no RPC thread waits for a start: `starter_` for
-  // opens and status probes (a principal holds at most its share of the
+  // opens (a principal holds at most its share of the
   // threads, so one whose opens hang in library constructors delays only
   // its own), `restarter_` in place of dead ones (Library:
   // WorkerSpec.starter; a pool of its own, so hanging opens delay no
@@ -473,6 +473,8 @@ class SessionManager {
   std::unique_ptr<Executor> starter_;
   static constexpr int kRestarterThreads = 4;
   std::unique_ptr<Executor> restarter_;
+  // The GetStatus probe: one at a time, behind nobody's opens.
+  std::unique_ptr<Executor> prober_;
   // Runs the release of expired sessions. Last member: destroyed (draining
   // its queue) before everything its tasks use.
   std::unique_ptr<Executor> releaser_;

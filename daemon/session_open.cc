@@ -340,11 +340,14 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::FinishOpen(
                   {"token_id", response.token_id()}, {"library", path},
                   {"handle", absl::StrCat(handle)},
                   {"confinement_profile", spec.profile}});
-  Handle& h = (*session)->libraries[handle];
+  // Complete before it is inserted: nothing may find a handle without its
+  // library.
+  Handle h;
   h.library = HoldWorkers(*std::move(opened), std::move(workers));
   h.token = std::move(token);
   h.max_call = plan.max_call;
   h.audit_calls = audit_->log_calls();
+  (*session)->libraries.emplace(handle, std::move(h));
   return response;
 }
 

@@ -30,44 +30,49 @@ void SessionManager::GetStatus(const Caller& caller, Reply<v1::GetStatusResponse
   // A probe loads nothing; it shows what any worker gets right now. One at
   // a time, so status requests cannot be used to multiply processes: a
   // request that comes while one runs gets its answer too. The probe
-  // starts a worker, so it runs on the starter, not on an RPC thread; as
-  // the daemon's own task with its own deadline, so no principal decides
-  // how it goes for the others.
+  // starts a worker, so it runs on a thread of its own, not on an RPC
+  // thread nor behind principals' opens, with its own deadline: no
+  // principal decides how it goes for the others.
   absl::Status refused;
   bool start = false;
   {
     absl::MutexLock lock(&probe_mu_);
+    // Counted by limits holder: one per local user of a principal that
+    // matches any local user.
     const size_t mine = static_cast<size_t>(std::count_if(
         probe_waiting_.begin(), probe_waiting_.end(),
-        [&](const StatusWaiter& w) { return w.principal == caller.principal; }));
+        [&](const StatusWaiter& w) { return w.holder == caller.limits_holder; }));
     if (probe_waiting_.size() >= kMaxStatusWaiting || mine >= kMaxStatusWaitingPerPrincipal) {
       refused = absl::ResourceExhaustedError(absl::StrCat(
           "GetStatus: ", mine >= kMaxStatusWaitingPerPrincipal ? mine : probe_waiting_.size(),
           mine >= kMaxStatusWaitingPerPrincipal ? " of this principal's" : "",
           " status requests are already waiting for the probe worker"));
     } else {
-      probe_waiting_.push_back({caller.principal, std::move(response), std::move(done)});
+      probe_waiting_.push_back(
+          {caller.principal, caller.limits_holder, std::move(response), std::move(done)});
       start = !probe_running_;
       probe_running_ = true;
     }
   }
   if (!refused.ok()) return done(refused);  // answered outside the lock
   if (!start) return;
-  const absl::Time until = now_() + kStatusProbeTimeout;
-  auto probe = [this, until] {
+  auto probe = [this] {
     v1::WorkerLayers layers;
     absl::Status probed;
     try {
-      probed = launcher_->Probe(kDefaultConfinementProfile, until, &layers);
+      probed = launcher_->Probe(kDefaultConfinementProfile, now_() + kStatusProbeTimeout,
+                                &layers);
     } catch (const std::bad_alloc&) {
       probed = absl::ResourceExhaustedError("the daemon ran out of memory starting it");
     } catch (const std::exception& e) {
       probed = absl::InternalError(absl::StrCat("internal error: ", e.what()));
+    } catch (...) {
+      probed = absl::InternalError("internal error");
     }
     AnswerStatus(probed, layers);
   };
   try {
-    starter_->Submit(std::move(probe));
+    prober_->Submit(std::move(probe));
   } catch (const std::bad_alloc&) {  // not queued: nobody else will answer
     AnswerStatus(absl::ResourceExhaustedError("the daemon ran out of memory queueing it"),
                  v1::WorkerLayers());

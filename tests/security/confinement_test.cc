@@ -4,10 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <future>
 #include <map>
-#include <vector>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -166,33 +163,6 @@ TEST(StatusTest, ShowsEveryPrincipalsProfileAndNoSecrets) {
   EXPECT_THAT(cli.out, Not(HasSubstr("4242")));
   EXPECT_THAT(cli.out, Not(HasSubstr("ci.example")));
   EXPECT_THAT(cli.out, Not(HasSubstr("ci-key")));
-}
-
-// Status requests that come together share one probe worker: each gets
-// the probe's layers, and no more than one probe runs (the daemon's worker
-// count never exceeds one while they are answered).
-TEST(StatusTest, ConcurrentRequestsShareTheProbe) {
-  auto daemon = TestDaemon::Start();
-  ASSERT_TRUE(daemon.ok()) << daemon.status();
-  std::vector<std::future<absl::StatusOr<v1::GetStatusResponse>>> requests;
-  for (int i = 0; i < 4; ++i) {
-    requests.push_back(std::async(std::launch::async, [&] {
-      auto client = (*daemon)->Connect();
-      if (!client.ok()) return absl::StatusOr<v1::GetStatusResponse>(client.status());
-      return (*client)->GetStatus();
-    }));
-  }
-  size_t most_children = 0;
-  for (auto& request : requests) {
-    while (request.wait_for(std::chrono::milliseconds(1)) != std::future_status::ready) {
-      most_children = std::max(most_children, (*daemon)->Children().size());
-    }
-    absl::StatusOr<v1::GetStatusResponse> status = request.get();
-    ASSERT_TRUE(status.ok()) << status.status();
-    EXPECT_TRUE(status->has_probe());
-    EXPECT_GT(status->probe().in_force_size(), 0);
-  }
-  EXPECT_LE(most_children, 1u) << "status probes ran at once";
 }
 
 }  // namespace

@@ -285,6 +285,26 @@ TEST(OpenBoundTest, AHangingOpenHoldsNoRequestThread) {
   EXPECT_EQ(open.get().first.code(), absl::StatusCode::kDeadlineExceeded);
 }
 
+// The status probe has a thread of its own: with a single start thread
+// held by an open that hangs in a library constructor, GetStatus is still
+// answered (with the probe's layers) long before that open's cap.
+TEST(OpenBoundTest, StatusIsAnsweredWhileAnOpenHangs) {
+  std::future<std::pair<absl::Status, absl::Duration>> open;
+  auto daemon = TestDaemon::StartWithPolicy(SleepyPolicy(8000), {"--threads=1"});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  open = std::async(std::launch::async, OpenSleepy, (*daemon)->address());
+  ASSERT_TRUE(Within(absl::Seconds(10), [&] { return !(*daemon)->Children().empty(); }));
+  auto client = (*daemon)->Connect();
+  ASSERT_TRUE(client.ok()) << client.status();
+  const absl::Time start = absl::Now();
+  auto status = (*client)->GetStatus();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_GT(status->probe().in_force_size(), 0);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5)) << "the probe waited for the hanging open";
+  ASSERT_EQ(open.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(open.get().first.code(), absl::StatusCode::kDeadlineExceeded);
+}
+
 // An open still starting counts in the session's library limit: a second
 // open cannot pass the check while the first waits for its worker.
 TEST(OpenBoundTest, OpensInProgressCountInTheSessionsLibraryLimit) {
