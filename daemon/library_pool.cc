@@ -1,12 +1,10 @@
 // Library (library.h): the pool of workers, where a request goes, and
 // starting workers in place of dead ones.
-#include <exception>
-#include <new>
-
 #include "absl/strings/str_cat.h"
 #include "common/error_reason.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "daemon/exception_status.h"
 #include "daemon/library.h"
 #include "daemon/metrics.h"
 
@@ -131,12 +129,8 @@ void Library::RunStart(int slot, absl::Time deadline) {
     try {  // the waiters must hear of it whatever happens
       // spec_.max_start runs from the start, not from the queue.
       started = self->StartWorker(slot, std::min(deadline, absl::Now() + self->spec_.max_start));
-    } catch (const std::bad_alloc&) {
-      started = absl::ResourceExhaustedError("the daemon ran out of memory starting the worker");
-    } catch (const std::exception& e) {
-      started = absl::InternalError(absl::StrCat("internal error starting the worker: ", e.what()));
     } catch (...) {
-      started = absl::InternalError("internal error starting the worker");
+      started = ExceptionStatus("starting the worker");
     }
     self->Started(slot, started);
   };

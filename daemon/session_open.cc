@@ -2,8 +2,6 @@
 // a session may open (its permission or a token), checked before any worker
 // starts, and the limits on what it holds.
 #include <algorithm>
-#include <exception>
-#include <new>
 #include <set>
 #include <vector>
 
@@ -16,6 +14,7 @@
 #include "common/status_macros.h"
 #include "common/type_table.h"
 #include "common/value_codec.h"
+#include "daemon/exception_status.h"
 #include "daemon/metrics.h"
 #include "daemon/permission.h"
 #include "daemon/session_manager.h"
@@ -84,16 +83,8 @@ absl::Status Guarded(const Work& work) {
   try {
     work();
     return absl::OkStatus();
-  } catch (const std::bad_alloc&) {
-    LOG_ERROR("OpenLibrary: out of memory opening a library");
-    return absl::ResourceExhaustedError(
-        "OpenLibrary: the daemon ran out of memory opening the library");
-  } catch (const std::exception& e) {
-    LOG_ERROR("OpenLibrary: exception opening a library: %s", e.what());
-    return absl::InternalError(absl::StrCat("OpenLibrary: internal error: ", e.what()));
   } catch (...) {
-    LOG_ERROR("OpenLibrary: unknown exception opening a library");
-    return absl::InternalError("OpenLibrary: internal error");
+    return ExceptionStatus("opening the library");
   }
 }
 

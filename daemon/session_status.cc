@@ -1,9 +1,9 @@
 // SessionManager (session_manager.h): the daemon's status (GetStatus).
 #include <algorithm>
-#include <new>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "daemon/exception_status.h"
 #include "daemon/permission.h"
 #include "daemon/session_manager.h"
 
@@ -62,20 +62,15 @@ void SessionManager::GetStatus(const Caller& caller, Reply<v1::GetStatusResponse
     try {
       probed = launcher_->Probe(kDefaultConfinementProfile, now_() + kStatusProbeTimeout,
                                 &layers);
-    } catch (const std::bad_alloc&) {
-      probed = absl::ResourceExhaustedError("the daemon ran out of memory starting it");
-    } catch (const std::exception& e) {
-      probed = absl::InternalError(absl::StrCat("internal error: ", e.what()));
     } catch (...) {
-      probed = absl::InternalError("internal error");
+      probed = ExceptionStatus("starting it");
     }
     AnswerStatus(probed, layers);
   };
   try {
     prober_->Submit(std::move(probe));
-  } catch (const std::bad_alloc&) {  // not queued: nobody else will answer
-    AnswerStatus(absl::ResourceExhaustedError("the daemon ran out of memory queueing it"),
-                 v1::WorkerLayers());
+  } catch (...) {  // not queued: nobody else will answer
+    AnswerStatus(ExceptionStatus("queueing it"), v1::WorkerLayers());
   }
 }
 
