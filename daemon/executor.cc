@@ -1,8 +1,7 @@
 #include "daemon/executor.h"
 
-#include <exception>
-
-#include "common/log.h"
+#include "absl/strings/str_cat.h"
+#include "daemon/exception_status.h"
 
 namespace ffibroker {
 
@@ -70,11 +69,9 @@ void Executor::Loop() {
     // the daemon (it runs as root, serving every principal) or this thread.
     try {
       task.run();
-    } catch (const std::exception& e) {
-      LOG_ERROR("a task of principal '%s' ended with an exception: %s", task.principal,
-                e.what());
     } catch (...) {
-      LOG_ERROR("a task of principal '%s' ended with an unknown exception", task.principal);
+      ExceptionStatus(absl::StrCat("in a task of principal '", task.principal, "'"))
+          .IgnoreError();  // logged; nobody waits for the status
     }
     task.run = nullptr;  // what it holds goes before the next task may start
     if (!task.principal.empty()) {

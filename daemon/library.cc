@@ -147,13 +147,13 @@ void Library::ProbeOptional(absl::Time deadline, absl::AnyInvocable<void(absl::S
     answers->missing.assign(probes.size(), false);
   }
   answers->done = std::move(done);
-  answers->probes = probes;
-  for (size_t i = 0; i < probes.size(); ++i) {
+  answers->probes = std::move(probes);
+  for (size_t i = 0; i < answers->probes.size(); ++i) {
     worker::v1::DaemonToWorker request;
     worker::v1::StaticAccess* access = request.mutable_static_access();
-    access->set_index(static_cast<uint32_t>(probes[i].index));
+    access->set_index(static_cast<uint32_t>(answers->probes[i].index));
     access->set_probe(true);
-    access->set_probe_symbol(probes[i].symbol);
+    access->set_probe_symbol(answers->probes[i].symbol);
     SubmitInstanceOp(std::move(request), 0, deadline,
                      [self = shared_from_this(), answers, i](
                          absl::StatusOr<worker::v1::InstanceResult> result, uint64_t) {

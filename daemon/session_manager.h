@@ -412,10 +412,9 @@ class SessionManager {
     v1::Permission permission;
     std::vector<PrincipalQuota::Reservation> workers;
     WorkerSpec spec;
-    absl::Time deadline;      // the client's; StartOpen caps it with max_open
-    absl::Duration max_open;  // limits.max_open_millis
+    absl::Time deadline;      // the client's; StartOpen caps it (spec.max_start)
     absl::Duration max_call;  // the tighter of the policy's and the permission's
-    bool capped = false;      // max_open set `deadline` (StartOpen)
+    bool capped = false;      // spec.max_start set `deadline` (StartOpen)
     std::string sha256;       // the permission's pin, if any
     OpeningSlot opening;      // in the session's max_libraries_per_session
   };

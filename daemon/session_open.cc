@@ -197,10 +197,9 @@ absl::StatusOr<std::unique_ptr<SessionManager::OpenPlan>> SessionManager::PlanOp
   spec.pool_size = static_cast<int>(pool_size);
   spec.starter = restarter_.get();
   spec.share = caller.limits_holder;
-  spec.max_start = absl::Milliseconds(limits.max_open_millis());
   // Every open is bounded (a constructor may never return): the client's
-  // deadline, capped by the policy's.
-  plan->max_open = absl::Milliseconds(limits.max_open_millis());
+  // deadline, capped by the policy's; so is every restart.
+  spec.max_start = absl::Milliseconds(limits.max_open_millis());
   plan->deadline = deadline;  // the cap applies once the start begins (StartOpen)
   const v1::PermissionLibrary* entry = ffibroker::FindLibrary(permission, path);
   spec.allow_dependency_symbols = entry != nullptr && entry->allow_dependency_symbols();
@@ -265,8 +264,9 @@ void SessionManager::StartOpen(std::unique_ptr<OpenPlan> plan,
                       "worker starts (--threads-per-principal ", starter_->per_principal(), ")")),
                   done);
   }
-  plan->capped = now + plan->max_open < plan->deadline;
-  plan->deadline = std::min(plan->deadline, now + plan->max_open);
+  const absl::Duration max_open = plan->spec.max_start;
+  plan->capped = now + max_open < plan->deadline;
+  plan->deadline = std::min(plan->deadline, now + max_open);
   std::string path = plan->path;
   if (!plan->sha256.empty()) {
     absl::StatusOr<std::string> copy = pins_->Materialize(plan->path, plan->sha256);
@@ -289,7 +289,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::FinishOpen(
   const std::string& path = plan.path;
   const uint64_t serial = plan.serial;
   const bool capped = plan.capped;
-  const absl::Duration max_open = plan.max_open;
+  const absl::Duration max_open = plan.spec.max_start;
   const WorkerSpec& spec = plan.spec;
   std::optional<v1::TokenClaims>& token = plan.token;
   std::vector<PrincipalQuota::Reservation>& workers = plan.workers;

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <exception>
 #include <optional>
 #include <vector>
 
@@ -20,6 +19,7 @@
 #include "common/log_event.h"
 #include "common/status_macros.h"
 #include "common/worker_protocol.h"
+#include "daemon/exception_status.h"
 #include "daemon/metrics.h"
 #include "daemon/profiles.h"
 #include "daemon/worker_watcher.h"
@@ -34,10 +34,8 @@ void WorkerProcess::RunAll(Completions completions) {
     // (the client's deadline or cancellation ends it).
     try {
       c.done(std::move(c.result));
-    } catch (const std::exception& e) {
-      LOG_ERROR("a worker reply's completion ended with an exception: %s", e.what());
     } catch (...) {
-      LOG_ERROR("a worker reply's completion ended with an unknown exception");
+      ExceptionStatus("in a worker reply's completion").IgnoreError();  // logged
     }
   }
 }
