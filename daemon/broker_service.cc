@@ -12,6 +12,7 @@
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "daemon/answer_once.h"
 #include "daemon/call_stream.h"
 #include "daemon/declaration_text.h"
 
@@ -140,10 +141,11 @@ grpc::ServerUnaryReactor* BrokerService::DispatchAsync(grpc::CallbackServerConte
     reactor->Finish(ToGrpcStatus(caller.status()));
     return reactor;
   }
-  // Finishes once: by the completion, or by the guard if an exception
-  // escaped before the completion could run.
+  // Finishes once: by the completion, by the guard if an exception escaped
+  // before the completion could run, or by the AnswerOnce if the chain of
+  // completions is dropped unanswered.
   auto finished = std::make_shared<std::atomic<bool>>(false);
-  auto done = [reactor, response, finished](absl::StatusOr<Response> result) {
+  auto finish = [reactor, response, finished](absl::StatusOr<Response> result) {
     if (finished->exchange(true)) return;
     if (result.ok()) *response = std::move(*result);
     reactor->Finish(ToGrpcStatus(result.status()));
@@ -151,10 +153,10 @@ grpc::ServerUnaryReactor* BrokerService::DispatchAsync(grpc::CallbackServerConte
   absl::StatusOr<Response> thrown = RunGuarded<Response>(
       method, *caller, DeadlineOf(context),
       [&](const Caller& who, absl::Time deadline) -> absl::StatusOr<Response> {
-        start(who, deadline, done);
+        start(who, deadline, AnswerOnce<absl::StatusOr<Response>>(method, finish));
         return Response();
       });
-  if (!thrown.ok()) done(thrown.status());
+  if (!thrown.ok()) finish(thrown.status());
   return reactor;
 }
 

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/limits.h"
+#include "daemon/answer_once.h"
 
 namespace ffibroker {
 
@@ -112,16 +113,17 @@ void CallStreamReactor::Handle(v1::StreamRequest request) {
       }
       sessions_->Call(
           *call, caller_, deadline,
-          [this, id](absl::StatusOr<v1::CallResponse> response) {
-            // A callback that failed during the call decides its status.
-            absl::Status status = callbacks_->CallEnded(id, response.status());
-            v1::StreamResponse out;
-            out.set_id(id);
-            *out.mutable_status() = ToCallStatus(status);
-            if (status.ok()) *out.mutable_call() = std::move(*response);
-            Respond(std::move(out));
-            Ended(id);
-          },
+          AnswerOnce<absl::StatusOr<v1::CallResponse>>(
+              "a CallStream call", [this, id](absl::StatusOr<v1::CallResponse> response) {
+                // A callback that failed during the call decides its status.
+                absl::Status status = callbacks_->CallEnded(id, response.status());
+                v1::StreamResponse out;
+                out.set_id(id);
+                *out.mutable_status() = ToCallStatus(status);
+                if (status.ok()) *out.mutable_call() = std::move(*response);
+                Respond(std::move(out));
+                Ended(id);
+              }),
           *std::move(context));
       return;
     }
@@ -146,15 +148,17 @@ void CallStreamReactor::Handle(v1::StreamRequest request) {
         return Ended(id);
       }
       batch->set_session_id(session);
-      sessions_->CallBatch(*batch, caller_, deadline,
-                           [this, id](absl::StatusOr<v1::CallBatchResponse> response) {
-                             v1::StreamResponse out;
-                             out.set_id(id);
-                             *out.mutable_status() = ToCallStatus(response.status());
-                             if (response.ok()) *out.mutable_batch() = std::move(*response);
-                             Respond(std::move(out));
-                             Ended(id);
-                           });
+      sessions_->CallBatch(
+          *batch, caller_, deadline,
+          AnswerOnce<absl::StatusOr<v1::CallBatchResponse>>(
+              "a CallStream batch", [this, id](absl::StatusOr<v1::CallBatchResponse> response) {
+                v1::StreamResponse out;
+                out.set_id(id);
+                *out.mutable_status() = ToCallStatus(response.status());
+                if (response.ok()) *out.mutable_batch() = std::move(*response);
+                Respond(std::move(out));
+                Ended(id);
+              }));
       return;
     }
     default:

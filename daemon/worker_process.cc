@@ -30,8 +30,8 @@ void WorkerProcess::RunAll(Completions completions) {
   for (Completion& c : completions) {
     // A completion answers its own failures; one that throws anyway (out
     // of memory decoding a reply) must not end the daemon or keep the
-    // completions after it from running. Its request stays unanswered
-    // (the client's deadline or cancellation ends it).
+    // completions after it from running. Its request is answered by the
+    // AnswerOnce its chain carries, when `completions` is destroyed.
     try {
       c.done(std::move(c.result));
     } catch (...) {

@@ -28,6 +28,7 @@
 #include "common/limits.h"
 #include "common/log_event.h"
 #include "common/signature.h"
+#include "daemon/answer_once.h"
 #include "daemon/worker_process_test_util.h"
 #include "daemon/worker_watcher.h"
 #include "ffibroker/worker/v1/worker.pb.h"
@@ -86,17 +87,25 @@ bool Reaped(pid_t pid) {
 
 // A completion that throws ends neither the daemon nor the completions
 // after it (they run on the watcher's thread, one after the other).
+// ... and the request whose completion threw is still answered: the
+// AnswerOnce its chain carries answers when RunAll drops the chain.
 TEST(WorkerProcessTest, ACompletionThatThrowsLeavesTheOthersToRun) {
   int ran = 0;
+  absl::Status lost;
+  AnswerOnce<absl::Status> answer("Call", [&](absl::Status s) { lost = std::move(s); });
   WorkerProcess::Completions completions;
-  completions.push_back({[](absl::StatusOr<worker::v1::WorkerToDaemon>) {
+  completions.push_back({[answer = std::move(answer)](
+                             absl::StatusOr<worker::v1::WorkerToDaemon>) mutable {
                            throw std::runtime_error("decoding failed");
+                           answer(absl::OkStatus());  // never reached
                          },
                          absl::UnavailableError("x")});
   completions.push_back({[&](absl::StatusOr<worker::v1::WorkerToDaemon>) { ++ran; },
                          absl::UnavailableError("y")});
   WorkerProcess::RunAll(std::move(completions));
   EXPECT_EQ(ran, 1);
+  EXPECT_EQ(lost.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(lost.message(), "the daemon lost the answer to Call (an internal error: see its log)");
 }
 
 TEST(WorkerProcessTest, CallsShareTheWorkersState) {
