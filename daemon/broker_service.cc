@@ -108,9 +108,12 @@ grpc::ServerUnaryReactor* BrokerService::OpenLibrary(
   // Checked on the gRPC thread; the workers start on the daemon's starter
   // threads, and the open finishes from there (SessionManager::OpenLibrary).
   return DispatchAsync(context, response,
-                       [this, request](const Caller& caller, absl::Time deadline, auto done) {
+                       [this, request, context](const Caller& caller, absl::Time deadline,
+                                                auto done) {
+    // Safe from any thread with the callback API, until the RPC finishes.
+    auto cancelled = [context] { return context->IsCancelled(); };
     if (!HasDeclarationText(*request)) {
-      return sessions_->OpenLibrary(*request, caller, deadline, std::move(done));
+      return sessions_->OpenLibrary(*request, caller, deadline, std::move(done), cancelled);
     }
     v1::OpenLibraryRequest expanded = *request;
     absl::StatusOr<std::set<std::string>> classes =
@@ -118,7 +121,7 @@ grpc::ServerUnaryReactor* BrokerService::OpenLibrary(
     absl::Status status = classes.status();
     if (status.ok()) status = ExpandDeclarationText(&expanded, *classes);
     if (!status.ok()) return done(status);
-    sessions_->OpenLibrary(expanded, caller, deadline, std::move(done));
+    sessions_->OpenLibrary(expanded, caller, deadline, std::move(done), cancelled);
   });
 }
 

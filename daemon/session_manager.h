@@ -101,8 +101,11 @@ class SessionManager {
   // policy's max_open_millis runs from the start), so no RPC thread
   // waits for a start. `done` runs once, on the starter's thread, the
   // worker watcher's, or the caller's for an error found first.
+  // `cancelled` (if set) tells whether the client has gone: an open it
+  // gave up while queued is answered CANCELLED and starts no worker.
   void OpenLibrary(const v1::OpenLibraryRequest& request, const Caller& caller,
-                   absl::Time deadline, Reply<v1::OpenLibraryResponse> done);
+                   absl::Time deadline, Reply<v1::OpenLibraryResponse> done,
+                   std::function<bool()> cancelled = nullptr);
   void CloseLibrary(const v1::CloseLibraryRequest& request, const Caller& caller,
                     Reply<v1::CloseLibraryResponse> done);
   // `deadline` is the client's; the permission's max_call_millis caps it.
@@ -417,6 +420,7 @@ class SessionManager {
     bool capped = false;      // spec.max_start set `deadline` (StartOpen)
     std::string sha256;       // the permission's pin, if any
     OpeningSlot opening;      // in the session's max_libraries_per_session
+    std::function<bool()> cancelled;  // the client has gone (OpenLibrary)
   };
   // The checks of OpenLibrary: what the session's permission or the token
   // allows, and the limits.

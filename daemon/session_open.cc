@@ -215,9 +215,11 @@ absl::StatusOr<std::unique_ptr<SessionManager::OpenPlan>> SessionManager::PlanOp
 }
 
 void SessionManager::OpenLibrary(const v1::OpenLibraryRequest& request, const Caller& caller,
-                                 absl::Time deadline, Reply<v1::OpenLibraryResponse> done) {
+                                 absl::Time deadline, Reply<v1::OpenLibraryResponse> done,
+                                 std::function<bool()> cancelled) {
   absl::StatusOr<std::unique_ptr<OpenPlan>> plan = PlanOpen(request, caller, deadline);
   if (!plan.ok()) return done(plan.status());
+  (*plan)->cancelled = std::move(cancelled);
   // The task is dropped unrun if the principal has too many waiting: the
   // answer must not go with it.
   auto answer = std::make_shared<Reply<v1::OpenLibraryResponse>>(std::move(done));
@@ -262,6 +264,13 @@ void SessionManager::StartOpen(std::unique_ptr<OpenPlan> plan,
                   absl::DeadlineExceededError(absl::StrCat(
                       "the deadline passed while the open waited for this principal's earlier "
                       "worker starts (--threads-per-principal ", starter_->per_principal(), ")")),
+                  done);
+  }
+  // Nobody waits for an open the client gave up while it was queued: its
+  // worker is not started (a client cannot queue starts and leave).
+  if (plan->cancelled != nullptr && plan->cancelled()) {
+    return finish(std::move(plan),
+                  absl::CancelledError("the client cancelled the open before its worker started"),
                   done);
   }
   const absl::Duration max_open = plan->spec.max_start;

@@ -286,6 +286,49 @@ TEST(OpenBoundTest, AHangingOpenHoldsNoRequestThread) {
   EXPECT_EQ(open.get().first.code(), absl::StatusCode::kDeadlineExceeded);
 }
 
+// An open the client gives up while it waits for its principal's start
+// thread is answered CANCELLED when its turn comes, and starts no worker:
+// a client cannot queue starts and leave.
+TEST(OpenBoundTest, AnOpenCancelledWhileQueuedStartsNoWorker) {
+  std::future<std::pair<absl::Status, absl::Duration>> first;
+  auto daemon =
+      TestDaemon::StartWithPolicy(SleepyPolicy(2000), {"--threads=1", "--prestart-workers=0"});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  first = std::async(std::launch::async, OpenSleepy, (*daemon)->address());
+  ASSERT_TRUE(Within(absl::Seconds(10), [&] { return !(*daemon)->Children().empty(); }));
+  const pid_t hanging = (*daemon)->Children().front();
+
+  auto client = (*daemon)->Connect();
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto session = (*client)->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  v1::OpenLibraryRequest request;
+  request.set_session_id((*session)->id());
+  request.set_library("scalars");
+  request.add_symbols()->set_text("i64 i64_plus_one(i64)");
+  v1::OpenLibraryResponse response;
+  grpc::ClientContext context;  // no deadline: only the cancellation ends it
+  (*client)->Prepare(&context);
+  std::promise<grpc::Status> answered;
+  (*client)->stub()->async()->OpenLibrary(&context, &request, &response,
+                                          [&](grpc::Status s) { answered.set_value(s); });
+  absl::SleepFor(absl::Milliseconds(300));  // queued behind the hanging open
+  context.TryCancel();
+  EXPECT_EQ(answered.get_future().get().error_code(), grpc::StatusCode::CANCELLED);
+
+  ASSERT_EQ(first.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(first.get().first.code(), absl::StatusCode::kDeadlineExceeded);
+  // The start thread is free now; the cancelled open had its turn.
+  absl::SleepFor(absl::Seconds(1));
+  for (pid_t child : (*daemon)->Children()) {
+    EXPECT_EQ(child, hanging) << "the cancelled open started worker " << child;
+  }
+  // And the principal is served as before.
+  auto lib = (*session)->OpenLibrary("scalars", {"i64 i64_plus_one(i64)"});
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  EXPECT_EQ(*(*lib)->Call<int64_t>("i64_plus_one", int64_t{41}), 42);
+}
+
 // The status probe has a thread of its own: with a single start thread
 // held by an open that hangs in a library constructor, GetStatus is still
 // answered (with the probe's layers) long before that open's cap.
