@@ -1,30 +1,71 @@
 #include "common/grpc_status.h"
 
 #include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/error_reason.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 
 namespace ffibroker {
 
+std::string BoundedStatusText(absl::string_view text, size_t most) {
+  std::string out;
+  size_t i = 0;
+  for (; i < text.size() && out.size() < most; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (i == text.size()) return out;
+  // Cut at a character's start, never inside a UTF-8 sequence.
+  while (i > 0 && (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) {
+    --i;
+    out.pop_back();
+  }
+  absl::StrAppend(&out, "... (", text.size() - i, " more bytes)");
+  return out;
+}
+
+namespace {
+
+// Metadata values and field violations name what a request sent; their
+// bound leaves the whole of a status far below gRPC's metadata limit.
+constexpr size_t kMaxDetailBytes = 256;
+
+ErrorMetadata BoundedMetadata(const absl::Status& status) {
+  ErrorMetadata metadata = ErrorMetadataOf(status);
+  for (auto& [key, value] : metadata) value = BoundedStatusText(value, kMaxDetailBytes);
+  return metadata;
+}
+
+}  // namespace
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
+  const std::string message = BoundedStatusText(status.message(), kMaxStatusMessageBytes);
   google::rpc::Status details;
   details.set_code(static_cast<int>(status.code()));
-  details.set_message(std::string(status.message()));
+  details.set_message(message);
   google::rpc::ErrorInfo info;
   info.set_reason(ErrorReason(status));
   info.set_domain(kErrorDomain);
-  for (const auto& [key, value] : ErrorMetadataOf(status)) (*info.mutable_metadata())[key] = value;
+  for (const auto& [key, value] : BoundedMetadata(status)) (*info.mutable_metadata())[key] = value;
   details.add_details()->PackFrom(info);
-  auto bad = status.GetPayload(kBadRequestTypeUrl);
-  if (bad.has_value()) {
-    google::protobuf::Any* any = details.add_details();
-    any->set_type_url(kBadRequestTypeUrl);
-    any->set_value(std::string(*bad));
+  auto payload = status.GetPayload(kBadRequestTypeUrl);
+  google::rpc::BadRequest bad;
+  if (payload.has_value() && bad.ParseFromString(std::string(*payload))) {
+    for (auto& v : *bad.mutable_field_violations()) {
+      v.set_field(BoundedStatusText(v.field(), kMaxDetailBytes));
+      v.set_description(BoundedStatusText(v.description(), kMaxDetailBytes));
+    }
+    details.add_details()->PackFrom(bad);
   }
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()), details.SerializeAsString());
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), message,
+                      details.SerializeAsString());
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
@@ -46,10 +87,10 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
 v1::CallStatus ToCallStatus(const absl::Status& status) {
   v1::CallStatus out;
   out.set_code(static_cast<int>(status.code()));
-  out.set_message(std::string(status.message()));
+  out.set_message(BoundedStatusText(status.message(), kMaxStatusMessageBytes));
   if (status.ok()) return out;
   out.set_reason(ErrorReason(status));
-  for (const auto& [key, value] : ErrorMetadataOf(status)) (*out.mutable_metadata())[key] = value;
+  for (const auto& [key, value] : BoundedMetadata(status)) (*out.mutable_metadata())[key] = value;
   return out;
 }
 

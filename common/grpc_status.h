@@ -4,12 +4,29 @@
 
 #include <grpcpp/support/status.h>
 
+#include <cstddef>
+#include <string>
+
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "ffibroker/v1/broker.pb.h"
 
 namespace ffibroker {
 
-// Same canonical code, same message, and google.rpc.Status details (the
+// A status's message holds at most this many bytes (before the note of
+// what was cut): messages quote what a request sent (a symbol, a library,
+// a class name), and gRPC refuses a status whose trailer passes the
+// client's metadata limit (8 KiB by default), losing the real error.
+inline constexpr size_t kMaxStatusMessageBytes = 1024;
+
+// `text` with control characters other than newline and tab written as
+// \xNN, cut (at a character's start) after `most` bytes with a note
+// "... (N more bytes)".
+std::string BoundedStatusText(absl::string_view text, size_t most);
+
+// Same canonical code, same message (bounded: BoundedStatusText with
+// kMaxStatusMessageBytes, and metadata values and field violations with
+// 256 bytes each), and google.rpc.Status details (the
 // grpc-status-details-bin trailer): always an ErrorInfo with the status's
 // reason (common/error_reason.h; the code's default when none was set),
 // domain "ffibroker.v1" and metadata, and a BadRequest when the status

@@ -37,6 +37,12 @@ inline constexpr uint64_t kMaxCallPayloadBytes = kMaxBufferLength + kMiB;
 // --- classes (per session) ---
 
 inline constexpr int kMaxClasses = 256;
+// What one OpenLibraryRequest may declare.
+inline constexpr int kMaxSymbolsPerOpen = 256;
+inline constexpr int kMaxStaticsPerOpen = 64;
+// One declaration written as text (a function, a static, or a class of up
+// to kMaxFields fields).
+inline constexpr size_t kMaxDeclarationTextBytes = 64 * kKiB;
 inline constexpr int kMaxFields = 256;
 // Elements of one array dimension.
 inline constexpr uint32_t kMaxArrayLength = 4096;

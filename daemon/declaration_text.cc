@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/error_reason.h"
+#include "common/limits.h"
 #include "common/signature.h"
 #include "common/status_macros.h"
 
@@ -37,9 +38,27 @@ absl::Status NameMismatch(const std::string& field, const std::string& name,
                             field, message);
 }
 
+// INVALID_ARGUMENT naming `field` if a request has more than `most`
+// entries in it: checked before any text is parsed, so what one request
+// makes the daemon parse, and the errors it can produce, stay bounded.
+absl::Status CheckCount(const std::string& field, int count, int most) {
+  if (count <= most) return absl::OkStatus();
+  std::string message = absl::StrCat(field, ": ", count, " declared, at most ", most);
+  return WithFieldViolation(absl::InvalidArgumentError(message), field, message);
+}
+
+// INVALID_ARGUMENT if the text at `field` is longer than any declaration.
+absl::Status CheckLength(const std::string& field, const std::string& text) {
+  if (text.size() <= kMaxDeclarationTextBytes) return absl::OkStatus();
+  std::string message = absl::StrCat(field, ": the text is ", text.size(), " bytes, at most ",
+                                     kMaxDeclarationTextBytes);
+  return WithFieldViolation(absl::InvalidArgumentError(message), field, message);
+}
+
 absl::Status ExpandSymbol(v1::SymbolDeclaration* symbol, const std::string& at,
                           const std::set<std::string>& classes) {
   if (symbol->text().empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(CheckLength(at + ".text", symbol->text()));
   if (symbol->has_signature() || symbol->capture_errno() || symbol->optional()) {
     return Conflict(at, "signature/capture_errno/optional");
   }
@@ -59,6 +78,7 @@ absl::Status ExpandSymbol(v1::SymbolDeclaration* symbol, const std::string& at,
 absl::Status ExpandStatic(v1::StaticDeclaration* decl, const std::string& at,
                           const std::set<std::string>& classes) {
   if (decl->text().empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(CheckLength(at + ".text", decl->text()));
   if (decl->has_type() || decl->mutable_() || decl->optional()) {
     return Conflict(at, "type/mutable/optional");
   }
@@ -102,6 +122,8 @@ bool HasDeclarationText(const v1::OpenLibraryRequest& request) {
 
 absl::Status ExpandDeclarationText(v1::OpenLibraryRequest* request,
                                    const std::set<std::string>& classes) {
+  RETURN_IF_ERROR(CheckCount("symbols", request->symbols_size(), kMaxSymbolsPerOpen));
+  RETURN_IF_ERROR(CheckCount("statics", request->statics_size(), kMaxStaticsPerOpen));
   for (int i = 0; i < request->symbols_size(); ++i) {
     RETURN_IF_ERROR(ExpandSymbol(request->mutable_symbols(i), absl::StrCat("symbols[", i, "]"),
                                  classes));
@@ -116,6 +138,7 @@ absl::Status ExpandDeclarationText(v1::OpenLibraryRequest* request,
 absl::Status ExpandClassText(v1::RegisterClassRequest* request,
                              const std::set<std::string>& classes) {
   if (request->text().empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(CheckLength("text", request->text()));
   if (request->has_definition()) return Conflict("text", "definition");
   absl::StatusOr<v1::ClassDefinition> def = ParseClass(request->text(), classes);
   if (!def.ok()) return TextError(def.status(), "text");
@@ -126,6 +149,17 @@ absl::Status ExpandClassText(v1::RegisterClassRequest* request,
 
 absl::StatusOr<v1::ParseDeclarationsResponse> ParseDeclarationTexts(
     const v1::ParseDeclarationsRequest& request, std::set<std::string> classes) {
+  RETURN_IF_ERROR(CheckCount("classes", request.classes_size(), kMaxClasses));
+  RETURN_IF_ERROR(CheckCount("functions", request.functions_size(), kMaxSymbolsPerOpen));
+  RETURN_IF_ERROR(CheckCount("statics", request.statics_size(), kMaxStaticsPerOpen));
+  RETURN_IF_ERROR(CheckCount("class_names", request.class_names_size(), kMaxClasses));
+  for (const auto& [field, texts] : {std::pair{"classes", &request.classes()},
+                                     std::pair{"functions", &request.functions()},
+                                     std::pair{"statics", &request.statics()}}) {
+    for (int i = 0; i < texts->size(); ++i) {
+      RETURN_IF_ERROR(CheckLength(absl::StrCat(field, "[", i, "]"), (*texts)[i]));
+    }
+  }
   for (int i = 0; i < request.class_names_size(); ++i) {
     if (!IsIdentifier(request.class_names(i))) {
       std::string field = absl::StrCat("class_names[", i, "]");

@@ -125,12 +125,15 @@ void SessionManager::CallBatch(const v1::CallBatchRequest& request, const Caller
         "a batch of ", request.calls_size(), " calls is larger than the policy allows "
         "(limits.max_batch_calls ", max_calls, ")")));
   }
-  if (request.calls_size() == 0) return done(v1::CallBatchResponse());
+  const std::string first = request.calls_size() > 0 ? request.calls(0).symbol() : "";
   absl::StatusOr<Authorized> op =
-      Authorize(request.session_id(), caller, request.library_handle(), "CallBatch",
-                request.calls(0).symbol(), deadline, NewHandle::kIfResultIsInstance, &request,
+      Authorize(request.session_id(), caller, request.library_handle(), "CallBatch", first,
+                deadline, NewHandle::kIfResultIsInstance, &request,
                 TokenCharge::kDeferIfJournaled);
   if (!op.ok()) return done(op.status());
+  // An empty batch names a session and a library like any other: checked
+  // above, it has nothing to run.
+  if (request.calls_size() == 0) return done(v1::CallBatchResponse());
   auto held = std::make_shared<Authorized>(*std::move(op));
   if (!held->deferred_token.has_value()) {
     return StartBatch(request, caller, std::move(held), std::move(done));

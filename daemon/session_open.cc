@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/limits.h"
 #include "common/error_reason.h"
 #include "common/log.h"
 #include "common/log_event.h"
@@ -22,8 +23,6 @@
 namespace ffibroker {
 namespace {
 
-constexpr int kMaxSymbols = 256;
-constexpr int kMaxStatics = 64;
 
 absl::Status ValidateSymbols(
     const google::protobuf::RepeatedPtrField<v1::SymbolDeclaration>& symbols,
@@ -32,9 +31,9 @@ absl::Status ValidateSymbols(
   if (symbols.empty() && statics.empty()) {
     return absl::InvalidArgumentError("symbols: declare at least one symbol to resolve");
   }
-  if (symbols.size() > kMaxSymbols) {
+  if (symbols.size() > kMaxSymbolsPerOpen) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "symbols: ", symbols.size(), " declared, at most ", kMaxSymbols));
+        "symbols: ", symbols.size(), " declared, at most ", kMaxSymbolsPerOpen));
   }
   std::set<std::string> seen;
   for (int i = 0; i < symbols.size(); ++i) {
@@ -53,9 +52,9 @@ absl::Status ValidateSymbols(
           absl::StrCat("symbol '", s.name(), "': ", sig.status().message()));
     }
   }
-  if (statics.size() > kMaxStatics) {
+  if (statics.size() > kMaxStaticsPerOpen) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "statics: ", statics.size(), " declared, at most ", kMaxStatics));
+        "statics: ", statics.size(), " declared, at most ", kMaxStaticsPerOpen));
   }
   for (int i = 0; i < statics.size(); ++i) {
     const v1::StaticDeclaration& s = statics[i];

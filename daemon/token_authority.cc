@@ -126,6 +126,13 @@ absl::StatusOr<IssuedToken> TokenAuthority::Issue(v1::TokenClaims claims,
   claims.set_key_id(signer->keyring().active().id);
   IssuedToken issued;
   issued.token = signer->Sign(claims);
+  // Verify refuses longer tokens: never hand out one that cannot be used.
+  if (issued.token.size() > kMaxTokenChars) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the token would be ", issued.token.size(), " characters, more than the ",
+        kMaxTokenChars, " a token may have: narrow its scope (fewer libraries or symbols), "
+        "or exchange from a token nearer the grant"));
+  }
   issued.claims = claims;
   absl::Time expires = absl::FromUnixSeconds(claims.expires_unix_seconds());
   absl::MutexLock lock(&mu_);

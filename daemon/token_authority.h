@@ -92,7 +92,10 @@ class TokenAuthority {
   // Assigns a fresh random id and the issue time, sets the expiry to now +
   // `ttl`, signs and journals. `claims` carries everything else (principal,
   // owner, audience, permission, quota, ancestors and their quotas).
-  // UNAVAILABLE if the journal cannot record it (no token is issued).
+  // UNAVAILABLE if the journal cannot record it (no token is issued);
+  // INVALID_ARGUMENT if the token would be longer than kMaxTokenChars,
+  // which Verify refuses (a scope of very many symbols, a long chain of
+  // exchanges).
   absl::StatusOr<IssuedToken> Issue(v1::TokenClaims claims, absl::Duration ttl);
 
   // The claims of a valid token `caller` may use. UNAUTHENTICATED if
