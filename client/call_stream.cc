@@ -1,3 +1,4 @@
+#include "common/error_reason.h"
 #include "ffibroker/call_stream.h"
 
 #include <algorithm>
@@ -180,7 +181,7 @@ absl::StatusOr<v1::StreamResponse> CallStream::ReadOne() {
       grpc::Status status = stream_->Finish();
       if (!status.ok()) {
         absl::Status why = FromGrpcStatus(status);
-        return absl::UnavailableError(absl::StrCat("the call stream ended: ", why.ToString()));
+        return absl::UnavailableError(absl::StrCat("the call stream ended: ", StatusText(why)));
       }
     }
     return absl::UnavailableError("the call stream ended");

@@ -89,4 +89,8 @@ std::string DefaultReason(absl::StatusCode code) {
   return absl::StatusCodeToString(code);  // "INVALID_ARGUMENT"
 }
 
+std::string StatusText(const absl::Status& status) {
+  return status.ToString(absl::StatusToStringMode::kWithNoExtraData);
+}
+
 }  // namespace ffibroker

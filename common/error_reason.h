@@ -67,6 +67,11 @@ std::vector<std::pair<std::string, std::string>> FieldViolationsOf(const absl::S
 // "INVALID_ARGUMENT".
 std::string DefaultReason(absl::StatusCode code);
 
+// "NOT_FOUND: message" ("OK" for OK): how a status is shown to people, in
+// logs and by the CLI. Never absl::Status::ToString(), which appends the
+// reason and metadata payloads as serialized protobuf bytes.
+std::string StatusText(const absl::Status& status);
+
 }  // namespace ffibroker
 
 #endif  // FFIBROKER_COMMON_ERROR_REASON_H_

@@ -149,7 +149,7 @@ void Library::Started(int slot, absl::Status status) {
     place.starting = false;
     waiting.swap(place.waiting);
   }
-  if (!status.ok() && waiting.empty()) LOG_WARNING("%s: %s", spec_.owner, status.ToString());
+  if (!status.ok() && waiting.empty()) LOG_WARNING("%s: %s", spec_.owner, StatusText(status));
   for (auto& next : waiting) next(status);
 }
 

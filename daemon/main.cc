@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "common/error_reason.h"
 #include "absl/synchronization/mutex.h"
 #include "common/cli_flags.h"
 #include "common/log.h"
@@ -102,7 +103,7 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<std::unique_ptr<Daemon>> daemon = Daemon::Start(options);
   if (!daemon.ok()) {
-    LOG_ERROR("cannot start: %s", daemon.status().ToString());
+    LOG_ERROR("cannot start: %s", StatusText(daemon.status()));
     return 1;
   }
   (*daemon)->RunUntilSignal();

@@ -1,5 +1,6 @@
 // SessionManager (session_manager.h): calls and batches, after one
 // authorization, finished from the worker's reply.
+#include "common/error_reason.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/log_event.h"
@@ -19,7 +20,7 @@ void LogIfWorkerFault(const std::string& principal, uint64_t serial, const std::
     LogFields fields;
     fields.Event("call_failed").Principal(principal).Session(serial).Library(library);
     if (!symbol.empty()) fields.Symbol(symbol);  // a whole batch names none
-    LOG_EVENT(LogLevel::kWarning, fields, "session s%d: %s", serial, status.ToString());
+    LOG_EVENT(LogLevel::kWarning, fields, "session s%d: %s", serial, StatusText(status));
   }
 }
 

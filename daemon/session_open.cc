@@ -312,7 +312,7 @@ absl::StatusOr<v1::OpenLibraryResponse> SessionManager::FinishOpen(
     LOG_EVENT(LogLevel::kInfo,
               LogFields().Event("open_library_failed").Principal(caller.principal)
                   .Session(serial).Library(path),
-              "session s%d could not open %s: %s", serial, path, opened.status().ToString());
+              "session s%d could not open %s: %s", serial, path, StatusText(opened.status()));
     return opened.status();
   }
   absl::StatusOr<Session*> session = FindLocked(request.session_id(), caller);

@@ -248,7 +248,7 @@ void StreamCallbacks::Unsent(uint64_t call_id) {
 void StreamCallbacks::FailCall(uint64_t call_id, absl::Status status) {
   if (call_id == 0) {
     LOG_WARNING("callback failed outside a call of its stream: %s",
-                SanitizeWorkerText(status.ToString()));
+                SanitizeWorkerText(StatusText(status)));
     return;
   }
   failures_.emplace(call_id, std::move(status));  // the first failure wins
@@ -268,7 +268,7 @@ void StreamCallbacks::SendAnswer(const Invocation& inv, uint64_t stream_invocati
   absl::Status sent = worker->Post(&answer, absl::Now());
   if (!sent.ok() && !absl::IsUnavailable(sent)) {
     LOG_WARNING("answer to callback invocation %d not sent: %s", stream_invocation,
-        sent.ToString());
+        StatusText(sent));
   }
 }
 

@@ -303,7 +303,7 @@ absl::Status TokenAuthority::JournalLocked(const daemon::v1::TokenJournalRecord&
     absl::Status rewritten = journal_->Rewrite(SnapshotLocked());
     if (!rewritten.ok()) {
       // The append itself is durable; the old file stays in use.
-      LOG_WARNING("cannot compact the token journal: %s", rewritten.ToString());
+      LOG_WARNING("cannot compact the token journal: %s", StatusText(rewritten));
     }
     compacted_size_ = journal_->size();
   }

@@ -1,3 +1,4 @@
+#include "common/error_reason.h"
 #include "daemon/worker_launcher.h"
 
 #include "daemon/metrics.h"
@@ -240,7 +241,7 @@ WorkerLauncher::WorkerLauncher(std::string worker_path, const ProfileSet* profil
     own_watcher_ = *std::move(own);
     watcher_ = own_watcher_.get();
   } else {
-    LOG_ERROR("cannot watch workers: %s", own.status().ToString());
+    LOG_ERROR("cannot watch workers: %s", StatusText(own.status()));
   }
   for (v1::Layer layer : disabled) {
     SetNamespace(&working_, layer, false);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <string>
 
+#include "common/error_reason.h"
 #include "absl/status/status.h"
 
 namespace ffibroker {
@@ -16,7 +17,7 @@ inline constexpr int kExitUnreachable = 3;  // the daemon could not be reached
 
 // Prints "ffibroker: CODE: message" on stderr and returns `code`.
 inline int Fail(int code, const absl::Status& status) {
-  std::fprintf(stderr, "ffibroker: %s\n", status.ToString().c_str());
+  std::fprintf(stderr, "ffibroker: %s\n", StatusText(status).c_str());
   return code;
 }
 

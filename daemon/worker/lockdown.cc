@@ -1,3 +1,4 @@
+#include "common/error_reason.h"
 #include "daemon/worker/lockdown.h"
 
 #include <fcntl.h>
@@ -75,7 +76,7 @@ void ApplyLandlock(const std::vector<std::string>& paths, v1::WorkerLayers* laye
   }
   UniqueFd ruleset(static_cast<int>(::syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0)));
   if (!ruleset.valid()) {
-    Refuse(layers, v1::LAYER_LANDLOCK, ErrnoStatus("landlock_create_ruleset", errno).ToString());
+    Refuse(layers, v1::LAYER_LANDLOCK, StatusText(ErrnoStatus("landlock_create_ruleset", errno)));
     return;
   }
   for (const std::string& path : paths) {
@@ -88,12 +89,12 @@ void ApplyLandlock(const std::vector<std::string>& paths, v1::WorkerLayers* laye
     rule.parent_fd = fd.get();
     if (::syscall(SYS_landlock_add_rule, ruleset.get(), LANDLOCK_RULE_PATH_BENEATH, &rule, 0) != 0) {
       Refuse(layers, v1::LAYER_LANDLOCK,
-             ErrnoStatus(absl::StrCat("landlock_add_rule ", path), errno).ToString());
+             StatusText(ErrnoStatus(absl::StrCat("landlock_add_rule ", path), errno)));
       return;
     }
   }
   if (::syscall(SYS_landlock_restrict_self, ruleset.get(), 0) != 0) {
-    Refuse(layers, v1::LAYER_LANDLOCK, ErrnoStatus("landlock_restrict_self", errno).ToString());
+    Refuse(layers, v1::LAYER_LANDLOCK, StatusText(ErrnoStatus("landlock_restrict_self", errno)));
     return;
   }
   layers->add_in_force(v1::LAYER_LANDLOCK);

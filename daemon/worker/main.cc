@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <optional>
 
+#include "common/error_reason.h"
 #include "absl/status/status.h"
 #include "common/cli_flags.h"
 #include "common/log.h"
@@ -71,7 +72,7 @@ int main(int argc, char** argv) {
   absl::Status confined =
       ApplyEarlyConfinement(parent_pid, kWorkerChannelFd);
   if (!confined.ok()) {
-    LOG_ERROR("confinement failed: %s", confined.ToString());
+    LOG_ERROR("confinement failed: %s", StatusText(confined));
     return 1;
   }
   SeqpacketTransport channel{UniqueFd(kWorkerChannelFd)};

@@ -1,3 +1,4 @@
+#include "common/error_reason.h"
 #include "daemon/worker/request_server.h"
 
 #include <cxxabi.h>
@@ -70,7 +71,7 @@ absl::StatusOr<std::unique_ptr<CallEngine>> OpenLocked(const worker::v1::Open& o
   absl::Status status;
   if (prestarted == nullptr) {
     status = LockdownBeforeLoad(open.lockdown(), open.path(), kWorkerChannelFd, layers);
-    if (!status.ok()) return absl::InternalError(status.ToString());
+    if (!status.ok()) return absl::InternalError(StatusText(status));
   }
   std::unique_ptr<CallEngine> engine;
   if (!open.path().empty()) {
@@ -79,7 +80,7 @@ absl::StatusOr<std::unique_ptr<CallEngine>> OpenLocked(const worker::v1::Open& o
     engine = std::move(*opened);
   }
   status = LockdownAfterLoad(prestarted != nullptr ? *prestarted : open.lockdown(), layers);
-  if (!status.ok()) return absl::InternalError(status.ToString());
+  if (!status.ok()) return absl::InternalError(StatusText(status));
   return engine;
 }
 

@@ -7,6 +7,7 @@ namespace ffibroker::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 class CliTest : public ::testing::Test {
@@ -65,6 +66,9 @@ TEST_F(CliTest, DaemonErrorsExitOneWithTheCode) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, StartsWith("ffibroker: NOT_FOUND"));
   EXPECT_THAT(r.err, HasSubstr("no_such_symbol"));
+  // The code and the message, one line: not the status's serialized details.
+  EXPECT_THAT(r.err, Not(HasSubstr("type.googleapis.com")));
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
   r = Call({"crashy", "i32 crash_segv()"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("UNAVAILABLE"));
