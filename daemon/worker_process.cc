@@ -104,6 +104,14 @@ WorkerProcess::~WorkerProcess() {
   Completions out;
   {
     absl::MutexLock read(&read_mu_);
+    // Let go while still running, it is stopped by the daemon, not crashed
+    // (a failed open's, the status probe's); one that already ended keeps
+    // how it ended.
+    int wstatus = 0;
+    bool waited = false;
+    if (!ReapOnce(/*block=*/false, &wstatus, &waited)) {
+      Record(WorkerOutcome::Kind::kStopped, SIGKILL, "stopped by the daemon");
+    }
     KillAndReap(&out);
   }
   FailOutstanding(&out);

@@ -56,6 +56,10 @@ check("restarts_total is a counter", types.get("ffibroker_worker_restarts") == "
 check("one worker restarted after the crash", value("ffibroker_worker_restarts_total") == 1)
 check("a SIGSEGV crash", value("ffibroker_worker_crashes_total", signal="SIGSEGV") == 1)
 check("a crash end", value("ffibroker_worker_ends_total", how="crashed") == 1)
+check("no SIGKILL crash (the daemon's own stops are not crashes)",
+      value("ffibroker_worker_crashes_total", signal="SIGKILL") == 0)
+check("stopped ends: at least the failed open's and the status probe's",
+      value("ffibroker_worker_ends_total", how="stopped") >= 2)
 check("a deadline kill", value("ffibroker_worker_ends_total", how="deadline_kill") == 1)
 check("a token grant", value("ffibroker_token_events_total", event="grant") == 1)
 check("a token exchange", value("ffibroker_token_events_total", event="exchange") == 1)

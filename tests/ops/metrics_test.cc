@@ -67,6 +67,10 @@ TEST(MetricsTest, ScrapesParseAndCountTheWorkload) {
   EXPECT_FALSE((*session)->RevokeToken("no-such-token").ok());  // a denial
   // An open with the revoked token: another denial.
   EXPECT_FALSE((*session)->OpenLibrary("scalars", {"i8 neg_i8(i8)"}, granted->token()).ok());
+  // Workers the daemon stops itself are no crashes: an open whose symbol
+  // is missing, and the status probe's worker.
+  EXPECT_TRUE(absl::IsNotFound((*session)->OpenLibrary("scalars", {"i8 no_such(i8)"}).status()));
+  ASSERT_TRUE((*client)->GetStatus().ok());
 
   const std::string check = std::string(FFIBROKER_SOURCE_DIR) + "/tests/ops/check_metrics.py";
   CliResult http = RunProgram({"/usr/bin/python3", check, url, FFIBROKER_SCALARS_LIB,
