@@ -180,15 +180,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   }
   ASSIGN_OR_RETURN(ProfileSet profiles, ProfileSet::LoadDirectory(profiles_dir));
   d->profiles_ = std::make_unique<ProfileSet>(std::move(profiles));
-  PolicyHolder::Validator validate = [profiles = d->profiles_.get(),
-                                      path = options.policy_path](const Policy& p) {
-    for (const std::string& name : p.ReferencedProfiles()) {
-      absl::StatusOr<const Profile*> found = profiles->Find(name);
-      if (!found.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": ", found.status().message()));
-      }
-    }
-    return absl::OkStatus();
+  PolicyHolder::Validator validate = [profiles = d->profiles_.get()](const Policy& p) {
+    return p.CheckProfiles(profiles->Names());
   };
   RETURN_IF_ERROR(validate(policy));
   d->policies_ =

@@ -257,6 +257,7 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
     }
     // The permission, with canonical paths.
     Where pw = where.Nested("permission");
+    r.profile_at = pw.At("confinement_profile");
     r.permission = p.permission();
     r.permission.clear_libraries();
     for (int j = 0; j < p.permission().libraries_size(); ++j) {
@@ -495,6 +496,19 @@ bool Policy::HasPrincipal(absl::string_view name) const {
     if (p.name == name) return true;
   }
   return false;
+}
+
+absl::Status Policy::CheckProfiles(const std::set<std::string>& known) const {
+  std::vector<std::string> errors;
+  for (const ResolvedPrincipal& p : principals_) {
+    const std::string& name = p.permission.confinement_profile();
+    if (known.count(name) == 0) {
+      errors.push_back(absl::StrCat(p.profile_at, ": no confinement profile named '", name,
+                                    "' (loaded: ", absl::StrJoin(known, ", "), ")"));
+    }
+  }
+  if (errors.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
 }
 
 std::set<std::string> Policy::ReferencedProfiles() const {

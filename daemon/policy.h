@@ -58,6 +58,11 @@ class Policy {
   // Every confinement profile name a principal's permission names (to check
   // they exist before the policy is put in force).
   std::set<std::string> ReferencedProfiles() const;
+  // INVALID_ARGUMENT listing, one per line as FILE:LINE:COLUMN: ..., every
+  // principal whose confinement profile is not among `known` (the profiles
+  // the daemon loaded; `ffibroker policy check` reads their names from the
+  // same directory).
+  absl::Status CheckProfiles(const std::set<std::string>& known) const;
   // Each principal's name and the confinement profile its permission names,
   // in policy order (for GetStatus: no identities, no keys).
   std::vector<std::pair<std::string, std::string>> PrincipalProfiles() const;
@@ -90,6 +95,7 @@ class Policy {
     v1::Permission permission;  // canonical paths, defaults applied
     v1::PrincipalLimits limits;  // Limits.per_principal merged with its own
     bool read_metrics = false;
+    std::string profile_at;  // "FILE:L:C: principals[i].permission.confinement_profile"
   };
   struct KeyOwner {
     size_t principal;  // index in principals_

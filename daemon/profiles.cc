@@ -313,6 +313,12 @@ absl::StatusOr<const Profile*> ProfileSet::Find(const std::string& name) const {
   return &it->second;
 }
 
+std::set<std::string> ProfileSet::Names() const {
+  std::set<std::string> names;
+  for (const auto& [n, p] : profiles_) names.insert(n);
+  return names;
+}
+
 std::vector<const Profile*> ProfileSet::All() const {
   std::vector<const Profile*> all;
   for (const auto& [n, p] : profiles_) all.push_back(&p);

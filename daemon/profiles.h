@@ -18,6 +18,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,8 @@ class ProfileSet {
   // file, line and column of the first mistake; NOT_FOUND if the directory
   // cannot be read or holds no profile.
   static absl::StatusOr<ProfileSet> LoadDirectory(const std::string& directory);
+  // The names of the profiles loaded.
+  std::set<std::string> Names() const;
 
   // NOT_FOUND naming the known profiles.
   absl::StatusOr<const Profile*> Find(const std::string& name) const;

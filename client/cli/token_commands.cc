@@ -9,8 +9,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <set>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -173,11 +176,44 @@ int RunMetrics(const std::string& address, const ConnectOptions& options) {
   return 0;
 }
 
+// The names of the confinement profiles in `directory` (NAME.textproto;
+// the daemon refuses a file whose name field differs from NAME).
+absl::StatusOr<std::set<std::string>> ProfileNames(const std::string& directory) {
+  std::error_code ec;
+  std::set<std::string> names;
+  for (std::filesystem::directory_iterator it(directory, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (it->path().extension() == ".textproto") names.insert(it->path().stem().string());
+  }
+  if (ec) {
+    return absl::NotFoundError(absl::StrCat(
+        "cannot read the profile directory ", directory, ": ", ec.message(),
+        " (ffibrokerd loads its confinement profiles from there; name another with "
+        "--profiles=DIR, as given to ffibrokerd)"));
+  }
+  return names;
+}
+
 int RunPolicy(const std::vector<std::string>& args) {
-  if (args.size() != 3 || args[1] != "check") return Usage("usage: policy check FILE");
-  absl::StatusOr<Policy> policy = Policy::LoadFile(args[2]);
-  if (!policy.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(policy.status().message()).c_str());
+  constexpr char kUsage[] = "usage: policy check FILE [--profiles=DIR]";
+  if (args.size() < 3 || args.size() > 4 || args[1] != "check") return Usage(kUsage);
+  const std::string& file = args[2];
+  // Where ffibrokerd looks by default: profiles/ beside the policy.
+  const size_t slash = file.rfind('/');
+  std::string profiles = (slash == std::string::npos ? std::string(".") : file.substr(0, slash)) +
+                         "/profiles";
+  if (args.size() == 4) {
+    if (!absl::StartsWith(args[3], "--profiles=")) return Usage(kUsage);
+    profiles = args[3].substr(sizeof "--profiles=" - 1);
+  }
+  absl::StatusOr<Policy> policy = Policy::LoadFile(file);
+  absl::Status checked = policy.status();
+  if (checked.ok()) {
+    absl::StatusOr<std::set<std::string>> known = ProfileNames(profiles);
+    checked = known.ok() ? policy->CheckProfiles(*known) : known.status();
+  }
+  if (!checked.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(checked.message()).c_str());
     return kExitFailed;
   }
   for (const std::string& warning : policy->warnings()) {

@@ -474,6 +474,37 @@ TEST(PolicyCheckTest, ReportsEveryMistakeWithLineAndColumnAndDaemonRefusesIt) {
   EXPECT_THAT(ReadFile(dir + "/refused.log"), HasSubstr(path + ":6:3:"));
 }
 
+// A confinement profile the daemon does not have: `policy check` refused
+// nothing, and the daemon refused the policy without a position.
+TEST(PolicyCheckTest, AnUnknownProfileIsAMistakeForTheCheckAndTheDaemon) {
+  const std::string dir = ::testing::TempDir();
+  const std::string profiles = std::string(FFIBROKER_SOURCE_DIR) + "/policy/profiles";
+  const std::string path = dir + "/unknown-profile.textproto";
+  auto write = [&](const std::string& profile) {
+    std::ofstream(path) << "principals {\n  name: \"p\"\n  uids: 1\n"
+                           "  permission {\n    confinement_profile: \"" << profile
+                        << "\"\n  }\n}\n";
+  };
+  write("nosuch");
+  CliResult check = RunCli({"policy", "check", path, "--profiles=" + profiles});
+  EXPECT_EQ(check.exit_code, 1);
+  EXPECT_THAT(check.err, HasSubstr(path + ":5:5: principals[0].permission.confinement_profile: "
+                                          "no confinement profile named 'nosuch' (loaded: "));
+  // Without --profiles, the directory ffibrokerd would read: beside the file.
+  CliResult nowhere = RunCli({"policy", "check", path});
+  EXPECT_EQ(nowhere.exit_code, 1);
+  EXPECT_THAT(nowhere.err, HasSubstr("cannot read the profile directory " + dir + "/profiles"));
+  std::string cmd = absl::StrCat(FFIBROKERD_PATH, " --policy=", path, " --profiles=", profiles,
+                                 " --listen=unix:", dir, "/never.sock 2>", dir, "/profile.log");
+  int status = std::system(cmd.c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status;
+  EXPECT_THAT(ReadFile(dir + "/profile.log"), HasSubstr(path + ":5:5:"));
+
+  write("threads");
+  CliResult good = RunCli({"policy", "check", path, "--profiles=" + profiles});
+  EXPECT_EQ(good.exit_code, 0) << good.err;
+}
+
 // mTLS: a throwaway CA, server and client certificates made with openssl.
 class MtlsTest : public ::testing::Test {
  protected:
