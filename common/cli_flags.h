@@ -29,16 +29,23 @@ inline constexpr int kExitUsageError = 2;
 
 // Registers `name` ("--timeout") taking a non-negative duration like "500ms",
 // "30s", "5m" (absl::ParseDuration) into `*target` (borrowed; must outlive
-// parsing). The target's current value is shown as the default in --help.
+// parsing); with kPositive, zero is refused too (a deadline of 0 would
+// fail everything it bounds). The target's current value is shown as the
+// default in --help.
+enum class DurationRange { kNonNegative, kPositive };
 inline CLI::Option* AddDurationFlag(CLI::App& app, const std::string& name,
-                                    absl::Duration* target, const std::string& help) {
+                                    absl::Duration* target, const std::string& help,
+                                    DurationRange range = DurationRange::kNonNegative) {
   CLI::Option* option = app.add_option_function<std::string>(
       name,
-      [name, target](const std::string& text) {
+      [name, target, range](const std::string& text) {
         absl::Duration parsed;
-        if (!absl::ParseDuration(text, &parsed) || parsed < absl::ZeroDuration()) {
+        const bool positive = range == DurationRange::kPositive;
+        if (!absl::ParseDuration(text, &parsed) || parsed < absl::ZeroDuration() ||
+            (positive && parsed == absl::ZeroDuration())) {
           throw CLI::ValidationError(
-              name, "'" + text + "' is not a non-negative duration such as 500ms, 30s or 5m");
+              name, "'" + text + "' is not a " + (positive ? "positive" : "non-negative") +
+                        " duration such as 500ms, 30s or 5m");
         }
         *target = parsed;
       },

@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   app.add_option("--address", address, "daemon address, unix:/ABS/PATH or tcp:HOST:PORT")
       ->envname("FFIBROKER_ADDRESS")
       ->capture_default_str();
-  AddDurationFlag(app, "--timeout", &timeout, "deadline for the call");
+  AddDurationFlag(app, "--timeout", &timeout, "deadline for the call", DurationRange::kPositive);
   app.add_option("--token-file", token_file,
                  "file holding a capability token ('-': standard input) for call and token "
                  "inspect (else env FFIBROKER_TOKEN)");

@@ -100,7 +100,11 @@ TEST_F(CliFlagsTest, ClassRepeatsAndArgumentsAfterTheCommandAreLeftAlone) {
 TEST(CliUsageFlagsTest, BadTimeoutIsAUsageError) {
   CliResult r = RunCli({"--timeout=never", "status"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("--timeout: 'never' is not a non-negative duration"));
+  EXPECT_THAT(r.err, HasSubstr("--timeout: 'never' is not a positive duration"));
+  // 0 was taken, then every connection failed "within 0" as if no daemon ran.
+  r = RunCli({"--timeout=0", "status"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--timeout: '0' is not a positive duration"));
 }
 
 }  // namespace
