@@ -93,6 +93,11 @@ inline constexpr size_t kMaxWorkerQueuedRequests = 65536;
 // Responses a CallStream holds for a client that does not read them; past
 // it the daemon stops reading the stream's requests until it catches up.
 inline constexpr size_t kStreamMaxQueuedResponses = 1024;
+// Calls a CallStream reads past its calls-in-flight limit, to reach the
+// answer of a callback invocation behind them, and holds until a running
+// call ends (in number, and in bytes); past either it stops reading.
+inline constexpr size_t kStreamMaxHeldCalls = 1024;
+inline constexpr size_t kStreamMaxHeldCallBytes = size_t{64} << 20;
 // Bytes of requests the daemon holds for one worker whose channel is full
 // (it is busy and reads nothing); past it a request is refused
 // (RESOURCE_EXHAUSTED) instead of waiting. A request of any allowed size

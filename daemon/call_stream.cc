@@ -1,5 +1,6 @@
 #include "daemon/call_stream.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -28,7 +29,9 @@ void CallStreamReactor::ReadMore() {
   // calls-in-flight limit: the answer (or a nested call) must get through.
   const bool at_limit =
       outstanding_.size() >= max_running_ && !callbacks_->HasOutstandingInvocations();
-  if (at_limit || queue_.size() >= kStreamMaxQueuedResponses) {
+  const bool holding_most =
+      held_.size() >= kStreamMaxHeldCalls || held_bytes_ >= kStreamMaxHeldCallBytes;
+  if (at_limit || holding_most || queue_.size() >= kStreamMaxQueuedResponses) {
     paused_ = true;  // Ended or OnWriteDone reads on
     return;
   }
@@ -48,14 +51,56 @@ void CallStreamReactor::OnReadDone(bool ok) {
   }
   v1::StreamRequest request = std::move(read_);
   read_.Clear();
+  bool held;
   {
     absl::MutexLock lock(&mu_);
     reading_ = false;
+    held = HoldLocked(request);
   }
-  Handle(std::move(request));
+  if (!held) Handle(std::move(request));
   absl::MutexLock lock(&mu_);
   ReadMore();
   Settle();
+}
+
+bool CallStreamReactor::HoldLocked(v1::StreamRequest& request) {
+  // An invocation's answer, and a call made within one, always go through.
+  if (request.msg_case() == v1::StreamRequest::kCallbackAnswer ||
+      request.within_invocation() != 0) {
+    return false;
+  }
+  // Anything else keeps its place behind held calls (a release after a
+  // call that uses the callback); a new call waits at the limit.
+  const bool starts_call = request.msg_case() == v1::StreamRequest::kCall ||
+                           request.msg_case() == v1::StreamRequest::kBatch;
+  if (held_.empty() && (!starts_call || outstanding_.size() < max_running_)) return false;
+  held_bytes_ += request.ByteSizeLong();
+  held_.push_back(std::move(request));
+  return true;
+}
+
+void CallStreamReactor::StartHeld() {
+  {
+    absl::MutexLock lock(&mu_);
+    // One thread drains at a time, in order; it sees any slot another
+    // frees meanwhile (a call that fails at once ends inside Handle).
+    if (draining_) return;
+    draining_ = true;
+  }
+  for (;;) {
+    v1::StreamRequest next;
+    {
+      absl::MutexLock lock(&mu_);
+      if (held_.empty() || outstanding_.size() >= max_running_ || finished_) {
+        draining_ = false;
+        return;
+      }
+      next = std::move(held_.front());
+      held_.pop_front();
+      held_bytes_ -= std::min(held_bytes_, next.ByteSizeLong());
+    }
+    Handle(std::move(next));
+  }
 }
 
 void CallStreamReactor::Handle(v1::StreamRequest request) {
@@ -189,10 +234,16 @@ void CallStreamReactor::Respond(v1::StreamResponse response) {
 }
 
 void CallStreamReactor::Ended(uint64_t id) {
-  bool unused;
   {
     absl::MutexLock lock(&mu_);
     outstanding_.erase(id);
+    ++starting_;  // alive through StartHeld
+  }
+  StartHeld();
+  bool unused;
+  {
+    absl::MutexLock lock(&mu_);
+    --starting_;
     if (paused_) ReadMore();
     Settle();
     unused = UnusedLocked();
@@ -235,10 +286,13 @@ void CallStreamReactor::Settle() {
   if (cancelled_) {
     finished_ = true;
     queue_.clear();
+    held_.clear();  // never started: nobody is left to answer
+    held_bytes_ = 0;
     Finish(grpc::Status::CANCELLED);
     return;
   }
-  if (read_ended_ && outstanding_.empty() && queue_.empty()) {
+  if (read_ended_ && outstanding_.empty() && queue_.empty() && held_.empty() &&
+      starting_ == 0) {
     finished_ = true;
     Finish(grpc::Status::OK);
   }
@@ -256,7 +310,7 @@ void CallStreamReactor::OnDone() {
 }
 
 bool CallStreamReactor::UnusedLocked() {
-  if (!done_ || !outstanding_.empty() || deleting_) return false;
+  if (!done_ || !outstanding_.empty() || starting_ > 0 || deleting_) return false;
   deleting_ = true;  // exactly one caller deletes
   return true;
 }

@@ -17,7 +17,10 @@
 // Callbacks (docs/callbacks.md): the stream's StreamCallbacks holds what the
 // client registered; invocations are written as responses with id 0, and
 // while any waits for its answer the stream reads on even past the
-// calls-in-flight limit (the answer must get through). When the client
+// calls-in-flight limit (the answer must get through). A new call read
+// there is held, not started, until a running call ends (at most
+// kStreamMaxHeldCalls, kStreamMaxHeldCallBytes; past them reading stops),
+// so the limit still makes writes wait rather than fail. When the client
 // half-closes or leaves, callbacks can no longer be answered: the relay is
 // closed (outstanding invocations get zeros, their calls fail, persistent
 // callbacks are released).
@@ -78,6 +81,13 @@ class CallStreamReactor final
   bool UnusedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads the next request unless back-pressure holds it (see above).
   void ReadMore() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True (taking it) if `request` must wait for a running call to end: it
+  // starts a call at the stream's limit, or held_ already holds requests
+  // (order is kept). Answers and calls within an invocation never wait.
+  bool HoldLocked(v1::StreamRequest& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts held calls while the stream is under its limit. The caller
+  // keeps starting_ raised throughout (the reactor stays alive).
+  void StartHeld() ABSL_LOCKS_EXCLUDED(mu_);
   // Callback requests (register, release, answer) and nested calls.
   void HandleCallback(v1::StreamRequest& request, const std::string& session);
   // Closes the relay once the client can no longer answer (never under mu_).
@@ -95,6 +105,10 @@ class CallStreamReactor final
   std::string session_id_ ABSL_GUARDED_BY(mu_);  // bound by the first request
   std::set<uint64_t> outstanding_ ABSL_GUARDED_BY(mu_);  // request ids running
   std::deque<v1::StreamResponse> queue_ ABSL_GUARDED_BY(mu_);  // front is being written
+  std::deque<v1::StreamRequest> held_ ABSL_GUARDED_BY(mu_);  // read past the limit, in order
+  size_t held_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  int starting_ ABSL_GUARDED_BY(mu_) = 0;  // threads in StartHeld (see Ended)
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;  // a thread is in StartHeld's loop
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool reading_ ABSL_GUARDED_BY(mu_) = true;   // a read is started
   bool read_ended_ ABSL_GUARDED_BY(mu_) = false;  // the client half-closed or left

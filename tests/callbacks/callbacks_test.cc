@@ -511,6 +511,66 @@ TEST(CallbacksTest, HalfClosingMidCallbackFailsTheCallWithWhy) {
   EXPECT_TRUE(raw->Finish().ok());
 }
 
+// While an invocation waits for its answer the stream reads on past the
+// calls-in-flight limit (the answer is behind the client's other
+// requests). The new calls it reads there wait for a slot instead of
+// failing with RESOURCE_EXHAUSTED, as they would without the callback.
+TEST(CallbacksTest, CallsReadPastTheLimitForAnAnswerWaitTheirTurn) {
+  constexpr int kPipelined = 40;  // more than the fixture's 16 calls in flight
+  auto f = Open({kApply, "i32 cb_maybe(fn(i32 x)? -> i32 f, i32 x)"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  grpc::ClientContext context;
+  f->client->Prepare(&context);
+  auto raw = f->client->stub()->CallStream(&context);
+  v1::StreamRequest reg;
+  reg.set_id(1);
+  reg.set_session_id(f->session->id());
+  reg.mutable_register_callback()->set_callback_id(7);
+  v1::Signature* sig = reg.mutable_register_callback()->mutable_signature();
+  sig->mutable_result()->set_scalar(v1::SCALAR_I32);
+  sig->add_params()->mutable_type()->set_scalar(v1::SCALAR_I32);
+  ASSERT_TRUE(raw->Write(reg));
+  v1::StreamResponse response;
+  ASSERT_TRUE(raw->Read(&response));
+  ASSERT_EQ(response.status().code(), 0) << response.status().message();
+  v1::StreamRequest call;
+  call.set_id(2);
+  call.mutable_call()->set_library_handle(f->lib->handle());
+  call.mutable_call()->set_symbol("cb_apply");
+  *call.mutable_call()->add_args() = CallbackValue(7);
+  *call.mutable_call()->add_args() = ToValue(int32_t{3});
+  ASSERT_TRUE(raw->Write(call));
+  ASSERT_TRUE(raw->Read(&response));
+  ASSERT_TRUE(response.has_callback_invocation());
+  const uint64_t invocation = response.callback_invocation().invocation_id();
+  // Pipelined before the answer: more calls than may run at once.
+  for (int i = 0; i < kPipelined; ++i) {
+    v1::StreamRequest plain;
+    plain.set_id(100 + i);
+    plain.mutable_call()->set_library_handle(f->lib->handle());
+    plain.mutable_call()->set_symbol("cb_maybe");
+    plain.mutable_call()->add_args()->set_null_value(true);
+    *plain.mutable_call()->add_args() = ToValue(int32_t{i});
+    ASSERT_TRUE(raw->Write(plain));
+  }
+  v1::StreamRequest answer;
+  answer.mutable_callback_answer()->set_invocation_id(invocation);
+  *answer.mutable_callback_answer()->mutable_result() = ToValue(int32_t{6});
+  ASSERT_TRUE(raw->Write(answer));
+  ASSERT_TRUE(raw->WritesDone());
+  int answered = 0;
+  while (raw->Read(&response)) {
+    ASSERT_FALSE(response.has_callback_invocation());
+    EXPECT_EQ(response.status().code(), 0)
+        << "request " << response.id() << ": " << response.status().message();
+    if (response.id() == 2) EXPECT_EQ(response.call().result().int_value(), 6);
+    if (response.id() >= 100) EXPECT_EQ(response.call().result().int_value(), -1);
+    ++answered;
+  }
+  EXPECT_EQ(answered, kPipelined + 1);
+  EXPECT_TRUE(raw->Finish().ok());
+}
+
 TEST(CallbacksTest, ClientLeavingMidCallbackReleasesTheWorkerForOthers) {
   auto f = Open({kApply});
   ASSERT_TRUE(f.ok()) << f.status();
