@@ -231,21 +231,26 @@ absl::Status TokenAuthority::ConsumeCall(const v1::TokenClaims& claims, uint64_t
     // An ancestor outlives its descendants; keep its counter at least as long.
     k->expires = std::max(k->expires, expires);
     if (k->calls_used >= level.quota || level.quota - k->calls_used < calls) {
+      const bool own = *level.id == claims.token_id();
+      // The same reason whatever the shape: a batch too large for what is
+      // left is refused as a whole, like one call past a used-up quota.
+      ErrorMetadata metadata = {{"token_id", claims.token_id()}};
+      if (!own) metadata["quota_token_id"] = *level.id;
+      std::string message;
       if (calls > 1) {
-        return absl::ResourceExhaustedError(absl::StrCat(
+        message = absl::StrCat(
             "token ", claims.token_id(), ": a batch of ", calls, " calls needs more than the ",
             level.quota - std::min(level.quota, k->calls_used), " calls left of the call quota of ",
-            level.quota, *level.id == claims.token_id() ? "" : absl::StrCat(" of token ", *level.id)));
+            level.quota, own ? "" : absl::StrCat(" of token ", *level.id));
+      } else if (own) {
+        message = absl::StrCat("token ", claims.token_id(), ": its call quota of ", level.quota,
+                               " is used up");
+      } else {
+        message = absl::StrCat(
+            "token ", claims.token_id(), ": the call quota of ", level.quota, " of token ",
+            *level.id, " it was exchanged from is used up (every token exchanged from it shares it)");
       }
-      if (*level.id == claims.token_id()) {
-        return WithReason(absl::ResourceExhaustedError(absl::StrCat(
-            "token ", claims.token_id(), ": its call quota of ", level.quota,
-            " is used up")), "TOKEN_QUOTA_EXHAUSTED", {{"token_id", claims.token_id()}});
-      }
-      return WithReason(absl::ResourceExhaustedError(absl::StrCat(
-          "token ", claims.token_id(), ": the call quota of ", level.quota,
-          " of token ", *level.id,
-          " it was exchanged from is used up (every token exchanged from it shares it)")), "TOKEN_QUOTA_EXHAUSTED", {{"token_id", claims.token_id()}, {"quota_token_id", *level.id}});
+      return WithReason(absl::ResourceExhaustedError(message), "TOKEN_QUOTA_EXHAUSTED", metadata);
     }
   }
   daemon::v1::TokenJournalRecord record;

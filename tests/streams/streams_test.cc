@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/error_reason.h"
 #include "ffibroker/call_stream.h"
 #include "ffibroker/client.h"
 #include "ffibroker/instance.h"
@@ -263,6 +264,9 @@ TEST_F(StreamsTest, BatchLimitsAndTokenQuotaCountEveryCall) {
   auto over = (*with_token)->CallBatch(three);
   EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted) << over.status();
   EXPECT_THAT(std::string(over.status().message()), HasSubstr("a batch of 3 calls"));
+  // The same reason as a single call past the quota, naming the token.
+  EXPECT_EQ(ErrorReason(over.status()), "TOKEN_QUOTA_EXHAUSTED");
+  EXPECT_EQ(ErrorMetadataOf(over.status()).count("token_id"), 1u);
   EXPECT_TRUE((*with_token)->Call<int32_t>("healthy", 1).ok());  // the last call left
 }
 
