@@ -106,6 +106,7 @@ void AddError(v1::ParseDeclarationsResponse* response, const std::string& field,
   error->set_field(field);
   error->set_column(ColumnOf(status));
   error->set_message(std::string(status.message()));
+  error->set_reason(ErrorReason(status));
 }
 
 }  // namespace

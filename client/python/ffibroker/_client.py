@@ -161,8 +161,9 @@ class Session:
             classes=list(classes)))
         if response.errors:
             lines = [f"{e.field}: {e.message}" for e in response.errors]
+            # The first mistake's reason (a daemon too old to say: syntax).
             raise errors.InvalidArgumentError(
-                "; ".join(lines), "DECLARATION_SYNTAX",
+                "; ".join(lines), response.errors[0].reason or "DECLARATION_SYNTAX",
                 {"errors": str(len(response.errors))},
                 [(e.field, f"column {e.column}: {e.message}") for e in response.errors])
         return response

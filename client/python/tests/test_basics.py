@@ -87,6 +87,14 @@ def test_declaration_mistakes_list_every_column(session):
     assert e.value.field_violations[1][1].startswith("column 1:")
 
 
+def test_an_invalid_declaration_is_not_called_a_syntax_error(session):
+    # It parses; the buffer's length names no parameter.
+    with pytest.raises(ffibroker.InvalidArgumentError) as e:
+        session.dlopen("libm.so.6", ["f64 cos(in u8[n] buf, u64 len)"])
+    assert e.value.reason == "INVALID_DECLARATION"
+    assert e.value.field_violations[0][0] == "functions[0]"
+
+
 def test_name_disagreeing_with_its_declaration(session):
     with pytest.raises(ffibroker.InvalidArgumentError) as e:
         session.dlopen("libm.so.6", {"cos": "f64 sin(f64)"})
