@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "client/cli/cli_output.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/cli_flags.h"
@@ -114,6 +115,14 @@ int main(int argc, char** argv) {
     *out = text.str();
   }
   const std::string& verb = args[0];
+  if (absl::StartsWith(verb, "-")) return Usage(absl::StrCat("unknown flag '", verb, "'"));
+  // No command's first argument starts with "--": this is a flag written
+  // after the command (`call --class=... LIB`), which CLI11 leaves here.
+  if (args.size() > 1 && absl::StartsWith(args[1], "--")) {
+    const std::string flag = args[1].substr(0, args[1].find('='));
+    return Usage(absl::StrCat("flags go before the command: ffibroker ", flag, "=... ", verb,
+                              " ..., not ffibroker ", verb, " ", flag, "=..."));
+  }
   absl::StatusOr<std::string> token = cli::LoadToken(token_file);
   if (!token.ok()) return Usage(std::string(token.status().message()));
   if (verb == "call") return RunTypedCall(address, options, *token, timeout, classes, args);

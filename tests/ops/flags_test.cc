@@ -97,6 +97,17 @@ TEST_F(CliFlagsTest, ClassRepeatsAndArgumentsAfterTheCommandAreLeftAlone) {
   EXPECT_EQ(r.out, "7\n");
 }
 
+// Flags go before the command; one written after it is named as such, not
+// taken for the library (or the command) it stands in the place of.
+TEST(CliUsageFlagsTest, AFlagAfterTheCommandSaysWhereFlagsGo) {
+  CliResult r = RunCli({"call", "--class=Point { f64 x; }", "classes", "void f()"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("flags go before the command: ffibroker --class=... call"));
+  r = RunCli({"--bogus", "status"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown flag '--bogus'"));
+}
+
 TEST(CliUsageFlagsTest, BadTimeoutIsAUsageError) {
   CliResult r = RunCli({"--timeout=never", "status"});
   EXPECT_EQ(r.exit_code, 2);
