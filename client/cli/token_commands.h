@@ -33,7 +33,7 @@ inline constexpr char kTokenSynopsis[] =
 // How the CLI takes a token: never on the command line, which every local
 // user can read in /proc/PID/cmdline.
 inline constexpr char kTokenSources[] =
-    "--token-file=PATH, --token-file=- (standard input) or the FFIBROKER_TOKEN\n"
+    "--token-file=PATH, --token-file=- (standard input) or the FFIBROKER_TOKEN "
     "environment variable";
 
 // The usage message for a token put on the command line (--token=...).
