@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/error_reason.h"
 #include "common/types.h"
 #include "ffibroker/v1/types.pb.h"
 #include "gtest/gtest.h"
@@ -135,6 +136,17 @@ TEST(ParseDeclarationTest, BadFunctionName) {
   ExpectParseError("f64 (f64)", {"function name", "column 5"});
   ExpectParseError("f64 1cos(f64)", {"function name", "column 5"});
   ExpectParseError("f64", {"function name", "column 4"});
+}
+
+// A buffer's length names its parameter, so two parameters may not share
+// a name (which one would `n` be?).
+TEST(ParseDeclarationTest, ParameterNamesAreUnique) {
+  auto decl = ParseDeclaration("f64 cos(f64 x, f64 x)", {});
+  ASSERT_FALSE(decl.ok());
+  EXPECT_EQ(decl.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(decl.status().message(), "parameter 2: name 'x' is already the name of parameter 1");
+  EXPECT_EQ(ErrorReason(decl.status()), "INVALID_DECLARATION");
+  EXPECT_TRUE(ParseDeclaration("void f(f64, f64)", {}).ok());  // unnamed: fine
 }
 
 TEST(ParseDeclarationTest, TrailingGarbage) {

@@ -1,6 +1,7 @@
 #include "common/type_table.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -521,12 +522,21 @@ absl::StatusOr<ResolvedSignature> ResolveSignatureAs(const v1::Signature& signat
         absl::StrCat("too many parameters: ", signature.params_size(),
                      " (at most ", kMaxParams, ")"));
   }
+  std::map<std::string, int> named;  // a length names its parameter: names are unique
   for (int i = 0; i < signature.params_size(); ++i) {
     const v1::Parameter& p = signature.params(i);
     if (!p.name().empty() && !IsIdentifier(p.name())) {
       return absl::InvalidArgumentError(
           absl::StrCat("parameter ", i + 1, ": name '", p.name(),
                        "' is not a C identifier"));
+    }
+    if (!p.name().empty()) {
+      auto [it, fresh] = named.emplace(p.name(), i);
+      if (!fresh) {
+        return absl::InvalidArgumentError(absl::StrCat("parameter ", i + 1, ": name '", p.name(),
+                                                       "' is already the name of parameter ",
+                                                       it->second + 1));
+      }
     }
     absl::StatusOr<TypeRef> type = classes.Resolve(p.type(), param_use);
     if (!type.ok()) {
