@@ -1,5 +1,6 @@
 #include "daemon/broker_service.h"
 
+#include <algorithm>
 #include <atomic>
 #include "daemon/metrics.h"
 
@@ -19,12 +20,19 @@
 namespace ffibroker {
 namespace {
 
+// The daemon's deadline for a request: the client's, less a margin (a
+// tenth of the time left, at most 50 ms). A call the daemon ends at its
+// deadline (killing a hung worker) is answered saying so; without the
+// margin the client's own timer wins that race and shows gRPC's bare
+// "Deadline Exceeded", and the worker is recorded as cancelled.
 absl::Time DeadlineOf(grpc::CallbackServerContext* context) {
   std::chrono::system_clock::time_point deadline = context->deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) {
     return absl::InfiniteFuture();
   }
-  return absl::FromChrono(deadline);
+  const absl::Time client = absl::FromChrono(deadline);
+  const absl::Duration left = client - absl::Now();
+  return client - std::clamp(left / 10, absl::ZeroDuration(), absl::Milliseconds(50));
 }
 
 // Runs `handler`; an exception (none is expected: handlers return Status)

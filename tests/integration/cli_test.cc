@@ -78,6 +78,17 @@ TEST_F(CliTest, DaemonErrorsExitOneWithTheCode) {
   EXPECT_THAT(r.err, HasSubstr("PERMISSION_DENIED"));
 }
 
+// The client's own deadline (--timeout) ends a hung call with the daemon's
+// answer (the worker killed, and why), not gRPC's bare "Deadline
+// Exceeded" from the client's timer.
+TEST_F(CliTest, ATimeoutEndsAHungCallWithTheDaemonsAnswer) {
+  CliResult r = RunCli({"--address=" + daemon_->address(), "--timeout=1500ms", "call", "crashy",
+                        "void hang()"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, StartsWith("ffibroker: DEADLINE_EXCEEDED"));
+  EXPECT_THAT(r.err, HasSubstr("killed because the call's deadline passed")) << r.err;
+}
+
 TEST_F(CliTest, UnreachableDaemonExitsThree) {
   CliResult r = RunCli({"--address=unix:" + daemon_->dir() + "/nobody.sock", "--timeout=1s",
                         "call", "libm.so.6", "f64 cos(f64)", "0"});
