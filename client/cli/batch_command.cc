@@ -14,6 +14,7 @@
 #include "common/literal.h"
 #include "common/signature.h"
 #include "common/type_table.h"
+#include "common/value_codec.h"
 
 namespace ffibroker {
 
@@ -56,8 +57,10 @@ int RunBatch(const std::string& address, const ConnectOptions& options, const st
     for (size_t i = 0; i < sig.params.size(); ++i) {
       absl::StatusOr<v1::Value> value = ParsePlainArg(*sig.params[i], words[i + 1]);
       if (!value.ok()) {
-        return Usage(absl::StrCat("line ", number, ", argument ", i + 1, ": ",
-                                  value.status().message()));
+        return Usage(absl::StrCat(
+            "line ", number, ", ",
+            DescribeArgument(static_cast<int>(i), sig.proto.params(static_cast<int>(i))), ": ",
+            value.status().message()));
       }
       *call.add_args() = *std::move(value);
     }

@@ -13,6 +13,7 @@
 #include "common/literal.h"
 #include "common/signature.h"
 #include "common/type_table.h"
+#include "common/value_codec.h"
 #include "ffibroker/client.h"
 #include "ffibroker/instance.h"
 
@@ -130,7 +131,9 @@ int RunTypedCall(const std::string& address, const ConnectOptions& options,
   for (size_t i = 0; i < given; ++i) {
     absl::StatusOr<CliArg> arg = ParseArg(*sig->params[i], args[3 + i]);
     if (!arg.ok()) {
-      return Usage(absl::StrCat("argument ", i + 1, ": ", arg.status().message()));
+      return Usage(absl::StrCat(DescribeArgument(static_cast<int>(i),
+                                                 decl->signature.params(static_cast<int>(i))),
+                                ": ", arg.status().message()));
     }
     parsed.push_back(*std::move(arg));
   }

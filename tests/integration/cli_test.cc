@@ -53,6 +53,9 @@ TEST_F(CliTest, BadLiteralsAreUsageErrors) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("argument 1"));
   EXPECT_THAT(r.err, HasSubstr("u8"));
+  r = Call({"scalars", "u8 id_u8(u8 level)", "300"});  // a name is named
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("argument 1 (level: u8)"));
   r = Call({"scalars", "u8 id_u8(u8)"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("takes 1 argument(s), 0 given"));
