@@ -472,6 +472,33 @@ TEST(CallbacksTest, MisusedCallbacksAreRefusedBeforeTheWorker) {
   EXPECT_TRUE(absl::IsInvalidArgument(bad.status())) << bad.status();
 }
 
+// Raw gRPC, on `raw`: registers callback 7 (i32 -> i32), sends request 2,
+// cb_apply(7, 3), and reads the invocation it makes into `*invocation`.
+void AwaitApplyInvocation(
+    Fixture& f, grpc::ClientReaderWriter<v1::StreamRequest, v1::StreamResponse>& raw,
+    v1::StreamResponse* invocation) {
+  v1::StreamRequest reg;
+  reg.set_id(1);
+  reg.set_session_id(f.session->id());
+  reg.mutable_register_callback()->set_callback_id(7);
+  v1::Signature* sig = reg.mutable_register_callback()->mutable_signature();
+  sig->mutable_result()->set_scalar(v1::SCALAR_I32);
+  sig->add_params()->mutable_type()->set_scalar(v1::SCALAR_I32);
+  ASSERT_TRUE(raw.Write(reg));
+  v1::StreamResponse response;
+  ASSERT_TRUE(raw.Read(&response));
+  ASSERT_EQ(response.status().code(), 0) << response.status().message();
+  v1::StreamRequest call;
+  call.set_id(2);
+  call.mutable_call()->set_library_handle(f.lib->handle());
+  call.mutable_call()->set_symbol("cb_apply");
+  *call.mutable_call()->add_args() = CallbackValue(7);
+  *call.mutable_call()->add_args() = ToValue(int32_t{3});
+  ASSERT_TRUE(raw.Write(call));
+  ASSERT_TRUE(raw.Read(invocation));
+  ASSERT_TRUE(invocation->has_callback_invocation());
+}
+
 // Raw gRPC: a client that half-closes while its callback is being invoked
 // can never answer; the call still gets an answer saying so.
 TEST(CallbacksTest, HalfClosingMidCallbackFailsTheCallWithWhy) {
@@ -480,26 +507,9 @@ TEST(CallbacksTest, HalfClosingMidCallbackFailsTheCallWithWhy) {
   grpc::ClientContext context;
   f->client->Prepare(&context);
   auto raw = f->client->stub()->CallStream(&context);
-  v1::StreamRequest reg;
-  reg.set_id(1);
-  reg.set_session_id(f->session->id());
-  reg.mutable_register_callback()->set_callback_id(7);
-  v1::Signature* sig = reg.mutable_register_callback()->mutable_signature();
-  sig->mutable_result()->set_scalar(v1::SCALAR_I32);
-  sig->add_params()->mutable_type()->set_scalar(v1::SCALAR_I32);
-  ASSERT_TRUE(raw->Write(reg));
   v1::StreamResponse response;
-  ASSERT_TRUE(raw->Read(&response));
-  ASSERT_EQ(response.status().code(), 0) << response.status().message();
-  v1::StreamRequest call;
-  call.set_id(2);
-  call.mutable_call()->set_library_handle(f->lib->handle());
-  call.mutable_call()->set_symbol("cb_apply");
-  *call.mutable_call()->add_args() = CallbackValue(7);
-  *call.mutable_call()->add_args() = ToValue(int32_t{3});
-  ASSERT_TRUE(raw->Write(call));
-  ASSERT_TRUE(raw->Read(&response));
-  ASSERT_TRUE(response.has_callback_invocation());
+  AwaitApplyInvocation(*f, *raw, &response);
+  if (HasFatalFailure()) return;
   EXPECT_EQ(response.callback_invocation().call_id(), 2u);
   EXPECT_EQ(response.callback_invocation().args(0).int_value(), 3);
   ASSERT_TRUE(raw->WritesDone());
@@ -522,26 +532,9 @@ TEST(CallbacksTest, CallsReadPastTheLimitForAnAnswerWaitTheirTurn) {
   grpc::ClientContext context;
   f->client->Prepare(&context);
   auto raw = f->client->stub()->CallStream(&context);
-  v1::StreamRequest reg;
-  reg.set_id(1);
-  reg.set_session_id(f->session->id());
-  reg.mutable_register_callback()->set_callback_id(7);
-  v1::Signature* sig = reg.mutable_register_callback()->mutable_signature();
-  sig->mutable_result()->set_scalar(v1::SCALAR_I32);
-  sig->add_params()->mutable_type()->set_scalar(v1::SCALAR_I32);
-  ASSERT_TRUE(raw->Write(reg));
   v1::StreamResponse response;
-  ASSERT_TRUE(raw->Read(&response));
-  ASSERT_EQ(response.status().code(), 0) << response.status().message();
-  v1::StreamRequest call;
-  call.set_id(2);
-  call.mutable_call()->set_library_handle(f->lib->handle());
-  call.mutable_call()->set_symbol("cb_apply");
-  *call.mutable_call()->add_args() = CallbackValue(7);
-  *call.mutable_call()->add_args() = ToValue(int32_t{3});
-  ASSERT_TRUE(raw->Write(call));
-  ASSERT_TRUE(raw->Read(&response));
-  ASSERT_TRUE(response.has_callback_invocation());
+  AwaitApplyInvocation(*f, *raw, &response);
+  if (HasFatalFailure()) return;
   const uint64_t invocation = response.callback_invocation().invocation_id();
   // Pipelined before the answer: more calls than may run at once.
   for (int i = 0; i < kPipelined; ++i) {
