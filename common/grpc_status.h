@@ -19,9 +19,9 @@ namespace ffibroker {
 // client's metadata limit (8 KiB by default), losing the real error.
 inline constexpr size_t kMaxStatusMessageBytes = 1024;
 
-// `text` with control characters other than newline and tab written as
-// \xNN, cut (at a character's start) after `most` bytes with a note
-// "... (N more bytes)".
+// `text` with control characters other than newline and tab, and bytes
+// that are not UTF-8, written as \xNN; cut (at a character's start) after
+// `most` bytes with a note "... (N more bytes)".
 std::string BoundedStatusText(absl::string_view text, size_t most);
 
 // Same canonical code, same message (bounded: BoundedStatusText with

@@ -19,6 +19,14 @@ TEST(BoundedStatusTextTest, ControlCharactersAreWrittenOut) {
   EXPECT_EQ(BoundedStatusText(std::string("a\0b\x1b[31m\x7f", 9), 100), "a\\x00b\\x1b[31m\\x7f");
 }
 
+TEST(BoundedStatusTextTest, BytesThatAreNotUtf8AreWrittenOut) {
+  // A stray continuation byte, a truncated sequence, an overlong '/', a
+  // surrogate: each would make the client's parser refuse the message.
+  EXPECT_EQ(BoundedStatusText("a\x80" "b\xc3", 100), "a\\x80b\\xc3");
+  EXPECT_EQ(BoundedStatusText("\xc0\xaf \xed\xa0\x80", 100), "\\xc0\\xaf \\xed\\xa0\\x80");
+  EXPECT_EQ(BoundedStatusText("\x01\x80", 4), "\\x01... (1 more bytes)");
+}
+
 TEST(BoundedStatusTextTest, LongTextIsCutAtACharacterStart) {
   // "é" is two bytes: a cut after 5 bytes would split the third one.
   const std::string text = "ééééé";

@@ -95,9 +95,10 @@ inline constexpr size_t kMaxWorkerQueuedRequests = 65536;
 inline constexpr size_t kStreamMaxQueuedResponses = 1024;
 // Calls a CallStream reads past its calls-in-flight limit, to reach the
 // answer of a callback invocation behind them, and holds until a running
-// call ends (in number, and in bytes); past either it stops reading.
+// call ends (in number, and in bytes; one call of any allowed size is
+// held when none is); a call past either is refused, and reading goes on.
 inline constexpr size_t kStreamMaxHeldCalls = 1024;
-inline constexpr size_t kStreamMaxHeldCallBytes = size_t{64} << 20;
+inline constexpr size_t kStreamMaxHeldCallBytes = size_t{16} << 20;
 // Bytes of requests the daemon holds for one worker whose channel is full
 // (it is busy and reads nothing); past it a request is refused
 // (RESOURCE_EXHAUSTED) instead of waiting. A request of any allowed size

@@ -27,11 +27,11 @@ void CallStreamReactor::ReadMore() {
   if (finished_ || reading_ || read_ended_) return;
   // An invocation waiting for its answer lets the stream read past the
   // calls-in-flight limit: the answer (or a nested call) must get through.
+  // (Past it, calls are held, and past the held bounds refused: reading
+  // never stops while an answer may be behind them.)
   const bool at_limit =
       outstanding_.size() >= max_running_ && !callbacks_->HasOutstandingInvocations();
-  const bool holding_most =
-      held_.size() >= kStreamMaxHeldCalls || held_bytes_ >= kStreamMaxHeldCallBytes;
-  if (at_limit || holding_most || queue_.size() >= kStreamMaxQueuedResponses) {
+  if (at_limit || queue_.size() >= kStreamMaxQueuedResponses) {
     paused_ = true;  // Ended or OnWriteDone reads on
     return;
   }
@@ -51,32 +51,50 @@ void CallStreamReactor::OnReadDone(bool ok) {
   }
   v1::StreamRequest request = std::move(read_);
   read_.Clear();
-  bool held;
+  Admission admission;
   {
     absl::MutexLock lock(&mu_);
     reading_ = false;
-    held = HoldLocked(request);
+    admission = AdmitLocked(request);
   }
-  if (!held) Handle(std::move(request));
+  if (admission == Admission::kNow) {
+    Handle(std::move(request));
+  } else if (admission == Admission::kRefused) {
+    Reject(request.id(),
+           absl::ResourceExhaustedError(absl::StrCat(
+               "the stream already holds ", kStreamMaxHeldCalls, " requests or ",
+               kStreamMaxHeldCallBytes >> 20, " MiB of them, read past its calls-in-flight "
+               "limit while a callback invocation waits for its answer; send fewer calls "
+               "before answering")));
+  }
   absl::MutexLock lock(&mu_);
   ReadMore();
   Settle();
 }
 
-bool CallStreamReactor::HoldLocked(v1::StreamRequest& request) {
-  // An invocation's answer, and a call made within one, always go through.
-  if (request.msg_case() == v1::StreamRequest::kCallbackAnswer ||
-      request.within_invocation() != 0) {
-    return false;
+CallStreamReactor::Admission CallStreamReactor::AdmitLocked(v1::StreamRequest& request) {
+  // Answers, calls made within an invocation (which must get through) and
+  // registrations (which such a call may use) never wait.
+  const bool starts_call = request.within_invocation() == 0 &&
+                           (request.msg_case() == v1::StreamRequest::kCall ||
+                            request.msg_case() == v1::StreamRequest::kBatch);
+  if (!starts_call && request.msg_case() != v1::StreamRequest::kReleaseCallback) {
+    return Admission::kNow;
   }
-  // Anything else keeps its place behind held calls (a release after a
-  // call that uses the callback); a new call waits at the limit.
-  const bool starts_call = request.msg_case() == v1::StreamRequest::kCall ||
-                           request.msg_case() == v1::StreamRequest::kBatch;
-  if (held_.empty() && (!starts_call || outstanding_.size() < max_running_)) return false;
-  held_bytes_ += request.ByteSizeLong();
+  // A new call waits at the limit; a call or release keeps its place
+  // behind calls held or being started (a release after the call that
+  // uses its callback).
+  const bool wait = !held_.empty() || draining_ ||
+                    (starts_call && outstanding_.size() >= max_running_);
+  if (!wait) return Admission::kNow;
+  const size_t bytes = request.ByteSizeLong();
+  if (held_.size() >= kStreamMaxHeldCalls ||
+      (!held_.empty() && held_bytes_ + bytes > kStreamMaxHeldCallBytes)) {
+    return Admission::kRefused;
+  }
+  held_bytes_ += bytes;
   held_.push_back(std::move(request));
-  return true;
+  return Admission::kHeld;
 }
 
 void CallStreamReactor::StartHeld() {
@@ -91,7 +109,7 @@ void CallStreamReactor::StartHeld() {
     v1::StreamRequest next;
     {
       absl::MutexLock lock(&mu_);
-      if (held_.empty() || outstanding_.size() >= max_running_ || finished_) {
+      if (held_.empty() || outstanding_.size() >= max_running_ || finished_ || cancelled_) {
         draining_ = false;
         return;
       }
@@ -277,6 +295,8 @@ void CallStreamReactor::OnCancel() {
   CloseCallbacks("the client cancelled the stream or disconnected");
   absl::MutexLock lock(&mu_);
   cancelled_ = true;
+  held_.clear();  // never started: nobody is left to answer
+  held_bytes_ = 0;
   read_ended_ = true;
   Settle();
 }

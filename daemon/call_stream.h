@@ -19,8 +19,8 @@
 // while any waits for its answer the stream reads on even past the
 // calls-in-flight limit (the answer must get through). A new call read
 // there is held, not started, until a running call ends (at most
-// kStreamMaxHeldCalls, kStreamMaxHeldCallBytes; past them reading stops),
-// so the limit still makes writes wait rather than fail. When the client
+// kStreamMaxHeldCalls and kStreamMaxHeldCallBytes; a call past them is
+// refused RESOURCE_EXHAUSTED, and reading goes on). When the client
 // half-closes or leaves, callbacks can no longer be answered: the relay is
 // closed (outstanding invocations get zeros, their calls fail, persistent
 // callbacks are released).
@@ -81,10 +81,13 @@ class CallStreamReactor final
   bool UnusedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads the next request unless back-pressure holds it (see above).
   void ReadMore() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // True (taking it) if `request` must wait for a running call to end: it
-  // starts a call at the stream's limit, or held_ already holds requests
-  // (order is kept). Answers and calls within an invocation never wait.
-  bool HoldLocked(v1::StreamRequest& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What happens to a request just read: handled now; held (taken into
+  // held_) until a running call ends, if it starts a call at the stream's
+  // limit or a call or release would overtake held ones; refused if held_
+  // is full. Answers, calls within an invocation and registrations never
+  // wait.
+  enum class Admission { kNow, kHeld, kRefused };
+  Admission AdmitLocked(v1::StreamRequest& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starts held calls while the stream is under its limit. The caller
   // keeps starting_ raised throughout (the reactor stays alive).
   void StartHeld() ABSL_LOCKS_EXCLUDED(mu_);

@@ -127,8 +127,10 @@ absl::StatusOr<SessionManager::Authorized> SessionManager::Authorize(
   }
   if (token.has_value()) {
     out.token_id = token->token_id();
-    const uint64_t calls = batch != nullptr ? std::max(1, batch->calls_size()) : 1;
-    if (charge == TokenCharge::kDeferIfJournaled && tokens_->ConsumeWritesJournal(*token)) {
+    // An empty batch takes none, but the token must still be live.
+    const uint64_t calls = batch != nullptr ? batch->calls_size() : 1;
+    if (calls > 0 && charge == TokenCharge::kDeferIfJournaled &&
+        tokens_->ConsumeWritesJournal(*token)) {
       out.deferred_token = *std::move(token);
       out.deferred_calls = calls;
     } else {

@@ -117,6 +117,12 @@ absl::StatusOr<CallbackScope::Bound> StreamCallbacks::Bind(uint64_t callback_id,
   {
     absl::MutexLock lock(&mu_);
     auto it = registrations_.find(callback_id);
+    if (it == registrations_.end() && closed_) {
+      // A call that started after the client half-closed or left (one the
+      // stream held): its callbacks could never be answered.
+      return absl::FailedPreconditionError(absl::StrCat(
+          "callback ", callback_id, " can no longer be invoked: ", closed_why_));
+    }
     if (it == registrations_.end()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "callback ", callback_id, " is not registered on this stream (RegisterCallback)"));
@@ -480,6 +486,7 @@ void StreamCallbacks::Close(const std::string& why) {
     absl::MutexLock lock(&mu_);
     if (closed_) return;
     closed_ = true;
+    closed_why_ = why;
     invocations.swap(invocations_);
     bytes_waiting_ = 0;
     waiting_.store(0);

@@ -145,6 +145,7 @@ class StreamCallbacks final : public CallbackScope,
   const Sink sink_;
   mutable absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::string closed_why_ ABSL_GUARDED_BY(mu_);  // Close's reason
   std::map<uint64_t, Registration> registrations_ ABSL_GUARDED_BY(mu_);  // by client id
   std::map<uint64_t, uint64_t> by_wire_ ABSL_GUARDED_BY(mu_);            // wire -> client id
   std::map<uint64_t, Running> running_ ABSL_GUARDED_BY(mu_);             // by call id

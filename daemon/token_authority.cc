@@ -223,7 +223,7 @@ absl::Status TokenAuthority::ConsumeCall(const v1::TokenClaims& claims, uint64_t
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckLive(claims));
   const std::vector<QuotaLevel> levels = QuotaLevels(claims);
-  if (levels.empty()) return absl::OkStatus();
+  if (levels.empty() || calls == 0) return absl::OkStatus();  // nothing to count or journal
   absl::Time expires = absl::FromUnixSeconds(claims.expires_unix_seconds());
   std::vector<Known*> known;
   for (const QuotaLevel& level : levels) {

@@ -161,16 +161,21 @@ void WorkerProcess::Violation(absl::string_view what) {
 
 void WorkerProcess::Abandon(const std::string& why) { Violation(why); }
 
-void WorkerProcess::KillAndReap(Completions* out) {
-  // ESRCH if already gone: fine. A pidfd never names a recycled pid.
-  PidfdSendSignal(pidfd_.get(), SIGKILL);
+void WorkerProcess::KillAndReap(Completions* out, bool owner_stops) {
+  // Still running when its owner lets it go: stopped by the daemon, not
+  // crashed (a failed open's worker, the status probe's).
   int wstatus = 0;
   bool waited = false;
+  owner_stops = owner_stops && !ReapOnce(/*block=*/false, &wstatus, &waited);
+  // ESRCH if already gone: fine. A pidfd never names a recycled pid.
+  PidfdSendSignal(pidfd_.get(), SIGKILL);
   ReapOnce(/*block=*/true, &wstatus, &waited);
   // Reaped: every packet it sent is queued now. Replies complete their
-  // requests; a Fatal report among them explains the end.
+  // requests; a Fatal report among them explains the end (and wins over
+  // the owner's stop: it came first).
   if (!channel_closed_) ReadChannel(/*ended=*/true, out);
   ConfirmFatal(waited, wstatus);  // a pending Fatal report, believed or not
+  if (owner_stops) Record(WorkerOutcome::Kind::kStopped, SIGKILL, "stopped by the daemon");
   if (!waited) {
     Record(WorkerOutcome::Kind::kExited, -1, "vanished (could not be reaped)");
   } else if (WIFEXITED(wstatus)) {

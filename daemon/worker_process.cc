@@ -104,15 +104,7 @@ WorkerProcess::~WorkerProcess() {
   Completions out;
   {
     absl::MutexLock read(&read_mu_);
-    // Let go while still running, it is stopped by the daemon, not crashed
-    // (a failed open's, the status probe's); one that already ended keeps
-    // how it ended.
-    int wstatus = 0;
-    bool waited = false;
-    if (!ReapOnce(/*block=*/false, &wstatus, &waited)) {
-      Record(WorkerOutcome::Kind::kStopped, SIGKILL, "stopped by the daemon");
-    }
-    KillAndReap(&out);
+    KillAndReap(&out, /*owner_stops=*/true);
   }
   FailOutstanding(&out);
   RunAll(std::move(out));

@@ -263,7 +263,11 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   // the channel, and records the end it confirms, or else the exit/signal,
   // if nothing else was recorded first.
   // Replies still queued complete their requests (into `*out`).
-  void KillAndReap(Completions* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
+  // `owner_stops`: the owner lets the worker go; if it is still running,
+  // its end is recorded as stopped by the daemon (after its last replies
+  // and any fatal report are read), not as the SIGKILL it gets.
+  void KillAndReap(Completions* out, bool owner_stops = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
   // Reads every message waiting on the channel: replies complete their
   // requests (into `*out`); a Fatal report is kept for ConfirmFatal;
   // anything else is a protocol violation. With `ended` (the worker is

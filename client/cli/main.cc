@@ -118,7 +118,8 @@ int main(int argc, char** argv) {
   if (absl::StartsWith(verb, "-")) return Usage(absl::StrCat("unknown flag '", verb, "'"));
   // No command's first argument starts with "--": this is a flag written
   // after the command (`call --class=... LIB`), which CLI11 leaves here.
-  if (args.size() > 1 && absl::StartsWith(args[1], "--")) {
+  // (`policy check FILE --profiles=DIR` has a flag of its own, later.)
+  if (verb != "policy" && args.size() > 1 && absl::StartsWith(args[1], "--")) {
     const std::string flag = args[1].substr(0, args[1].find('='));
     return Usage(absl::StrCat("flags go before the command: ffibroker ", flag, "=... ", verb,
                               " ..., not ffibroker ", verb, " ", flag, "=..."));

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/limits.h"
 #include "common/status_macros.h"
 #include "ffibroker/call_stream.h"
 #include "ffibroker/error.h"
@@ -524,9 +525,12 @@ TEST(CallbacksTest, HalfClosingMidCallbackFailsTheCallWithWhy) {
 // While an invocation waits for its answer the stream reads on past the
 // calls-in-flight limit (the answer is behind the client's other
 // requests). The new calls it reads there wait for a slot instead of
-// failing with RESOURCE_EXHAUSTED, as they would without the callback.
+// failing with RESOURCE_EXHAUSTED, as they would without the callback;
+// past the held bound they are refused, and the answer still gets through.
 TEST(CallbacksTest, CallsReadPastTheLimitForAnAnswerWaitTheirTurn) {
-  constexpr int kPipelined = 40;  // more than the fixture's 16 calls in flight
+  constexpr int kRunning = 16 - 1;  // the fixture's calls in flight, less cb_apply
+  constexpr int kRefused = 20;
+  constexpr int kPipelined = kRunning + static_cast<int>(kStreamMaxHeldCalls) + kRefused;
   auto f = Open({kApply, "i32 cb_maybe(fn(i32 x)? -> i32 f, i32 x)"});
   ASSERT_TRUE(f.ok()) << f.status();
   grpc::ClientContext context;
@@ -551,16 +555,23 @@ TEST(CallbacksTest, CallsReadPastTheLimitForAnAnswerWaitTheirTurn) {
   *answer.mutable_callback_answer()->mutable_result() = ToValue(int32_t{6});
   ASSERT_TRUE(raw->Write(answer));
   ASSERT_TRUE(raw->WritesDone());
-  int answered = 0;
+  int answered = 0, refused = 0;
   while (raw->Read(&response)) {
     ASSERT_FALSE(response.has_callback_invocation());
-    EXPECT_EQ(response.status().code(), 0)
+    ++answered;
+    if (response.status().code() == static_cast<int>(absl::StatusCode::kResourceExhausted)) {
+      EXPECT_THAT(response.status().message(), HasSubstr("read past its calls-in-flight limit"));
+      EXPECT_GE(response.id(), 100u + kRunning + kStreamMaxHeldCalls) << "a held call refused";
+      ++refused;
+      continue;
+    }
+    ASSERT_EQ(response.status().code(), 0)
         << "request " << response.id() << ": " << response.status().message();
     if (response.id() == 2) EXPECT_EQ(response.call().result().int_value(), 6);
     if (response.id() >= 100) EXPECT_EQ(response.call().result().int_value(), -1);
-    ++answered;
   }
   EXPECT_EQ(answered, kPipelined + 1);
+  EXPECT_EQ(refused, kRefused);
   EXPECT_TRUE(raw->Finish().ok());
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/error_reason.h"
 #include "common/grpc_status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -142,6 +143,24 @@ TEST_F(RequestBoundsTest, AnEmptyBatchStillNamesASessionAndALibrary) {
   status = Send(&v1::Broker::Stub::CallBatch, batch, &response);
   EXPECT_TRUE(status.ok()) << status;
   EXPECT_EQ(response.outcomes_size(), 0);
+
+  // On a library opened with a token, an empty batch takes nothing from
+  // its quota, but the token must still be live.
+  v1::GrantTokenRequest scope;
+  scope.set_call_quota(1);
+  auto token = session_->GrantToken(scope);
+  ASSERT_TRUE(token.ok()) << token.status();
+  Session::OpenOptions options;
+  options.token = token->token();
+  auto with_token = session_->OpenLibrary("scalars", {"i64 i64_plus_one(i64)"}, options);
+  ASSERT_TRUE(with_token.ok()) << with_token.status();
+  batch.set_library_handle((*with_token)->handle());
+  status = Send(&v1::Broker::Stub::CallBatch, batch, &response);
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(*(*with_token)->Call<int64_t>("i64_plus_one", int64_t{1}), 2);  // the quota's call
+  ASSERT_TRUE(session_->RevokeToken(token->claims().token_id()).ok());
+  status = Send(&v1::Broker::Stub::CallBatch, batch, &response);
+  EXPECT_EQ(ErrorReason(status), "TOKEN_REVOKED") << status;
 }
 
 }  // namespace
