@@ -93,7 +93,7 @@ CallStreamReactor::Admission CallStreamReactor::AdmitLocked(v1::StreamRequest& r
     return Admission::kRefused;
   }
   held_bytes_ += bytes;
-  held_.push_back(std::move(request));
+  held_.push_back(Held{std::move(request), absl::Now()});
   return Admission::kHeld;
 }
 
@@ -106,7 +106,7 @@ void CallStreamReactor::StartHeld() {
     draining_ = true;
   }
   for (;;) {
-    v1::StreamRequest next;
+    Held next;
     {
       absl::MutexLock lock(&mu_);
       if (held_.empty() || outstanding_.size() >= max_running_ || finished_ || cancelled_) {
@@ -115,9 +115,22 @@ void CallStreamReactor::StartHeld() {
       }
       next = std::move(held_.front());
       held_.pop_front();
-      held_bytes_ -= std::min(held_bytes_, next.ByteSizeLong());
+      held_bytes_ -= std::min(held_bytes_, next.request.ByteSizeLong());
     }
-    Handle(std::move(next));
+    // The time it was held counts in its own timeout.
+    const int64_t timeout = next.request.timeout_millis();
+    if (timeout > 0) {
+      const int64_t held_ms = absl::ToInt64Milliseconds(absl::Now() - next.read_at);
+      if (held_ms >= timeout) {
+        Reject(next.request.id(),
+               absl::DeadlineExceededError(absl::StrCat(
+                   "timeout_millis ", timeout, " passed while the request waited behind the "
+                   "stream's calls-in-flight limit; it was not started")));
+        continue;
+      }
+      next.request.set_timeout_millis(timeout - held_ms);
+    }
+    Handle(std::move(next.request));
   }
 }
 

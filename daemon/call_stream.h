@@ -108,7 +108,11 @@ class CallStreamReactor final
   std::string session_id_ ABSL_GUARDED_BY(mu_);  // bound by the first request
   std::set<uint64_t> outstanding_ ABSL_GUARDED_BY(mu_);  // request ids running
   std::deque<v1::StreamResponse> queue_ ABSL_GUARDED_BY(mu_);  // front is being written
-  std::deque<v1::StreamRequest> held_ ABSL_GUARDED_BY(mu_);  // read past the limit, in order
+  struct Held {
+    v1::StreamRequest request;
+    absl::Time read_at;  // its timeout_millis runs from here
+  };
+  std::deque<Held> held_ ABSL_GUARDED_BY(mu_);  // read past the limit, in order
   size_t held_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   int starting_ ABSL_GUARDED_BY(mu_) = 0;  // threads in StartHeld (see Ended)
   bool draining_ ABSL_GUARDED_BY(mu_) = false;  // a thread is in StartHeld's loop

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/limits.h"
 #include "common/status_macros.h"
 #include "ffibroker/call_stream.h"
@@ -548,8 +549,10 @@ TEST(CallbacksTest, CallsReadPastTheLimitForAnAnswerWaitTheirTurn) {
     plain.mutable_call()->set_symbol("cb_maybe");
     plain.mutable_call()->add_args()->set_null_value(true);
     *plain.mutable_call()->add_args() = ToValue(int32_t{i});
+    if (i == kRunning) plain.set_timeout_millis(100);  // the first one held
     ASSERT_TRUE(raw->Write(plain));
   }
+  absl::SleepFor(absl::Milliseconds(400));  // past the held call's timeout
   v1::StreamRequest answer;
   answer.mutable_callback_answer()->set_invocation_id(invocation);
   *answer.mutable_callback_answer()->mutable_result() = ToValue(int32_t{6});
@@ -559,6 +562,11 @@ TEST(CallbacksTest, CallsReadPastTheLimitForAnAnswerWaitTheirTurn) {
   while (raw->Read(&response)) {
     ASSERT_FALSE(response.has_callback_invocation());
     ++answered;
+    if (response.id() == 100u + kRunning) {  // its time held counted
+      EXPECT_EQ(response.status().code(), static_cast<int>(absl::StatusCode::kDeadlineExceeded));
+      EXPECT_THAT(response.status().message(), HasSubstr("waited behind the stream's calls"));
+      continue;
+    }
     if (response.status().code() == static_cast<int>(absl::StatusCode::kResourceExhausted)) {
       EXPECT_THAT(response.status().message(), HasSubstr("read past its calls-in-flight limit"));
       EXPECT_GE(response.id(), 100u + kRunning + kStreamMaxHeldCalls) << "a held call refused";

@@ -22,16 +22,22 @@ _FLOATS = {types_pb2.SCALAR_F32, types_pb2.SCALAR_F64}
 _WRITABLE = (bytearray,)
 
 
-def _bad(where, message, reason="INVALID_ARGUMENT"):
-    return errors.InvalidArgumentError(f"{where}: {message}", reason, {"field": where},
-                                       [(where, message)])
+def _bad(where, message, reason="INVALID_ARGUMENT", **metadata):
+    return errors.InvalidArgumentError(f"{where}: {message}", reason,
+                                       {"field": where, **metadata}, [(where, message)])
 
 
-def _int(value, where):
+def _type_name(scalar):
+    """"u8" for SCALAR_U8: the name declarations and the daemon use."""
+    return types_pb2.Scalar.Name(scalar).removeprefix("SCALAR_").lower()
+
+
+def _int(value, where, scalar):
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{where}: expected an int, got {type(value).__name__}")
     if not _INT64_MIN <= value <= _UINT64_MAX:
-        raise _bad(where, f"{value} does not fit in 64 bits", "ARGUMENT_OUT_OF_RANGE")
+        raise _bad(where, f"{value} does not fit in 64 bits", "ARGUMENT_OUT_OF_RANGE",
+                   type=_type_name(scalar), value=str(value))
     v = types_pb2.Value()
     if value < 0:
         v.int_value = value
@@ -47,12 +53,13 @@ def to_value(t, value, where, session):
     v = types_pb2.Value()
     if kind == "scalar":
         if t.scalar in _INTS:
-            return _int(value, where)
+            return _int(value, where, t.scalar)
         if t.scalar in _FLOATS:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"{where}: expected a float, got {type(value).__name__}")
             if isinstance(value, int) and float(value) != value:
-                raise _bad(where, f"{value} is not exactly a float", "ARGUMENT_OUT_OF_RANGE")
+                raise _bad(where, f"{value} is not exactly a float", "ARGUMENT_OUT_OF_RANGE",
+                           type=_type_name(t.scalar), value=str(value))
             v.f64_value = float(value)
             return v
         if t.scalar == types_pb2.SCALAR_BOOL:
@@ -62,7 +69,7 @@ def to_value(t, value, where, session):
             return v
         raise TypeError(f"{where}: a value of type void")
     if kind == "enum_type":
-        return _int(value, where)
+        return _int(value, where, t.enum_type.underlying)
     if kind == "string":
         if value is None:
             v.null_value = True

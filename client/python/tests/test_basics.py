@@ -34,9 +34,12 @@ def test_out_of_range_integers_are_invalid_argument_with_reason(session):
         lib.id_u8(300)
     assert "300 is out of range for u8" in e.value.message
     assert e.value.reason == "ARGUMENT_OUT_OF_RANGE"
+    assert e.value.metadata["type"] == "u8" and e.value.metadata["value"] == "300"
     with pytest.raises(ffibroker.InvalidArgumentError) as e:
-        lib.id_u64(2**64)
+        lib.id_u64(2**64)  # refused by the client itself: the same facts
     assert e.value.reason == "ARGUMENT_OUT_OF_RANGE"
+    assert e.value.metadata["type"] == "u64"
+    assert e.value.metadata["value"] == str(2**64)
 
 
 def test_floats_and_bools(session):
