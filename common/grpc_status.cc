@@ -4,50 +4,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/error_reason.h"
+#include "common/utf8.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 
 namespace ffibroker {
-
-namespace {
-
-// The length of the valid UTF-8 character at the start of `text` (as
-// protobuf's string check reads it: no overlong forms, surrogates or
-// values past U+10FFFF), or 0.
-size_t Utf8Length(absl::string_view text) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char lead = byte(0);
-  if (lead < 0x80) return 1;
-  size_t length = 0;
-  unsigned char low = 0x80, high = 0xBF;  // the range of the second byte
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) low = 0xA0;
-    if (lead == 0xED) high = 0x9F;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) low = 0x90;
-    if (lead == 0xF4) high = 0x8F;
-  } else {
-    return 0;
-  }
-  if (text.size() < length || byte(1) < low || byte(1) > high) return 0;
-  for (size_t k = 2; k < length; ++k) {
-    if (byte(k) < 0x80 || byte(k) > 0xBF) return 0;
-  }
-  return length;
-}
-
-}  // namespace
 
 std::string BoundedStatusText(absl::string_view text, size_t most) {
   std::string out;
   size_t i = 0;
   while (i < text.size()) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
-    size_t length = Utf8Length(text.substr(i));
+    size_t length = Utf8CharLength(text.substr(i));
     std::string piece;
     if (length == 0 || (c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
       // A control character, or a byte that is not UTF-8 (which would make

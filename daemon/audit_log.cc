@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -19,36 +20,14 @@ std::string SessionField(uint64_t serial) { return absl::StrCat("s", serial); }
 std::string ValidUtf8(absl::string_view bytes) {
   std::string out;
   out.reserve(bytes.size());
-  size_t i = 0;
-  while (i < bytes.size()) {
-    const auto byte = [&](size_t k) { return static_cast<unsigned char>(bytes[k]); };
-    unsigned char lead = byte(i);
-    // The sequence's length and the allowed range of its second byte
-    // (narrower than 0x80..0xBF where overlong forms or surrogates start).
-    size_t length = 0;
-    unsigned char low = 0x80, high = 0xBF;
-    if (lead < 0x80) length = 1;
-    else if (lead >= 0xC2 && lead <= 0xDF) length = 2;
-    else if (lead >= 0xE0 && lead <= 0xEF) {
-      length = 3;
-      if (lead == 0xE0) low = 0xA0;
-      if (lead == 0xED) high = 0x9F;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      length = 4;
-      if (lead == 0xF0) low = 0x90;
-      if (lead == 0xF4) high = 0x8F;
-    }
-    bool valid = length > 0 && i + length <= bytes.size();
-    for (size_t k = 1; valid && k < length; ++k) {
-      unsigned char c = byte(i + k);
-      valid = k == 1 ? (c >= low && c <= high) : (c >= 0x80 && c <= 0xBF);
-    }
-    if (valid) {
-      out.append(bytes.data() + i, length);
-      i += length;
-    } else {
+  while (!bytes.empty()) {
+    const size_t length = Utf8CharLength(bytes);
+    if (length == 0) {
       out.append("\xEF\xBF\xBD");  // U+FFFD for the one byte, then resync
-      ++i;
+      bytes.remove_prefix(1);
+    } else {
+      out.append(bytes.data(), length);
+      bytes.remove_prefix(length);
     }
   }
   return out;

@@ -96,8 +96,6 @@ absl::StatusOr<DecodedInvocation> DecodeCallbackArgs(const std::string& callback
                                                      const ResolvedSignature& sig,
                                                      const worker::v1::CallbackInvoke& invoke);
 
-// True if `text` is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
-bool IsValidUtf8(absl::string_view text);
 
 // The name of an FfiReturn status ("ExecutionFail"), or "unknown".
 const char* FfiReturnName(int32_t status);

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/transport.h"
+#include "common/utf8.h"
 #include "common/value_codec.h"
 
 namespace ffibroker {
