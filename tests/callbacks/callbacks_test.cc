@@ -1,18 +1,17 @@
 // Callbacks end to end (issue 12): a real daemon, real workers, the
 // in-tree callbacks library, handlers running in this process through the
 // C++ client's CallStream.
-#include <algorithm>
 #include <cstring>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/limits.h"
 #include "common/status_macros.h"
 #include "ffibroker/call_stream.h"
 #include "ffibroker/error.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/callbacks/callbacks_fixture.h"
 #include "tests/integration/test_daemon.h"
 
 namespace ffibroker::testing {
@@ -46,63 +45,16 @@ using ::testing::HasSubstr;
 
 constexpr char kSort[] = "void cb_sort4(inout u8[len] base, usize len, "
                          "fn(in u8[4] a, in u8[4] b) -> i32 cmp)";
-constexpr char kApply[] = "i32 cb_apply(fn(i32 x) -> i32 f, i32 x)";
 constexpr char kRecurse[] = "i32 cb_recurse(fn(i32 depth) -> i32 f, i32 depth)";
 constexpr char kStore[] = "void cb_store(fn(i32 x) -> i32 f)";
 constexpr char kCallStored[] = "i32 cb_call_stored(i32 x)";
 constexpr char kThreads[] = "i32 cb_on_threads(fn(i32 x) -> i32 f, i32 n)";
-constexpr char kKinds[] =
-    "f64 cb_kinds(fn(Point* p, Point q, cstr? s, in u8[n] data, usize n, u8 tag) -> f64 f)";
 constexpr char kRepeat[] = "i32 cb_repeat(fn(i32 i) -> i32 f, i32 n)";
-constexpr char kIntFn[] = "i32 f(i32 x)";
-
-// A daemon whose test user may open the callbacks library with `operations`
-// under `profile`.
-absl::StatusOr<std::unique_ptr<TestDaemon>> StartDaemon(
-    const std::string& operations = "OPEN_LIBRARY, GRANT_TOKEN, CALLBACKS",
-    const std::string& profile = "strict") {
-  return TestDaemon::StartWithPolicy(absl::StrCat(
-      TestDaemon::Catalogue(), "libraries { name: \"callbacks\" path: \"",
-      FFIBROKER_CALLBACKS_LIB, "\" }\n", "principals { name: \"test-user\" uids: ", ::getuid(),
-      // Room for a top call and 8 nested ones.
-      " limits { max_calls_in_flight: 16 }",
-      " permission { libraries { library: \"callbacks\" } operations: [", operations,
-      "] confinement_profile: \"", profile, "\" } }\n"));
-}
-
-struct Fixture {
-  std::unique_ptr<TestDaemon> daemon;
-  std::unique_ptr<Client> client;
-  std::unique_ptr<Session> session;
-  std::unique_ptr<Library> lib;
-  std::unique_ptr<CallStream> stream;
-};
-
-// Everything up to an open stream, or the first failure.
-absl::StatusOr<Fixture> Open(const std::vector<std::string>& declarations,
-                             const std::string& operations = "OPEN_LIBRARY, GRANT_TOKEN, CALLBACKS",
-                             const std::string& profile = "strict") {
-  Fixture f;
-  ASSIGN_OR_RETURN(f.daemon, StartDaemon(operations, profile));
-  ASSIGN_OR_RETURN(f.client, f.daemon->Connect());
-  ASSIGN_OR_RETURN(f.session, f.client->CreateSession());
-  if (declarations.end() != std::find_if(declarations.begin(), declarations.end(),
-                                         [](const std::string& d) { return d == kKinds; })) {
-    RETURN_IF_ERROR(f.session->RegisterClass("Point { f64 x; f64 y; }").status());
-  }
-  ASSIGN_OR_RETURN(f.lib, f.session->OpenLibrary("callbacks", declarations));
-  ASSIGN_OR_RETURN(f.stream, f.session->OpenStream());
-  return f;
-}
 
 std::string U32s(std::vector<uint32_t> values) {
   std::string bytes(values.size() * 4, '\0');
   std::memcpy(bytes.data(), values.data(), bytes.size());
   return bytes;
-}
-
-Callback<int32_t(int32_t)> Doubler() {
-  return Callback<int32_t(int32_t)>(kIntFn, [](int32_t x) { return 2 * x; });
 }
 
 // Typed handlers: the issue's Callback<int(const Point&, double)>, with a
@@ -472,142 +424,6 @@ TEST(CallbacksTest, MisusedCallbacksAreRefusedBeforeTheWorker) {
   EXPECT_THAT(answer->status().message(), HasSubstr("already registered"));
   auto bad = f->stream->RegisterCallback("cstr f(i32 x)", Doubler().Handler());
   EXPECT_TRUE(absl::IsInvalidArgument(bad.status())) << bad.status();
-}
-
-// Raw gRPC, on `raw`: registers callback 7 (i32 -> i32), sends request 2,
-// cb_apply(7, 3), and reads the invocation it makes into `*invocation`.
-void AwaitApplyInvocation(
-    Fixture& f, grpc::ClientReaderWriter<v1::StreamRequest, v1::StreamResponse>& raw,
-    v1::StreamResponse* invocation) {
-  v1::StreamRequest reg;
-  reg.set_id(1);
-  reg.set_session_id(f.session->id());
-  reg.mutable_register_callback()->set_callback_id(7);
-  v1::Signature* sig = reg.mutable_register_callback()->mutable_signature();
-  sig->mutable_result()->set_scalar(v1::SCALAR_I32);
-  sig->add_params()->mutable_type()->set_scalar(v1::SCALAR_I32);
-  ASSERT_TRUE(raw.Write(reg));
-  v1::StreamResponse response;
-  ASSERT_TRUE(raw.Read(&response));
-  ASSERT_EQ(response.status().code(), 0) << response.status().message();
-  v1::StreamRequest call;
-  call.set_id(2);
-  call.mutable_call()->set_library_handle(f.lib->handle());
-  call.mutable_call()->set_symbol("cb_apply");
-  *call.mutable_call()->add_args() = CallbackValue(7);
-  *call.mutable_call()->add_args() = ToValue(int32_t{3});
-  ASSERT_TRUE(raw.Write(call));
-  ASSERT_TRUE(raw.Read(invocation));
-  ASSERT_TRUE(invocation->has_callback_invocation());
-}
-
-// Raw gRPC: a client that half-closes while its callback is being invoked
-// can never answer; the call still gets an answer saying so.
-TEST(CallbacksTest, HalfClosingMidCallbackFailsTheCallWithWhy) {
-  auto f = Open({kApply});
-  ASSERT_TRUE(f.ok()) << f.status();
-  grpc::ClientContext context;
-  f->client->Prepare(&context);
-  auto raw = f->client->stub()->CallStream(&context);
-  v1::StreamResponse response;
-  AwaitApplyInvocation(*f, *raw, &response);
-  if (HasFatalFailure()) return;
-  EXPECT_EQ(response.callback_invocation().call_id(), 2u);
-  EXPECT_EQ(response.callback_invocation().args(0).int_value(), 3);
-  ASSERT_TRUE(raw->WritesDone());
-  ASSERT_TRUE(raw->Read(&response));
-  EXPECT_EQ(response.id(), 2u);
-  EXPECT_EQ(response.status().code(), static_cast<int>(absl::StatusCode::kCancelled));
-  EXPECT_THAT(response.status().message(),
-              HasSubstr("was not answered: the client closed its side of the stream"));
-  EXPECT_TRUE(raw->Finish().ok());
-}
-
-// While an invocation waits for its answer the stream reads on past the
-// calls-in-flight limit (the answer is behind the client's other
-// requests). The new calls it reads there wait for a slot instead of
-// failing with RESOURCE_EXHAUSTED, as they would without the callback;
-// past the held bound they are refused, and the answer still gets through.
-TEST(CallbacksTest, CallsReadPastTheLimitForAnAnswerWaitTheirTurn) {
-  constexpr int kRunning = 16 - 1;  // the fixture's calls in flight, less cb_apply
-  constexpr int kRefused = 20;
-  constexpr int kPipelined = kRunning + static_cast<int>(kStreamMaxHeldCalls) + kRefused;
-  auto f = Open({kApply, "i32 cb_maybe(fn(i32 x)? -> i32 f, i32 x)"});
-  ASSERT_TRUE(f.ok()) << f.status();
-  grpc::ClientContext context;
-  f->client->Prepare(&context);
-  auto raw = f->client->stub()->CallStream(&context);
-  v1::StreamResponse response;
-  AwaitApplyInvocation(*f, *raw, &response);
-  if (HasFatalFailure()) return;
-  const uint64_t invocation = response.callback_invocation().invocation_id();
-  // Pipelined before the answer: more calls than may run at once.
-  for (int i = 0; i < kPipelined; ++i) {
-    v1::StreamRequest plain;
-    plain.set_id(100 + i);
-    plain.mutable_call()->set_library_handle(f->lib->handle());
-    plain.mutable_call()->set_symbol("cb_maybe");
-    plain.mutable_call()->add_args()->set_null_value(true);
-    *plain.mutable_call()->add_args() = ToValue(int32_t{i});
-    if (i == kRunning) plain.set_timeout_millis(100);  // the first one held
-    ASSERT_TRUE(raw->Write(plain));
-  }
-  absl::SleepFor(absl::Milliseconds(400));  // past the held call's timeout
-  v1::StreamRequest answer;
-  answer.mutable_callback_answer()->set_invocation_id(invocation);
-  *answer.mutable_callback_answer()->mutable_result() = ToValue(int32_t{6});
-  ASSERT_TRUE(raw->Write(answer));
-  ASSERT_TRUE(raw->WritesDone());
-  int answered = 0, refused = 0;
-  while (raw->Read(&response)) {
-    ASSERT_FALSE(response.has_callback_invocation());
-    ++answered;
-    if (response.id() == 100u + kRunning) {  // its time held counted
-      EXPECT_EQ(response.status().code(), static_cast<int>(absl::StatusCode::kDeadlineExceeded));
-      EXPECT_THAT(response.status().message(), HasSubstr("waited behind the stream's calls"));
-      continue;
-    }
-    if (response.status().code() == static_cast<int>(absl::StatusCode::kResourceExhausted)) {
-      EXPECT_THAT(response.status().message(), HasSubstr("read past its calls-in-flight limit"));
-      EXPECT_GE(response.id(), 100u + kRunning + kStreamMaxHeldCalls) << "a held call refused";
-      ++refused;
-      continue;
-    }
-    ASSERT_EQ(response.status().code(), 0)
-        << "request " << response.id() << ": " << response.status().message();
-    if (response.id() == 2) EXPECT_EQ(response.call().result().int_value(), 6);
-    if (response.id() >= 100) EXPECT_EQ(response.call().result().int_value(), -1);
-  }
-  EXPECT_EQ(answered, kPipelined + 1);
-  EXPECT_EQ(refused, kRefused);
-  EXPECT_TRUE(raw->Finish().ok());
-}
-
-TEST(CallbacksTest, ClientLeavingMidCallbackReleasesTheWorkerForOthers) {
-  auto f = Open({kApply});
-  ASSERT_TRUE(f.ok()) << f.status();
-  auto id = f->stream->RegisterCallback(Doubler());
-  ASSERT_TRUE(id.ok());
-  // Send the call, read the invocation by hand, and leave without answering.
-  v1::StreamRequest call;
-  call.set_id(500);
-  call.mutable_call()->set_library_handle(f->lib->handle());
-  call.mutable_call()->set_symbol("cb_apply");
-  *call.mutable_call()->add_args() = CallbackValue(*id);
-  *call.mutable_call()->add_args() = ToValue(int32_t{3});
-  ASSERT_TRUE(f->stream->SendRaw(call).ok());
-  f->stream->Cancel();
-  f->stream.reset();
-  // The worker got a zero answer and finished the call: a new stream's
-  // call on the same library runs at once.
-  auto stream = f->session->OpenStream();
-  ASSERT_TRUE(stream.ok());
-  auto again = (*stream)->RegisterCallback(Doubler());
-  ASSERT_TRUE(again.ok()) << again.status();
-  auto r = (*stream)->Call(*f->lib, "cb_apply", {CallbackValue(*again), ToValue(int32_t{6})},
-                           absl::Seconds(20));
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->result().int_value(), 12);
 }
 
 }  // namespace
