@@ -17,6 +17,11 @@
 namespace ffibroker {
 namespace {
 
+// Wake-up packets ReceiveAvailable skips before it lets its caller go, and
+// ReceiveWaiting before it gives up on the peer.
+constexpr int kWakesPerRead = 64;
+constexpr int kMaxWakesInARow = 4096;
+
 // Bytes of a fragmented message's first-packet header: frame byte + total.
 constexpr size_t kFirstHeaderBytes = 1 + sizeof(uint64_t);
 
@@ -166,6 +171,9 @@ absl::StatusOr<bool> SeqpacketTransport::TakePacket(size_t size,
                                             kChannelPacketBytes));
   }
   switch (data[0]) {
+    case kTransportWakeByte:
+      if (size != 1) return absl::DataLossError(absl::StrCat("a wake-up packet of ", size, " bytes"));
+      return false;  // no message; a partial one stays
     case kTransportFrameByte:
       DropPartial();  // abandons a partial message, if any
       if (!message->ParseFromArray(data + 1, static_cast<int>(size - 1))) {
@@ -261,6 +269,7 @@ absl::StatusOr<Transport::Available> SeqpacketTransport::ReadWaiting(
     }
     passcred_ = true;
   }
+  int wakes = 0;
   while (true) {
     alignas(cmsghdr) char control[256];
     iovec iov = {packet_.get(), kChannelPacketBytes + 1};
@@ -302,9 +311,18 @@ absl::StatusOr<Transport::Available> SeqpacketTransport::ReadWaiting(
       DropPartial();
       return absl::DataLossError("a zero-length packet");
     }
+    const bool wake = n == 1 && packet_[0] == kTransportWakeByte;
     absl::StatusOr<bool> whole = TakePacket(static_cast<size_t>(n), message);
     if (!whole.ok()) return whole.status();
     if (*whole) return Available::kMessage;
+    // A peer sending nothing but wake-ups cannot keep the reader here:
+    // the live reader comes back on the next readiness event; one reading
+    // what a silent (or ended) peer left has a bound.
+    if (wake && ++wakes == (keep_partial ? kWakesPerRead : kMaxWakesInARow)) {
+      if (keep_partial) return Available::kNothing;
+      return absl::DataLossError(
+          absl::StrCat("more than ", kMaxWakesInARow, " wake-up packets in a row"));
+    }
   }
 }
 

@@ -13,7 +13,8 @@
 // little-endian) + the first bytes, then packets 'C' + the next bytes until
 // the total is reached. An 'F' packet between fragments abandons the
 // partial message (the worker's fatal-signal reporter writes one by hand);
-// any other deviation is DATA_LOSS.
+// any other deviation is DATA_LOSS. A one-byte 'K' packet (a wake-up, see
+// kTransportWakeByte) may come between any two packets and is skipped.
 //
 //   ASSIGN_OR_RETURN(auto pair, SeqpacketTransport::Pair());
 //   pair.first->Send(request);
@@ -42,6 +43,10 @@ inline constexpr char kTransportFrameByte = 'F';
 // Frame bytes of a fragmented message's first and following packets.
 inline constexpr char kTransportFirstFragmentByte = 'P';
 inline constexpr char kTransportNextFragmentByte = 'C';
+
+// A one-byte packet that carries no message: a wake-up (ShmTransport's
+// worker end sends them; every receiver skips them).
+inline constexpr char kTransportWakeByte = 'K';
 
 // Largest message either side accepts (common/limits.h).
 inline constexpr size_t kMaxMessageBytes = kMaxWorkerMessageBytes;
@@ -118,6 +123,15 @@ class Transport {
   // The descriptor a process must keep to stay connected (for handing the
   // worker's end across exec).
   virtual int fd() const = 0;
+
+  // For the event-driven reader: true if, after a message, more may be
+  // waiting that no readiness of fd() will announce (a ring): read again
+  // until ReceiveAvailable says kNothing.
+  virtual bool HasBuffered() const { return false; }
+  // For the event-driven sender: true if the last TrySendPacket that found
+  // no room waits for fd() to become readable (the peer's wake-up), not
+  // writable.
+  virtual bool RoomOnReadable() const { return false; }
 };
 
 class SeqpacketTransport : public Transport {

@@ -23,6 +23,9 @@ inline constexpr unsigned kSeccompInstallFlags = SECCOMP_FILTER_FLAG_TSYNC | SEC
 
 // The descriptor number of the channel in the worker process.
 inline constexpr int kWorkerChannelFd = 3;
+// Where a worker started with --ring-fd finds its channel's shared memory
+// (common/shm_ring.h); it maps it and closes the descriptor at once.
+inline constexpr int kWorkerRingFd = 4;
 
 // How the worker's fatal-signal reporter ends after sending its Fatal
 // report, which is how the daemon checks the report against the kernel's

@@ -262,6 +262,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   d->launcher_ = std::make_unique<WorkerLauncher>(d->options_.worker_path, d->profiles_.get(),
                                                   disabled, std::move(uids));
   d->launcher_->set_watcher(d->watcher_.get());
+  d->launcher_->set_ring_bytes(static_cast<uint32_t>(options.channel_ring_kib) * 1024);
   if (options.prestart_workers > 0) {
     PrestartOptions prestart;
     prestart.per_profile = options.prestart_workers;

@@ -29,6 +29,7 @@
 #include "daemon/prestart_pool.h"
 #include "daemon/policy_holder.h"
 #include "daemon/profiles.h"
+#include "common/shm_ring.h"
 #include "daemon/worker_launcher.h"
 #include "daemon/worker_watcher.h"
 #include "daemon/service_notifier.h"
@@ -65,6 +66,10 @@ struct DaemonOptions {
   // (--prestart-refill). See docs/prestart.md.
   int prestart_workers = kDefaultPrestartWorkers;
   int prestart_refill = kDefaultPrestartRefill;
+  // The two shared-memory rings of each worker's channel, KiB each
+  // (--channel-ring-kib; a power of two; 0: the socket alone). See
+  // docs/worker-protocol.md.
+  int channel_ring_kib = kDefaultRingBytes / 1024;
   absl::Duration shutdown_grace = absl::Seconds(5);
   // Where to serve metrics over HTTP (--metrics-listen, "HOST:PORT" or
   // "PORT" for 127.0.0.1:PORT). Empty: not served (unless socket activation

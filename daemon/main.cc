@@ -2,6 +2,7 @@
 //
 // Reads the policy, listens (unix socket by default), and serves
 // ffibroker.v1.Broker until SIGTERM/SIGINT. See README.md.
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <string>
@@ -10,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/cli_flags.h"
 #include "common/log.h"
+#include "common/shm_ring.h"
 #include "daemon/daemon.h"
 #include "daemon/journal_log.h"
 #include "daemon/worker_uid_pool.h"
@@ -73,6 +75,22 @@ int main(int argc, char** argv) {
   app.add_option("--prestart-refill", options.prestart_refill,
                  "how many pre-starts may run at once, in the background")
       ->check(CLI::Range(1, kMaxPrestartRefill))
+      ->capture_default_str();
+  app.add_option("--channel-ring-kib", options.channel_ring_kib,
+                 "size of each of the two shared-memory rings of a worker's channel, in KiB: "
+                 "a power of two from 64 to 1048576, or 0 to send every message over the "
+                 "channel's socket (see docs/worker-protocol.md)")
+      ->check(CLI::Validator(
+          [](const std::string& text) -> std::string {
+            int kib = std::atoi(text.c_str());
+            if (text == "0" || (kib >= static_cast<int>(kMinRingBytes / 1024) &&
+                                kib <= static_cast<int>(kMaxRingBytes / 1024) &&
+                                (kib & (kib - 1)) == 0 && std::to_string(kib) == text)) {
+              return "";
+            }
+            return "must be 0, or a power of two from 64 to 1048576";
+          },
+          "KIB"))
       ->capture_default_str();
   app.add_option("--metrics-listen", options.metrics_listen,
                  "serve Prometheus metrics at http://ADDRESS/metrics: HOST:PORT, or PORT "

@@ -194,10 +194,14 @@ struct KernelSigaction {
   // The descriptors used here sit at 10 or above (SpawnSandboxed), never
   // on the ones they go to.
   Check(plan, kDup2, Sys(SYS_dup3, plan.channel_fd, plan.worker_channel_fd, 0));
+  int last_kept = plan.worker_channel_fd;
+  if (plan.ring_fd >= 0) {
+    Check(plan, kDup2, Sys(SYS_dup3, plan.ring_fd, plan.worker_ring_fd, 0));
+    last_kept = plan.worker_ring_fd;
+  }
   for (int fd = 0; fd <= 2; ++fd) Check(plan, kDup2, Sys(SYS_dup3, plan.devnull_fd, fd, 0));
   // Everything else closes at exec (the error pipe only if exec succeeds).
-  Check(plan, kCloseRange, Sys(SYS_close_range, plan.worker_channel_fd + 1, ~0U,
-                               CLOSE_RANGE_CLOEXEC));
+  Check(plan, kCloseRange, Sys(SYS_close_range, last_kept + 1, ~0U, CLOSE_RANGE_CLOEXEC));
   uint64_t none = 0;
   Check(plan, kSignals, Sys(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof none));
   char* envp[] = {nullptr};

@@ -85,6 +85,8 @@ struct ChildPlan {
   int channel_fd = -1;
   int devnull_fd = -1;
   int worker_channel_fd = -1;    // where the channel goes (fd 3)
+  int ring_fd = -1;              // the channel's shared memory, or -1
+  int worker_ring_fd = -1;       // where it goes (fd 4)
   const char* executable = nullptr;
   char* const* argv = nullptr;   // null-terminated
 };

@@ -338,6 +338,10 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, absl::Time 
   UniqueFd high_error(::fcntl(error_write.get(), F_DUPFD_CLOEXEC, 10));
   UniqueFd high_devnull(::fcntl(devnull.get(), F_DUPFD_CLOEXEC, 10));
   UniqueFd high_channel(::fcntl(in.channel_fd, F_DUPFD_CLOEXEC, 10));
+  UniqueFd high_ring(in.ring_fd >= 0 ? ::fcntl(in.ring_fd, F_DUPFD_CLOEXEC, 10) : -1);
+  if (in.ring_fd >= 0 && !high_ring.valid()) {
+    return fail(SandboxStep::kOther, ErrnoStatus("fcntl(F_DUPFD_CLOEXEC)", errno));
+  }
   for (const UniqueFd* fd : {&high_sync, &high_error, &high_devnull, &high_channel}) {
     if (!fd->valid()) return fail(SandboxStep::kOther, ErrnoStatus("fcntl(F_DUPFD_CLOEXEC)", errno));
   }
@@ -345,6 +349,10 @@ absl::StatusOr<SandboxedChild> SpawnSandboxed(const SandboxPlan& in, absl::Time 
   plan.error_fd = high_error.get();
   plan.devnull_fd = high_devnull.get();
   plan.channel_fd = high_channel.get();
+  if (in.ring_fd >= 0) {
+    plan.ring_fd = high_ring.get();
+    plan.worker_ring_fd = kWorkerRingFd;
+  }
 
   int flags = CLONE_PIDFD;
   if (in.user_ns) flags |= CLONE_NEWUSER;

@@ -35,6 +35,8 @@ struct SandboxPlan {
   std::string executable;          // absolute path of the worker
   std::vector<std::string> argv;   // including argv[0]
   int channel_fd = -1;             // becomes fd 3 in the child (borrowed)
+  int ring_fd = -1;                // if set, becomes fd 4 (borrowed): the channel's ring
+  uint32_t ring_bytes = 0;         // WorkerProcess::Spawn: each ring's size (0: no rings)
   bool user_ns = true;
   bool mount_ns = true;            // needs user_ns or a root daemon
   bool pid_ns = true;

@@ -103,6 +103,12 @@ class WorkerLauncher {
   // kills them at shutdown. Call before the first Launch. Without it the
   // launcher's own watcher serves (its workers must not outlive it).
   void set_watcher(WorkerWatcher* watcher) { watcher_ = watcher; }
+  // Each worker's channel gets two shared-memory rings of `bytes` (a power
+  // of two, common/shm_ring.h; 0: the socket alone). Before any Launch.
+  void set_ring_bytes(uint32_t bytes) {
+    absl::MutexLock lock(&mu_);
+    working_.ring_bytes = bytes;
+  }
 
  private:
   // Spawns with the namespaces known to work, dropping the ones the kernel

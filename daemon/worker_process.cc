@@ -17,6 +17,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/log_event.h"
+#include "common/shm_transport.h"
 #include "common/status_macros.h"
 #include "common/worker_protocol.h"
 #include "daemon/exception_status.h"
@@ -48,17 +49,31 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
   std::unique_ptr<SeqpacketTransport> ours = std::move(channel.first);
   std::unique_ptr<SeqpacketTransport> theirs = std::move(channel.second);
   plan.channel_fd = theirs->fd();
+  std::unique_ptr<ShmRegion> region;
+  if (plan.ring_bytes > 0) {
+    ASSIGN_OR_RETURN(region, ShmRegion::Create(plan.ring_bytes));
+    plan.ring_fd = region->fd();
+    plan.argv.push_back(absl::StrCat("--ring-fd=", kWorkerRingFd));
+  }
   absl::StatusOr<SandboxedChild> child = SpawnSandboxed(plan, deadline, error);
   if (!child.ok()) {
     return absl::UnavailableError(
         absl::StrCat("cannot start worker ", plan.executable, ": ", child.status().message()));
   }
   theirs.reset();
+  std::unique_ptr<Transport> transport;
+  if (region != nullptr) {
+    region->CloseFd();  // the worker has its own; the mapping stays
+    transport = std::make_unique<ShmTransport>(ShmTransport::End::kDaemon, std::move(region),
+                                               std::move(ours));
+  } else {
+    transport = std::move(ours);
+  }
   // Declared before the worker: its destructor may complete the handshake.
   absl::Notification answered;
   absl::StatusOr<worker::v1::WorkerToDaemon> hello = absl::UnknownError("no hello");
   std::unique_ptr<WorkerProcess> worker(
-      new WorkerProcess(child->pid, std::move(child->pidfd), std::move(ours)));
+      new WorkerProcess(child->pid, std::move(child->pidfd), std::move(transport)));
   worker->uid_ = child->uid;
   worker->uid_in_namespace_ = child->uid_in_namespace;
   {
@@ -188,6 +203,7 @@ absl::Status WorkerProcess::Enqueue(const google::protobuf::MessageLite& message
     backlog_.push_back(std::move(packet));
   }
   *wants_room = was_empty && !backlog_.empty();
+  has_backlog_ = !backlog_.empty();
   return absl::OkStatus();
 }
 
@@ -205,12 +221,14 @@ bool WorkerProcess::OnWritable() {
       }
       backlog_.clear();
       backlog_bytes_ = 0;
+      has_backlog_ = false;
       return false;
     }
     if (!*sent) return true;  // no room yet
     backlog_bytes_ -= backlog_.front().size();
     backlog_.pop_front();
   }
+  has_backlog_ = false;
   return false;
 }
 
@@ -318,6 +336,7 @@ WorkerProcess::Completions WorkerProcess::OnReadable() {
   Completions out;
   absl::MutexLock read(&read_mu_);
   if (!channel_closed_) ReadChannel(/*ended=*/false, &out);
+  read_again_ = !channel_closed_ && channel_->HasBuffered();
   return out;
 }
 
@@ -331,6 +350,7 @@ WorkerProcess::Completions WorkerProcess::OnEnded() {
     absl::MutexLock send(&send_mu_);  // what it never read goes now, not with the object
     backlog_.clear();
     backlog_bytes_ = 0;
+    has_backlog_ = false;
   }
   bool stopped;
   int outstanding;
@@ -401,8 +421,14 @@ void WorkerProcess::ReadChannel(bool ended, Completions* out) {
   // triggered and reports the rest again): a worker cannot keep the
   // watcher here, and the usual single reply costs one recvmsg, not a
   // second one that finds nothing. Once it has ended, what is queued is
-  // finite and is read at once.
-  for (int messages = 0; ended || messages < 1; ++messages) {
+  // finite and is read at once. A ring announces nothing more: it is read
+  // until it says it is empty (which asks the worker for a wake-up), at
+  // most kRingReadsPerEvent messages, and then the watcher comes back
+  // (ReadAgain).
+  constexpr int kRingReadsPerEvent = 16;
+  for (int messages = 0;
+       ended || messages < 1 || (channel_->HasBuffered() && messages < kRingReadsPerEvent);
+       ++messages) {
     worker::v1::WorkerToDaemon message;
     absl::StatusOr<Transport::Available> read = channel_->ReceiveAvailable(&message);
     if (!read.ok()) {

@@ -216,6 +216,15 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   // Sends what the backlog holds while the channel has room; false once it
   // is empty (the watcher then stops waiting for room).
   bool OnWritable();
+  // After OnReadable: more may be waiting that no readiness of the channel
+  // announces (a shared-memory ring): the watcher must call OnReadable
+  // again soon.
+  bool ReadAgain() const { return read_again_.load(std::memory_order_relaxed); }
+  // The backlog is not empty (OnWritable has work).
+  bool HasBacklog() const { return has_backlog_.load(std::memory_order_relaxed); }
+  // Room for the backlog is announced by the channel becoming readable
+  // (the worker's wake-up), not writable.
+  bool RoomOnReadable() const { return channel_->RoomOnReadable(); }
   Completions OnEnded();
   void OnDeadline(absl::Time now);
   absl::Time NextDeadline() const;
@@ -302,6 +311,8 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   std::deque<std::string> backlog_ ABSL_GUARDED_BY(send_mu_);
   uint64_t backlog_bytes_ ABSL_GUARDED_BY(send_mu_) = 0;
   bool channel_closed_ ABSL_GUARDED_BY(read_mu_) = false;
+  std::atomic<bool> read_again_{false};   // see ReadAgain
+  std::atomic<bool> has_backlog_{false};  // !backlog_.empty(), for the watcher
   absl::Mutex reap_mu_;
   bool reaped_ ABSL_GUARDED_BY(reap_mu_) = false;
   bool waited_ ABSL_GUARDED_BY(reap_mu_) = false;  // reaped with a wait status

@@ -96,6 +96,9 @@ void WorkerWatcher::WantRoom(WorkerProcess* worker) {
   absl::MutexLock lock(&mu_);  // after the loop's handling of this worker, if running
   auto it = keys_.find(worker);
   if (it == keys_.end()) return;
+  // A ring's room is announced by the worker's wake-up (readable), which
+  // the channel is always watched for.
+  if (worker->RoomOnReadable()) return;
   epoll_event event = {};
   event.events = EPOLLIN | EPOLLOUT;
   event.data.u64 = ChannelKey(it->second);
@@ -162,13 +165,18 @@ void WorkerWatcher::Handle(uint64_t key, uint32_t events) {
       ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, worker->channel_fd(), nullptr);
       completions = worker->OnEnded();
     } else {
-      if ((events & EPOLLOUT) && !worker->OnWritable()) {
-        epoll_event event = {};  // the backlog is out: back to reading only
-        event.events = EPOLLIN;
+      if ((events & EPOLLOUT) || ((events & EPOLLIN) && worker->HasBacklog())) {
+        // Room (writable, or a ring's reader woke us): send the backlog,
+        // then watch for room only while some is left and it comes as
+        // writability.
+        const bool more = worker->OnWritable();
+        epoll_event event = {};
+        event.events = EPOLLIN | (more && !worker->RoomOnReadable() ? uint32_t{EPOLLOUT} : 0u);
         event.data.u64 = key;
         ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, worker->channel_fd(), &event);
       }
       if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) completions = worker->OnReadable();
+      if (worker->ReadAgain()) again_.push_back(key);
       // A closed channel stays readable: its end comes through the pidfd.
       if (events & (EPOLLHUP | EPOLLERR)) {
         ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, worker->channel_fd(), nullptr);
@@ -196,7 +204,11 @@ void WorkerWatcher::Loop() {
       Arm(std::min(next, armed_ns_));
       check = false;
     }
-    int n = ::epoll_wait(epoll_.get(), events, kBatch, -1);
+    // Channels with more in their ring are read again after one look at
+    // the others (epoll_wait does not sleep then).
+    std::vector<uint64_t> again;
+    again.swap(again_);
+    int n = ::epoll_wait(epoll_.get(), events, kBatch, again.empty() ? -1 : 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       LOG_ERROR("worker watcher: epoll_wait failed (errno %d); stopping", errno);
@@ -214,6 +226,7 @@ void WorkerWatcher::Loop() {
       }
       Handle(key, events[i].events);
     }
+    for (uint64_t key : again) Handle(key, EPOLLIN);
   }
 }
 

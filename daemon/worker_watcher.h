@@ -36,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -91,6 +92,9 @@ class WorkerWatcher {
   const UniqueFd timer_;  // timerfd (CLOCK_REALTIME): the next deadline
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  // Channel keys to read again in the loop's next round (the loop's thread
+  // only; WorkerProcess::ReadAgain).
+  std::vector<uint64_t> again_;
   absl::Mutex timer_mu_;
   // What the timer is armed for, in Unix nanoseconds (INT64_MAX: nothing,
   // or the loop is computing it: then every new deadline arms it).

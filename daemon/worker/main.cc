@@ -1,6 +1,7 @@
 // ffibroker-worker: serves calls into one library for ffibrokerd.
 //
-// Started by the daemon with exec, its channel on fd 3. Not meant to be run
+// Started by the daemon with exec, its channel on fd 3 (and with --ring-fd,
+// the channel's shared memory on fd 4). Not meant to be run
 // by hand. Order: confine (early layers) -> Hello -> [Prestart: the lockdown
 // before loading, for a pre-started worker] -> Open (dlopen, callback
 // closures, dlsym, ffi_prep_cif) -> serve requests until the channel
@@ -16,6 +17,7 @@
 #include "absl/status/status.h"
 #include "common/cli_flags.h"
 #include "common/log.h"
+#include "common/shm_transport.h"
 #include "common/transport.h"
 #include "common/worker_protocol.h"
 #include "daemon/worker/confinement.h"
@@ -68,13 +70,31 @@ int main(int argc, char** argv) {
                  "pid of the daemon that started us (0: invisible, own pid namespace)")
       ->required()
       ->check(CLI::NonNegativeNumber);
+  int ring_fd = -1;
+  app.add_option("--ring-fd", ring_fd,
+                 "the channel's shared memory (common/shm_ring.h); without it, the socket alone")
+      ->check(CLI::Range(kWorkerRingFd, kWorkerRingFd));
   if (std::optional<int> exit_code = ParseFlags(app, argc, argv)) return *exit_code;
+  // Mapped before any confinement, and its descriptor closed at once: the
+  // region outlives it, and no later step (nor the library) can resize it.
+  std::unique_ptr<ShmRegion> region;
+  if (ring_fd >= 0) {
+    absl::StatusOr<std::unique_ptr<ShmRegion>> mapped = ShmRegion::Map(ring_fd);
+    ::close(ring_fd);
+    if (!mapped.ok()) {
+      LOG_ERROR("cannot map the channel: %s", StatusText(mapped.status()));
+      return 1;
+    }
+    region = *std::move(mapped);
+  }
   absl::Status confined =
       ApplyEarlyConfinement(parent_pid, kWorkerChannelFd);
   if (!confined.ok()) {
     LOG_ERROR("confinement failed: %s", StatusText(confined));
     return 1;
   }
-  SeqpacketTransport channel{UniqueFd(kWorkerChannelFd)};
+  auto socket = std::make_unique<SeqpacketTransport>(UniqueFd(kWorkerChannelFd));
+  if (region == nullptr) Serve(*socket);
+  ShmTransport channel(ShmTransport::End::kWorker, std::move(region), std::move(socket));
   Serve(channel);
 }
