@@ -19,6 +19,7 @@
 // Medians and p99 of interleaved rounds (broker and baseline alternate, so
 // both see the same machine). Starts its own daemon and echo server.
 // Usage: build/bench/call_core [--iterations=N] [--seconds=S]
+//                              [--channel-ring-kib=K (0: the socket alone)]
 #include <ffi.h>
 #include <math.h>
 
@@ -38,7 +39,9 @@
 
 #include "bench/echo_server.h"
 #include "bench/median.h"
+#include "absl/strings/str_cat.h"
 #include "common/cli_flags.h"
+#include "common/shm_ring.h"
 #include "ffibroker/bench/v1/echo.grpc.pb.h"
 #include "ffibroker/call_stream.h"
 #include "ffibroker/client.h"
@@ -152,7 +155,7 @@ double Throughput(const testing::TestDaemon& daemon, int clients, uint32_t pool,
   return calls / seconds;
 }
 
-int Run(int iterations, double seconds) {
+int Run(int iterations, double seconds, int ring_kib) {
   // The baseline server runs in a process of its own, as the daemon does;
   // forked first, before this process has any thread.
   const char* tmp = std::getenv("TMPDIR");
@@ -173,7 +176,7 @@ int Run(int iterations, double seconds) {
   } remove_echo_dir{echo_dir};
   auto daemon = testing::TestDaemon::Start(
       "limits { max_workers: 64 per_principal { max_calls_in_flight: 64 max_workers: 32 } }\n",
-      {"--threads=2", "--log-level=warning"});
+      {"--threads=2", "--log-level=warning", absl::StrCat("--channel-ring-kib=", ring_kib)});
   if (!daemon.ok()) {
     std::fprintf(stderr, "daemon: %s\n", daemon.status().ToString().c_str());
     return 1;
@@ -398,6 +401,10 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "length of each pool throughput run")
       ->check(CLI::Range(0.5, 600.0))
       ->capture_default_str();
+  int ring_kib = ffibroker::kDefaultRingBytes / 1024;
+  app.add_option("--channel-ring-kib", ring_kib,
+                 "the daemon's --channel-ring-kib (0: worker channels without rings)")
+      ->capture_default_str();
   if (std::optional<int> exit_code = ffibroker::ParseFlags(app, argc, argv)) return *exit_code;
-  return ffibroker::Run(iterations, seconds);
+  return ffibroker::Run(iterations, seconds, ring_kib);
 }
