@@ -27,6 +27,7 @@
 #include "common/error_reason.h"
 #include "common/limits.h"
 #include "common/log_event.h"
+#include "common/shm_ring.h"
 #include "common/signature.h"
 #include "daemon/answer_once.h"
 #include "daemon/worker_process_test_util.h"
@@ -68,9 +69,9 @@ worker::v1::DaemonToWorker CallRequest(uint32_t index) {
 }
 
 // Spawns a worker and opens `decl` in `lib`; null on failure.
-std::unique_ptr<WorkerProcess> OpenedWorker(const std::string& lib,
-                                            const std::string& decl) {
-  std::unique_ptr<WorkerProcess> w = SpawnWorker();
+std::unique_ptr<WorkerProcess> OpenedWorker(const std::string& lib, const std::string& decl,
+                                            uint32_t ring_bytes = 0) {
+  std::unique_ptr<WorkerProcess> w = SpawnWorker(ring_bytes);
   if (w == nullptr) return nullptr;
   absl::StatusOr<worker::v1::WorkerToDaemon> r = w->Exchange(OpenRequest(lib, decl), Soon());
   EXPECT_TRUE(r.ok()) << r.status();
@@ -429,6 +430,71 @@ TEST(WorkerProcessTest, SubmitNeverWaitsForRoomOnTheChannel) {
   ASSERT_EQ(order.size(), static_cast<size_t>(kBig + 1));
   for (int i = 0; i <= kBig; ++i) EXPECT_EQ(order[i], i);
   EXPECT_TRUE(w->alive());
+}
+
+// The same through the smallest shared-memory ring: small requests fill it
+// while the worker sleeps (they wait in the backlog, and the worker's
+// wake-up as it reads sends the rest), large ones go behind a marker on the
+// socket; all in order.
+TEST(WorkerProcessTest, AFullRingQueuesRequestsAndTheWorkersReadsSendThem) {
+  std::unique_ptr<WorkerProcess> w =
+      OpenedWorker(FFIBROKER_CRASHY_LIB, "i32 sleep_ms(u32 ms)", kMinRingBytes);
+  ASSERT_NE(w, nullptr);
+  constexpr int kRequests = 300;
+  std::vector<worker::v1::DaemonToWorker> requests(kRequests + 1);
+  const uint32_t ms = 500;
+  requests[0] = CallRequest(0);
+  requests[0].mutable_call()->add_args(std::string(reinterpret_cast<const char*>(&ms), 4));
+  for (int i = 1; i <= kRequests; ++i) {  // 1 KiB each; every 100th larger than the ring
+    requests[i].mutable_instance_write()->set_instance_id(1);
+    requests[i].mutable_instance_write()->set_data(
+        std::string(i % 100 == 0 ? 2 * kMinRingBytes : 1024, 'x'));
+  }
+  absl::Mutex mu;
+  std::vector<int> order;
+  const absl::Time start = absl::Now();
+  for (int i = 0; i <= kRequests; ++i) {
+    w->Submit(&requests[i], Soon(), [&, i](absl::StatusOr<worker::v1::WorkerToDaemon> r) {
+      EXPECT_TRUE(r.ok()) << i << ": " << r.status();
+      absl::MutexLock lock(&mu);
+      order.push_back(i);
+    });
+  }
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(400))
+      << "Submit waited for the busy worker to read";
+  absl::MutexLock lock(&mu);
+  mu.AwaitWithTimeout(
+      absl::Condition(+[](std::vector<int>* o) { return o->size() == kRequests + 1; }, &order),
+      absl::Seconds(20));
+  ASSERT_EQ(order.size(), static_cast<size_t>(kRequests + 1));
+  for (int i = 0; i <= kRequests; ++i) EXPECT_EQ(order[i], i);
+  EXPECT_TRUE(w->alive());
+}
+
+TEST(WorkerProcessTest, PipelinedRequestsThroughTheRingAreEachAnswered) {
+  std::unique_ptr<WorkerProcess> w =
+      OpenedWorker(FFIBROKER_SCALARS_LIB, "i32 counter_next()", kMinRingBytes);
+  ASSERT_NE(w, nullptr);
+  constexpr int kRequests = 2000;  // more replies than one turn of the watcher reads
+  absl::Mutex mu;
+  std::vector<int32_t> seen;
+  std::vector<worker::v1::DaemonToWorker> requests(kRequests, CallRequest(0));
+  for (int i = 0; i < kRequests; ++i) {
+    w->Submit(&requests[i], Soon(), [&](absl::StatusOr<worker::v1::WorkerToDaemon> r) {
+      ASSERT_TRUE(r.ok()) << r.status();
+      int32_t value = 0;
+      std::memcpy(&value, r->result().value().data(),
+                  std::min<size_t>(sizeof value, r->result().value().size()));
+      absl::MutexLock lock(&mu);
+      seen.push_back(value);
+    });
+  }
+  absl::MutexLock lock(&mu);
+  mu.AwaitWithTimeout(
+      absl::Condition(+[](std::vector<int32_t>* s) { return s->size() == kRequests; }, &seen),
+      absl::Seconds(20));
+  ASSERT_EQ(seen.size(), static_cast<size_t>(kRequests));
+  for (int i = 1; i < kRequests; ++i) EXPECT_EQ(seen[i], seen[i - 1] + 1) << i;
 }
 
 }  // namespace

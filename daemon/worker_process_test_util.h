@@ -45,14 +45,18 @@ inline WorkerWatcher* TestWatcher() {
   return watcher;
 }
 
-inline absl::StatusOr<std::unique_ptr<WorkerProcess>> Spawn(const std::string& executable) {
+// `ring_bytes`: the channel's shared-memory rings (0: the socket alone).
+inline absl::StatusOr<std::unique_ptr<WorkerProcess>> Spawn(const std::string& executable,
+                                                            uint32_t ring_bytes = 0) {
   SandboxError error;
   worker::v1::Hello hello;
-  return WorkerProcess::Spawn(PlanFor(executable), Soon(), &error, &hello, TestWatcher());
+  SandboxPlan plan = PlanFor(executable);
+  plan.ring_bytes = ring_bytes;
+  return WorkerProcess::Spawn(plan, Soon(), &error, &hello, TestWatcher());
 }
 
-inline std::unique_ptr<WorkerProcess> SpawnWorker() {
-  absl::StatusOr<std::unique_ptr<WorkerProcess>> w = Spawn(FFIBROKER_WORKER_PATH);
+inline std::unique_ptr<WorkerProcess> SpawnWorker(uint32_t ring_bytes = 0) {
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> w = Spawn(FFIBROKER_WORKER_PATH, ring_bytes);
   EXPECT_TRUE(w.ok()) << w.status();
   return w.ok() ? std::move(*w) : nullptr;
 }
