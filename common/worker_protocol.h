@@ -11,8 +11,9 @@ namespace ffibroker {
 // Bumped whenever the meaning of a worker message changes. The daemon
 // refuses a worker whose Hello carries another version.
 // 5: pipelining, batches; 6: callbacks (closures, invocations, answers,
-// nested requests, releases).
-inline constexpr unsigned kWorkerProtocolVersion = 6;
+// nested requests, releases); 7: the shared-memory channel (--ring-fd,
+// rings, markers and wake-up packets: docs/worker-protocol.md).
+inline constexpr unsigned kWorkerProtocolVersion = 7;
 
 // The flags the worker installs its profile's seccomp filter with: on every
 // thread (TSYNC), and with every trap also written to the kernel's audit log
