@@ -19,6 +19,8 @@ namespace {
 constexpr uint32_t kRegionMagic = 0x46464252;  // "RBFF"
 constexpr uint32_t kRegionVersion = 1;
 constexpr size_t kPage = 4096;
+// Records up to this size leave the reader's buffer as it is.
+constexpr size_t kKeptRecordBytes = 1 << 20;
 
 struct RegionHeader {
   uint32_t magic;
@@ -132,7 +134,7 @@ absl::StatusOr<bool> ShmRing::TryWrite(const char* bytes, uint32_t length) {
     return absl::DataLossError(absl::StrCat("the peer moved its read position to ", tail,
                                             ", ahead of what was written (", head_, ")"));
   }
-  const uint64_t need = sizeof(uint32_t) + uint64_t{bytes == nullptr ? 0 : length};
+  const uint64_t need = sizeof(uint32_t) + (bytes == nullptr ? 0 : Padded(length));
   if (need > size_ - used) return false;
   const uint32_t word = bytes == nullptr ? kRingMarker : length;
   CopyIn(head_, reinterpret_cast<const char*>(&word), sizeof word);
@@ -142,7 +144,9 @@ absl::StatusOr<bool> ShmRing::TryWrite(const char* bytes, uint32_t length) {
   return true;
 }
 
-absl::StatusOr<ShmRing::Read> ShmRing::TryRead(std::string* out) {
+uint64_t ShmRing::Padded(uint32_t length) { return (uint64_t{length} + 3) & ~uint64_t{3}; }
+
+absl::StatusOr<ShmRing::Read> ShmRing::NextWord(uint32_t* word, uint32_t* available_out) {
   const uint32_t head = __atomic_load_n(&control_->head, __ATOMIC_SEQ_CST);
   const uint32_t available = head - tail_;
   if (available == 0) return Read::kEmpty;
@@ -151,22 +155,44 @@ absl::StatusOr<ShmRing::Read> ShmRing::TryRead(std::string* out) {
                                             ") is not a whole record past the read position (",
                                             tail_, ")"));
   }
-  uint32_t word;  // read once: the peer may change it while we look
-  CopyOut(tail_, reinterpret_cast<char*>(&word), sizeof word);
+  // Read once, whole: the peer may change it while we look. Our position is
+  // a multiple of 4, so the word never wraps.
+  *word = __atomic_load_n(reinterpret_cast<const uint32_t*>(data_ + (tail_ & (size_ - 1))),
+                          __ATOMIC_RELAXED);
+  *available_out = available;
+  return Read::kRecord;
+}
+
+absl::StatusOr<ShmRing::Read> ShmRing::TryRead(std::string* out) {
+  uint32_t word, available;
+  ASSIGN_OR_RETURN(Read next, NextWord(&word, &available));
+  if (next == Read::kEmpty) return next;
   if (word == kRingMarker) {
     tail_ += sizeof word;
     __atomic_store_n(&control_->tail, tail_, __ATOMIC_SEQ_CST);
     return Read::kMarker;
   }
-  if (word > available - sizeof word) {
+  if (word > max_message_ || Padded(word) > available - sizeof word) {
     return absl::DataLossError(absl::StrCat("a record of ", word, " bytes, but only ",
-                                            available - sizeof word, " were written"));
+                                            available - sizeof word, " were written (at most ",
+                                            max_message_, " may be)"));
   }
+  // A buffer kept from a much larger record is not kept for small ones.
+  if (out->capacity() > kKeptRecordBytes && word <= kKeptRecordBytes) std::string().swap(*out);
   out->resize(word);
   CopyOut(tail_ + sizeof word, out->data(), word);
-  tail_ += sizeof word + word;
+  tail_ += static_cast<uint32_t>(sizeof word + Padded(word));
   __atomic_store_n(&control_->tail, tail_, __ATOMIC_SEQ_CST);
   return Read::kRecord;
+}
+
+absl::StatusOr<bool> ShmRing::TakeMarkerIfFirst() {
+  uint32_t word, available;
+  ASSIGN_OR_RETURN(Read next, NextWord(&word, &available));
+  if (next == Read::kEmpty || word != kRingMarker) return false;
+  tail_ += sizeof word;
+  __atomic_store_n(&control_->tail, tail_, __ATOMIC_SEQ_CST);
+  return true;
 }
 
 bool ShmRing::HasData() const { return Load(&control_->head) != tail_; }

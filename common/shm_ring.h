@@ -15,8 +15,8 @@
 // Each control word sits on its own cache line. Positions are byte counts
 // that wrap at 2^32 (ring_bytes is at most 2^30, so `head - tail` is the
 // number of unread bytes). A record is a 4-byte little-endian word, then
-// that many bytes; the word kRingMarker instead says "the next message is
-// on the socket" (one too large for the ring).
+// that many bytes, padded to a multiple of 4; the word kRingMarker instead
+// says "the next message is on the socket" (one too large for the ring).
 //
 // The peer can write any page at any time. So each end keeps its own
 // position in private memory and only reads the peer's from the region;
@@ -44,7 +44,7 @@ inline constexpr uint32_t kRingMarker = 0xFFFFFFFFu;
 inline constexpr uint32_t kMinRingBytes = 64 * 1024;
 inline constexpr uint32_t kMaxRingBytes = 1u << 30;
 // The daemon's default: a 1 MiB buffer call and its reply each fit.
-inline constexpr uint32_t kDefaultRingBytes = 4u << 20;
+inline constexpr uint32_t kDefaultRingBytes = 2u << 20;
 
 // The control words of one ring (each on its own cache line).
 struct RingControl {
@@ -89,8 +89,9 @@ class ShmRegion {
 // One end of one ring: a producer or a consumer.
 class ShmRing {
  public:
-  ShmRing(RingControl* control, char* data, uint32_t size)
-      : control_(control), data_(data), size_(size) {}
+  // `max_message`: the largest record the consumer accepts.
+  ShmRing(RingControl* control, char* data, uint32_t size, uint32_t max_message)
+      : control_(control), data_(data), size_(size), max_message_(max_message) {}
 
   // Producer. Writes a record of `length` bytes (or the marker, with
   // `bytes` null) if there is room: true if written, false if not (the
@@ -103,6 +104,8 @@ class ShmRing {
   // Consumer. Reads the next record into `*out`.
   enum class Read { kRecord, kMarker, kEmpty };
   absl::StatusOr<Read> TryRead(std::string* out);
+  // Takes the next record if it is a marker: true if taken.
+  absl::StatusOr<bool> TakeMarkerIfFirst();
   // True if a record is waiting (a cheap look, for spinning).
   bool HasData() const;
 
@@ -123,12 +126,17 @@ class ShmRing {
   void WakeWriter();
 
  private:
+  static uint64_t Padded(uint32_t length);
+  // The word at our read position, read once, and how many bytes are
+  // written past it; kEmpty if nothing is there yet.
+  absl::StatusOr<Read> NextWord(uint32_t* word, uint32_t* available);
   void CopyIn(uint32_t position, const char* bytes, uint32_t length);
   void CopyOut(uint32_t position, char* bytes, uint32_t length) const;
 
   RingControl* const control_;
   char* const data_;
   const uint32_t size_;
+  const uint32_t max_message_;
   uint32_t head_ = 0;  // the producer's own position
   uint32_t tail_ = 0;  // the consumer's own position
   uint32_t seen_tail_ = 0;  // the consumer's position TryWrite last saw

@@ -47,10 +47,10 @@ ShmTransport::ShmTransport(End end, std::unique_ptr<ShmRegion> region,
       socket_(std::move(socket)),
       out_(region_->control(end == End::kDaemon ? ShmRegion::kToWorker : ShmRegion::kToDaemon),
            region_->data(end == End::kDaemon ? ShmRegion::kToWorker : ShmRegion::kToDaemon),
-           region_->ring_bytes()),
+           region_->ring_bytes(), static_cast<uint32_t>(kMaxWorkerMessageBytes)),
       in_(region_->control(end == End::kDaemon ? ShmRegion::kToDaemon : ShmRegion::kToWorker),
           region_->data(end == End::kDaemon ? ShmRegion::kToDaemon : ShmRegion::kToWorker),
-          region_->ring_bytes()) {}
+          region_->ring_bytes(), static_cast<uint32_t>(kMaxWorkerMessageBytes)) {}
 
 void ShmTransport::SendWake() {
   static const std::string kWake(1, kTransportWakeByte);
@@ -165,54 +165,58 @@ absl::Status ShmTransport::Send(const google::protobuf::MessageLite& message,
 absl::StatusOr<Transport::Available> ShmTransport::ReadOne(
     google::protobuf::MessageLite* message, bool keep_partial) {
   bool announced = false;
+  bool looked_again = false;
   while (true) {
     if (!on_socket_) {
-      if (!held_) {
-        ASSIGN_OR_RETURN(ShmRing::Read read, in_.TryRead(&record_));
-        if (read != ShmRing::Read::kEmpty) AfterConsume();
-        if (read == ShmRing::Read::kMarker) {
-          on_socket_ = true;
-          continue;
-        }
-        held_ = read == ShmRing::Read::kRecord;
-        if (!held_ && end_ == End::kDaemon && !announced) {
-          // Empty: ask for a wake-up, then look once more.
-          in_.AnnounceReaderAsleep();
-          announced = true;
-          continue;
-        }
-      }
-      if (held_ && end_ == End::kDaemon) {
-        // What the worker wrote on the socket before this record comes
-        // first: its fatal report, or a packet that breaks the protocol.
-        // (Its send was queued before the record was written, and the
-        // record has been seen: the packet is visible now.)
-        ASSIGN_OR_RETURN(Available got, ReadSocket(message, keep_partial));
-        if (got == Available::kMessage) {
-          buffered_ = true;
-          return got;
-        }
-      }
-      if (held_) {
-        held_ = false;
+      ASSIGN_OR_RETURN(ShmRing::Read read, in_.TryRead(&record_));
+      if (read != ShmRing::Read::kEmpty) AfterConsume();
+      if (read == ShmRing::Read::kRecord) {
         RETURN_IF_ERROR(TakeRecord(message));
-        buffered_ = true;
+        buffered_ = true;  // the ring may have more, and no wake-up was asked for
         return Available::kMessage;
       }
+      if (read == ShmRing::Read::kMarker) {
+        on_socket_ = true;
+        continue;
+      }
+      if (end_ == End::kDaemon && !announced) {
+        // Empty: ask for a wake-up, then look once more.
+        in_.AnnounceReaderAsleep();
+        announced = true;
+        continue;
+      }
     }
-    // The socket: the message a marker announced, or else the worker's
-    // fatal report, a wake-up, or its end.
+    // The socket: the message a marker announced; or, the ring being empty,
+    // what the worker sends out of band (its fatal report, wake-ups, its
+    // end), which is read after every record written before the ring was
+    // looked at.
     ASSIGN_OR_RETURN(Available got, ReadSocket(message, keep_partial));
     if (got == Available::kMessage) {
+      if (!on_socket_) {
+        // A message sent behind a marker written after the ring was looked
+        // at: the marker is there now (it is written before the message
+        // is sent), and is this message's.
+        ASSIGN_OR_RETURN(bool marker, in_.TakeMarkerIfFirst());
+        if (marker) AfterConsume();
+      }
       on_socket_ = false;
-      buffered_ = true;  // the ring may have more, and no wake-up was asked for
+      buffered_ = true;
       return got;
     }
     if (on_socket_ && got == Available::kClosed) {
       on_socket_ = false;
       return absl::DataLossError("the channel closed before the message its ring announced");
     }
-    if (!on_socket_ && got == Available::kClosed && in_.HasData()) continue;  // sent before it ended
+    // Once more at most (a worker moving its position back and forth
+    // cannot keep the reader here):
+    //  - the wake-up just read (and dropped) may be the one for a record
+    //    written since the ring was looked at; nothing else would announce
+    //    it;
+    //  - records written before the worker ended are read before its end.
+    if (!on_socket_ && got != Available::kMessage && !looked_again && in_.HasData()) {
+      looked_again = true;
+      continue;
+    }
     buffered_ = false;
     return got;
   }

@@ -88,7 +88,6 @@ class ShmTransport : public Transport {
   ShmRing in_;
   std::string record_;          // the last record read (the receiver's)
   bool on_socket_ = false;      // a marker said the next message is on the socket
-  bool held_ = false;           // record_ is read and waits for the socket's packets
   bool buffered_ = false;       // more may be in the ring with no wake-up to come
   std::atomic<bool> room_on_readable_{false};  // the sender waits for the ring
   absl::Duration spin_ = absl::ZeroDuration();  // the worker's next spin

@@ -14,6 +14,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/time/clock.h"
 #include "ffibroker/worker/v1/worker.pb.h"
@@ -149,24 +150,57 @@ TEST_F(ShmTransportTest, AnEmptyRingAsksTheWorkerForAWakeUpAndOnlyThen) {
   EXPECT_FALSE(Readable(daemon_->fd(), 0)) << "no wake-up was owed";
 }
 
-TEST_F(ShmTransportTest, WhatTheWorkerWroteOnTheSocketFirstIsReadFirst) {
-  // A packet on the socket (a fatal report, or garbage) before a record in
-  // the ring: the daemon sees them in the order the worker sent them.
-  SeqpacketTransport raw_socket{UniqueFd(::dup(worker_->fd()))};
-  ASSERT_TRUE(raw_socket.Send(Sized(3, 7)).ok());
-  ASSERT_TRUE(worker_->Send(Sized(3, 8)).ok());
-  absl::StatusOr<Msg> first = DaemonReads();
-  ASSERT_TRUE(first.ok()) << first.status();
-  EXPECT_EQ(first->result().errno_value(), 7);
-  absl::StatusOr<Msg> second = DaemonReads();
-  ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_EQ(second->result().errno_value(), 8);
+TEST_F(ShmTransportTest, ARecordAMarkedMessageAndARecordKeepTheirOrder) {
+  // The large message's packets are on the socket before the daemon reads
+  // the record ahead of its marker: they still come second.
+  const Msg large = Sized(100000, 2);
+  ASSERT_TRUE(worker_->Send(Sized(3, 1)).ok());
+  std::thread sender([&] { ASSERT_TRUE(worker_->Send(large).ok()); });
+  absl::SleepFor(absl::Milliseconds(50));  // its packets are queued (what the socket holds)
+  for (int expected : {1, 2, 3}) {
+    if (expected == 3) {
+      sender.join();
+      ASSERT_TRUE(worker_->Send(Sized(3, 3)).ok());
+    }
+    absl::StatusOr<Msg> m = DaemonReads();
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->result().errno_value(), expected);
+  }
+}
 
+TEST_F(ShmTransportTest, OutOfBandMessagesComeAfterTheRecordsTheWorkerWroteFirst) {
+  // A fatal report (written by hand on the socket) after a reply in the
+  // ring: the reply is read first, so a finished call keeps its answer.
+  SeqpacketTransport raw_socket{UniqueFd(::dup(worker_->fd()))};
+  ASSERT_TRUE(worker_->Send(Sized(3, 8)).ok());
+  ASSERT_TRUE(raw_socket.Send(Sized(3, 7)).ok());
+  for (int expected : {8, 7}) {
+    absl::StatusOr<Msg> m = DaemonReads();
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->result().errno_value(), expected);
+  }
+  // Garbage on the socket is DATA_LOSS once the ring is read.
   ASSERT_EQ(::send(worker_->fd(), "garbage", 7, 0), 7);
   ASSERT_TRUE(worker_->Send(Sized(3, 9)).ok());
-  absl::StatusOr<Msg> after_garbage = DaemonReads();
-  ASSERT_FALSE(after_garbage.ok()) << "the record behind the garbage was taken";
-  EXPECT_TRUE(absl::IsDataLoss(after_garbage.status())) << after_garbage.status();
+  absl::StatusOr<Msg> before_garbage = DaemonReads();
+  ASSERT_TRUE(before_garbage.ok()) << before_garbage.status();
+  absl::StatusOr<Msg> garbage = DaemonReads();
+  ASSERT_FALSE(garbage.ok());
+  EXPECT_TRUE(absl::IsDataLoss(garbage.status())) << garbage.status();
+}
+
+TEST(ShmRingTest, ARecordLongerThanTheConsumerTakesIsDataLossBeforeAnyCopy) {
+  alignas(64) RingControl control = {};
+  std::vector<char> data(kMinRingBytes);
+  ShmRing producer(&control, data.data(), kMinRingBytes, kMinRingBytes);
+  ShmRing consumer(&control, data.data(), kMinRingBytes, /*max_message=*/100);
+  const std::string record(200, 'x');
+  ASSERT_TRUE(*producer.TryWrite(record.data(), record.size()));
+  std::string out;
+  auto read = consumer.TryRead(&out);
+  ASSERT_FALSE(read.ok());
+  EXPECT_TRUE(absl::IsDataLoss(read.status())) << read.status();
+  EXPECT_TRUE(out.empty()) << "it was copied";
 }
 
 TEST_F(ShmTransportTest, AWakeUpWithoutDataIsNothing) {

@@ -425,10 +425,25 @@ void WorkerProcess::ReadChannel(bool ended, Completions* out) {
   // until it says it is empty (which asks the worker for a wake-up), at
   // most kRingReadsPerEvent messages, and then the watcher comes back
   // (ReadAgain).
+  // What an ended worker left is bounded too: a ring can hold hundreds of
+  // thousands of tiny messages, which would keep the watcher from every
+  // other worker.
   constexpr int kRingReadsPerEvent = 16;
+  int after_end = 0;
+  if (ended) {
+    absl::MutexLock lock(&mu_);
+    after_end = static_cast<int>(pending_.size()) + kMaxMessagesAfterEnd;
+  }
   for (int messages = 0;
        ended || messages < 1 || (channel_->HasBuffered() && messages < kRingReadsPerEvent);
        ++messages) {
+    if (ended && messages == after_end) {
+      Violation(absl::StrCat("left more than ", after_end,
+                             " messages unread when it ended (its requests and ",
+                             kMaxMessagesAfterEnd, " events)"));
+      channel_closed_ = true;
+      return;
+    }
     worker::v1::WorkerToDaemon message;
     absl::StatusOr<Transport::Available> read = channel_->ReceiveAvailable(&message);
     if (!read.ok()) {

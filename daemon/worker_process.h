@@ -311,6 +311,8 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   std::deque<std::string> backlog_ ABSL_GUARDED_BY(send_mu_);
   uint64_t backlog_bytes_ ABSL_GUARDED_BY(send_mu_) = 0;
   bool channel_closed_ ABSL_GUARDED_BY(read_mu_) = false;
+  // Messages read from an ended worker beyond one per outstanding request.
+  static constexpr int kMaxMessagesAfterEnd = 1024;
   std::atomic<bool> read_again_{false};   // see ReadAgain
   std::atomic<bool> has_backlog_{false};  // !backlog_.empty(), for the watcher
   absl::Mutex reap_mu_;

@@ -97,8 +97,15 @@ void WorkerWatcher::WantRoom(WorkerProcess* worker) {
   auto it = keys_.find(worker);
   if (it == keys_.end()) return;
   // A ring's room is announced by the worker's wake-up (readable), which
-  // the channel is always watched for.
-  if (worker->RoomOnReadable()) return;
+  // the channel is always watched for; but the wake-up may have come (and
+  // been read) before the backlog existed: the loop tries once more, which
+  // asks the worker again if there is still no room.
+  if (worker->RoomOnReadable()) {
+    retry_room_.push_back(ChannelKey(it->second));
+    uint64_t one = 1;
+    (void)!::write(wake_.get(), &one, sizeof one);
+    return;
+  }
   epoll_event event = {};
   event.events = EPOLLIN | EPOLLOUT;
   event.data.u64 = ChannelKey(it->second);
@@ -165,18 +172,21 @@ void WorkerWatcher::Handle(uint64_t key, uint32_t events) {
       ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, worker->channel_fd(), nullptr);
       completions = worker->OnEnded();
     } else {
-      if ((events & EPOLLOUT) || ((events & EPOLLIN) && worker->HasBacklog())) {
-        // Room (writable, or a ring's reader woke us): send the backlog,
-        // then watch for room only while some is left and it comes as
-        // writability.
+      if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) completions = worker->OnReadable();
+      // After reading (which may have taken a ring reader's wake-up): room
+      // (writable, or any wake-up) sends the backlog; a send that still
+      // finds none asks the worker for a wake-up again. Then watch for
+      // room only while some is left and it comes as writability.
+      if ((events & EPOLLOUT) || worker->HasBacklog()) {
         const bool more = worker->OnWritable();
         epoll_event event = {};
         event.events = EPOLLIN | (more && !worker->RoomOnReadable() ? uint32_t{EPOLLOUT} : 0u);
         event.data.u64 = key;
         ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, worker->channel_fd(), &event);
       }
-      if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) completions = worker->OnReadable();
-      if (worker->ReadAgain()) again_.push_back(key);
+      if (worker->ReadAgain() && std::find(again_.begin(), again_.end(), key) == again_.end()) {
+        again_.push_back(key);
+      }
       // A closed channel stays readable: its end comes through the pidfd.
       if (events & (EPOLLHUP | EPOLLERR)) {
         ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, worker->channel_fd(), nullptr);
@@ -208,7 +218,12 @@ void WorkerWatcher::Loop() {
     // the others (epoll_wait does not sleep then).
     std::vector<uint64_t> again;
     again.swap(again_);
-    int n = ::epoll_wait(epoll_.get(), events, kBatch, again.empty() ? -1 : 0);
+    std::vector<uint64_t> retry;
+    {
+      absl::MutexLock lock(&mu_);
+      retry.swap(retry_room_);
+    }
+    int n = ::epoll_wait(epoll_.get(), events, kBatch, again.empty() && retry.empty() ? -1 : 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       LOG_ERROR("worker watcher: epoll_wait failed (errno %d); stopping", errno);
@@ -225,8 +240,11 @@ void WorkerWatcher::Loop() {
         continue;
       }
       Handle(key, events[i].events);
+      // Read this round already: not again (it asked again itself if it must).
+      again.erase(std::remove(again.begin(), again.end(), key), again.end());
     }
     for (uint64_t key : again) Handle(key, EPOLLIN);
+    for (uint64_t key : retry) Handle(key, 0);
   }
 }
 

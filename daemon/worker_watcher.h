@@ -95,6 +95,8 @@ class WorkerWatcher {
   // Channel keys to read again in the loop's next round (the loop's thread
   // only; WorkerProcess::ReadAgain).
   std::vector<uint64_t> again_;
+  // Channel keys whose backlog waits for a ring's room: sent again once.
+  std::vector<uint64_t> retry_room_ ABSL_GUARDED_BY(mu_);
   absl::Mutex timer_mu_;
   // What the timer is armed for, in Unix nanoseconds (INT64_MAX: nothing,
   // or the loop is computing it: then every new deadline arms it).

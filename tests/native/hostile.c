@@ -192,11 +192,30 @@ int32_t h_chdir(void) { return (int32_t)syscall(SYS_chdir, "/"); }
 
 /* --- The channel and the process itself. -------------------------------- */
 
+/* The functions below that write on the channel's socket then hold their
+ * reply back for a while: the reply travels through the channel's
+ * shared-memory ring, which has no order with the socket (the daemon reads
+ * the socket's packets when the ring is empty), and these tests are about
+ * the packet, read while the call still runs. h_channel_garbage_and_return
+ * replies at once. */
+static void linger(void) {
+  struct timespec delay = {3, 0};
+  nanosleep(&delay, 0);
+}
+
 /* A packet that is not a worker message, sent where the reply should go. */
 int32_t h_channel_garbage(void) {
   static const char garbage[] = "\xff\xfe garbage \x00\x01 not a WorkerToDaemon";
   send(kChannelFd, garbage, sizeof garbage, MSG_NOSIGNAL);
+  linger();
   return 0;
+}
+
+/* The same garbage, and the reply at once. */
+int32_t h_channel_garbage_and_return(void) {
+  static const char garbage[] = "\xff\xfe garbage \x00\x01 not a WorkerToDaemon";
+  send(kChannelFd, garbage, sizeof garbage, MSG_NOSIGNAL);
+  return 5;
 }
 
 /* A forged reply: a well-formed frame with a wrong message kind. */
@@ -204,6 +223,7 @@ int32_t h_channel_forged_hello(void) {
   /* 'F', then WorkerToDaemon.hello (field 1, length 2) { protocol_version: 3 } */
   static const char forged[] = {'F', 0x0a, 0x02, 0x08, 0x03};
   send(kChannelFd, forged, sizeof forged, MSG_NOSIGNAL);
+  linger();
   return 0;
 }
 
@@ -264,18 +284,24 @@ int32_t h_channel_extra_reply(void) {
   static const char extra[] = {'F', (char)0xe0, 0x03, 0x01, 0x1a, 0x06,
                                0x0a, 0x04, 0x07, 0x00, 0x00, 0x00};
   send(kChannelFd, extra, sizeof extra, MSG_NOSIGNAL);
+  linger();
   return 0;
 }
 
 /* Forges the fatal-signal reporter's packet, naming a syscall it never
  * made (chroot, #161), and goes on living. The daemon must not believe a
  * Fatal the kernel does not confirm. */
-int32_t h_channel_forged_fatal(void) {
+static void forge_fatal(void) {
   /* 'F', WorkerToDaemon.fatal (field 20) { signal: 31 (SIGSYS),
    *                                        syscall: 161, si_code: 1 } */
   static const char forged[] = {'F', (char)0xa2, 0x01, 0x07, 0x08, 0x1f,
                                 0x10, (char)0xa1, 0x01, 0x28, 0x01};
   send(kChannelFd, forged, sizeof forged, MSG_NOSIGNAL);
+}
+
+int32_t h_channel_forged_fatal(void) {
+  forge_fatal();
+  linger();
   return 0;
 }
 
@@ -284,7 +310,7 @@ int32_t h_channel_forged_fatal(void) {
  * the signal agrees with the report, the call does not. The daemon must
  * check the name against the kernel's audit record of the trap. */
 int32_t h_channel_forged_fatal_then_socket(void) {
-  h_channel_forged_fatal();
+  forge_fatal();
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGSYS);

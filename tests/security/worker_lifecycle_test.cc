@@ -87,6 +87,32 @@ TEST(WorkerProtocolTest, AnExtraReplyKillsTheWorkerAndTheNextCallGetsItsOwnAnswe
   }
 }
 
+// Garbage on the socket with the reply right behind it in the ring: the two
+// have no order, so the daemon reads the garbage first (the call fails with
+// the violation) or the reply first (the call keeps its genuine answer);
+// either way the worker is killed for the garbage, and the next call gets a
+// new worker.
+TEST(WorkerProtocolTest, GarbageBesideTheReplyKillsTheWorker) {
+  Hostile h;
+  ASSERT_NO_FATAL_FAILURE(OpenHostile("strict", "h_channel_garbage_and_return", &h));
+  const pid_t liar = h.lib->worker_pid();
+  absl::StatusOr<int32_t> answer = h.lib->Call<int32_t>("h_channel_garbage_and_return");
+  if (answer.ok()) {
+    EXPECT_EQ(*answer, 5);
+  } else {
+    EXPECT_EQ(answer.status().code(), absl::StatusCode::kUnavailable) << answer.status();
+    EXPECT_THAT(std::string(answer.status().message()),
+                HasSubstr("broke the worker protocol: sent a packet that is no message"));
+  }
+  EXPECT_TRUE(Within(absl::Seconds(5), [&] { return Gone(liar); }));
+  EXPECT_TRUE(Within(absl::Seconds(5), [&] {
+    return absl::StrContains(h.daemon->ReadLog(), "broke the worker protocol");
+  }));
+  absl::StatusOr<int32_t> next = h.lib->Call<int32_t>("healthy", 41);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(*next, 42);
+}
+
 TEST(WorkerProtocolTest, AForgedFatalIsAProtocolViolationNotASyscall) {
   Hostile h;
   ASSERT_NO_FATAL_FAILURE(OpenHostile("strict", "h_channel_forged_fatal", &h));
