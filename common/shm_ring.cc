@@ -129,12 +129,22 @@ void ShmRing::CopyOut(uint32_t position, char* bytes, uint32_t length) const {
 absl::StatusOr<bool> ShmRing::TryWrite(const char* bytes, uint32_t length) {
   const uint32_t tail = Load(&control_->tail);
   seen_tail_ = tail;
-  const uint32_t used = head_ - tail;
+  uint32_t used = head_ - tail;
   if (used > size_) {
     return absl::DataLossError(absl::StrCat("the peer moved its read position to ", tail,
                                             ", ahead of what was written (", head_, ")"));
   }
   const uint64_t need = sizeof(uint32_t) + (bytes == nullptr ? 0 : Padded(length));
+  const uint32_t offset = head_ & (size_ - 1);
+  if (used == 0 && offset != 0 && need <= offset) {
+    // Empty: go on at the ring's start (a skip record to its end), so a
+    // ring carrying a message at a time keeps using its first pages, not
+    // every page in turn. Only if the record ends before the skip word,
+    // which it must not overwrite.
+    CopyIn(head_, reinterpret_cast<const char*>(&kRingSkip), sizeof kRingSkip);
+    head_ += size_ - offset;
+    used = size_ - offset;
+  }
   if (need > size_ - used) return false;
   const uint32_t word = bytes == nullptr ? kRingMarker : length;
   CopyIn(head_, reinterpret_cast<const char*>(&word), sizeof word);
@@ -148,17 +158,29 @@ uint64_t ShmRing::Padded(uint32_t length) { return (uint64_t{length} + 3) & ~uin
 
 absl::StatusOr<ShmRing::Read> ShmRing::NextWord(uint32_t* word, uint32_t* available_out) {
   const uint32_t head = __atomic_load_n(&control_->head, __ATOMIC_SEQ_CST);
-  const uint32_t available = head - tail_;
-  if (available == 0) return Read::kEmpty;
-  if (available > size_ || available < sizeof(uint32_t)) {
-    return absl::DataLossError(absl::StrCat("the peer's write position (", head,
-                                            ") is not a whole record past the read position (",
-                                            tail_, ")"));
+  uint32_t available = head - tail_;
+  for (bool skipped = false;; skipped = true) {
+    if (available == 0) return Read::kEmpty;
+    if (available > size_ || available < sizeof(uint32_t)) {
+      return absl::DataLossError(absl::StrCat("the peer's write position (", head,
+                                              ") is not a whole record past the read position (",
+                                              tail_, ")"));
+    }
+    // Read once, whole: the peer may change it while we look. Our position
+    // is a multiple of 4, so the word never wraps.
+    *word = __atomic_load_n(reinterpret_cast<const uint32_t*>(data_ + (tail_ & (size_ - 1))),
+                            __ATOMIC_RELAXED);
+    if (*word != kRingSkip) break;
+    // A skip is written with the record after it, at the ring's start.
+    const uint32_t skip = size_ - (tail_ & (size_ - 1));
+    if (skipped || skip >= available) {
+      return absl::DataLossError(absl::StrCat("a skip of ", skip, " bytes with ", available,
+                                              " written (a record must follow it)"));
+    }
+    tail_ += skip;
+    available -= skip;
+    __atomic_store_n(&control_->tail, tail_, __ATOMIC_SEQ_CST);
   }
-  // Read once, whole: the peer may change it while we look. Our position is
-  // a multiple of 4, so the word never wraps.
-  *word = __atomic_load_n(reinterpret_cast<const uint32_t*>(data_ + (tail_ & (size_ - 1))),
-                          __ATOMIC_RELAXED);
   *available_out = available;
   return Read::kRecord;
 }

@@ -16,7 +16,11 @@
 // that wrap at 2^32 (ring_bytes is at most 2^30, so `head - tail` is the
 // number of unread bytes). A record is a 4-byte little-endian word, then
 // that many bytes, padded to a multiple of 4; the word kRingMarker instead
-// says "the next message is on the socket" (one too large for the ring).
+// says "the next message is on the socket" (one too large for the ring),
+// and kRingSkip "the rest of the ring is unused: the next record is at its
+// start" (a producer that finds its ring empty goes back to the start when
+// the record fits before the skip, so a ring carrying a message at a time
+// keeps to the pages its largest record needs).
 //
 // The peer can write any page at any time. So each end keeps its own
 // position in private memory and only reads the peer's from the region;
@@ -41,6 +45,7 @@
 namespace ffibroker {
 
 inline constexpr uint32_t kRingMarker = 0xFFFFFFFFu;
+inline constexpr uint32_t kRingSkip = 0xFFFFFFFEu;
 inline constexpr uint32_t kMinRingBytes = 64 * 1024;
 inline constexpr uint32_t kMaxRingBytes = 1u << 30;
 // The daemon's default: a 1 MiB buffer call and its reply each fit.
@@ -127,8 +132,8 @@ class ShmRing {
 
  private:
   static uint64_t Padded(uint32_t length);
-  // The word at our read position, read once, and how many bytes are
-  // written past it; kEmpty if nothing is there yet.
+  // The word at our read position (past a skip, which it takes), read
+  // once, and how many bytes are written from it; kEmpty if none yet.
   absl::StatusOr<Read> NextWord(uint32_t* word, uint32_t* available);
   void CopyIn(uint32_t position, const char* bytes, uint32_t length);
   void CopyOut(uint32_t position, char* bytes, uint32_t length) const;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <deque>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -201,6 +202,127 @@ TEST(ShmRingTest, ARecordLongerThanTheConsumerTakesIsDataLossBeforeAnyCopy) {
   ASSERT_FALSE(read.ok());
   EXPECT_TRUE(absl::IsDataLoss(read.status())) << read.status();
   EXPECT_TRUE(out.empty()) << "it was copied";
+}
+
+TEST_F(ShmTransportTest, AnEmptyRingStartsAgainAtItsStart) {
+  // One message at a time, as unary calls go: each is written at offset 0
+  // again (behind a skip), so pages past the largest record stay untouched.
+  const char* data = raw_->data(ShmRegion::kToDaemon);
+  for (int i = 1; i <= 100; ++i) {
+    const Msg m = Sized(100, i);
+    ASSERT_TRUE(worker_->Send(m).ok());
+    uint32_t word;
+    std::memcpy(&word, data, sizeof word);
+    EXPECT_EQ(word, m.ByteSizeLong()) << "message " << i << " is not at the ring's start";
+    absl::StatusOr<Msg> got = DaemonReads();
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->result().errno_value(), i);
+  }
+  // A record longer than the room before the skip word is written where the
+  // ring stands (it may not overwrite the skip), and read in order.
+  const Msg big = Sized(kMinRingBytes / 2, 1), small = Sized(10, 2);
+  for (const Msg* m : {&big, &small, &big, &big, &small}) {
+    ASSERT_TRUE(worker_->Send(*m).ok());
+    absl::StatusOr<Msg> got = DaemonReads();
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->result().value().size(), m->result().value().size());
+  }
+}
+
+TEST_F(ShmTransportTest, ASkipWithoutARecordAfterItIsDataLoss) {
+  char* data = raw_->data(ShmRegion::kToDaemon);
+  const char hello[] = {0x0a, 0x02, 0x08, 0x07};
+  uint32_t length = sizeof hello;
+  std::memcpy(data, &length, sizeof length);
+  std::memcpy(data + sizeof length, hello, sizeof hello);
+  std::memcpy(data + 8, &kRingSkip, sizeof kRingSkip);
+  // The skip runs to the ring's end; head says only 8 bytes follow it.
+  raw_->control(ShmRegion::kToDaemon)->head = 16;
+  Msg m;
+  auto got = daemon_->ReceiveAvailable(&m);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(*got, Available::kMessage);
+  got = daemon_->ReceiveAvailable(&m);
+  ASSERT_FALSE(got.ok());
+  EXPECT_TRUE(absl::IsDataLoss(got.status())) << got.status();
+}
+
+// Requests in bursts of random sizes (some larger than the ring), each
+// echoed by a worker thread, read as the watcher reads: every one comes
+// back, in order, without a stall (a lost wake-up would leave the reader
+// waiting for its 10 s).
+TEST_F(ShmTransportTest, BurstsOfEverySizeEchoInOrderWithoutAStall) {
+  constexpr int kCount = 5000;
+  std::thread worker([&] {
+    for (int i = 0; i < kCount; ++i) {
+      Msg request;
+      absl::Status received = worker_->Receive(&request, Soon(), -1);
+      ASSERT_TRUE(received.ok()) << received << " at " << i;
+      ASSERT_TRUE(worker_->Send(request).ok()) << i;
+    }
+  });
+  std::mt19937 random(7);
+  int sent = 0, echoed = 0;
+  auto read = [&](int wait_ms) {
+    Msg m;
+    absl::StatusOr<Available> got = daemon_->ReceiveAvailable(&m);
+    ASSERT_TRUE(got.ok()) << got.status();
+    if (*got == Available::kMessage) {
+      ASSERT_EQ(m.result().errno_value(), echoed % 1000);
+      ++echoed;
+    } else if (wait_ms > 0) {
+      ASSERT_TRUE(Readable(daemon_->fd(), wait_ms)) << "stalled at " << echoed << " of " << sent;
+    }
+  };
+  while (echoed < kCount) {
+    const int burst = static_cast<int>(random() % 20);
+    for (int b = 0; b < burst && sent < kCount; ++b, ++sent) {
+      const size_t size = random() % 5 == 0 ? random() % (2 * kMinRingBytes) : random() % 200;
+      auto units = daemon_->Packets(Sized(size, sent % 1000));
+      ASSERT_TRUE(units.ok());
+      for (const std::string& unit : *units) {
+        while (true) {
+          auto ok = daemon_->TrySendPacket(unit);
+          ASSERT_TRUE(ok.ok()) << ok.status();
+          if (*ok) break;
+          read(0);
+          if (HasFatalFailure()) return;
+        }
+      }
+    }
+    read(sent > echoed ? 10000 : 0);
+    if (HasFatalFailure()) break;
+  }
+  worker.join();
+}
+
+TEST(ShmRingTest, RandomWritesAndReadsComeOutWhole) {
+  alignas(64) RingControl control = {};
+  std::vector<char> data(kMinRingBytes);
+  ShmRing producer(&control, data.data(), kMinRingBytes, kMinRingBytes);
+  ShmRing consumer(&control, data.data(), kMinRingBytes, kMinRingBytes);
+  std::mt19937 random(1);
+  std::deque<std::string> expected;
+  for (int step = 0; step < 50000; ++step) {
+    if (random() % 2) {
+      std::string record(random() % 3 == 0 ? random() % 30000 : random() % 200, '\0');
+      for (char& c : record) c = static_cast<char>(random());
+      auto written = producer.TryWrite(record.data(), static_cast<uint32_t>(record.size()));
+      ASSERT_TRUE(written.ok()) << written.status();
+      if (*written) expected.push_back(std::move(record));
+    } else {
+      std::string out;
+      auto read = consumer.TryRead(&out);
+      ASSERT_TRUE(read.ok()) << read.status() << " at " << step;
+      if (*read == ShmRing::Read::kEmpty) {
+        ASSERT_TRUE(expected.empty()) << step;
+        continue;
+      }
+      ASSERT_FALSE(expected.empty());
+      ASSERT_EQ(out, expected.front()) << step;
+      expected.pop_front();
+    }
+  }
 }
 
 TEST_F(ShmTransportTest, AWakeUpWithoutDataIsNothing) {
