@@ -225,9 +225,11 @@ void WorkerWatcher::Loop() {
     }
     int n = ::epoll_wait(epoll_.get(), events, kBatch, again.empty() && retry.empty() ? -1 : 0);
     if (n < 0) {
-      if (errno == EINTR) continue;
-      LOG_ERROR("worker watcher: epoll_wait failed (errno %d); stopping", errno);
-      return;
+      if (errno != EINTR) {
+        LOG_ERROR("worker watcher: epoll_wait failed (errno %d); stopping", errno);
+        return;
+      }
+      n = 0;  // the channels to read again and retry are still owed their turn
     }
     for (int i = 0; i < n; ++i) {
       uint64_t key = events[i].data.u64;
