@@ -47,7 +47,9 @@ namespace ffibroker {
 inline constexpr uint32_t kRingMarker = 0xFFFFFFFFu;
 inline constexpr uint32_t kRingSkip = 0xFFFFFFFEu;
 inline constexpr uint32_t kMinRingBytes = 64 * 1024;
-inline constexpr uint32_t kMaxRingBytes = 1u << 30;
+// No message is larger than this (kMaxWorkerMessageBytes, 17 MiB and its
+// envelope), and the rings count in the worker's address-space limit.
+inline constexpr uint32_t kMaxRingBytes = 32u << 20;
 // The daemon's default: a 1 MiB buffer call and its reply each fit.
 inline constexpr uint32_t kDefaultRingBytes = 2u << 20;
 

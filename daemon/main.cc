@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/error_reason.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/cli_flags.h"
 #include "common/log.h"
@@ -78,7 +79,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--channel-ring-kib", options.channel_ring_kib,
                  "size of each of the two shared-memory rings of a worker's channel, in KiB: "
-                 "a power of two from 64 to 1048576, or 0 to send every message over the "
+                 "a power of two from 64 to 32768, or 0 to send every message over the "
                  "channel's socket (see docs/worker-protocol.md)")
       ->check(CLI::Validator(
           [](const std::string& text) -> std::string {
@@ -88,7 +89,8 @@ int main(int argc, char** argv) {
                                 (kib & (kib - 1)) == 0 && std::to_string(kib) == text)) {
               return "";
             }
-            return "must be 0, or a power of two from 64 to 1048576";
+            return absl::StrCat("must be 0, or a power of two from ", kMinRingBytes / 1024,
+                                " to ", kMaxRingBytes / 1024);
           },
           "KIB"))
       ->capture_default_str();

@@ -25,7 +25,7 @@ TEST(DaemonFlagsTest, HelpListsEveryFlagWithItsDefault) {
   for (const char* flag : {"--policy", "--listen", "--worker", "--profiles", "--disable-layers",
                            "--tls-cert", "--tls-key", "--state-dir", "--threads",
                            "--worker-uids", "--shutdown-grace", "--log-level",
-                           "--prestart-workers", "--prestart-refill"}) {
+                           "--prestart-workers", "--prestart-refill", "--channel-ring-kib"}) {
     EXPECT_THAT(help.out, HasSubstr(flag));
   }
   EXPECT_THAT(help.out, HasSubstr("/ffibroker/policy.textproto"));
@@ -44,6 +44,10 @@ TEST(DaemonFlagsTest, BadValuesAreRejectedNamingTheFlag) {
            {"--threads=many", "--threads"},
            {"--prestart-workers=65", "--prestart-workers: Value 65 not in range 0 to 64"},
            {"--prestart-refill=0", "--prestart-refill: Value 0 not in range 1 to 8"},
+           {"--channel-ring-kib=100", "--channel-ring-kib: must be 0, or a power of two from 64 to 32768"},
+           {"--channel-ring-kib=65536", "--channel-ring-kib: must be 0, or a power of two from 64"},
+           {"--channel-ring-kib=32", "--channel-ring-kib: must be 0, or a power of two from 64"},
+           {"--channel-ring-kib=0x40", "--channel-ring-kib: must be 0, or a power of two from 64"},
            {"--shutdown-grace=soon", "--shutdown-grace: 'soon' is not a non-negative duration"},
            {"--shutdown-grace=-1s", "--shutdown-grace"},
            {"--no-such-flag", "--no-such-flag"},
