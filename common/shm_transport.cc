@@ -176,9 +176,11 @@ absl::StatusOr<Transport::Available> ShmTransport::ReadOne(
         return Available::kMessage;
       }
       if (read == ShmRing::Read::kMarker) {
+        if (holding_) return TakeHeld(message);  // the marker of the message held
         on_socket_ = true;
         continue;
       }
+      if (holding_) return TakeHeld(message);  // it came out of band
       if (end_ == End::kDaemon && !announced) {
         // Empty: ask for a wake-up, then look once more.
         in_.AnnounceReaderAsleep();
@@ -197,7 +199,17 @@ absl::StatusOr<Transport::Available> ShmTransport::ReadOne(
         // at: the marker is there now (it is written before the message
         // is sent), and is this message's.
         ASSIGN_OR_RETURN(bool marker, in_.TakeMarkerIfFirst());
-        if (marker) AfterConsume();
+        if (marker) {
+          AfterConsume();
+        } else if (in_.HasData()) {
+          // Records written before its marker (or before it, if it came
+          // out of band) are in the ring: it waits until they are read.
+          if (!message->SerializeToString(&held_)) {
+            return absl::InternalError("could not keep a channel message");
+          }
+          holding_ = true;
+          continue;
+        }
       }
       on_socket_ = false;
       buffered_ = true;
@@ -220,6 +232,16 @@ absl::StatusOr<Transport::Available> ShmTransport::ReadOne(
     buffered_ = false;
     return got;
   }
+}
+
+absl::StatusOr<Transport::Available> ShmTransport::TakeHeld(
+    google::protobuf::MessageLite* message) {
+  holding_ = false;
+  const bool parsed = message->ParseFromString(held_);
+  std::string().swap(held_);
+  if (!parsed) return absl::InternalError("could not restore a channel message");
+  buffered_ = true;
+  return Available::kMessage;
 }
 
 absl::StatusOr<Transport::Available> ShmTransport::ReadSocket(

@@ -71,6 +71,8 @@ class ShmTransport : public Transport {
   // The socket's next message, never waiting (ReceiveAvailable or
   // ReceiveWaiting).
   absl::StatusOr<Available> ReadSocket(google::protobuf::MessageLite* message, bool keep_partial);
+  // The socket message held back behind ring records (holding_).
+  absl::StatusOr<Available> TakeHeld(google::protobuf::MessageLite* message);
   // Parses the record just read.
   absl::Status TakeRecord(google::protobuf::MessageLite* message);
   // After writing: wakes the peer if it announced it sleeps.
@@ -88,6 +90,10 @@ class ShmTransport : public Transport {
   ShmRing in_;
   std::string record_;          // the last record read (the receiver's)
   bool on_socket_ = false;      // a marker said the next message is on the socket
+  // A socket message read while the ring still held records written before
+  // its marker: serialized here until they are read (the daemon's end).
+  std::string held_;
+  bool holding_ = false;
   bool buffered_ = false;       // more may be in the ring with no wake-up to come
   std::atomic<bool> room_on_readable_{false};  // the sender waits for the ring
   absl::Duration spin_ = absl::ZeroDuration();  // the worker's next spin

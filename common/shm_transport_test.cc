@@ -286,13 +286,17 @@ TEST_F(ShmTransportTest, BurstsOfEverySizeEchoInOrderWithoutAStall) {
           ASSERT_TRUE(ok.ok()) << ok.status();
           if (*ok) break;
           read(0);
-          if (HasFatalFailure()) return;
+          if (HasFatalFailure()) break;
         }
+        if (HasFatalFailure()) break;
       }
+      if (HasFatalFailure()) break;
     }
+    if (HasFatalFailure()) break;
     read(sent > echoed ? 10000 : 0);
     if (HasFatalFailure()) break;
   }
+  if (HasFatalFailure()) daemon_.reset();  // the worker thread sees the end and stops
   worker.join();
 }
 
