@@ -154,6 +154,13 @@ absl::StatusOr<bool> ShmRing::TryWrite(const char* bytes, uint32_t length) {
   return true;
 }
 
+absl::StatusOr<bool> ShmRing::TryWriteOrAskForRoom(const char* bytes, uint32_t length) {
+  ASSIGN_OR_RETURN(bool written, TryWrite(bytes, length));
+  if (written) return true;
+  AnnounceWriterWaiting();
+  return TryWrite(bytes, length);
+}
+
 uint64_t ShmRing::Padded(uint32_t length) { return (uint64_t{length} + 3) & ~uint64_t{3}; }
 
 absl::StatusOr<ShmRing::Read> ShmRing::NextWord(uint32_t* word, uint32_t* available_out) {

@@ -105,6 +105,10 @@ class ShmRing {
   // record fits an empty ring: the caller checked). DATA_LOSS if the
   // consumer's position is impossible.
   absl::StatusOr<bool> TryWrite(const char* bytes, uint32_t length);
+  // TryWrite; if there is no room, asks the consumer to say when it has
+  // read (AnnounceWriterWaiting) and looks once more, so a read between the
+  // first look and the request is not missed.
+  absl::StatusOr<bool> TryWriteOrAskForRoom(const char* bytes, uint32_t length);
   // Largest record a ring of this size takes.
   uint32_t max_record() const { return size_ - sizeof(uint32_t); }
 

@@ -32,12 +32,6 @@ inline void CpuRelax() {
 #endif
 }
 
-absl::Status TooLarge(size_t size) {
-  return absl::ResourceExhaustedError(absl::StrCat("message of ", size,
-                                                   " bytes exceeds the worker channel limit of ",
-                                                   kMaxMessageBytes, " bytes"));
-}
-
 }  // namespace
 
 ShmTransport::ShmTransport(End end, std::unique_ptr<ShmRegion> region,
@@ -88,7 +82,7 @@ absl::Status ShmTransport::TakeRecord(google::protobuf::MessageLite* message) {
 absl::StatusOr<std::vector<std::string>> ShmTransport::Packets(
     const google::protobuf::MessageLite& message) const {
   const size_t size = message.ByteSizeLong();
-  if (size > kMaxMessageBytes) return TooLarge(size);
+  if (size > kMaxMessageBytes) return MessageTooLarge(size);
   std::vector<std::string> units;
   if (size <= out_.max_record()) {
     units.emplace_back(1, kRingRecordUnit);
@@ -111,13 +105,7 @@ absl::StatusOr<bool> ShmTransport::TrySendPacket(const std::string& packet) {
   const bool record = packet[0] == kRingRecordUnit;
   const char* bytes = record ? packet.data() + 1 : nullptr;
   const auto length = static_cast<uint32_t>(packet.size() - 1);
-  ASSIGN_OR_RETURN(bool written, out_.TryWrite(bytes, length));
-  if (!written) {
-    // Full: ask the peer to say when it has read (then look once more, so
-    // a read between the first look and the request is not missed).
-    out_.AnnounceWriterWaiting();
-    ASSIGN_OR_RETURN(written, out_.TryWrite(bytes, length));
-  }
+  ASSIGN_OR_RETURN(bool written, out_.TryWriteOrAskForRoom(bytes, length));
   room_on_readable_ = !written;
   if (written) WakePeerReader();
   return written;
@@ -127,7 +115,7 @@ absl::Status ShmTransport::Send(const google::protobuf::MessageLite& message,
                                 absl::Time deadline) {
   deadline = std::min(deadline, absl::Now() + send_timeout_);
   const size_t size = message.ByteSizeLong();
-  if (size > kMaxMessageBytes) return TooLarge(size);
+  if (size > kMaxMessageBytes) return MessageTooLarge(size);
   const bool on_socket = size > out_.max_record();
   std::string bytes;
   if (!on_socket && (!message.SerializeToString(&bytes) || bytes.size() != size)) {
@@ -136,11 +124,7 @@ absl::Status ShmTransport::Send(const google::protobuf::MessageLite& message,
   const char* record = on_socket ? nullptr : bytes.data();
   const auto length = static_cast<uint32_t>(bytes.size());
   while (true) {
-    ASSIGN_OR_RETURN(bool written, out_.TryWrite(record, length));
-    if (!written) {
-      out_.AnnounceWriterWaiting();
-      ASSIGN_OR_RETURN(written, out_.TryWrite(record, length));
-    }
+    ASSIGN_OR_RETURN(bool written, out_.TryWriteOrAskForRoom(record, length));
     if (written) break;
     const absl::Time now = absl::Now();
     if (now >= deadline) {

@@ -36,6 +36,12 @@ int PollTimeout(absl::Time deadline) {
 
 }  // namespace
 
+absl::Status MessageTooLarge(size_t size) {
+  return absl::ResourceExhaustedError(absl::StrCat("message of ", size,
+                                                   " bytes exceeds the worker channel limit of ",
+                                                   kMaxMessageBytes, " bytes"));
+}
+
 absl::StatusOr<std::pair<std::unique_ptr<SeqpacketTransport>,
                          std::unique_ptr<SeqpacketTransport>>>
 SeqpacketTransport::Pair() {
@@ -93,11 +99,7 @@ absl::StatusOr<std::vector<std::string>> SeqpacketTransport::Packets(
   // Every packet starts with a frame byte, so an empty message is never a
   // zero-length packet (which recv() cannot tell from a closed peer).
   size_t size = message.ByteSizeLong();
-  if (size > kMaxMessageBytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("message of ", size, " bytes exceeds the worker channel limit of ",
-                     kMaxMessageBytes, " bytes"));
-  }
+  if (size > kMaxMessageBytes) return MessageTooLarge(size);
   std::vector<std::string> packets;
   if (size < kChannelPacketBytes) {
     packets.emplace_back(1, kTransportFrameByte);

@@ -54,6 +54,9 @@ inline constexpr size_t kMaxMessageBytes = kMaxWorkerMessageBytes;
 // How long Send waits, in total, for the peer to make room for a message.
 inline constexpr absl::Duration kChannelSendTimeout = absl::Seconds(10);
 
+// RESOURCE_EXHAUSTED for a message of `size` bytes, over kMaxMessageBytes.
+absl::Status MessageTooLarge(size_t size);
+
 class Transport {
  public:
   virtual ~Transport() = default;
