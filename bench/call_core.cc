@@ -20,6 +20,7 @@
 // both see the same machine). Starts its own daemon and echo server.
 // Usage: build/bench/call_core [--iterations=N] [--seconds=S]
 //                              [--channel-ring-kib=K (0: the socket alone)]
+//                              [--only=SECTION,... (default: every section)]
 #include <ffi.h>
 #include <math.h>
 
@@ -32,6 +33,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -102,13 +104,18 @@ double CpuMicrosPerCall(pid_t daemon, int n, const std::function<bool()>& call) 
   return static_cast<double>(CpuNanos(daemon) - before) / 1000.0 / n;
 }
 
-void Ratio(const char* name, const char* subject, const char* baseline, Stats broker,
-           Stats bare) {
-  std::printf("%-8s %s median %8.1f us  p99 %8.1f us | %s median %8.1f us  p99 %8.1f us"
-              " | ratio median %.2fx  p99 %.2fx\n",
-              name, subject, broker.median_us, broker.p99_us, baseline, bare.median_us,
-              bare.p99_us,
-              broker.median_us / bare.median_us, broker.p99_us / bare.p99_us);
+void Ratio(const char* name, const char* subject, const char* baseline, Stats broker, Stats bare) {
+  std::printf(
+      "%-8s %s median %8.1f us  p99 %8.1f us | %s median %8.1f us  p99 %8.1f us"
+      " | ratio median %.2fx  p99 %.2fx\n",
+      name, subject, broker.median_us, broker.p99_us, baseline, bare.median_us, bare.p99_us,
+      broker.median_us / bare.median_us, broker.p99_us / bare.p99_us);
+}
+
+// On-CPU time per call of the daemon and its workers ÷ the echo server's.
+void CpuRatio(const char* name, double broker_us, double echo_us) {
+  std::printf("cpu      %s: daemon + worker %.1f us per call | echo server %.1f us | ratio %.2fx\n",
+              name, broker_us, echo_us, broker_us / echo_us);
 }
 
 // Calls per second of `clients` threads, each with its own connection,
@@ -155,7 +162,8 @@ double Throughput(const testing::TestDaemon& daemon, int clients, uint32_t pool,
   return calls / seconds;
 }
 
-int Run(int iterations, double seconds, int ring_kib) {
+int Run(int iterations, double seconds, int ring_kib, const std::set<std::string>& only) {
+  auto wants = [&only](const char* section) { return only.empty() || only.count(section) > 0; };
   // The baseline server runs in a process of its own, as the daemon does;
   // forked first, before this process has any thread.
   const char* tmp = std::getenv("TMPDIR");
@@ -227,65 +235,72 @@ int Run(int iterations, double seconds, int ring_kib) {
     return echo_stub->UnaryRelay(&context, request, &response).ok();
   };
   std::vector<double> broker_us, bare_us;
-  Interleaved(iterations, broker_call, bare_call, &broker_us, &bare_us);
-  Ratio("unary", "broker", "bare echo", Of(broker_us), Of(bare_us));
-  std::vector<double> relay_us, bare_again_us;
-  Interleaved(iterations, relay_call, bare_call, &relay_us, &bare_again_us);
-  Ratio("relay", "relay", "bare echo", Of(relay_us), Of(bare_again_us));
-  std::vector<double> broker_again_us, relay_again_us;
-  Interleaved(iterations, broker_call, relay_call, &broker_again_us, &relay_again_us);
-  Ratio("unary", "broker", "relay echo", Of(broker_again_us), Of(relay_again_us));
-  std::vector<double> broker_local_us, local_us;
-  Interleaved(iterations, broker_call, local_call, &broker_local_us, &local_us);
-  Ratio("unary", "broker", "echo in bench", Of(broker_local_us), Of(local_us));
-  std::printf("cpu      daemon + worker per unary call: %.1f us\n",
-              CpuMicrosPerCall((*daemon)->pid(), iterations, broker_call));
+  if (wants("unary")) {
+    Interleaved(iterations, broker_call, bare_call, &broker_us, &bare_us);
+    Ratio("unary", "broker", "bare echo", Of(broker_us), Of(bare_us));
+    std::vector<double> relay_us, bare_again_us;
+    Interleaved(iterations, relay_call, bare_call, &relay_us, &bare_again_us);
+    Ratio("relay", "relay", "bare echo", Of(relay_us), Of(bare_again_us));
+    std::vector<double> broker_again_us, relay_again_us;
+    Interleaved(iterations, broker_call, relay_call, &broker_again_us, &relay_again_us);
+    Ratio("unary", "broker", "relay echo", Of(broker_again_us), Of(relay_again_us));
+    std::vector<double> broker_local_us, local_us;
+    Interleaved(iterations, broker_call, local_call, &broker_local_us, &local_us);
+    Ratio("unary", "broker", "echo in bench", Of(broker_local_us), Of(local_us));
+    CpuRatio("unary", CpuMicrosPerCall((*daemon)->pid(), iterations, broker_call),
+             CpuMicrosPerCall(echo_process->pid(), iterations, bare_call));
+  }
 
   // Stream, one call at a time.
-  auto stream = (*session)->OpenStream();
-  grpc::ClientContext echo_context;
-  auto echo_stream = echo_stub->Stream(&echo_context);
-  v1::StreamRequest stream_request;
-  *stream_request.mutable_call() = request;
-  broker_us.clear();
-  bare_us.clear();
-  auto stream_call = [&] {
-    if (!(*stream)->Send(**libm, "cos", {ToValue(0.5)}).ok()) return false;
-    auto r = (*stream)->Receive();
-    return r.ok() && r->status().code() == 0;
-  };
-  Interleaved(
-      iterations, stream_call,
-      [&] {
-        v1::StreamResponse response;
-        return echo_stream->Write(stream_request) && echo_stream->Read(&response);
-      },
-      &broker_us, &bare_us);
-  Ratio("stream", "broker", "bare echo", Of(broker_us), Of(bare_us));
-  {
-    grpc::ClientContext local_context;
-    auto local_stream = local_stub->Stream(&local_context);
-    std::vector<double> broker_local_us, local_us;
+  if (wants("stream")) {
+    auto stream = (*session)->OpenStream();
+    grpc::ClientContext echo_context;
+    auto echo_stream = echo_stub->Stream(&echo_context);
+    v1::StreamRequest stream_request;
+    *stream_request.mutable_call() = request;
+    broker_us.clear();
+    bare_us.clear();
+    auto stream_call = [&] {
+      if (!(*stream)->Send(**libm, "cos", {ToValue(0.5)}).ok()) return false;
+      auto r = (*stream)->Receive();
+      return r.ok() && r->status().code() == 0;
+    };
     Interleaved(
         iterations, stream_call,
         [&] {
           v1::StreamResponse response;
-          return local_stream->Write(stream_request) && local_stream->Read(&response);
+          return echo_stream->Write(stream_request) && echo_stream->Read(&response);
         },
-        &broker_local_us, &local_us);
-    Ratio("stream", "broker", "echo in bench", Of(broker_local_us), Of(local_us));
-    local_stream->WritesDone();
-    local_stream->Finish().ok();
+        &broker_us, &bare_us);
+    Ratio("stream", "broker", "bare echo", Of(broker_us), Of(bare_us));
+    {
+      grpc::ClientContext local_context;
+      auto local_stream = local_stub->Stream(&local_context);
+      std::vector<double> broker_local_us, local_us;
+      Interleaved(
+          iterations, stream_call,
+          [&] {
+            v1::StreamResponse response;
+            return local_stream->Write(stream_request) && local_stream->Read(&response);
+          },
+          &broker_local_us, &local_us);
+      Ratio("stream", "broker", "echo in bench", Of(broker_local_us), Of(local_us));
+      local_stream->WritesDone();
+      local_stream->Finish().ok();
+    }
+    CpuRatio("stream", CpuMicrosPerCall((*daemon)->pid(), iterations, stream_call),
+             CpuMicrosPerCall(echo_process->pid(), iterations, [&] {
+               v1::StreamResponse response;
+               return echo_stream->Write(stream_request) && echo_stream->Read(&response);
+             }));
+    (*stream)->Close().IgnoreError();
+    echo_stream->WritesDone();
+    echo_stream->Finish().ok();
   }
-  std::printf("cpu      daemon + worker per stream call: %.1f us\n",
-              CpuMicrosPerCall((*daemon)->pid(), iterations, stream_call));
-  (*stream)->Close().IgnoreError();
-  echo_stream->WritesDone();
-  echo_stream->Finish().ok();
 
   // A 1 MiB inout buffer (classes' fill: memset in place) ÷ a bare echo of
   // the same request, whose answer carries the same 1 MiB back.
-  {
+  if (wants("buffer")) {
     auto classes = (*session)->OpenLibrary("classes", {"void fill(inout u8[n] buf, u64 n, u8 v)"});
     if (!classes.ok()) {
       std::fprintf(stderr, "open classes: %s\n", classes.status().ToString().c_str());
@@ -321,48 +336,60 @@ int Run(int iterations, double seconds, int ring_kib) {
   }
 
   // Batches of 1,000 against in-process libffi.
-  std::vector<v1::BatchCall> batch(1000);
-  for (v1::BatchCall& call : batch) {
-    call.set_symbol("cos");
-    *call.add_args() = ToValue(0.5);
-  }
-  std::vector<double> batch_us;
-  for (int i = 0; i < std::max(20, iterations / 100); ++i) {
+  if (wants("batch")) {
+    std::vector<v1::BatchCall> batch(1000);
+    for (v1::BatchCall& call : batch) {
+      call.set_symbol("cos");
+      *call.add_args() = ToValue(0.5);
+    }
+    std::vector<double> batch_us;
+    const int batches = std::max(20, iterations / 100);
+    const uint64_t cpu_before = CpuNanos((*daemon)->pid());
+    for (int i = 0; i < batches; ++i) {
+      auto start = Clock::now();
+      auto r = (*libm)->CallBatch(batch);
+      if (!r.ok() || r->outcomes_size() != 1000) return 1;
+      batch_us.push_back(Micros(start));
+    }
+    const double cpu_per_call_us =
+        static_cast<double>(CpuNanos((*daemon)->pid()) - cpu_before) / 1000.0 / batches / 1000;
+    ffi_cif cif;
+    ffi_type* arg_types[] = {&ffi_type_double};
+    ffi_prep_cif(&cif, FFI_DEFAULT_ABI, 1, &ffi_type_double, arg_types);
+    double x = 0.5, result = 0;
+    void* values[] = {&x};
     auto start = Clock::now();
-    auto r = (*libm)->CallBatch(batch);
-    if (!r.ok() || r->outcomes_size() != 1000) return 1;
-    batch_us.push_back(Micros(start));
+    constexpr int kInProcess = 1000000;
+    for (int i = 0; i < kInProcess; ++i) {
+      ffi_call(&cif, FFI_FN(static_cast<double (*)(double)>(::cos)), &result, values);
+      x = 0.5 + result * 1e-9;
+    }
+    double ffi_us = Micros(start) / kInProcess;
+    Stats b = Of(batch_us);
+    std::printf(
+        "batch    1000 calls: median %.1f us (%.0f calls/s), p99 %.1f us (%.0f calls/s) |"
+        " per call %.3f us ÷ in-process ffi_call %.4f us = %.0fx\n",
+        b.median_us, 1000 / b.median_us * 1e6, b.p99_us, 1000 / b.p99_us * 1e6, b.median_us / 1000,
+        ffi_us, b.median_us / 1000 / ffi_us);
+    std::printf("cpu      batch: daemon + worker %.3f us per call\n", cpu_per_call_us);
   }
-  ffi_cif cif;
-  ffi_type* arg_types[] = {&ffi_type_double};
-  ffi_prep_cif(&cif, FFI_DEFAULT_ABI, 1, &ffi_type_double, arg_types);
-  double x = 0.5, result = 0;
-  void* values[] = {&x};
-  auto start = Clock::now();
-  constexpr int kInProcess = 1000000;
-  for (int i = 0; i < kInProcess; ++i) {
-    ffi_call(&cif, FFI_FN(static_cast<double (*)(double)>(::cos)), &result, values);
-    x = 0.5 + result * 1e-9;
-  }
-  double ffi_us = Micros(start) / kInProcess;
-  Stats b = Of(batch_us);
-  std::printf("batch    1000 calls: median %.1f us (%.0f calls/s), p99 %.1f us (%.0f calls/s) |"
-              " per call %.3f us ÷ in-process ffi_call %.4f us = %.0fx\n",
-              b.median_us, 1000 / b.median_us * 1e6, b.p99_us, 1000 / b.p99_us * 1e6,
-              b.median_us / 1000, ffi_us, b.median_us / 1000 / ffi_us);
 
   // Pools: 16 clients.
-  for (const auto& [lib, decl, symbol, arg] :
-       std::vector<std::tuple<std::string, std::string, std::string, v1::Value>>{
-           {"libm.so.6", "f64 cos(f64 x)", "cos", ToValue(0.5)},
-           {"crashy", "i32 sleep_ms(u32)", "sleep_ms", ToValue(uint32_t{1})}}) {
-    double one = Throughput(**daemon, 16, 1, lib, decl, symbol, arg, seconds);
-    double two = Throughput(**daemon, 16, 2, lib, decl, symbol, arg, seconds);
-    std::printf("pool     16 clients %-9s pool 1 %8.0f calls/s | pool 2 %8.0f calls/s | ratio %.2fx\n",
-                symbol.c_str(), one, two, two / one);
+  if (wants("pool")) {
+    for (const auto& [lib, decl, symbol, arg] :
+         std::vector<std::tuple<std::string, std::string, std::string, v1::Value>>{
+             {"libm.so.6", "f64 cos(f64 x)", "cos", ToValue(0.5)},
+             {"crashy", "i32 sleep_ms(u32)", "sleep_ms", ToValue(uint32_t{1})}}) {
+      double one = Throughput(**daemon, 16, 1, lib, decl, symbol, arg, seconds);
+      double two = Throughput(**daemon, 16, 2, lib, decl, symbol, arg, seconds);
+      std::printf(
+          "pool     16 clients %-9s pool 1 %8.0f calls/s | pool 2 %8.0f calls/s | ratio %.2fx\n",
+          symbol.c_str(), one, two, two / one);
+    }
   }
 
   // Starvation: two hung calls (the daemon runs with --threads=2).
+  if (!wants("starve")) return 0;
   std::vector<std::unique_ptr<Session>> hung_sessions;
   std::vector<std::unique_ptr<Library>> hung;
   std::vector<std::thread> hangers;
@@ -371,7 +398,8 @@ int Run(int iterations, double seconds, int ring_kib) {
     hung.push_back(*hung_sessions.back()->OpenLibrary("crashy", {"i32 sleep_ms(u32)"}));
   }
   for (auto& lib : hung) {
-    hangers.emplace_back([&lib] { lib->Call<int32_t>("sleep_ms", uint32_t{600000}).IgnoreError(); });
+    hangers.emplace_back(
+        [&lib] { lib->Call<int32_t>("sleep_ms", uint32_t{600000}).IgnoreError(); });
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   std::vector<double> whoami_us;
@@ -405,6 +433,10 @@ int main(int argc, char** argv) {
   app.add_option("--channel-ring-kib", ring_kib,
                  "the daemon's --channel-ring-kib (0: worker channels without rings)")
       ->capture_default_str();
+  std::vector<std::string> only;
+  app.add_option("--only", only, "run only these sections (comma-separated)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"unary", "stream", "buffer", "batch", "pool", "starve"}));
   if (std::optional<int> exit_code = ffibroker::ParseFlags(app, argc, argv)) return *exit_code;
-  return ffibroker::Run(iterations, seconds, ring_kib);
+  return ffibroker::Run(iterations, seconds, ring_kib, {only.begin(), only.end()});
 }

@@ -39,6 +39,7 @@ class EchoProcess {
   ~EchoProcess();  // kills and reaps the child
   EchoProcess(const EchoProcess&) = delete;
   EchoProcess& operator=(const EchoProcess&) = delete;
+  int pid() const { return pid_; }
 
  private:
   explicit EchoProcess(int pid) : pid_(pid) {}

@@ -76,8 +76,9 @@ void LabeledCounter(std::string* out, absl::string_view name, absl::string_view 
 
 }  // namespace
 
-void CallDone(absl::string_view library, absl::string_view symbol, absl::StatusCode code,
-              absl::Duration latency) {
+void CallsDone(absl::string_view library, absl::string_view symbol, absl::StatusCode code,
+               uint64_t count, absl::Duration latency) {
+  if (count == 0) return;
   Registry& r = Get();
   std::string code_name = absl::StatusCodeToString(code);
   double seconds = absl::ToDoubleSeconds(latency);
@@ -89,16 +90,16 @@ void CallDone(absl::string_view library, absl::string_view symbol, absl::StatusC
     it = r.calls.find(key);
   }
   if (it == r.calls.end()) it = r.calls.emplace(key, 0).first;
-  ++it->second;
+  it->second += count;
   // One histogram per library; libraries come from the policy, but cap them too.
   std::string lib(library);
   if (r.latency.count(lib) == 0 && r.latency.size() >= kMaxCallSeries) lib = "_other";
   Histogram& h = r.latency[lib];
   size_t bucket = 0;
   while (bucket < kBuckets.size() && seconds > kBuckets[bucket]) ++bucket;
-  if (bucket < kBuckets.size()) ++h.counts[bucket];
-  ++h.count;
-  h.sum += seconds;
+  if (bucket < kBuckets.size()) h.counts[bucket] += count;
+  h.count += count;
+  h.sum += seconds * static_cast<double>(count);
 }
 
 void WorkerStarted() {

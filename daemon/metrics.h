@@ -41,9 +41,15 @@ namespace ffibroker::metrics {
 
 inline constexpr size_t kMaxCallSeries = 2000;
 
-// A call that reached a worker ended with `code` after `latency`.
-void CallDone(absl::string_view library, absl::string_view symbol, absl::StatusCode code,
-              absl::Duration latency);
+// `count` calls that reached a worker ended with `code`, each after
+// `latency` (a batch counts each of its calls with its share of the time).
+void CallsDone(absl::string_view library, absl::string_view symbol, absl::StatusCode code,
+               uint64_t count, absl::Duration latency);
+// One call that reached a worker ended with `code` after `latency`.
+inline void CallDone(absl::string_view library, absl::string_view symbol, absl::StatusCode code,
+                     absl::Duration latency) {
+  CallsDone(library, symbol, code, 1, latency);
+}
 void WorkerStarted();
 // A worker was started in the place of one of the same library that had
 // died (Library::StartWorker); it also counts as a start.

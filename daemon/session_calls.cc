@@ -164,16 +164,24 @@ void SessionManager::StartBatch(const v1::CallBatchRequest& request, const Calle
                      [serial, held, done = std::move(done), started = absl::Now(),
                       principal = caller.principal, symbols = std::move(symbols)](
                          absl::StatusOr<v1::CallBatchResponse> response) mutable {
-                       // Each call of the batch counts, with its share of the time.
+                       // Each call of the batch counts, with its share of the time;
+                       // a run of calls of one symbol and outcome is counted at once.
                        absl::Duration each = (absl::Now() - started) / symbols.size();
-                       for (size_t i = 0; i < symbols.size(); ++i) {
-                         absl::StatusCode code =
-                             !response.ok() ? response.status().code()
-                             : static_cast<int>(i) < response->outcomes_size()
-                                 ? static_cast<absl::StatusCode>(
-                                       response->outcomes(static_cast<int>(i)).status().code())
-                                 : absl::StatusCode::kUnknown;
-                         metrics::CallDone(held->library->path(), symbols[i], code, each);
+                       auto code_of = [&response](size_t i) {
+                         if (!response.ok()) return response.status().code();
+                         if (i >= static_cast<size_t>(response->outcomes_size())) {
+                           return absl::StatusCode::kUnknown;
+                         }
+                         return static_cast<absl::StatusCode>(
+                             response->outcomes(static_cast<int>(i)).status().code());
+                       };
+                       for (size_t i = 0, run = 1; i < symbols.size(); i += run) {
+                         absl::StatusCode code = code_of(i);
+                         for (run = 1; i + run < symbols.size() &&
+                                       symbols[i + run] == symbols[i] && code_of(i + run) == code;
+                              ++run) {
+                         }
+                         metrics::CallsDone(held->library->path(), symbols[i], code, run, each);
                        }
                        if (!response.ok()) {
                          LogIfWorkerFault(principal, serial, held->library->path(), "",

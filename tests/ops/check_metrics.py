@@ -40,17 +40,19 @@ def check(what, ok):
 
 check("calls_total is a counter", types.get("ffibroker_calls") == "counter")
 check("call_duration is a histogram", types.get("ffibroker_call_duration_seconds") == "histogram")
-check("5 OK calls of neg_i8",
-      value("ffibroker_calls_total", library=scalars, symbol="neg_i8", code="OK") == 5)
+check("9 OK calls of neg_i8 (5, and 4 in a batch)",
+      value("ffibroker_calls_total", library=scalars, symbol="neg_i8", code="OK") == 9)
+check("2 OK calls of f64_next_up (in the batch)",
+      value("ffibroker_calls_total", library=scalars, symbol="f64_next_up", code="OK") == 2)
 check("1 UNAVAILABLE call of crash_segv",
       value("ffibroker_calls_total", library=crashy, symbol="crash_segv", code="UNAVAILABLE") == 1)
 check("1 DEADLINE_EXCEEDED call of hang",
       value("ffibroker_calls_total", library=crashy, symbol="hang", code="DEADLINE_EXCEEDED") == 1)
-check("histogram counts the 5 scalars calls",
-      value("ffibroker_call_duration_seconds_count", library=scalars) == 5 and
-      value("ffibroker_call_duration_seconds_bucket", library=scalars, le="+Inf") == 5)
+check("histogram counts the 11 scalars calls",
+      value("ffibroker_call_duration_seconds_count", library=scalars) == 11 and
+      value("ffibroker_call_duration_seconds_bucket", library=scalars, le="+Inf") == 11)
 check("histogram buckets are cumulative",
-      value("ffibroker_call_duration_seconds_bucket", library=scalars, le="10") == 5)
+      value("ffibroker_call_duration_seconds_bucket", library=scalars, le="10") == 11)
 check("at least 4 workers started", value("ffibroker_worker_starts_total") >= 4)
 check("restarts_total is a counter", types.get("ffibroker_worker_restarts") == "counter")
 check("one worker restarted after the crash", value("ffibroker_worker_restarts_total") == 1)

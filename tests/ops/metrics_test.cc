@@ -38,9 +38,19 @@ TEST(MetricsTest, ScrapesParseAndCountTheWorkload) {
   {
     auto session = (*client)->CreateSession();
     ASSERT_TRUE(session.ok()) << session.status();
-    auto scalars = (*session)->OpenLibrary("scalars", {"i8 neg_i8(i8)"});
+    auto scalars = (*session)->OpenLibrary("scalars", {"i8 neg_i8(i8)", "f64 f64_next_up(f64)"});
     ASSERT_TRUE(scalars.ok()) << scalars.status();
     for (int i = 0; i < 5; ++i) ASSERT_TRUE((*scalars)->Call<int8_t>("neg_i8", int8_t{1}).ok());
+    // A batch counts each of its calls: 3 neg_i8, 2 f64_next_up, then 1 neg_i8.
+    std::vector<v1::BatchCall> batch(6);
+    for (int i = 0; i < 6; ++i) {
+      const bool next_up = i == 3 || i == 4;
+      batch[i].set_symbol(next_up ? "f64_next_up" : "neg_i8");
+      *batch[i].add_args() = next_up ? ToValue(1.0) : ToValue(int8_t{2});
+    }
+    auto batched = (*scalars)->CallBatch(batch);
+    ASSERT_TRUE(batched.ok()) << batched.status();
+    for (const auto& outcome : batched->outcomes()) EXPECT_EQ(outcome.status().code(), 0);
     auto crashy = (*session)->OpenLibrary("crashy", {"i32 crash_segv()", "i32 healthy(i32)"});
     ASSERT_TRUE(crashy.ok()) << crashy.status();
     EXPECT_FALSE((*crashy)->Call<int32_t>("crash_segv").ok());
