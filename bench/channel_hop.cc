@@ -12,6 +12,11 @@
 //            the floor the ring's wake-ups stand on
 //   buffer   a 1 MiB inout buffer each way (the in-tree classes library's
 //            fill: memset in place), ring and socket
+//   batch    1,000 cos calls in one exchange, ring, per call
+//   protobuf the protobuf work of the cos and batch exchanges alone, in
+//            this process (the request serialized and parsed, a reply with
+//            its results built, serialized and parsed), and its share of
+//            the hop: what a flat layout instead of protobuf could save
 //
 // Rounds alternate between ring and socket (each its own worker), so both
 // see the same machine. Prints medians and p99, and ring ÷ futex and ring ÷
@@ -19,6 +24,7 @@
 #include <dlfcn.h>
 #include <link.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -82,7 +88,7 @@ absl::StatusOr<Channel> Start(const ProfileSet* profiles, WorkerWatcher* watcher
 
 // One request through `worker`: microseconds from Submit to its callback,
 // or -1 on failure.
-double Hop(WorkerProcess* worker, const worker::v1::DaemonToWorker& request) {
+double Hop(WorkerProcess* worker, const worker::v1::DaemonToWorker& request, bool batch) {
   worker::v1::DaemonToWorker copy = request;
   absl::Notification done;
   Clock::time_point answered;
@@ -91,11 +97,44 @@ double Hop(WorkerProcess* worker, const worker::v1::DaemonToWorker& request) {
   worker->Submit(&copy, absl::Now() + absl::Seconds(10),
                  [&](absl::StatusOr<worker::v1::WorkerToDaemon> reply) {
                    answered = Clock::now();
-                   ok = reply.ok() && reply->has_result();
+                   ok = reply.ok() && (batch ? reply->has_batch_result() : reply->has_result());
                    done.Notify();
                  });
   done.WaitForNotification();
   return ok ? std::chrono::duration<double, std::micro>(answered - start).count() : -1;
+}
+
+// A reply to `request` as the worker builds it: an 8-byte result per call.
+worker::v1::WorkerToDaemon ReplyTo(const worker::v1::DaemonToWorker& request) {
+  worker::v1::WorkerToDaemon reply;
+  const std::string value(sizeof(double), '\x01');
+  if (request.has_batch()) {
+    for (int i = 0; i < request.batch().calls_size(); ++i) {
+      reply.mutable_batch_result()->add_results()->set_value(value);
+    }
+  } else {
+    reply.mutable_result()->set_value(value);
+  }
+  reply.set_request_id(request.request_id());
+  return reply;
+}
+
+// Microseconds of protobuf work per exchange of `request` (median of
+// `iterations`): what both ends do with the messages of one hop.
+Stats ProtobufWork(const worker::v1::DaemonToWorker& request, int iterations) {
+  std::vector<double> us;
+  for (int i = 0; i < iterations; ++i) {
+    const Clock::time_point start = Clock::now();
+    worker::v1::DaemonToWorker sent = request;  // the daemon builds it
+    std::string wire = sent.SerializeAsString();
+    worker::v1::DaemonToWorker received;
+    if (!received.ParseFromString(wire)) std::abort();
+    wire = ReplyTo(received).SerializeAsString();
+    worker::v1::WorkerToDaemon reply;
+    if (!reply.ParseFromString(wire)) std::abort();
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+  }
+  return Of(us);
 }
 
 void Print(const char* what, const Stats& s) {
@@ -134,6 +173,10 @@ int Run(int iterations) {
       std::string(reinterpret_cast<const char*>(&length), sizeof length));
   buffer_call.mutable_call()->add_args(std::string(1, static_cast<char>(fill)));
 
+  worker::v1::DaemonToWorker batch_call;
+  constexpr int kBatch = 1000;
+  for (int i = 0; i < kBatch; ++i) *batch_call.mutable_batch()->add_calls() = cos_call.call();
+
   struct Pair {
     const char* name;
     const worker::v1::DaemonToWorker* request;
@@ -141,14 +184,16 @@ int Run(int iterations) {
     Channel* ring;
     Channel* socket;
   } pairs[] = {{"cos", &cos_call, iterations, &*channels[0], &*channels[1]},
-               {"1 MiB inout", &buffer_call, iterations / 10, &*channels[2], &*channels[3]}};
-  Stats ring_cos;
+               {"1 MiB inout", &buffer_call, iterations / 10, &*channels[2], &*channels[3]},
+               {"batch of 1000 cos", &batch_call, iterations / 20, &*channels[0], &*channels[1]}};
+  Stats ring_cos, ring_batch;
   for (const Pair& p : pairs) {
     std::vector<double> ring_us, socket_us;
-    for (int round = 0; round < p.iterations / 100 + 1; ++round) {
+    // Round 0 warms up; at least one round is timed.
+    for (int round = 0; round < std::max(2, p.iterations / 100 + 1); ++round) {
       for (auto [channel, out] : {std::pair{p.ring, &ring_us}, std::pair{p.socket, &socket_us}}) {
         for (int i = 0; i < 100; ++i) {
-          double us = Hop(channel->worker.get(), *p.request);
+          double us = Hop(channel->worker.get(), *p.request, p.request == &batch_call);
           if (us < 0) {
             std::fprintf(stderr, "%s call failed\n", p.name);
             return 1;
@@ -163,7 +208,16 @@ int Run(int iterations) {
     std::printf("%-28s median %.2fx  p99 %.2fx\n", (std::string(p.name) + " ring ÷ socket").c_str(),
                 r.median_us / s.median_us, r.p99_us / s.p99_us);
     if (p.request == &cos_call) ring_cos = r;
+    if (p.request == &batch_call) ring_batch = r;
   }
+  const Stats cos_protobuf = ProtobufWork(cos_call, iterations);
+  const Stats batch_protobuf = ProtobufWork(batch_call, iterations / 20);
+  Print("cos protobuf work", cos_protobuf);
+  std::printf("%-28s median %.3f  (of the ring hop)\n", "cos protobuf ÷ hop",
+              cos_protobuf.median_us / ring_cos.median_us);
+  std::printf("%-28s median %8.3f us per call; protobuf %.3f us per call, %.2f of it\n",
+              "batch hop, ring", ring_batch.median_us / kBatch, batch_protobuf.median_us / kBatch,
+              batch_protobuf.median_us / ring_batch.median_us);
   std::optional<Stats> futex = FutexTrips(iterations, Placement::kFree, std::chrono::microseconds(0));
   if (!futex.has_value()) return 1;
   Print("raw futex round trip", *futex);
