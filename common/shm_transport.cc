@@ -292,14 +292,10 @@ absl::Status ShmTransport::Receive(google::protobuf::MessageLite* message, absl:
       if (got == Available::kMessage) return absl::OkStatus();
       if (got == Available::kClosed) return absl::UnavailableError("channel closed by peer");
       pollfd fds[2] = {{socket_->fd(), POLLIN, 0}, {watch_fd, POLLIN, 0}};
-      const absl::Duration left = deadline - absl::Now();
-      if (left <= absl::ZeroDuration()) {
+      const int timeout_ms = PollTimeout(deadline);
+      if (timeout_ms == 0) {
         return absl::DeadlineExceededError("deadline passed waiting for the channel");
       }
-      const int timeout_ms = deadline == absl::InfiniteFuture()
-                                 ? -1
-                                 : static_cast<int>(std::min<int64_t>(
-                                       absl::ToInt64Milliseconds(left) + 1, 1 << 30));
       if (::poll(fds, watch_fd >= 0 ? 2 : 1, timeout_ms) < 0 && errno != EINTR) {
         return ErrnoStatus("poll on channel", errno);
       }

@@ -25,16 +25,14 @@ constexpr int kMaxWakesInARow = 4096;
 // Bytes of a fragmented message's first-packet header: frame byte + total.
 constexpr size_t kFirstHeaderBytes = 1 + sizeof(uint64_t);
 
-// Milliseconds until `deadline` for poll(): -1 for none, at least 1 so a
-// sub-millisecond remainder is never a busy loop; 0 if it has passed.
+}  // namespace
+
 int PollTimeout(absl::Time deadline) {
   if (deadline == absl::InfiniteFuture()) return -1;
   absl::Duration left = deadline - absl::Now();
   if (left <= absl::ZeroDuration()) return 0;
   return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1 << 30));
 }
-
-}  // namespace
 
 absl::Status MessageTooLarge(size_t size) {
   return absl::ResourceExhaustedError(absl::StrCat("message of ", size,

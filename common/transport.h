@@ -57,6 +57,10 @@ inline constexpr absl::Duration kChannelSendTimeout = absl::Seconds(10);
 // RESOURCE_EXHAUSTED for a message of `size` bytes, over kMaxMessageBytes.
 absl::Status MessageTooLarge(size_t size);
 
+// Milliseconds until `deadline` for poll(): -1 for none, at least 1 so a
+// sub-millisecond remainder is never a busy loop; 0 if it has passed.
+int PollTimeout(absl::Time deadline);
+
 class Transport {
  public:
   virtual ~Transport() = default;
