@@ -265,13 +265,11 @@ int Run(int iterations, double seconds, int ring_kib, const std::set<std::string
       auto r = (*stream)->Receive();
       return r.ok() && r->status().code() == 0;
     };
-    Interleaved(
-        iterations, stream_call,
-        [&] {
-          v1::StreamResponse response;
-          return echo_stream->Write(stream_request) && echo_stream->Read(&response);
-        },
-        &broker_us, &bare_us);
+    auto echo_stream_call = [&] {
+      v1::StreamResponse response;
+      return echo_stream->Write(stream_request) && echo_stream->Read(&response);
+    };
+    Interleaved(iterations, stream_call, echo_stream_call, &broker_us, &bare_us);
     Ratio("stream", "broker", "bare echo", Of(broker_us), Of(bare_us));
     {
       grpc::ClientContext local_context;
@@ -289,10 +287,7 @@ int Run(int iterations, double seconds, int ring_kib, const std::set<std::string
       local_stream->Finish().ok();
     }
     CpuRatio("stream", CpuMicrosPerCall((*daemon)->pid(), iterations, stream_call),
-             CpuMicrosPerCall(echo_process->pid(), iterations, [&] {
-               v1::StreamResponse response;
-               return echo_stream->Write(stream_request) && echo_stream->Read(&response);
-             }));
+             CpuMicrosPerCall(echo_process->pid(), iterations, echo_stream_call));
     (*stream)->Close().IgnoreError();
     echo_stream->WritesDone();
     echo_stream->Finish().ok();
