@@ -206,6 +206,9 @@ class Library : public std::enable_shared_from_this<Library> {
     std::string last_operation = "loading the library";
     bool end_reported = false;
     bool starting = false;  // a start is running on the starter
+    // The start's waiters are being sent to its worker: requests that come
+    // meanwhile queue behind them, so the worker gets them in order.
+    bool draining = false;
     // Requests waiting for that start: each gets its outcome once.
     std::vector<absl::AnyInvocable<void(absl::Status)>> waiting;
   };
@@ -244,7 +247,8 @@ class Library : public std::enable_shared_from_this<Library> {
   // The worker a request goes to: the one of `generation` (0: the least
   // busy; -1 reads as slot 0). If its worker is gone, `*needs_start` is set
   // and the place to restart is returned in target->slot.
-  absl::StatusOr<Target> Pick(uint64_t generation, bool first_slot, bool* needs_start);
+  absl::StatusOr<Target> Pick(uint64_t generation, bool first_slot, bool* needs_start,
+                              bool waited_for_start);
   // Whether worker generation `generation` is alive in some place.
   bool LiveGeneration(uint64_t generation) const;
   // Records the end of a request on `target`: a completed `operation`, or a

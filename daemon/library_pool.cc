@@ -48,16 +48,19 @@ bool Library::LiveGeneration(uint64_t generation) const {
 }
 
 absl::StatusOr<Library::Target> Library::Pick(uint64_t generation, bool first_slot,
-                                              bool* needs_start) {
+                                              bool* needs_start, bool waited_for_start) {
   *needs_start = false;
   Target target;
   std::vector<int> refill;  // dead places to restart in the background
   {
     absl::MutexLock lock(&mu_);
     if (stopped_) return absl::FailedPreconditionError("library was closed");
+    // A worker whose end is known but not yet handled still takes requests
+    // (WorkerProcess::Submit holds them): they are sent again, after those
+    // it was sent before, once its end is handled.
     auto live = [&](int i) {
       mu_.AssertHeld();  // called right here, under this lock
-      return slots_[i].worker != nullptr && slots_[i].worker->alive();
+      return slots_[i].worker != nullptr && slots_[i].worker->TakesRequests();
     };
     // A death nobody was told of goes to this call.
     auto take_notice = [&](int i) {
@@ -108,7 +111,8 @@ absl::StatusOr<Library::Target> Library::Pick(uint64_t generation, bool first_sl
     }
     take_notice(chosen);
     target.slot = chosen;
-    if (live(chosen)) {
+    // While a start's waiters are sent, a new request queues behind them.
+    if (live(chosen) && (waited_for_start || !slots_[chosen].draining)) {
       target.worker = slots_[chosen].worker;
       target.generation = slots_[chosen].generation;
     } else {
@@ -147,17 +151,33 @@ void Library::Started(int slot, absl::Status status) {
     absl::MutexLock lock(&mu_);
     Slot& place = slots_[slot];
     place.starting = false;
+    place.draining = status.ok();
     waiting.swap(place.waiting);
   }
   if (!status.ok() && waiting.empty()) LOG_WARNING("%s: %s", spec_.owner, StatusText(status));
-  for (auto& next : waiting) next(status);
+  // The waiters are sent in the order they came, and so are the requests
+  // that queued behind them meanwhile (draining): the watcher resends a
+  // dead worker's unstarted requests in order, and they must reach the new
+  // worker in it. A start begun meanwhile (the new worker died) answers
+  // its own waiters.
+  while (true) {
+    for (auto& next : waiting) next(status);
+    waiting.clear();
+    absl::MutexLock lock(&mu_);
+    Slot& place = slots_[slot];
+    if (!place.draining || place.starting || place.waiting.empty()) {
+      place.draining = false;
+      return;
+    }
+    waiting.swap(place.waiting);
+  }
 }
 
 void Library::WithWorker(uint64_t generation, bool first_slot, absl::Time deadline,
                          absl::AnyInvocable<void(Target)> send,
                          absl::AnyInvocable<void(absl::Status)> fail, bool restarted) {
   bool needs_start = false;
-  absl::StatusOr<Target> target = Pick(generation, first_slot, &needs_start);
+  absl::StatusOr<Target> target = Pick(generation, first_slot, &needs_start, restarted);
   if (!target.ok()) return fail(target.status());
   if (!needs_start) return send(*std::move(target));
   if (restarted) return fail(absl::UnavailableError("the restarted worker died at once"));
@@ -183,19 +203,26 @@ void Library::WithWorker(uint64_t generation, bool first_slot, absl::Time deadli
         std::move(fail), /*restarted=*/true);
   };
   bool closed = false;
+  bool ready = false;
   bool start = false;
   {
     absl::MutexLock lock(&mu_);
+    Slot& place = slots_[slot];
     if (stopped_) {
       closed = true;  // closed since Pick
+    } else if (!place.starting && !place.draining && place.worker != nullptr &&
+               place.worker->TakesRequests()) {
+      ready = true;  // started, and its waiters sent, since Pick: no second start
     } else {
-      Slot& place = slots_[slot];
       place.waiting.push_back(std::move(after));
-      start = !place.starting;  // else the start already running answers it too
-      place.starting = true;
+      // Else the start already running answers it too, or, while its
+      // waiters are sent, the drain reaches this one after them.
+      start = !place.starting && !place.draining;
+      place.starting = place.starting || start;
     }
   }
   if (closed) return after(absl::FailedPreconditionError("library was closed"));
+  if (ready) return after(absl::OkStatus());
   if (start) RunStart(slot, deadline);
 }
 

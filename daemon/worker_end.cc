@@ -143,6 +143,11 @@ bool WorkerProcess::alive() const {
   return outcome_.kind == WorkerOutcome::Kind::kRunning;
 }
 
+bool WorkerProcess::TakesRequests() const {
+  absl::MutexLock lock(&mu_);
+  return !end_handled_;
+}
+
 void WorkerProcess::SignalKill() {
   // ESRCH if already gone: fine. A pidfd never names a recycled pid.
   PidfdSendSignal(pidfd_.get(), SIGKILL);

@@ -2,6 +2,7 @@
 // and matching its replies; how its end is understood is in worker_end.cc.
 #include "daemon/worker_process.h"
 
+#include <algorithm>
 #include <signal.h>
 #include <string.h>
 #include <sys/random.h>
@@ -236,6 +237,7 @@ void WorkerProcess::Submit(worker::v1::DaemonToWorker* request, absl::Time deadl
                            ReplyCallback done) {
   uint64_t id = 0;
   bool dead;
+  bool held = false;
   absl::Status sent;
   bool wants_room = false;
   {
@@ -244,13 +246,15 @@ void WorkerProcess::Submit(worker::v1::DaemonToWorker* request, absl::Time deadl
     absl::MutexLock send(&send_mu_);
     {
       absl::MutexLock lock(&mu_);
-      dead = outcome_.kind != WorkerOutcome::Kind::kRunning || end_handled_;
+      dead = end_handled_;
       if (!dead) {
+        // Ending: it waits for the end (never sent, so it cannot run here).
+        held = outcome_.kind != WorkerOutcome::Kind::kRunning;
         id = NextRequestId();
-        pending_.emplace(id, Pending{deadline, std::move(done), next_sequence_++});
+        pending_.emplace(id, Pending{deadline, std::move(done), next_sequence_++, held});
       }
     }
-    if (!dead) {
+    if (!dead && !held) {
       request->set_request_id(id);
       watcher_->DeadlineAdded(deadline);
       sent = Enqueue(*request, /*capped=*/true, &wants_room);
@@ -261,7 +265,7 @@ void WorkerProcess::Submit(worker::v1::DaemonToWorker* request, absl::Time deadl
     done(OutcomeStatus());
     return;
   }
-  if (sent.ok() || absl::IsUnavailable(sent)) return;  // gone: its end fails the request
+  if (held || sent.ok() || absl::IsUnavailable(sent)) return;  // its end fails the request
   if (absl::IsResourceExhausted(sent)) {
     // Nothing was sent: the worker is unharmed, only this request fails.
     ReplyCallback callback;
@@ -404,16 +408,33 @@ void WorkerProcess::FailOutstanding(Completions* out) {
   }
   if (pending.empty()) return;
   absl::Status status = OutcomeStatus();
-  uint64_t oldest = UINT64_MAX;
-  for (const auto& [id, p] : pending) oldest = std::min(oldest, p.sequence);
   absl::Status not_started = WithReason(
-      absl::UnavailableError(absl::StrCat("the worker ", outcome().message,
-                                          " while running an earlier request, before starting "
-                                          "this one")),
+      absl::UnavailableError(absl::StrCat("the worker ended while running an earlier request, "
+                                          "before starting this one (worker ",
+                                          outcome().message, ")")),
       kNotStartedReason);
-  for (auto& [id, p] : pending) {
-    out->push_back(Completion{std::move(p.done), p.sequence == oldest ? status : not_started});
+  // In the order they were sent (ids are random): the requests the worker
+  // never started are sent again to its successor in that order, so calls
+  // on one library still run in the order the client sent them.
+  // The oldest request it was sent is the one its end is about; those sent
+  // later, and those held while it was ending, never started. They are
+  // failed first, in the order sent, so that they are sent again before
+  // the failed call's answer frees its calls-in-flight slot for a newer
+  // request.
+  std::vector<Pending*> in_order;
+  in_order.reserve(pending.size());
+  for (auto& [id, p] : pending) in_order.push_back(&p);
+  std::sort(in_order.begin(), in_order.end(),
+            [](const Pending* a, const Pending* b) { return a->sequence < b->sequence; });
+  Pending* about_it = nullptr;
+  for (Pending* p : in_order) {
+    if (about_it == nullptr && !p->held) {
+      about_it = p;
+    } else {
+      out->push_back(Completion{std::move(p->done), not_started});
+    }
   }
+  if (about_it != nullptr) out->push_back(Completion{std::move(about_it->done), status});
 }
 
 void WorkerProcess::ReadChannel(bool ended, Completions* out) {

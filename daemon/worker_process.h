@@ -112,6 +112,9 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   // the channel is full (the worker has not read what was sent before),
   // at most until `deadline` and kChannelSendTimeout.
   // `*request` gets the id; the caller keeps it (for decoding the reply).
+  // A request submitted once the worker's end is known but not yet handled
+  // is not sent: it waits for the end, which fails it as not started
+  // (kNotStartedReason), after the requests sent before it.
   void Submit(worker::v1::DaemonToWorker* request, absl::Time deadline, ReplyCallback done);
 
   // Submit, then wait for the outcome (for set-up steps that run on a
@@ -164,6 +167,10 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   void Kill();
 
   bool alive() const;
+  // Until its end is handled a worker takes requests, even once it is
+  // known to be ending (Submit holds them): so a request sent after others
+  // to this worker is sent again after them, not ahead of them.
+  bool TakesRequests() const;
   pid_t pid() const { return pid_; }
   int pidfd() const { return pidfd_.get(); }
   int channel_fd() const { return channel_fd_; }
@@ -238,6 +245,7 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
     absl::Time deadline;
     ReplyCallback done;
     uint64_t sequence = 0;  // order sent: the worker runs requests in it
+    bool held = false;      // submitted while the worker was ending: never sent
   };
 
   // The oldest kernel audit record that can be about this worker.

@@ -22,6 +22,10 @@ void hang(void) {
 
 int32_t healthy(int32_t v) { return v * 2; }
 
+/* Counts its calls in this worker: which ran, and in what order. */
+static int32_t calls_counted;
+int32_t count_call(void) { return ++calls_counted; }
+
 /* Takes a while, then succeeds: for deadlines and graceful shutdown. */
 int32_t sleep_ms(uint32_t ms) {
   usleep(ms * 1000u);

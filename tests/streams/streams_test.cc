@@ -111,6 +111,43 @@ TEST_F(StreamsTest, CallsQueuedBehindAWorkersEndRunOnAFreshWorker) {
   EXPECT_TRUE((*stream)->Close().ok());
 }
 
+// Requests queued behind one that crashes its worker run on the next
+// worker in the order they were sent (the worker's pending requests are
+// kept by random id, not by order).
+TEST_F(StreamsTest, CallsQueuedBehindACrashRunInTheOrderSent) {
+  auto lib = Open("crashy", {"i32 crash_segv()", "i32 count_call()"});
+  ASSERT_NE(lib, nullptr);
+  auto stream = session_->OpenStream();
+  ASSERT_TRUE(stream.ok());
+  auto crash = (*stream)->Send(*lib, "crash_segv", {});
+  ASSERT_TRUE(crash.ok());
+  constexpr int kQueued = 20;
+  std::map<uint64_t, int> position;  // id -> position sent
+  for (int i = 0; i < kQueued; ++i) {
+    auto id = (*stream)->Send(*lib, "count_call", {});
+    ASSERT_TRUE(id.ok());
+    position[*id] = i;
+  }
+  std::map<int, int32_t> count_by_position;
+  for (int i = 0; i < kQueued + 1; ++i) {
+    auto r = (*stream)->Receive();
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (r->id() == *crash) {
+      EXPECT_EQ(r->status().reason(), "WORKER_CRASHED") << r->status().message();
+      continue;
+    }
+    ASSERT_EQ(r->status().code(), 0) << r->status().message();
+    count_by_position[position.at(r->id())] = r->call().result().int_value();
+  }
+  // The fresh worker counted them 1, 2, ... in the order sent (a call the
+  // crashed worker had started would have failed with it instead).
+  ASSERT_EQ(count_by_position.size(), static_cast<size_t>(kQueued));
+  std::string counts;
+  for (int i = 0; i < kQueued; ++i) absl::StrAppend(&counts, count_by_position[i], " ");
+  for (int i = 0; i < kQueued; ++i) EXPECT_EQ(count_by_position[i], i + 1) << "sent " << i << ": " << counts;
+  EXPECT_TRUE((*stream)->Close().ok());
+}
+
 // A malformed request is answered with its own error; the stream goes on.
 TEST_F(StreamsTest, BadRequestsAreAnsweredAndTheStreamGoesOn) {
   auto lib = Open("crashy", {"i32 healthy(i32)"});
