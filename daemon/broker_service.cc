@@ -142,24 +142,55 @@ grpc::ServerUnaryReactor* BrokerService::CloseLibrary(
                        });
 }
 
+namespace {
+
+// A unary RPC's reactor that holds its answer's share of the principal's
+// unread answers (max_unread_answers_mib) until gRPC is done with the RPC:
+// sent, or the client gone.
+class AnswerReactor final : public grpc::ServerUnaryReactor {
+ public:
+  // Before Finish; OnDone releases it.
+  void Hold(PrincipalQuota::Reservation held) { held_ = std::move(held); }
+  void OnDone() override { delete this; }
+
+ private:
+  ~AnswerReactor() override = default;
+  PrincipalQuota::Reservation held_;
+};
+
+}  // namespace
+
 template <typename Response, typename Start>
 grpc::ServerUnaryReactor* BrokerService::DispatchAsync(grpc::CallbackServerContext* context,
                                                        Response* response, Start start,
                                                        const char* method) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<Caller> caller = auth_->Authenticate(*context);
-  if (!caller.ok()) {
-    reactor->Finish(ToGrpcStatus(caller.status()));
+  AnswerReactor* reactor = new AnswerReactor();
+  absl::StatusOr<Caller> authenticated = auth_->Authenticate(*context);
+  if (!authenticated.ok()) {
+    reactor->Finish(ToGrpcStatus(authenticated.status()));
     return reactor;
   }
+  auto caller = std::make_shared<const Caller>(*std::move(authenticated));
   // Finishes once: by the completion, by the guard if an exception escaped
   // before the completion could run, or by the AnswerOnce if the chain of
-  // completions is dropped unanswered.
+  // completions is dropped unanswered. The answer holds its share of the
+  // principal's unread answers until gRPC is done with it.
   auto finished = std::make_shared<std::atomic<bool>>(false);
-  auto finish = [reactor, response, finished](absl::StatusOr<Response> result) {
+  auto finish = [this, reactor, response, finished, caller](absl::StatusOr<Response> result) {
     if (finished->exchange(true)) return;
-    if (result.ok()) *response = std::move(*result);
-    reactor->Finish(ToGrpcStatus(result.status()));
+    absl::Status status = result.status();
+    if (result.ok()) {
+      *response = std::move(*result);
+      absl::StatusOr<PrincipalQuota::Reservation> held =
+          sessions_->ReserveAnswer(*caller, response->ByteSizeLong());
+      if (held.ok()) {
+        reactor->Hold(*std::move(held));
+      } else {
+        response->Clear();
+        status = held.status();
+      }
+    }
+    reactor->Finish(ToGrpcStatus(status));
   };
   absl::StatusOr<Response> thrown = RunGuarded<Response>(
       method, *caller, DeadlineOf(context),

@@ -254,12 +254,29 @@ void CallStreamReactor::Reject(uint64_t id, const absl::Status& status) {
 }
 
 void CallStreamReactor::Respond(v1::StreamResponse response) {
+  // A call's or batch's answer counts in the principal's unread answers
+  // until written; one that does not fit is replaced by that error. (A
+  // callback invocation is not: the library waits for its answer, and its
+  // arguments are bounded by the callback's declaration.)
+  PrincipalQuota::Reservation held;
+  if (response.has_call() || response.has_batch()) {
+    absl::StatusOr<PrincipalQuota::Reservation> reserved =
+        sessions_->ReserveAnswer(caller_, response.ByteSizeLong());
+    if (reserved.ok()) {
+      held = *std::move(reserved);
+    } else {
+      v1::StreamResponse refused;
+      refused.set_id(response.id());
+      *refused.mutable_status() = ToCallStatus(reserved.status());
+      response = std::move(refused);
+    }
+  }
   absl::MutexLock lock(&mu_);
   if (finished_) return;  // the client is gone: nobody to answer
-  queue_.push_back(std::move(response));
+  queue_.push_back(Queued{std::move(response), std::move(held)});
   if (!writing_) {
     writing_ = true;
-    StartWrite(&queue_.front());
+    StartWrite(&queue_.front().response);
   }
   if (paused_) ReadMore();  // an invocation: its answer must be read
 }
@@ -296,7 +313,7 @@ void CallStreamReactor::OnWriteDone(bool ok) {
     return;  // OnDone closes the callbacks
   }
   if (!queue_.empty() && !finished_) {
-    StartWrite(&queue_.front());
+    StartWrite(&queue_.front().response);
   } else {
     writing_ = false;
   }

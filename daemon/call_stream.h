@@ -107,7 +107,13 @@ class CallStreamReactor final
   absl::Mutex mu_;
   std::string session_id_ ABSL_GUARDED_BY(mu_);  // bound by the first request
   std::set<uint64_t> outstanding_ ABSL_GUARDED_BY(mu_);  // request ids running
-  std::deque<v1::StreamResponse> queue_ ABSL_GUARDED_BY(mu_);  // front is being written
+  // An answer queued for writing, with its share of the principal's
+  // unread answers (max_unread_answers_mib), given back once written.
+  struct Queued {
+    v1::StreamResponse response;
+    PrincipalQuota::Reservation held;
+  };
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);  // front is being written
   struct Held {
     v1::StreamRequest request;
     absl::Time read_at;  // its timeout_millis runs from here

@@ -38,7 +38,16 @@
 namespace ffibroker {
 
 // What is counted. kCount is the number of kinds.
-enum class Resource { kSessions, kWorkers, kCallsInFlight, kInstances, kClasses, kCount };
+// kAnswerKib counts KiB (of answers not yet read), the others one unit each.
+enum class Resource {
+  kSessions,
+  kWorkers,
+  kCallsInFlight,
+  kInstances,
+  kClasses,
+  kAnswerKib,
+  kCount
+};
 
 // The limits one reservation is checked against.
 struct QuotaLimit {
@@ -70,11 +79,12 @@ class PrincipalQuota {
 
    private:
     friend class PrincipalQuota;
-    Reservation(PrincipalQuota* quota, std::string principal, Resource resource)
-        : quota_(quota), principal_(std::move(principal)), resource_(resource) {}
+    Reservation(PrincipalQuota* quota, std::string principal, Resource resource, uint32_t amount)
+        : quota_(quota), principal_(std::move(principal)), resource_(resource), amount_(amount) {}
     PrincipalQuota* quota_ = nullptr;
     std::string principal_;
     Resource resource_ = Resource::kSessions;
+    uint32_t amount_ = 0;
   };
 
   PrincipalQuota() = default;
@@ -85,15 +95,17 @@ class PrincipalQuota {
   // principal already holds limit.principal units ("principal 'alice'
   // already holds 32 sessions, its limit max_sessions (per principal) is
   // 32") or all principals together limit.daemon (unless 0).
+  // `amount` units at once (KiB for kAnswerKib): refused if they do not all
+  // fit.
   absl::StatusOr<Reservation> Reserve(const std::string& principal, Resource resource,
-                                      QuotaLimit limit);
+                                      QuotaLimit limit, uint32_t amount = 1);
 
   // Units of `resource` held now by `principal` / by everyone.
   uint32_t Held(const std::string& principal, Resource resource) const;
   uint32_t Total(Resource resource) const;
 
  private:
-  void Give(const std::string& principal, Resource resource);
+  void Give(const std::string& principal, Resource resource, uint32_t amount);
 
   static constexpr size_t kKinds = static_cast<size_t>(Resource::kCount);
   mutable absl::Mutex mu_;

@@ -11,6 +11,7 @@
 namespace ffibroker {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 TEST(PrincipalQuotaTest, ReservationsCountUntilDestroyed) {
@@ -75,6 +76,24 @@ TEST(PrincipalQuotaTest, MovingTransfersReleasingIsIdempotent) {
   EXPECT_EQ(quota.Total(Resource::kClasses), 0u);
 }
 
+TEST(PrincipalQuotaTest, AnAmountIsTakenAndGivenBackWhole) {
+  PrincipalQuota quota;
+  auto first = quota.Reserve("alice", Resource::kAnswerKib, {2048, 0}, 1500);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = quota.Reserve("alice", Resource::kAnswerKib, {2048, 0}, 600);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(second.status().message()),
+              AllOf(HasSubstr("already holds 1500 KiB"), HasSubstr("this needs 600 more"),
+                    HasSubstr("max_unread_answers_mib (per principal) is 2 MiB")));
+  EXPECT_TRUE(quota.Reserve("bob", Resource::kAnswerKib, {2048, 0}, 2048).ok());
+  first->Release();
+  auto third = quota.Reserve("alice", Resource::kAnswerKib, {2048, 0}, 600);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(quota.Held("alice", Resource::kAnswerKib), 600u);
+  third->Release();
+  EXPECT_EQ(quota.Total(Resource::kAnswerKib), 0u);
+}
+
 TEST(PrincipalQuotaTest, LimitOfTakesThePolicyFields) {
   v1::PrincipalLimits p;
   p.set_max_sessions(3);
@@ -103,6 +122,8 @@ TEST(PrincipalLimitsPolicyTest, DefaultsOwnLimitsAndHolders) {
   EXPECT_EQ(l.per_principal().max_calls_in_flight(), 8u);
   EXPECT_EQ(l.per_principal().max_instances(), 8192u);
   EXPECT_EQ(l.per_principal().max_classes(), 1024u);
+  EXPECT_EQ(l.per_principal().max_unread_answers_mib(), 128u);
+  EXPECT_EQ(LimitOf(Resource::kAnswerKib, l.per_principal(), l).principal, 128u * 1024);
   // The defaults leave one principal below every daemon-wide limit.
   EXPECT_LT(l.per_principal().max_sessions(), l.max_sessions());
   EXPECT_LT(l.per_principal().max_workers(), l.max_workers());

@@ -4,6 +4,7 @@
 
 #include <sys/random.h>
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -52,6 +53,23 @@ absl::StatusOr<PrincipalQuota::Reservation> SessionManager::Reserve(const Caller
                                                                    Resource resource) {
   return quota_.Reserve(caller.limits_holder, resource,
                         LimitOf(resource, caller.limits, policies_->Get()->limits()));
+}
+
+absl::StatusOr<PrincipalQuota::Reservation> SessionManager::ReserveAnswer(const Caller& caller,
+                                                                         size_t bytes) {
+  const uint64_t kib = (uint64_t{bytes} + 1023) / 1024;
+  if (kib == 0) return PrincipalQuota::Reservation();
+  absl::StatusOr<PrincipalQuota::Reservation> held =
+      quota_.Reserve(caller.limits_holder, Resource::kAnswerKib,
+                     LimitOf(Resource::kAnswerKib, caller.limits, policies_->Get()->limits()),
+                     static_cast<uint32_t>(std::min<uint64_t>(kib, UINT32_MAX)));
+  if (!held.ok()) {
+    return WithNewMessage(
+        held.status(),
+        absl::StrCat("the operation ran, but its answer of ", kib, " KiB is not sent: ",
+                     held.status().message(), " (read the answers already sent first)"));
+  }
+  return held;
 }
 
 absl::StatusOr<SessionManager::Session*> SessionManager::FindLocked(

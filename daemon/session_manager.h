@@ -200,6 +200,11 @@ class SessionManager {
   int ExpireIdleSessions();
   // What every principal holds now (sessions, workers, ...), for metrics.
   const PrincipalQuota& quota() const { return quota_; }
+  // An answer of `bytes` (serialized) for the principal `caller` (its
+  // limits_holder), held until the client has read it: its share of the
+  // principal's max_unread_answers_mib. RESOURCE_EXHAUSTED saying that the
+  // operation ran but its answer is not sent, if it does not fit.
+  absl::StatusOr<PrincipalQuota::Reservation> ReserveAnswer(const Caller& caller, size_t bytes);
   // Ends every session (stops every worker). Destructors of instances left
   // behind run until `release_deadline` at the latest (all together); then
   // the workers are killed. New requests still work.

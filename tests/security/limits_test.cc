@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "ffibroker/call_stream.h"
 #include "ffibroker/instance.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -251,6 +252,78 @@ TEST_F(LimitsTest, ClassesArePerPrincipalAndComeBackWithTheSession) {
   EXPECT_TRUE(registered.ok()) << registered.status();
   ASSERT_TRUE((*s1)->Close().ok());
   EXPECT_TRUE((*s2)->RegisterClass("C { i32 c; }").ok());
+}
+
+// Answers its client has not read count against the principal's
+// max_unread_answers_mib: a review found that calls whose answers carry
+// 16 MiB, sent and never read, grew the root daemon without bound.
+constexpr char kFill[] = "void fill(out u8[n] buf, u64 n, u8 v)";
+
+absl::StatusOr<v1::CallResponse> Fill(Library& lib, uint64_t bytes) {
+  return lib.CallValues("fill", {BytesValue(""), ToValue(bytes), ToValue(uint8_t{7})});
+}
+
+TEST_F(LimitsTest, AnAnswerPastTheUnreadAnswersLimitIsRefused) {
+  Start("limits { per_principal { max_unread_answers_mib: 1 } }\n", "max_unread_answers_mib: 8");
+  if (HasFatalFailure()) return;
+  auto session = mine_->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto lib = (*session)->OpenLibrary("classes", {kFill});
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  absl::Status big = Fill(**lib, 2 << 20).status();
+  ExpectExhausted(big, "max_unread_answers_mib", "is 1 MiB");
+  EXPECT_THAT(std::string(big.message()), HasSubstr("the operation ran, but its answer of"));
+  // Each answer read is given back: many smaller ones, 5 MiB in all, pass.
+  for (int i = 0; i < 20; ++i) {
+    auto small = Fill(**lib, 256 << 10);
+    ASSERT_TRUE(small.ok()) << i << ": " << small.status();
+    EXPECT_EQ(small->outputs(0).value().bytes_value().size(), 256u << 10);
+  }
+  // Another principal's own limit.
+  auto theirs = other_->CreateSession();
+  ASSERT_TRUE(theirs.ok()) << theirs.status();
+  auto their_lib = (*theirs)->OpenLibrary("classes", {kFill});
+  ASSERT_TRUE(their_lib.ok()) << their_lib.status();
+  EXPECT_TRUE(Fill(**their_lib, 2 << 20).ok());
+}
+
+TEST_F(LimitsTest, StreamAnswersNobodyReadsAreBounded) {
+  Start("limits { per_principal { max_unread_answers_mib: 4 } }\n");
+  if (HasFatalFailure()) return;
+  auto session = mine_->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  auto lib = (*session)->OpenLibrary("classes", {kFill});
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  auto stream = (*session)->OpenStream();
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  // 128 answers of 1 MiB, more than gRPC's windows take in: the rest waits
+  // in the daemon, which may hold only 4 MiB of them.
+  constexpr int kCalls = 128;
+  const std::vector<v1::Value> args = {BytesValue(""), ToValue(uint64_t{1} << 20),
+                                       ToValue(uint8_t{7})};
+  for (int i = 0; i < kCalls; ++i) ASSERT_TRUE((*stream)->Send(**lib, "fill", args).ok());
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // nobody reads
+  int answered = 0, refused = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    auto r = (*stream)->Receive();
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (r->status().code() == 0) {
+      ++answered;
+      EXPECT_EQ(r->call().outputs(0).value().bytes_value().size(), 1u << 20);
+    } else {
+      ++refused;
+      EXPECT_EQ(r->status().code(), static_cast<int>(absl::StatusCode::kResourceExhausted));
+      EXPECT_THAT(r->status().message(), HasSubstr("max_unread_answers_mib"));
+    }
+  }
+  EXPECT_GE(answered, 3);  // 3 of 1 MiB and a little fit in 4 MiB
+  EXPECT_GE(refused, 1);
+  // All read: the room is back.
+  ASSERT_TRUE((*stream)->Send(**lib, "fill", args).ok());
+  auto last = (*stream)->Receive();
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->status().code(), 0) << last->status().message();
+  EXPECT_TRUE((*stream)->Close().ok());
 }
 
 }  // namespace
