@@ -262,7 +262,10 @@ void WorkerProcess::RecordFatal(const worker::v1::Fatal& fatal) {
            "exceeded its CPU time limit (SIGXCPU)");
     return;
   }
-  uint64_t peak = fatal.max_rss_kb() > 0 ? static_cast<uint64_t>(fatal.max_rss_kb()) * 1024 : 0;
+  // The report's peak is the worker's own only above what it inherited
+  // from the daemon (inherited_rss_kb_); at or below it, it says nothing.
+  const uint64_t peak_kb = fatal.max_rss_kb() > 0 ? static_cast<uint64_t>(fatal.max_rss_kb()) : 0;
+  const uint64_t peak = peak_kb > inherited_rss_kb_ ? peak_kb * 1024 : 0;
   if (address_space_limit_ > 0 && peak >= address_space_limit_ / 2 &&
       (sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT)) {
     Record(WorkerOutcome::Kind::kResourceLimit, sig,

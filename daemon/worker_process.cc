@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -77,6 +78,10 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
       new WorkerProcess(child->pid, std::move(child->pidfd), std::move(transport)));
   worker->uid_ = child->uid;
   worker->uid_in_namespace_ = child->uid_in_namespace;
+  rusage self{};
+  if (::getrusage(RUSAGE_SELF, &self) == 0 && self.ru_maxrss > 0) {
+    worker->inherited_rss_kb_ = static_cast<uint64_t>(self.ru_maxrss);
+  }
   {
     // The Hello is the answer to request 0, which no other request has.
     absl::MutexLock lock(&worker->mu_);

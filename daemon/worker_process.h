@@ -306,6 +306,10 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   uint32_t uid_ = 0;
   uint32_t uid_in_namespace_ = 0;
   uint64_t address_space_limit_ = 0;
+  // A process's peak resident size (ru_maxrss) survives fork and exec, so
+  // the worker's starts at the daemon's own peak when it was spawned
+  // (this, taken right after): only a larger peak is the worker's own.
+  uint64_t inherited_rss_kb_ = 0;
   const UniqueFd pidfd_;
   const int channel_fd_;
   WorkerWatcher* watcher_ = nullptr;  // borrowed

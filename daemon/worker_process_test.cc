@@ -157,6 +157,35 @@ TEST(WorkerProcessTest, SegfaultIsUnavailableAndReaped) {
   EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kSignaled);
 }
 
+// A worker's peak resident size starts at the daemon's (ru_maxrss survives
+// fork and exec): a crash after the daemon once held more than half the
+// worker's address-space limit is still a crash, not "out of memory".
+TEST(WorkerProcessTest, ACrashAfterTheDaemonsOwnPeakIsNotOutOfMemory) {
+  {
+    std::vector<char> peak(96 << 20);
+    std::memset(peak.data(), 1, peak.size());  // resident, then given back
+    ASSERT_EQ(peak[12345], 1);
+  }
+  // In a user namespace, as the daemon starts workers: the child shares
+  // this process's memory until exec (CLONE_VM), and so its peak.
+  SandboxPlan plan = PlanFor(FFIBROKER_WORKER_PATH);
+  plan.user_ns = true;
+  SandboxError error;
+  worker::v1::Hello hello;
+  absl::StatusOr<std::unique_ptr<WorkerProcess>> spawned =
+      WorkerProcess::Spawn(plan, Soon(), &error, &hello, TestWatcher());
+  ASSERT_TRUE(spawned.ok()) << spawned.status();
+  std::unique_ptr<WorkerProcess> w = *std::move(spawned);
+  absl::StatusOr<worker::v1::WorkerToDaemon> opened =
+      w->Exchange(OpenRequest(FFIBROKER_CRASHY_LIB, "i32 crash_segv()"), Soon());
+  ASSERT_TRUE(opened.ok() && opened->has_opened()) << opened.status();
+  w->set_address_space_limit(64 << 20);  // half of it is below this process's peak
+  absl::StatusOr<worker::v1::WorkerToDaemon> r = w->Exchange(CallRequest(0), Soon());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_EQ(w->outcome().kind, WorkerOutcome::Kind::kSignaled) << w->outcome().message;
+  EXPECT_EQ(w->outcome().code, SIGSEGV);
+}
+
 TEST(WorkerProcessTest, AbortIsSignaled) {
   std::unique_ptr<WorkerProcess> w = OpenedWorker(FFIBROKER_CRASHY_LIB, "void crash_abort()");
   ASSERT_NE(w, nullptr);
