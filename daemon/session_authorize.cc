@@ -110,6 +110,9 @@ absl::StatusOr<SessionManager::Authorized> SessionManager::Authorize(
     out.audit_calls = it->second.audit_calls;
     out.open = it->second.open;
     out.serial = session->serial;
+    std::shared_ptr<std::atomic<int>> running = session->running;
+    running->fetch_add(1);
+    out.running = std::shared_ptr<void>(nullptr, [running](void*) { running->fetch_sub(1); });
   }
   // Room for an instance handle the operation makes, taken before the
   // token's quota is, so a refusal costs the token nothing.

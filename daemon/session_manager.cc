@@ -190,6 +190,8 @@ int SessionManager::ExpireIdleSessions() {
     absl::MutexLock lock(&mu_);
     absl::Time now = now_();
     for (auto it = sessions_.begin(); it != sessions_.end();) {
+      // An operation still running is use: idle time starts after it.
+      if (it->second->running->load() > 0) it->second->last_used = now;
       if (now - it->second->last_used > it->second->idle_timeout) {
         MarkClosed(*it->second);
         expired.push_back(std::move(it->second));

@@ -234,6 +234,9 @@ class SessionManager {
     // Opens that passed their checks and are not open (or failed) yet:
     // they count in max_libraries_per_session.
     std::shared_ptr<std::atomic<int>> opening = std::make_shared<std::atomic<int>>(0);
+    // Operations on its libraries running now (Authorized::running holds
+    // one): a session is not idle while one runs, however long it takes.
+    std::shared_ptr<std::atomic<int>> running = std::make_shared<std::atomic<int>>(0);
     PrincipalQuota::Reservation quota;  // this session, in its creator's limits
     std::vector<PrincipalQuota::Reservation> class_quota;  // one per class
   };
@@ -256,6 +259,8 @@ class SessionManager {
     std::optional<v1::TokenClaims> deferred_token;
     uint64_t deferred_calls = 0;
     std::shared_ptr<bool> open;  // the handle's (Handle::open)
+    // Counts in its session's Session::running while the operation runs.
+    std::shared_ptr<void> running;
   };
   // When Authorize takes a call from the quota of the token that opened
   // the library. kDeferIfJournaled: not if that writes the token journal

@@ -119,6 +119,22 @@ TEST_F(LifecycleTest, IdleSessionsExpireAndReleaseTheirWorkers) {
   EXPECT_THAT(daemon_->ReadLog(), HasSubstr("expired"));
 }
 
+// A call that runs longer than the session's idle timeout is use: the
+// session does not expire under it (a review found the call failed
+// WORKER_STOPPED after a second, and the session was gone).
+TEST_F(LifecycleTest, ASessionIsNotIdleWhileItsCallRuns) {
+  auto short_lived = client_->CreateSession(1);
+  ASSERT_TRUE(short_lived.ok());
+  auto lib = (*short_lived)->OpenLibrary(kCrashy, {"i32 sleep_ms(u32)", "i32 healthy(i32)"});
+  ASSERT_TRUE(lib.ok()) << lib.status();
+  absl::StatusOr<int32_t> slow = (*lib)->Call<int32_t>("sleep_ms", uint32_t{2500});
+  ASSERT_TRUE(slow.ok()) << slow.status();
+  EXPECT_EQ(*slow, 1);
+  absl::StatusOr<int32_t> next = (*lib)->Call<int32_t>("healthy", 2);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(*next, 4);
+}
+
 TEST_F(LifecycleTest, LimitsAreEnforced) {
   auto daemon = TestDaemon::Start(
       "limits { max_libraries_per_session: 1 max_sessions: 2 }");
