@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/error_reason.h"
 #include "common/grpc_status.h"
 #include "common/limits.h"
 #include "daemon/answer_once.h"
@@ -142,6 +143,14 @@ void CallStreamReactor::Handle(v1::StreamRequest request) {
     if (!answered.ok()) Reject(id, answered);
     return;
   }
+  if (id == 0) {
+    // Callback invocations come with id 0: an answer about this request
+    // could not be told from them.
+    return Reject(id, WithReason(absl::InvalidArgumentError(
+                                     "request id 0 is reserved (callback invocations carry it); "
+                                     "give every request an id from 1"),
+                                 "REQUEST_ID_RESERVED"));
+  }
   std::string session;
   absl::Status refused;
   {
@@ -151,8 +160,12 @@ void CallStreamReactor::Handle(v1::StreamRequest request) {
       refused = absl::InvalidArgumentError(
           "this stream is bound to another session (the one its first request named)");
     } else if (outstanding_.count(id) != 0) {
-      refused = absl::InvalidArgumentError(
-          absl::StrCat("request id ", id, " is already in use by a request still running"));
+      // The reason tells this refusal from the running request's answer,
+      // which carries the same id.
+      refused = WithReason(absl::InvalidArgumentError(absl::StrCat(
+                               "request id ", id, " is already in use by a request still running "
+                               "(this answer is about the new request; the running one goes on)")),
+                           "REQUEST_ID_IN_USE");
     } else {
       outstanding_.insert(id);
       session = session_id_;

@@ -183,6 +183,41 @@ TEST_F(StreamsTest, BadRequestsAreAnsweredAndTheStreamGoesOn) {
   EXPECT_TRUE((*stream)->Close().ok());
 }
 
+// Answers that could be mistaken for another's carry a reason of their own:
+// id 0 is the callback invocations', and a duplicate id the running
+// request's.
+TEST_F(StreamsTest, ReservedAndDuplicateIdsAreRefusedWithTheirOwnReason) {
+  auto lib = Open("crashy", {"i32 sleep_ms(u32)"});
+  ASSERT_NE(lib, nullptr);
+  auto stream = session_->OpenStream();
+  ASSERT_TRUE(stream.ok());
+  v1::StreamRequest call;
+  call.set_session_id(session_->id());
+  call.mutable_call()->set_library_handle(lib->handle());
+  call.mutable_call()->set_symbol("sleep_ms");
+  call.mutable_call()->add_args()->set_uint_value(300);
+  call.set_id(0);
+  ASSERT_TRUE((*stream)->SendRaw(call).ok());
+  auto zero = (*stream)->Receive();
+  ASSERT_TRUE(zero.ok()) << zero.status();
+  EXPECT_EQ(zero->id(), 0u);
+  EXPECT_EQ(zero->status().code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(zero->status().reason(), "REQUEST_ID_RESERVED");
+  call.set_id(9);
+  ASSERT_TRUE((*stream)->SendRaw(call).ok());
+  ASSERT_TRUE((*stream)->SendRaw(call).ok());  // while the first runs
+  auto refused = (*stream)->Receive();
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(refused->id(), 9u);
+  EXPECT_EQ(refused->status().reason(), "REQUEST_ID_IN_USE") << refused->status().message();
+  auto first = (*stream)->Receive();
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->id(), 9u);
+  EXPECT_EQ(first->status().code(), 0) << first->status().message();
+  EXPECT_EQ(first->call().result().int_value(), 1);
+  EXPECT_TRUE((*stream)->Close().ok());
+}
+
 TEST_F(StreamsTest, BatchRunsEveryCallInOrderWithAResultEach) {
   auto lib = Open("scalars", {"i32 counter_next()", "i64 i64_plus_one(i64)"});
   ASSERT_NE(lib, nullptr);
