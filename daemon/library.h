@@ -272,8 +272,10 @@ class Library : public std::enable_shared_from_this<Library> {
   // (SendAgain: kNotStartedReason, a few times, before its deadline).
   struct CallState;
   struct BatchState;
+  struct InstanceOpState;  // library_instances.cc
   void SendCall(std::shared_ptr<CallState> state);
   void SendBatch(std::shared_ptr<BatchState> state);
+  void SendInstanceOp(std::shared_ptr<InstanceOpState> state);
   static bool SendAgain(const absl::Status& status, int* attempts, absl::Time deadline);
   // Runs `send` on a worker for `generation` (the first worker if
   // `first_slot`), starting one on the starter first if needed; `fail`

@@ -23,22 +23,40 @@ absl::StatusOr<Library::StaticInfo> Library::FindStatic(const std::string& name)
   return it->second;
 }
 
+// An instance or static operation in progress, sent again like a call if
+// its worker ended before starting it.
+struct Library::InstanceOpState {
+  worker::v1::DaemonToWorker message;
+  uint64_t generation = 0;
+  absl::Time deadline;
+  int attempts = 0;
+  InstanceDone done;  // runs once
+};
+
 void Library::SubmitInstanceOp(worker::v1::DaemonToWorker request, uint64_t generation,
                                absl::Time deadline, InstanceDone done) {
-  // One of `send` and `fail` runs, once.
-  auto shared_done = std::make_shared<InstanceDone>(std::move(done));
+  auto state = std::make_shared<InstanceOpState>();
+  state->message = std::move(request);
+  state->generation = generation;
+  state->deadline = deadline;
+  state->done = std::move(done);
+  SendInstanceOp(std::move(state));
+}
+
+void Library::SendInstanceOp(std::shared_ptr<InstanceOpState> state) {
   auto failed = [path = path_](const absl::Status& status) {
     return WithNewMessage(status, absl::StrCat("instance operation in ", path,
                                                " failed: ", status.message()));
   };
-  auto message = std::make_shared<worker::v1::DaemonToWorker>(std::move(request));
-  auto send = [self = shared_from_this(), message, deadline, shared_done,
-               failed](Target target) mutable {
+  auto send = [self = shared_from_this(), state, failed](Target target) mutable {
     WorkerProcess* worker = target.worker.get();
-    worker->Submit(message.get(), deadline,
-                   [self, message, target = std::move(target), shared_done, failed](
+    worker->Submit(&state->message, state->deadline,
+                   [self, state, target = std::move(target), failed](
                        absl::StatusOr<worker::v1::WorkerToDaemon> reply) mutable {
-      InstanceDone& done = *shared_done;
+      if (!reply.ok() && SendAgain(reply.status(), &state->attempts, state->deadline)) {
+        return self->SendInstanceOp(state);  // it never ran: a fresh worker runs it
+      }
+      InstanceDone& done = state->done;
       self->Finished(target, reply.ok(), "an instance operation");
       if (!reply.ok()) return done(failed(reply.status()), target.generation);
       if (!reply->has_instance_result()) {
@@ -56,8 +74,9 @@ void Library::SubmitInstanceOp(worker::v1::DaemonToWorker request, uint64_t gene
       done(std::move(*reply->mutable_instance_result()), target.generation);
     });
   };
-  WithWorker(generation, /*first_slot=*/message->has_static_access(), deadline, std::move(send),
-             [shared_done, failed](absl::Status status) { (*shared_done)(failed(status), 0); });
+  WithWorker(state->generation, /*first_slot=*/state->message.has_static_access(),
+             state->deadline, std::move(send),
+             [state, failed](absl::Status status) { state->done(failed(status), 0); });
 }
 
 void Library::NewInstance(const TypeDesc& klass, std::string init, absl::Time deadline,

@@ -148,6 +148,32 @@ TEST_F(StreamsTest, CallsQueuedBehindACrashRunInTheOrderSent) {
   EXPECT_TRUE((*stream)->Close().ok());
 }
 
+// An instance operation queued behind a call that crashes the worker never
+// ran: it runs on the next worker, as a queued call does.
+TEST_F(StreamsTest, AnInstanceOperationQueuedBehindACrashRunsOnTheNextWorker) {
+  ASSERT_TRUE(session_->RegisterClass("P { i32 a; }").ok());
+  auto lib = Open("crashy", {"i32 sleep_ms(u32)", "i32 crash_segv()"});
+  ASSERT_NE(lib, nullptr);
+  auto stream = session_->OpenStream();
+  ASSERT_TRUE(stream.ok());
+  auto slow = (*stream)->Send(*lib, "sleep_ms", {ToValue(uint32_t{400})});
+  auto crash = (*stream)->Send(*lib, "crash_segv", {});
+  ASSERT_TRUE(slow.ok() && crash.ok());
+  absl::SleepFor(absl::Milliseconds(100));  // the sleep runs, the crash waits
+  auto p = lib->NewInstance("P");           // behind the crash
+  ASSERT_TRUE(p.ok()) << p.status();
+  std::map<uint64_t, v1::StreamResponse> answers;
+  for (int i = 0; i < 2; ++i) {
+    auto r = (*stream)->Receive();
+    ASSERT_TRUE(r.ok()) << r.status();
+    answers[r->id()] = *r;
+  }
+  EXPECT_EQ(answers[*slow].status().code(), 0) << answers[*slow].status().message();
+  EXPECT_EQ(answers[*crash].status().reason(), "WORKER_CRASHED");
+  EXPECT_TRUE((*p)->Free().ok());
+  EXPECT_TRUE((*stream)->Close().ok());
+}
+
 // A malformed request is answered with its own error; the stream goes on.
 TEST_F(StreamsTest, BadRequestsAreAnsweredAndTheStreamGoesOn) {
   auto lib = Open("crashy", {"i32 healthy(i32)"});
