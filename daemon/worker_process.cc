@@ -2,13 +2,13 @@
 // and matching its replies; how its end is understood is in worker_end.cc.
 #include "daemon/worker_process.h"
 
-#include <algorithm>
 #include <signal.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <optional>
 #include <vector>
