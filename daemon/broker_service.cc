@@ -176,13 +176,14 @@ grpc::ServerUnaryReactor* BrokerService::DispatchAsync(grpc::CallbackServerConte
   // completions is dropped unanswered. The answer holds its share of the
   // principal's unread answers until gRPC is done with it.
   auto finished = std::make_shared<std::atomic<bool>>(false);
-  auto finish = [this, reactor, response, finished, caller](absl::StatusOr<Response> result) {
+  auto finish = [sessions = sessions_, reactor, response, finished,
+                 caller](absl::StatusOr<Response> result) {
     if (finished->exchange(true)) return;
     absl::Status status = result.status();
     if (result.ok()) {
       *response = std::move(*result);
       absl::StatusOr<PrincipalQuota::Reservation> held =
-          sessions_->ReserveAnswer(*caller, response->ByteSizeLong());
+          sessions->ReserveAnswer(*caller, response->ByteSizeLong());
       if (held.ok()) {
         reactor->Hold(*std::move(held));
       } else {
