@@ -268,21 +268,16 @@ void CallStreamReactor::Reject(uint64_t id, const absl::Status& status) {
 
 void CallStreamReactor::Respond(v1::StreamResponse response) {
   // A call's or batch's answer counts in the principal's unread answers
-  // until written; one that does not fit is replaced by that error. (A
-  // callback invocation is not: the library waits for its answer, and its
-  // arguments are bounded by the callback's declaration.)
+  // until written; one that does not fit is replaced by that error (a
+  // status alone, which counts nothing). A callback invocation does not
+  // count: the library waits for its answer, and its arguments are bounded
+  // by the callback's declaration.
   PrincipalQuota::Reservation held;
   if (response.has_call() || response.has_batch()) {
     absl::StatusOr<PrincipalQuota::Reservation> reserved =
         sessions_->ReserveAnswer(caller_, response.ByteSizeLong());
-    if (reserved.ok()) {
-      held = *std::move(reserved);
-    } else {
-      v1::StreamResponse refused;
-      refused.set_id(response.id());
-      *refused.mutable_status() = ToCallStatus(reserved.status());
-      response = std::move(refused);
-    }
+    if (!reserved.ok()) return Reject(response.id(), reserved.status());
+    held = *std::move(reserved);
   }
   absl::MutexLock lock(&mu_);
   if (finished_) return;  // the client is gone: nobody to answer

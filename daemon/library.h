@@ -209,6 +209,10 @@ class Library : public std::enable_shared_from_this<Library> {
     // The start's waiters are being sent to its worker: requests that come
     // meanwhile queue behind them, so the worker gets them in order.
     bool draining = false;
+    // Whether its worker takes requests: one whose end is known but not
+    // yet handled still does (WorkerProcess::Submit holds them, and sends
+    // them on after those it was sent before once its end is handled).
+    bool TakesRequests() const { return worker != nullptr && worker->TakesRequests(); }
     // Requests waiting for that start: each gets its outcome once.
     std::vector<absl::AnyInvocable<void(absl::Status)>> waiting;
   };

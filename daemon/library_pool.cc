@@ -55,12 +55,9 @@ absl::StatusOr<Library::Target> Library::Pick(uint64_t generation, bool first_sl
   {
     absl::MutexLock lock(&mu_);
     if (stopped_) return absl::FailedPreconditionError("library was closed");
-    // A worker whose end is known but not yet handled still takes requests
-    // (WorkerProcess::Submit holds them): they are sent again, after those
-    // it was sent before, once its end is handled.
     auto live = [&](int i) {
       mu_.AssertHeld();  // called right here, under this lock
-      return slots_[i].worker != nullptr && slots_[i].worker->TakesRequests();
+      return slots_[i].TakesRequests();
     };
     // A death nobody was told of goes to this call.
     auto take_notice = [&](int i) {
@@ -210,8 +207,7 @@ void Library::WithWorker(uint64_t generation, bool first_slot, absl::Time deadli
     Slot& place = slots_[slot];
     if (stopped_) {
       closed = true;  // closed since Pick
-    } else if (!place.starting && !place.draining && place.worker != nullptr &&
-               place.worker->TakesRequests()) {
+    } else if (!place.starting && !place.draining && place.TakesRequests()) {
       ready = true;  // started, and its waiters sent, since Pick: no second start
     } else {
       place.waiting.push_back(std::move(after));

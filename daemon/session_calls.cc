@@ -176,10 +176,11 @@ void SessionManager::StartBatch(const v1::CallBatchRequest& request, const Calle
                              response->outcomes(static_cast<int>(i)).status().code());
                        };
                        for (size_t i = 0, run = 1; i < symbols.size(); i += run) {
-                         absl::StatusCode code = code_of(i);
-                         for (run = 1; i + run < symbols.size() &&
-                                       symbols[i + run] == symbols[i] && code_of(i + run) == code;
-                              ++run) {
+                         const absl::StatusCode code = code_of(i);
+                         run = 1;
+                         while (i + run < symbols.size() && symbols[i + run] == symbols[i] &&
+                                code_of(i + run) == code) {
+                           ++run;
                          }
                          metrics::CallsDone(held->library->path(), symbols[i], code, run, each);
                        }

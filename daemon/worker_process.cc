@@ -418,14 +418,11 @@ void WorkerProcess::FailOutstanding(Completions* out) {
                                           "before starting this one (worker ",
                                           outcome().message, ")")),
       kNotStartedReason);
-  // In the order they were sent (ids are random): the requests the worker
-  // never started are sent again to its successor in that order, so calls
-  // on one library still run in the order the client sent them.
   // The oldest request it was sent is the one its end is about; those sent
   // later, and those held while it was ending, never started. They are
-  // failed first, in the order sent, so that they are sent again before
-  // the failed call's answer frees its calls-in-flight slot for a newer
-  // request.
+  // failed first and in the order sent (ids are random), so they reach its
+  // successor in that order, before the failed call's answer frees its
+  // calls-in-flight slot for a newer request.
   std::vector<Pending*> in_order;
   in_order.reserve(pending.size());
   for (auto& [id, p] : pending) in_order.push_back(&p);
