@@ -238,6 +238,7 @@ struct Library::CallState {
   uint64_t generation = 0;  // of the instances the call names
   std::string name;
   absl::Time deadline;
+  uint64_t order = 0;  // NextOrder
   int attempts = 0;
   InstanceHooks instances;
   std::vector<CallbackScope::Bound> callbacks;  // bound for this call
@@ -264,6 +265,7 @@ void Library::Call(const v1::CallRequest& request, absl::Time deadline,
   state->done = std::move(done);
   state->name = request.symbol();
   state->deadline = deadline;
+  state->order = NextOrder();
   const CallbackContext& callbacks = instances.callbacks;
   if (callbacks.nested_generation != 0) {
     // Sent by a callback's handler: runs in the worker waiting for its
@@ -348,7 +350,8 @@ void Library::SendCall(std::shared_ptr<CallState> state) {
       state->done(std::move(response));
     });
   };
-  WithWorker(state->generation, /*first_slot=*/false, state->deadline, std::move(send),
+  WithWorker(state->generation, /*first_slot=*/false, state->deadline, state->order,
+             std::move(send),
              [state, path = path_](absl::Status status) {
                state->done(WithNewMessage(status,
                                         absl::StrCat("call to '", state->name, "' in ", path,
@@ -362,6 +365,7 @@ struct Library::BatchState {
   std::vector<int> index;  // symbol index of each call
   uint64_t generation = 0;
   absl::Time deadline;
+  uint64_t order = 0;  // NextOrder
   int attempts = 0;
   InstanceHooks instances;
   BatchDone done;
@@ -373,6 +377,7 @@ void Library::CallBatch(const v1::CallBatchRequest& request, absl::Time deadline
   state->instances = instances;
   state->done = std::move(done);
   state->deadline = deadline;
+  state->order = NextOrder();
   const int n = request.calls_size();
   auto status_of = [](const absl::Status& status) { return ToCallStatus(status); };
   // Every call is validated before any runs; all must use one worker.
@@ -477,7 +482,8 @@ void Library::SendBatch(std::shared_ptr<BatchState> state) {
       state->done(std::move(response));
     });
   };
-  WithWorker(state->generation, /*first_slot=*/false, state->deadline, std::move(send),
+  WithWorker(state->generation, /*first_slot=*/false, state->deadline, state->order,
+             std::move(send),
              [state, path = path_](absl::Status status) {
     state->done(WithNewMessage(status,
                              absl::StrCat("batch in ", path, " failed: ", status.message())));

@@ -30,9 +30,11 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -213,8 +215,21 @@ class Library : public std::enable_shared_from_this<Library> {
     // yet handled still does (WorkerProcess::Submit holds them, and sends
     // them on after those it was sent before once its end is handled).
     bool TakesRequests() const { return worker != nullptr && worker->TakesRequests(); }
-    // Requests waiting for that start: each gets its outcome once.
-    std::vector<absl::AnyInvocable<void(absl::Status)>> waiting;
+    // Whether the end of `worker` was handed out: the requests it never
+    // started have come back to be sent again (its end hook ran).
+    bool end_handed_out = false;
+    // Replaced workers whose ends are not handed out yet. While there are
+    // any, their requests are still coming back, and they go first: the
+    // drain of a start waits for them (its outcome kept in `start_held`).
+    int ends_returning = 0;
+    std::optional<absl::Status> start_held;
+    // Requests waiting for that start, in the order they first came to
+    // the library (Waiter::order): each gets its outcome once.
+    struct Waiter {
+      uint64_t order;
+      absl::AnyInvocable<void(absl::Status)> go;
+    };
+    std::vector<Waiter> waiting;
   };
   // What a call is sent with: the worker and its place.
   struct Target {
@@ -287,15 +302,24 @@ class Library : public std::enable_shared_from_this<Library> {
   // One start per place at a time: requests that need the place while it
   // starts wait for that start (Slot::waiting). `restarted`: this request
   // already waited for one (a second death fails it).
-  void WithWorker(uint64_t generation, bool first_slot, absl::Time deadline,
+  // `order` (NextOrder, taken when the request first came) places it among
+  // the requests waiting for a start.
+  void WithWorker(uint64_t generation, bool first_slot, absl::Time deadline, uint64_t order,
                   absl::AnyInvocable<void(Target)> send,
                   absl::AnyInvocable<void(absl::Status)> fail, bool restarted = false);
   // Starts a worker in place `slot` on the starter (within the opener's
   // share of it), then Started. The start ends by `deadline` and at most
   // spec_.max_start after it begins (the wait in the queue is not counted).
   void RunStart(int slot, absl::Time deadline);
-  // A start in place `slot` ended with `status`: its waiting requests go on.
+  // A start in place `slot` ended with `status`: its waiting requests go on
+  // (Drain), once the worker it replaced has handed out its end.
   void Started(int slot, absl::Status status);
+  // Sends the requests waiting in place `slot` on with `status`, in order,
+  // and those that queue behind them meanwhile.
+  void Drain(int slot, absl::Status status);
+  // The end hook of worker `generation` of place `slot`.
+  void EndHandedOut(int slot, uint64_t generation);
+  uint64_t NextOrder() { return next_order_.fetch_add(1, std::memory_order_relaxed); }
 
   const std::string path_;
   const worker::v1::Open open_;           // the request that loads us
@@ -313,6 +337,7 @@ class Library : public std::enable_shared_from_this<Library> {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   // Incremented by every worker start; instances of gone ones are stale.
   uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
+  std::atomic<uint64_t> next_order_{1};  // NextOrder
 };
 
 }  // namespace ffibroker

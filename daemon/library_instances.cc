@@ -29,6 +29,7 @@ struct Library::InstanceOpState {
   worker::v1::DaemonToWorker message;
   uint64_t generation = 0;
   absl::Time deadline;
+  uint64_t order = 0;  // NextOrder
   int attempts = 0;
   InstanceDone done;  // runs once
 };
@@ -39,6 +40,7 @@ void Library::SubmitInstanceOp(worker::v1::DaemonToWorker request, uint64_t gene
   state->message = std::move(request);
   state->generation = generation;
   state->deadline = deadline;
+  state->order = NextOrder();
   state->done = std::move(done);
   SendInstanceOp(std::move(state));
 }
@@ -75,7 +77,7 @@ void Library::SendInstanceOp(std::shared_ptr<InstanceOpState> state) {
     });
   };
   WithWorker(state->generation, /*first_slot=*/state->message.has_static_access(),
-             state->deadline, std::move(send),
+             state->deadline, state->order, std::move(send),
              [state, failed](absl::Status status) { state->done(failed(status), 0); });
 }
 

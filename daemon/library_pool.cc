@@ -1,5 +1,7 @@
 // Library (library.h): the pool of workers, where a request goes, and
 // starting workers in place of dead ones.
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/error_reason.h"
 #include "common/log.h"
@@ -29,11 +31,18 @@ absl::Status Library::StartWorker(int slot, absl::Time deadline) {
   Slot& place = slots_[slot];
   old = std::move(place.worker);
   if (old != nullptr) metrics::WorkerRestarted();  // a place only refills after a death
+  // The requests a replaced worker never started may still be coming back:
+  // they go to this one before any that comes after them (Started).
+  if (old != nullptr && !place.end_handed_out) ++place.ends_returning;
   place.worker = std::move(*worker);
   place.layers = std::move(layers);
   place.generation = next_generation_++;
   place.last_operation = "loading the library";
   place.end_reported = false;
+  place.end_handed_out = !place.worker->set_end_hook(
+      [weak = weak_from_this(), slot, generation = place.generation] {
+        if (std::shared_ptr<Library> self = weak.lock()) self->EndHandedOut(slot, generation);
+      });
   return absl::OkStatus();
 }
 
@@ -108,8 +117,10 @@ absl::StatusOr<Library::Target> Library::Pick(uint64_t generation, bool first_sl
     }
     take_notice(chosen);
     target.slot = chosen;
-    // While a start's waiters are sent, a new request queues behind them.
-    if (live(chosen) && (waited_for_start || !slots_[chosen].draining)) {
+    // From the moment a start installs its worker until its waiters are
+    // sent, a new request queues behind them.
+    const Slot& place = slots_[chosen];
+    if (live(chosen) && (waited_for_start || (!place.starting && !place.draining))) {
       target.worker = slots_[chosen].worker;
       target.generation = slots_[chosen].generation;
     } else {
@@ -143,22 +154,55 @@ void Library::RunStart(int slot, absl::Time deadline) {
 }
 
 void Library::Started(int slot, absl::Status status) {
-  std::vector<absl::AnyInvocable<void(absl::Status)>> waiting;
   {
     absl::MutexLock lock(&mu_);
     Slot& place = slots_[slot];
     place.starting = false;
+    if (place.ends_returning > 0) {
+      // The worker this one replaced is still failing the requests it never
+      // started, which are sent again in their order: wait for them all
+      // (EndHandedOut), queuing new requests behind them meanwhile.
+      place.draining = true;
+      place.start_held = std::move(status);
+      return;
+    }
     place.draining = status.ok();
-    waiting.swap(place.waiting);
+  }
+  Drain(slot, std::move(status));
+}
+
+void Library::EndHandedOut(int slot, uint64_t generation) {
+  absl::Status held;
+  {
+    absl::MutexLock lock(&mu_);
+    Slot& place = slots_[slot];
+    if (place.generation == generation) {
+      place.end_handed_out = true;  // ended between calls, not replaced yet
+      return;
+    }
+    // A replaced worker's: once none is returning, a start that waited goes on.
+    if (place.ends_returning == 0 || --place.ends_returning > 0 || !place.start_held) return;
+    held = *std::move(place.start_held);
+    place.start_held.reset();
+    place.draining = held.ok();
+  }
+  Drain(slot, std::move(held));
+}
+
+void Library::Drain(int slot, absl::Status status) {
+  std::vector<Slot::Waiter> waiting;
+  {
+    absl::MutexLock lock(&mu_);
+    waiting.swap(slots_[slot].waiting);
   }
   if (!status.ok() && waiting.empty()) LOG_WARNING("%s: %s", spec_.owner, StatusText(status));
-  // The waiters are sent in the order they came, and so are the requests
-  // that queued behind them meanwhile (draining): the watcher resends a
-  // dead worker's unstarted requests in order, and they must reach the new
-  // worker in it. A start begun meanwhile (the new worker died) answers
-  // its own waiters.
+  // The waiters are sent in order, and so are the requests that queued
+  // behind them meanwhile (draining): the watcher sends a dead worker's
+  // unstarted requests again in order, and they must reach the new worker
+  // before the requests that came after them. A start begun meanwhile (the
+  // new worker died) answers its own waiters.
   while (true) {
-    for (auto& next : waiting) next(status);
+    for (Slot::Waiter& next : waiting) next.go(status);
     waiting.clear();
     absl::MutexLock lock(&mu_);
     Slot& place = slots_[slot];
@@ -171,7 +215,7 @@ void Library::Started(int slot, absl::Status status) {
 }
 
 void Library::WithWorker(uint64_t generation, bool first_slot, absl::Time deadline,
-                         absl::AnyInvocable<void(Target)> send,
+                         uint64_t order, absl::AnyInvocable<void(Target)> send,
                          absl::AnyInvocable<void(absl::Status)> fail, bool restarted) {
   bool needs_start = false;
   absl::StatusOr<Target> target = Pick(generation, first_slot, &needs_start, restarted);
@@ -181,7 +225,7 @@ void Library::WithWorker(uint64_t generation, bool first_slot, absl::Time deadli
   // Starting blocks: it runs on the starter, once per place however many
   // requests wait for it; each then picks its worker again.
   const int slot = target->slot;
-  auto after = [self = shared_from_this(), generation, first_slot, deadline,
+  auto after = [self = shared_from_this(), generation, first_slot, deadline, order,
                 notice = std::move(target->notice), send = std::move(send),
                 fail = std::move(fail)](absl::Status started) mutable {
     if (!started.ok()) {
@@ -190,7 +234,7 @@ void Library::WithWorker(uint64_t generation, bool first_slot, absl::Time deadli
                                                             started.message())));
     }
     self->WithWorker(
-        generation, first_slot, deadline,
+        generation, first_slot, deadline, order,
         [notice = std::move(notice), send = std::move(send)](Target fresh) mutable {
           if (!notice.empty()) {  // the death this request was the first to see
             fresh.notice = fresh.notice.empty() ? notice : absl::StrCat(notice, "; ", fresh.notice);
@@ -210,7 +254,11 @@ void Library::WithWorker(uint64_t generation, bool first_slot, absl::Time deadli
     } else if (!place.starting && !place.draining && place.TakesRequests()) {
       ready = true;  // started, and its waiters sent, since Pick: no second start
     } else {
-      place.waiting.push_back(std::move(after));
+      // In the order the requests first came: one sent again because its
+      // worker never started it goes before those that came after it.
+      auto later = std::find_if(place.waiting.begin(), place.waiting.end(),
+                                [order](const Slot::Waiter& w) { return w.order > order; });
+      place.waiting.insert(later, Slot::Waiter{order, std::move(after)});
       // Else the start already running answers it too, or, while its
       // waiters are sent, the drain reaches this one after them.
       start = !place.starting && !place.draining;

@@ -267,7 +267,11 @@ void WorkerProcess::Submit(worker::v1::DaemonToWorker* request, absl::Time deadl
   }
   if (wants_room) watcher_->WantRoom(this);
   if (dead) {
-    done(OutcomeStatus());
+    // Its end was handled after the caller chose it: it never ran here.
+    done(WithReason(absl::UnavailableError(absl::StrCat(
+                        "the worker had ended before this request reached it (worker ",
+                        outcome().message, ")")),
+                    kNotStartedReason));
     return;
   }
   if (held || sent.ok() || absl::IsUnavailable(sent)) return;  // its end fails the request
@@ -363,10 +367,12 @@ WorkerProcess::Completions WorkerProcess::OnEnded() {
   }
   bool stopped;
   int outstanding;
+  absl::AnyInvocable<void()> hook;
   {
     absl::MutexLock lock(&mu_);
     if (end_handled_) return out;
     end_handled_ = true;
+    hook = std::move(end_hook_);  // set_end_hook refuses one from now on
     stopped = outcome_.kind == WorkerOutcome::Kind::kStopped;
     outstanding = static_cast<int>(pending_.size());
   }
@@ -390,11 +396,6 @@ WorkerProcess::Completions WorkerProcess::OnEnded() {
               ended.message);
   }
   FailOutstanding(&out);
-  absl::AnyInvocable<void()> hook;
-  {
-    absl::MutexLock lock(&mu_);
-    hook = std::move(end_hook_);
-  }
   if (hook) {
     out.push_back({[hook = std::move(hook)](absl::StatusOr<worker::v1::WorkerToDaemon>) mutable {
                      hook();

@@ -114,7 +114,8 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   // `*request` gets the id; the caller keeps it (for decoding the reply).
   // A request submitted once the worker's end is known but not yet handled
   // is not sent: it waits for the end, which fails it as not started
-  // (kNotStartedReason), after the requests sent before it.
+  // (kNotStartedReason), after the requests sent before it. One submitted
+  // after that fails at once, as not started too.
   void Submit(worker::v1::DaemonToWorker* request, absl::Time deadline, ReplyCallback done);
 
   // Submit, then wait for the outcome (for set-up steps that run on a
@@ -193,13 +194,17 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   }
 
   // Runs `hook` once, on the watcher's thread, when the watcher has seen
-  // the worker end (after it is reaped and what was outstanding failed);
-  // never if the worker's owner destroys it first. For an owner that holds
-  // the worker idle (the pre-started pool, prestart_pool.h). nullptr
-  // clears it.
-  void set_end_hook(absl::AnyInvocable<void()> hook) {
+  // the worker end, after what was outstanding was failed (the requests it
+  // never started have been sent again by then); never if the worker's
+  // owner destroys it first. For an owner that holds the worker idle (the
+  // pre-started pool, prestart_pool.h) or waits for those requests (a
+  // library's place). nullptr clears it. False, and `hook` is dropped, if
+  // its end is already handled (the hook would never run).
+  bool set_end_hook(absl::AnyInvocable<void()> hook) {
     absl::MutexLock lock(&mu_);
+    if (end_handled_) return false;
     end_hook_ = std::move(hook);
+    return true;
   }
 
   // The address-space limit the worker runs under, used to explain a crash

@@ -393,6 +393,41 @@ TEST(WorkerWatcherTest, AReplyBeforeADeathCountsAndTheDeathIsSeenAtOnce) {
   worker->reset();
 }
 
+// The end hook runs on the watcher once a worker's end is handled; a
+// request submitted after that never ran there, so it fails as not started
+// (its sender may send it again), and a hook set too late is refused.
+TEST(WorkerWatcherTest, AfterItsEndHookAWorkerRefusesRequestsAsNotStarted) {
+  absl::StatusOr<std::unique_ptr<WorkerWatcher>> watcher = WorkerWatcher::Create();
+  ASSERT_TRUE(watcher.ok()) << watcher.status();
+  SandboxError error;
+  worker::v1::Hello hello;
+  auto worker = WorkerProcess::Spawn(PlanFor(FFIBROKER_WORKER_PATH), Soon(), &error, &hello,
+                                     watcher->get());
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  absl::Mutex mu;
+  bool ended = false;
+  ASSERT_TRUE((*worker)->set_end_hook([&] {
+    absl::MutexLock lock(&mu);
+    ended = true;
+  }));
+  EXPECT_TRUE((*worker)->TakesRequests());
+  ASSERT_EQ(::kill((*worker)->pid(), SIGKILL), 0);
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&ended), absl::Seconds(10)));
+  }
+  EXPECT_FALSE((*worker)->TakesRequests());
+  EXPECT_FALSE((*worker)->set_end_hook([] {}));
+  absl::StatusOr<worker::v1::WorkerToDaemon> late = (*worker)->Exchange(CallRequest(0), Soon());
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable) << late.status();
+  EXPECT_EQ(ErrorReason(late.status()), kNotStartedReason) << late.status();
+  EXPECT_TRUE(absl::StrContains(late.status().message(),
+                                "had ended before this request reached it (worker killed by "
+                                "signal SIGKILL"))
+      << late.status();
+  worker->reset();
+}
+
 // Requests are pipelined: several sent before any reply is read are all
 // answered, each by the reply with its own id.
 TEST(WorkerProcessTest, PipelinedRequestsAreEachAnswered) {

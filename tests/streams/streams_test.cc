@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <numeric>
 #include <set>
 #include <string>
 #include <thread>
@@ -146,6 +147,42 @@ TEST_F(StreamsTest, CallsQueuedBehindACrashRunInTheOrderSent) {
   for (int i = 0; i < kQueued; ++i) absl::StrAppend(&counts, count_by_position[i], " ");
   for (int i = 0; i < kQueued; ++i) EXPECT_EQ(count_by_position[i], i + 1) << "sent " << i << ": " << counts;
   EXPECT_TRUE((*stream)->Close().ok());
+}
+
+// Calls sent while a worker dies, some reaching it before its end is seen,
+// some while it is handled and some while its successor starts, still run
+// in the order sent: those it never started go first. Paced sends find
+// every one of those moments (each round crashes the worker again).
+TEST_F(StreamsTest, CallsSentWhileAWorkerDiesRunInTheOrderSent) {
+  auto lib = Open("crashy", {"i32 crash_segv()", "i32 count_call()"});
+  ASSERT_NE(lib, nullptr);
+  for (absl::Duration gap : {absl::ZeroDuration(), absl::Microseconds(100),
+                             absl::Microseconds(300), absl::Microseconds(1000)}) {
+    auto stream = session_->OpenStream();
+    ASSERT_TRUE(stream.ok());
+    auto crash = (*stream)->Send(*lib, "crash_segv", {});
+    ASSERT_TRUE(crash.ok());
+    constexpr int kCalls = 40;
+    std::map<uint64_t, int> position;  // id -> position sent
+    for (int i = 0; i < kCalls; ++i) {
+      absl::SleepFor(gap);
+      auto id = (*stream)->Send(*lib, "count_call", {});
+      ASSERT_TRUE(id.ok());
+      position[*id] = i;
+    }
+    std::vector<int32_t> counts(kCalls);
+    for (int i = 0; i < kCalls + 1; ++i) {
+      auto r = (*stream)->Receive();
+      ASSERT_TRUE(r.ok()) << r.status();
+      if (r->id() == *crash) continue;
+      ASSERT_EQ(r->status().code(), 0) << r->status().message();
+      counts[position.at(r->id())] = r->call().result().int_value();
+    }
+    std::vector<int32_t> in_order(kCalls);
+    std::iota(in_order.begin(), in_order.end(), 1);
+    EXPECT_EQ(counts, in_order) << "sent " << absl::FormatDuration(gap) << " apart";
+    EXPECT_TRUE((*stream)->Close().ok());
+  }
 }
 
 // An instance operation queued behind a call that crashes the worker never
