@@ -179,9 +179,9 @@ absl::StatusOr<v1::StreamResponse> CallStream::ReadOne() {
     if (!finished_) {
       finished_ = true;
       grpc::Status status = stream_->Finish();
-      if (!status.ok()) {
+      if (!status.ok()) {  // its code is the daemon's (a refused stream: why)
         absl::Status why = FromGrpcStatus(status);
-        return absl::UnavailableError(absl::StrCat("the call stream ended: ", StatusText(why)));
+        return WithNewMessage(why, absl::StrCat("the call stream ended: ", why.message()));
       }
     }
     return absl::UnavailableError("the call stream ended");

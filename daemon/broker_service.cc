@@ -10,6 +10,7 @@
 #include <new>
 
 #include "absl/strings/str_cat.h"
+#include "common/error_reason.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -225,17 +226,21 @@ grpc::ServerUnaryReactor* BrokerService::CallBatch(grpc::CallbackServerContext* 
 
 grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse>* BrokerService::CallStream(
     grpc::CallbackServerContext* context) {
+  // A reactor that only reports a refusal.
+  class Refused final : public grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse> {
+   public:
+    explicit Refused(const grpc::Status& status) { Finish(status); }
+    void OnDone() override { delete this; }
+  };
   absl::StatusOr<Caller> caller = auth_->Authenticate(*context);
-  if (!caller.ok()) {
-    // A reactor that only reports the refusal.
-    class Refused final : public grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse> {
-     public:
-      explicit Refused(const grpc::Status& status) { Finish(status); }
-      void OnDone() override { delete this; }
-    };
-    return new Refused(ToGrpcStatus(caller.status()));
+  if (!caller.ok()) return new Refused(ToGrpcStatus(caller.status()));
+  absl::StatusOr<PrincipalQuota::Reservation> stream = sessions_->ReserveStream(*caller);
+  if (!stream.ok()) {
+    return new Refused(ToGrpcStatus(WithNewMessage(
+        stream.status(), absl::StrCat("CallStream: ", stream.status().message()))));
   }
-  return new CallStreamReactor(sessions_, *std::move(caller), DeadlineOf(context));
+  return new CallStreamReactor(sessions_, *std::move(caller), DeadlineOf(context),
+                               *std::move(stream));
 }
 
 grpc::ServerUnaryReactor* BrokerService::RevokePermissions(

@@ -12,11 +12,12 @@
 namespace ffibroker {
 
 CallStreamReactor::CallStreamReactor(SessionManager* sessions, Caller caller,
-                                     absl::Time deadline)
+                                     absl::Time deadline, PrincipalQuota::Reservation held)
     : sessions_(sessions),
       caller_(std::move(caller)),
       deadline_(deadline),
       max_running_(sessions->CallsInFlightLimit(caller_)),
+      stream_quota_(std::move(held)),
       callbacks_(std::make_shared<StreamCallbacks>(
           [this](v1::StreamResponse response) { Respond(std::move(response)); })) {
   StartRead(&read_);

@@ -54,8 +54,11 @@ namespace ffibroker {
 class CallStreamReactor final
     : public grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse> {
  public:
-  // `sessions` is borrowed and outlives the stream; `deadline` is the RPC's.
-  CallStreamReactor(SessionManager* sessions, Caller caller, absl::Time deadline);
+  // `sessions` is borrowed and outlives the stream; `deadline` is the RPC's;
+  // `held` is the stream's share of its principal's max_streams, given
+  // back when the stream is done.
+  CallStreamReactor(SessionManager* sessions, Caller caller, absl::Time deadline,
+                    PrincipalQuota::Reservation held);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -100,6 +103,7 @@ class CallStreamReactor final
   const Caller caller_;
   const absl::Time deadline_;
   const size_t max_running_;  // the caller's max_calls_in_flight
+  const PrincipalQuota::Reservation stream_quota_;  // one of the principal's max_streams
   v1::StreamRequest read_;  // filled by StartRead
   // Its sink writes on this stream; closed before the reactor is deleted.
   const std::shared_ptr<StreamCallbacks> callbacks_;

@@ -345,6 +345,7 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
   Default(each, &PL::max_instances, &PL::set_max_instances, 8192);
   Default(each, &PL::max_classes, &PL::set_max_classes, 1024);
   Default(each, &PL::max_unread_answers_mib, &PL::set_max_unread_answers_mib, 128);
+  Default(each, &PL::max_streams, &PL::set_max_streams, 64);
   // A principal's own limits replace the fields it sets (proto3 MergeFrom
   // copies exactly the non-zero ones).
   for (size_t i = 0; i < policy.principals_.size(); ++i) {

@@ -25,7 +25,10 @@ const Kind& KindOf(Resource resource) {
       {"registered classes", "max_classes", nullptr},
       {"KiB of answers its clients have not read yet", "max_unread_answers_mib", nullptr, 1024,
        " MiB"},
+      {"open call streams", "max_streams", nullptr},
   };
+  static_assert(sizeof(kKinds) / sizeof(kKinds[0]) == static_cast<size_t>(Resource::kCount),
+                "a Kind for each Resource");
   return kKinds[static_cast<size_t>(resource)];
 }
 
@@ -43,6 +46,7 @@ QuotaLimit LimitOf(Resource resource, const v1::PrincipalLimits& principal,
       const uint64_t kib = uint64_t{principal.max_unread_answers_mib()} * 1024;
       return {static_cast<uint32_t>(std::min<uint64_t>(kib, UINT32_MAX)), 0};
     }
+    case Resource::kStreams: return {principal.max_streams(), 0};
     case Resource::kCount: break;
   }
   return {};

@@ -46,6 +46,7 @@ enum class Resource {
   kInstances,
   kClasses,
   kAnswerKib,
+  kStreams,
   kCount
 };
 

@@ -123,6 +123,7 @@ TEST(PrincipalLimitsPolicyTest, DefaultsOwnLimitsAndHolders) {
   EXPECT_EQ(l.per_principal().max_instances(), 8192u);
   EXPECT_EQ(l.per_principal().max_classes(), 1024u);
   EXPECT_EQ(l.per_principal().max_unread_answers_mib(), 128u);
+  EXPECT_EQ(l.per_principal().max_streams(), 64u);
   EXPECT_EQ(LimitOf(Resource::kAnswerKib, l.per_principal(), l).principal, 128u * 1024);
   // The defaults leave one principal below every daemon-wide limit.
   EXPECT_LT(l.per_principal().max_sessions(), l.max_sessions());

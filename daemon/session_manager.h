@@ -205,6 +205,11 @@ class SessionManager {
   // principal's max_unread_answers_mib. RESOURCE_EXHAUSTED saying that the
   // operation ran but its answer is not sent, if it does not fit.
   absl::StatusOr<PrincipalQuota::Reservation> ReserveAnswer(const Caller& caller, size_t bytes);
+  // One open CallStream of `caller`'s principal, held by the stream until
+  // it ends: RESOURCE_EXHAUSTED naming max_streams if it has them all.
+  absl::StatusOr<PrincipalQuota::Reservation> ReserveStream(const Caller& caller) {
+    return Reserve(caller, Resource::kStreams);
+  }
   // Ends every session (stops every worker). Destructors of instances left
   // behind run until `release_deadline` at the latest (all together); then
   // the workers are killed. New requests still work.

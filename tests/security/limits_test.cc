@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
 #include "ffibroker/call_stream.h"
 #include "ffibroker/instance.h"
 #include "gmock/gmock.h"
@@ -326,6 +328,49 @@ TEST_F(LimitsTest, StreamAnswersNobodyReadsAreBounded) {
   ASSERT_TRUE(last.ok()) << last.status();
   EXPECT_EQ(last->status().code(), 0) << last->status().message();
   EXPECT_TRUE((*stream)->Close().ok());
+}
+
+// max_streams: every CallStream holds the daemon's state and gRPC's buffers
+// until it ends, so one principal may not open them without bound. One
+// past the limit is refused when it starts; one that ends gives its place
+// back; another principal is unaffected.
+TEST_F(LimitsTest, StreamsPastTheLimitAreRefused) {
+  Start("limits { per_principal { max_streams: 2 } }\n");
+  if (HasFatalFailure()) return;
+  auto session = mine_->CreateSession();
+  ASSERT_TRUE(session.ok()) << session.status();
+  // A stream is known to be open once it answered something.
+  auto open_one = [](Session& on) -> absl::StatusOr<std::unique_ptr<CallStream>> {
+    ASSIGN_OR_RETURN(std::unique_ptr<CallStream> stream, on.OpenStream());
+    v1::StreamRequest nothing;  // no call: refused, and the stream goes on
+    nothing.set_id(1);
+    RETURN_IF_ERROR(stream->SendRaw(nothing));
+    ASSIGN_OR_RETURN(v1::StreamResponse answer, stream->Receive());
+    if (answer.id() != 1) return absl::InternalError("answer to another request");
+    return stream;
+  };
+  auto first = open_one(**session);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = open_one(**session);
+  ASSERT_TRUE(second.ok()) << second.status();
+  auto third = open_one(**session);
+  ExpectExhausted(third.status(), "max_streams", "is 2");
+  EXPECT_THAT(std::string(third.status().message()),
+              HasSubstr("CallStream: principal '"));
+  auto theirs_session = other_->CreateSession();
+  ASSERT_TRUE(theirs_session.ok()) << theirs_session.status();
+  auto theirs = open_one(**theirs_session);
+  EXPECT_TRUE(theirs.ok()) << theirs.status();
+  // A stream that ends gives its place back.
+  EXPECT_TRUE((*first)->Close().ok());
+  first->reset();
+  absl::StatusOr<std::unique_ptr<CallStream>> again;
+  for (int i = 0; i < 100; ++i) {  // the daemon learns of the end a little later
+    again = open_one(**session);
+    if (again.ok() || !absl::IsResourceExhausted(again.status())) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_TRUE(again.ok()) << again.status();
 }
 
 }  // namespace

@@ -66,7 +66,9 @@ class CallStream {
   absl::Status SendRaw(const v1::StreamRequest& request);
 
   // Waits for the next answer. Its status() is the call's own; the
-  // returned status is the stream's (UNAVAILABLE once it ended, with why).
+  // returned status is the stream's once it ended: the daemon's status
+  // with its code (RESOURCE_EXHAUSTED for a stream past max_streams,
+  // UNAUTHENTICATED, ...), or UNAVAILABLE if it ended without one.
   // Callback invocations that arrive meanwhile are handled (their handlers
   // run here) and never returned.
   absl::StatusOr<v1::StreamResponse> Receive();
@@ -124,7 +126,7 @@ class CallStream {
   absl::StatusOr<v1::StreamResponse> WaitFor(uint64_t id);
   // WaitFor, with a refusal (a non-zero CallStatus) as the error.
   absl::StatusOr<v1::StreamResponse> Answered(uint64_t id);
-  // Reads one response from the stream (UNAVAILABLE once it ended).
+  // Reads one response from the stream (the stream's status once it ended).
   absl::StatusOr<v1::StreamResponse> ReadOne();
   // Runs the handler of an invocation and sends its answer.
   absl::Status HandleInvocation(const v1::CallbackInvocation& invocation);
