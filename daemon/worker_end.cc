@@ -125,11 +125,11 @@ void WorkerProcess::RecordContradictedFatal(const worker::v1::Fatal& fatal,
                       ") that the kernel contradicts: the worker ", how_it_ended));
 }
 
-void WorkerProcess::Record(WorkerOutcome::Kind kind, int code,
-                           std::string message) {
+void WorkerProcess::Record(WorkerOutcome::Kind kind, int code, std::string message,
+                           const char* reason) {
   absl::MutexLock lock(&mu_);
   if (outcome_.kind != WorkerOutcome::Kind::kRunning) return;
-  outcome_ = WorkerOutcome{kind, code, std::move(message)};
+  outcome_ = WorkerOutcome{kind, code, std::move(message), reason};
   metrics::WorkerEnded(outcome_);
 }
 
@@ -227,13 +227,15 @@ void WorkerProcess::RecordFatal(const worker::v1::Fatal& fatal) {
   if (fatal.thread_ended() && sig == 0) {
     Record(WorkerOutcome::Kind::kExited, 0,
            "ended: the library ended the worker's calling thread (pthread_exit) in the "
-           "middle of the call");
+           "middle of the call",
+           "WORKER_THREAD_ENDED");
     return;
   }
   if (fatal.callback_released() != 0 && sig == 0) {
     Record(WorkerOutcome::Kind::kExited, 0,
            "ended: the library called a callback after it was released (a per-call "
-           "callback after its call returned, or a persistent one after ReleaseCallback)");
+           "callback after its call returned, or a persistent one after ReleaseCallback)",
+           "CALLBACK_RELEASED");
     return;
   }
   if (sig <= 0 || sig >= NSIG) {
@@ -286,7 +288,9 @@ absl::Status WorkerProcess::OutcomeStatus() const {
     case WorkerOutcome::Kind::kResourceLimit: return WithReason(absl::ResourceExhaustedError(message), "WORKER_RESOURCE_LIMIT", {{"signal", absl::StrCat(end.code)}});
     case WorkerOutcome::Kind::kTimedOut: return WithReason(absl::DeadlineExceededError(message), "WORKER_DEADLINE_EXCEEDED");
     case WorkerOutcome::Kind::kSignaled: return WithReason(absl::UnavailableError(message), "WORKER_CRASHED", {{"signal", absl::StrCat(end.code)}});
-    case WorkerOutcome::Kind::kExited: return WithReason(absl::UnavailableError(message), "WORKER_EXITED", {{"exit_status", absl::StrCat(end.code)}});
+    case WorkerOutcome::Kind::kExited:
+      if (end.reason != nullptr) return WithReason(absl::UnavailableError(message), end.reason);
+      return WithReason(absl::UnavailableError(message), "WORKER_EXITED", {{"exit_status", absl::StrCat(end.code)}});
     case WorkerOutcome::Kind::kProtocolViolation: return WithReason(absl::UnavailableError(message), "WORKER_PROTOCOL_VIOLATION");
     default: return WithReason(absl::UnavailableError(message), "WORKER_STOPPED");
   }

@@ -67,6 +67,9 @@ struct WorkerOutcome {
   Kind kind = Kind::kRunning;
   int code = 0;         // exit status or signal number
   std::string message;  // e.g. "killed by signal SIGSEGV (Segmentation fault)"
+  // A reason more precise than the kind's (common/error_reason.h), for an
+  // end the worker reported itself: "CALLBACK_RELEASED"; null: the kind's.
+  const char* reason = nullptr;
 };
 
 // Worker text is untrusted: keep at most 300 characters, printable ones,
@@ -264,7 +267,8 @@ class WorkerProcess : public std::enable_shared_from_this<WorkerProcess> {
   void RecordContradictedFatal(const worker::v1::Fatal& fatal, absl::string_view how_it_ended);
 
   // Records `kind` unless an outcome is already recorded (first one wins).
-  void Record(WorkerOutcome::Kind kind, int code, std::string message);
+  void Record(WorkerOutcome::Kind kind, int code, std::string message,
+              const char* reason = nullptr);
   // Records a protocol violation and kills the worker (its end, seen by
   // the watcher, fails what is outstanding).
   void Violation(absl::string_view what);

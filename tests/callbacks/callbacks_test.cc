@@ -224,6 +224,7 @@ TEST(CallbacksTest, PersistentCallbackServesLaterCallsUntilReleased) {
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(absl::IsUnavailable(r.status())) << r.status();
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("after it was released"));
+  EXPECT_EQ(ErrorReason(r.status()), "CALLBACK_RELEASED");
   // The next call gets a fresh worker.
   auto fresh = f->stream->RegisterCallback(Doubler());
   ASSERT_TRUE(fresh.ok()) << fresh.status();

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/error_reason.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_daemon.h"
@@ -93,6 +94,7 @@ TEST(ConfinementMessagesTest, PthreadExitIsReportedAsTheEndOfTheCallingThread) {
   EXPECT_THAT(std::string(s.message()),
               HasSubstr("the library ended the worker's calling thread (pthread_exit) in the "
                         "middle of the call"));
+  EXPECT_EQ(ErrorReason(s), "WORKER_THREAD_ENDED");
   EXPECT_THAT(std::string(s.message()), Not(HasSubstr("close")));
 }
 
