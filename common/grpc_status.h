@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "common/utf8.h"  // BoundedStatusText
 #include "ffibroker/v1/broker.pb.h"
 
 namespace ffibroker {
@@ -19,10 +20,6 @@ namespace ffibroker {
 // client's metadata limit (8 KiB by default), losing the real error.
 inline constexpr size_t kMaxStatusMessageBytes = 1024;
 
-// `text` with control characters other than newline and tab, and bytes
-// that are not UTF-8, written as \xNN; cut (at a character's start) after
-// `most` bytes with a note "... (N more bytes)".
-std::string BoundedStatusText(absl::string_view text, size_t most);
 
 // Same canonical code, same message (bounded: BoundedStatusText with
 // kMaxStatusMessageBytes, and metadata values and field violations with

@@ -10,6 +10,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/utf8.h"
 
 namespace ffibroker {
 namespace {
@@ -56,6 +57,10 @@ void LogLine(LogLevel level, const std::string& message) {
 
 void LogEvent(LogLevel level, const LogFields& fields, const std::string& message) {
   if (static_cast<int>(level) < g_min_level.load()) return;
+  if (message.size() > kMaxLogMessageBytes) {
+    // A message may quote what a client sent, which can be megabytes.
+    return LogEvent(level, fields, BoundedStatusText(message, kMaxLogMessageBytes));
+  }
   if (const LogSink* sink = g_sink.load()) {
     (*sink)(level, fields, message);
     return;

@@ -19,6 +19,10 @@ enum class LogLevel { kDebug, kInfo, kWarning, kError };
 // Sets the program name shown in every line and the minimum level written.
 void InitLogging(const char* program, LogLevel min_level);
 // Writes one line. Prefer the LOG_* macros.
+// A log message holds at most this many bytes; a longer one is cut (and
+// escaped) as status messages are (BoundedStatusText).
+inline constexpr size_t kMaxLogMessageBytes = 8192;
+
 void LogLine(LogLevel level, const std::string& message);
 
 }  // namespace ffibroker

@@ -1,5 +1,8 @@
 #include "common/utf8.h"
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
 namespace ffibroker {
 
 size_t Utf8CharLength(absl::string_view text) {
@@ -38,6 +41,29 @@ bool IsValidUtf8(absl::string_view text) {
     text.remove_prefix(length);
   }
   return true;
+}
+
+std::string BoundedStatusText(absl::string_view text, size_t most) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    size_t length = Utf8CharLength(text.substr(i));
+    std::string piece;
+    if (length == 0 || (c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+      // A control character, or a byte that is not UTF-8 (which would make
+      // the client's protobuf parser refuse a message carrying it).
+      piece = absl::StrFormat("\\x%02x", c);
+      length = 1;
+    } else {
+      piece = std::string(text.substr(i, length));  // whole characters only
+    }
+    if (out.size() + piece.size() > most) break;
+    out += piece;
+    i += length;
+  }
+  if (i < text.size()) absl::StrAppend(&out, "... (", text.size() - i, " more bytes)");
+  return out;
 }
 
 }  // namespace ffibroker

@@ -5,6 +5,7 @@
 #define FFIBROKER_COMMON_UTF8_H_
 
 #include <cstddef>
+#include <string>
 
 #include "absl/strings/string_view.h"
 
@@ -16,6 +17,12 @@ size_t Utf8CharLength(absl::string_view text);
 
 // True if `text` is well-formed UTF-8 throughout.
 bool IsValidUtf8(absl::string_view text);
+
+// `text` with control characters other than newline and tab, and bytes
+// that are not UTF-8, written as \xNN; cut (at a character's start) after
+// `most` bytes with a note "... (N more bytes)". For text quoted from a
+// request into a status, a log line or an audit record.
+std::string BoundedStatusText(absl::string_view text, size_t most);
 
 }  // namespace ffibroker
 

@@ -48,13 +48,18 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const v1::AuditConfig& 
 
 std::string AuditLog::FormatLine(v1::AuditRecord record) {
   // Every string field made valid UTF-8 first: the printer would otherwise
-  // drop the bytes it cannot print (and complain on stderr).
+  // drop the bytes it cannot print (and complain on stderr). Fields quote
+  // what clients sent (a token id, a library path), which gRPC lets be
+  // megabytes long: each is cut as status messages are, so a line stays
+  // small.
   const google::protobuf::Reflection* reflection = record.GetReflection();
   std::vector<const google::protobuf::FieldDescriptor*> fields;
   reflection->ListFields(record, &fields);
   for (const google::protobuf::FieldDescriptor* field : fields) {
     if (field->type() != google::protobuf::FieldDescriptor::TYPE_STRING) continue;
-    reflection->SetString(&record, field, ValidUtf8(reflection->GetString(record, field)));
+    std::string value = ValidUtf8(reflection->GetString(record, field));
+    if (value.size() > kMaxAuditFieldBytes) value = BoundedStatusText(value, kMaxAuditFieldBytes);
+    reflection->SetString(&record, field, std::move(value));
   }
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;

@@ -36,6 +36,10 @@
 
 namespace ffibroker {
 
+// Each field of a record holds at most this many bytes, then a note of
+// what was cut (BoundedStatusText).
+inline constexpr size_t kMaxAuditFieldBytes = 4096;
+
 class AuditLog {
  public:
   // Opens `config.path` for appending (created 0600), or the daemon's

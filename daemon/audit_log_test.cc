@@ -55,6 +55,22 @@ TEST(AuditLogTest, LineHasTheDocumentedFieldNames) {
   EXPECT_EQ(line.fields().count("library"), 0u);  // unset fields are left out
 }
 
+// A field quotes what a client sent, which may be megabytes (a 16 MiB
+// token_id made a 32 MiB line): each is cut, and the line stays valid.
+TEST(AuditLogTest, AHugeFieldIsCut) {
+  v1::AuditRecord record;
+  record.set_event("deny_revoke_token");
+  record.set_token_id(std::string(1 << 20, 'a'));
+  record.set_library(std::string(3 * kMaxAuditFieldBytes, '\xff'));
+  const std::string text = AuditLog::FormatLine(record);
+  EXPECT_LT(text.size(), 3 * kMaxAuditFieldBytes);
+  google::protobuf::Struct line = ParseLine(text);
+  const std::string token_id = line.fields().at("token_id").string_value();
+  EXPECT_EQ(token_id.substr(0, 10), "aaaaaaaaaa");
+  EXPECT_NE(token_id.find("more bytes)"), std::string::npos) << token_id.substr(4090);
+  EXPECT_LT(line.fields().at("library").string_value().size(), kMaxAuditFieldBytes + 64);
+}
+
 TEST(AuditLogTest, EveryLineIsValidJsonWhateverTheBytes) {
   std::mt19937 random(14);
   for (int i = 0; i < 2000; ++i) {

@@ -10,6 +10,7 @@
 #include "common/log_event.h"
 #include "common/signature.h"
 #include "common/status_macros.h"
+#include "common/token_id.h"
 #include "daemon/permission.h"
 
 namespace ffibroker {
@@ -164,6 +165,15 @@ absl::StatusOr<v1::RevokeTokenResponse> TokenService::Revoke(
                    sessions_->View(request.session_id(), caller));
   if (request.token_id().empty()) {
     return absl::InvalidArgumentError("token_id: empty");
+  }
+  if (!IsTokenId(request.token_id())) {
+    // Never looked up, echoed or audited: it may be a token.
+    metrics::Token(metrics::TokenEvent::kDeny);
+    audit_->Record("deny_revoke_token", {{"principal", caller.principal},
+                                         {"session", SessionField(session.serial)},
+                                         {"identity", caller.identity},
+                                         {"reason", "not a token id"}});
+    return absl::InvalidArgumentError(kNotATokenIdMessage);
   }
   absl::Status status = authority_->Revoke(request.token_id(), caller);
   metrics::Token(status.ok() ? metrics::TokenEvent::kRevoke : metrics::TokenEvent::kDeny);

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "common/token_id.h"
 #include "daemon/policy.h"
 #include "google/protobuf/text_format.h"
 
@@ -140,6 +141,11 @@ int RunToken(const std::string& address, const ConnectOptions& options,
   }
   if (verb == "revoke" && args.size() != 3) {
     return Usage("token revoke takes exactly one argument, the token id");
+  }
+  if (verb == "revoke" && !IsTokenId(args[2])) {
+    return Usage(absl::StrCat("token revoke: ", kNotATokenIdMessage,
+                              "; if it was a token, every local user could read it on this "
+                              "command line (ps): revoke it by its id (token inspect shows it)"));
   }
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Connect(address, options);
   if (!client.ok()) return Fail(kExitUnreachable, client.status());

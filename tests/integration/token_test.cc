@@ -344,6 +344,31 @@ TEST_F(TokenTest, AuditLogHasOneLinePerEventAndNoSecrets) {
   EXPECT_THAT(log, Not(HasSubstr(session->id())));
 }
 
+// A token pasted where its id belongs is a secret in the wrong place: it
+// is refused without being looked up, echoed or written to the log, and a
+// huge id leaves neither a huge answer nor a huge log line.
+TEST_F(TokenTest, ATokenGivenAsAnIdIsNeitherEchoedNorLogged) {
+  auto session = NewSession();
+  ASSERT_NE(session, nullptr);
+  auto granted = session->GrantToken();
+  ASSERT_TRUE(granted.ok()) << granted.status();
+  const std::string& token = granted->token();
+  const std::string secret = token.substr(token.rfind('.') + 1, 40);
+  absl::Status as_id = session->RevokeToken(token);
+  EXPECT_EQ(as_id.code(), absl::StatusCode::kInvalidArgument) << as_id;
+  EXPECT_THAT(std::string(as_id.message()), HasSubstr("not a token id"));
+  EXPECT_THAT(std::string(as_id.message()), Not(HasSubstr(secret)));
+  absl::Status huge = session->RevokeToken(std::string(8 << 20, 'a'));
+  EXPECT_EQ(huge.code(), absl::StatusCode::kInvalidArgument) << huge.code();
+  EXPECT_LT(huge.message().size(), 1024u);
+  // Still valid: the mistake revoked nothing.
+  EXPECT_TRUE(session->InspectToken(token).ok());
+  ASSERT_TRUE(WaitForLog(*daemon_, "\"event\":\"deny_revoke_token\""));
+  const std::string log = daemon_->ReadLog();
+  EXPECT_THAT(log, Not(HasSubstr(secret)));
+  EXPECT_LT(log.size(), size_t{1} << 20);
+}
+
 TEST(PrincipalTest, UidNotInPolicyIsRefused) {
   uid_t other = ::getuid() + 4242;
   auto daemon = TestDaemon::StartWithPolicy(absl::StrCat(
