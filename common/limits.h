@@ -72,6 +72,12 @@ inline constexpr uint64_t kMessageEnvelopeBytes = 1 * kMiB;
 // C size.
 inline constexpr uint64_t kMaxGrpcMessageBytes =
     kMaxCallPayloadBytes + kMaxInlineValues * 16 + kMessageEnvelopeBytes;
+// HTTP/2 streams (RPCs) one connection to the daemon may have open at once
+// (SETTINGS_MAX_CONCURRENT_STREAMS): a client past it waits for one to end.
+inline constexpr uint32_t kMaxStreamsPerConnection = 128;
+// The memory gRPC may take in the daemon for all connections together
+// (its ResourceQuota): under pressure it shrinks its flow-control windows.
+inline constexpr uint64_t kMaxGrpcMemoryBytes = 1024 * kMiB;
 // The largest message on the daemon<->worker channel (the worker protocol
 // carries native bytes: payload plus envelope). The transport fragments a
 // message into packets of at most kChannelPacketBytes.

@@ -2,6 +2,7 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 #include <signal.h>
@@ -313,6 +314,16 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
   // Every value up to the documented limits fits (common/limits.h).
   builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxGrpcMessageBytes));
   builder.SetMaxSendMessageSize(static_cast<int>(kMaxGrpcMessageBytes));
+  // Requests are authenticated only once they have fully arrived, so what a
+  // peer holds before that is bounded here: streams per connection (a
+  // client that opens more waits for one to end, as HTTP/2 says), and the
+  // memory gRPC may take for all connections together (under pressure it
+  // shrinks its flow-control windows instead of growing).
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             static_cast<int>(kMaxStreamsPerConnection));
+  grpc::ResourceQuota grpc_memory("ffibrokerd");
+  grpc_memory.Resize(kMaxGrpcMemoryBytes);
+  builder.SetResourceQuota(grpc_memory);
   d->server_ = builder.BuildAndStart();
   if (d->server_ == nullptr ||
       (!socket_activated && address.kind == ListenAddress::Kind::kTcp && port == 0) ||

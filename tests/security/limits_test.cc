@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/limits.h"
 #include "common/status_macros.h"
 #include "ffibroker/call_stream.h"
 #include "ffibroker/instance.h"
@@ -371,6 +372,47 @@ TEST_F(LimitsTest, StreamsPastTheLimitAreRefused) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   EXPECT_TRUE(again.ok()) << again.status();
+}
+
+// Streams per connection: a client gets kMaxStreamsPerConnection RPCs open
+// on one connection at once (HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS);
+// one more waits for a place (here until its deadline), so a peer cannot
+// hold the daemon's memory with streams it never finishes.
+TEST_F(LimitsTest, OneConnectionHoldsAtMostItsStreams) {
+  Start(absl::StrCat("limits { per_principal { max_streams: ", 2 * kMaxStreamsPerConnection,
+                     " } }\n"));
+  if (HasFatalFailure()) return;
+  struct Open {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReaderWriter<v1::StreamRequest, v1::StreamResponse>> stream;
+  };
+  auto start = [&](absl::Duration timeout) {
+    auto open = std::make_unique<Open>();
+    mine_->Prepare(&open->context);
+    open->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    open->stream = mine_->stub()->CallStream(&open->context);
+    v1::StreamRequest nothing;  // answered with an error: the stream is open
+    nothing.set_id(1);
+    open->stream->Write(nothing);
+    return open;
+  };
+  std::vector<std::unique_ptr<Open>> held;
+  for (uint32_t i = 0; i < kMaxStreamsPerConnection; ++i) {
+    held.push_back(start(absl::Seconds(60)));
+    v1::StreamResponse answer;
+    ASSERT_TRUE(held.back()->stream->Read(&answer)) << i;
+  }
+  auto one_more = start(absl::Milliseconds(500));
+  v1::StreamResponse answer;
+  EXPECT_FALSE(one_more->stream->Read(&answer));
+  EXPECT_EQ(one_more->stream->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // One ends: the next gets its place.
+  held.front()->stream->WritesDone();
+  EXPECT_TRUE(held.front()->stream->Finish().ok());
+  auto next = start(absl::Seconds(10));
+  EXPECT_TRUE(next->stream->Read(&answer));
+  for (auto& open : held) open->context.TryCancel();
+  next->context.TryCancel();
 }
 
 }  // namespace
