@@ -231,12 +231,14 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonOptions& optio
       RETURN_IF_ERROR(PrepareUnixSocket(address.path));
       // Accepted by us (peer credentials), handed to gRPC: see peer_acceptor.h.
       ASSIGN_OR_RETURN(d->acceptor_, PeerAcceptor::Listen(address.path));
+      d->acceptor_->set_max_connections_per_user(options.max_connections_per_user);
     }
   } else {
     std::vector<std::string> where;
     if (activated.unix_fd.valid()) {
       ASSIGN_OR_RETURN(d->acceptor_, PeerAcceptor::Adopt(std::move(activated.unix_fd),
                                                          activated.unix_path));
+      d->acceptor_->set_max_connections_per_user(options.max_connections_per_user);
       where.push_back(absl::StrCat("unix:", activated.unix_path));
     }
     if (activated.tcp_fd.valid()) {

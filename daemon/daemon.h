@@ -70,6 +70,10 @@ struct DaemonOptions {
   // (--channel-ring-kib; a power of two; 0: the socket alone). See
   // docs/worker-protocol.md.
   int channel_ring_kib = kDefaultRingBytes / 1024;
+  // Connections one local user may hold open on the unix socket at once
+  // (--max-connections-per-user); all users together hold at most half
+  // the daemon's file descriptors (RLIMIT_NOFILE). See peer_acceptor.h.
+  int max_connections_per_user = 128;
   absl::Duration shutdown_grace = absl::Seconds(5);
   // Where to serve metrics over HTTP (--metrics-listen, "HOST:PORT" or
   // "PORT" for 127.0.0.1:PORT). Empty: not served (unless socket activation

@@ -58,6 +58,12 @@ int main(int argc, char** argv) {
                  "creation), and as many again for the worker starts of opens")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  app.add_option("--max-connections-per-user", options.max_connections_per_user,
+                 "connections one local user may hold open on the unix socket at once; one "
+                 "more is closed as it arrives (all users together: half the file "
+                 "descriptors the daemon may open)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
   app.add_option("--threads-per-principal", options.threads_per_principal,
                  "how many threads of each of those pools one principal may hold at once; "
                  "the rest of its requests wait their turn "

@@ -5,11 +5,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -60,7 +62,28 @@ absl::StatusOr<std::unique_ptr<PeerAcceptor>> PeerAcceptor::Adopt(UniqueFd liste
 PeerAcceptor::~PeerAcceptor() { Stop(); }
 
 void PeerAcceptor::Start(grpc::Server* server) {
+  rlimit files{};
+  const rlim_t soft = ::getrlimit(RLIMIT_NOFILE, &files) == 0 ? files.rlim_cur : 1024;
+  total_ = static_cast<size_t>(std::max<rlim_t>(8, std::min<rlim_t>(soft, 1 << 20) / 2));
   thread_ = std::thread([this, server] { Loop(server); });
+}
+
+bool PeerAcceptor::StillOpen(int number, const Record& record) {
+  struct stat st;
+  return ::fstat(number, &st) == 0 && st.st_ino == record.inode && st.st_dev == record.dev;
+}
+
+bool PeerAcceptor::RoomFor(uid_t uid) {
+  int mine = 0;
+  for (auto it = records_.begin(); it != records_.end();) {
+    if (!StillOpen(it->first, it->second)) {
+      it = records_.erase(it);
+      continue;
+    }
+    if (it->second.identity.uid == uid) ++mine;
+    ++it;
+  }
+  return mine < per_user_ && records_.size() < total_;
 }
 
 void PeerAcceptor::Stop() {
@@ -117,6 +140,24 @@ void PeerAcceptor::Admit(grpc::Server* server, UniqueFd fd) {
   int number = fd.get();
   {
     absl::MutexLock lock(&mu_);
+    if (!RoomFor(cred.uid)) {
+      // Closed at once (fd goes): idle connections must not take every
+      // file descriptor the daemon has from the users and workers it serves.
+      ++refused_;
+      const absl::Time now = absl::Now();
+      if (now - refusal_logged_ >= absl::Seconds(10)) {
+        LOG_WARNING("closed %d new connections on %s over the limit, the last from uid %d: %s",
+                    refused_, path_, cred.uid,
+                    records_.size() >= total_
+                        ? absl::StrCat("all users together hold ", total_,
+                                       " (half the daemon's file descriptor limit)")
+                        : absl::StrCat("it holds ", per_user_,
+                                       " (--max-connections-per-user)"));
+        refused_ = 0;
+        refusal_logged_ = now;
+      }
+      return;
+    }
     records_[number] = std::move(record);
   }
   LOG_DEBUG("connection fd:%d from pid %d uid %d gid %d", number, cred.pid, cred.uid, cred.gid);
@@ -130,9 +171,7 @@ absl::StatusOr<PeerIdentity> PeerAcceptor::Lookup(absl::string_view peer) const 
   }
   absl::MutexLock lock(&mu_);
   auto it = records_.find(number);
-  struct stat st;
-  if (it == records_.end() || ::fstat(number, &st) != 0 || st.st_ino != it->second.inode ||
-      st.st_dev != it->second.dev) {
+  if (it == records_.end() || !StillOpen(number, it->second)) {
     return absl::UnauthenticatedError("the connection's peer credentials are unknown");
   }
   return it->second.identity;

@@ -48,6 +48,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/unique_fd.h"
 #include "daemon/identity.h"
 
@@ -69,6 +70,12 @@ class PeerAcceptor {
   ~PeerAcceptor();  // Stop()
   PeerAcceptor(const PeerAcceptor&) = delete;
   PeerAcceptor& operator=(const PeerAcceptor&) = delete;
+
+  // Connections one local user (peer uid) may hold at once; one more is
+  // closed as it arrives (no fd of the daemon's is held for it). All users
+  // together hold at most half of RLIMIT_NOFILE's soft limit, so workers,
+  // files and other users keep theirs. Call before Start.
+  void set_max_connections_per_user(int most) { per_user_ = most; }
 
   // Starts accepting on a thread; connections go to `server` (borrowed; it
   // must be started and outlive Stop()).
@@ -99,6 +106,17 @@ class PeerAcceptor {
   std::thread thread_;
   mutable absl::Mutex mu_;
   std::map<int, Record> records_ ABSL_GUARDED_BY(mu_);  // by fd number
+  // Whether the connection of `record`, fd `number`, is still open (gRPC
+  // closes it without telling us; the number may be reused since).
+  static bool StillOpen(int number, const Record& record);
+  // Drops the records of closed connections; true if `uid` may have one
+  // more connection.
+  bool RoomFor(uid_t uid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int per_user_ = 128;
+  size_t total_ = 0;  // set by Start from RLIMIT_NOFILE
+  // Refusals since the last one logged (at most one line every 10 s).
+  uint64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time refusal_logged_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 }  // namespace ffibroker

@@ -5,16 +5,22 @@
 // have a daemon-wide cap.
 //
 // The test runs as one uid; the second principal is an API-key principal.
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/limits.h"
 #include "common/status_macros.h"
+#include "common/unique_fd.h"
 #include "ffibroker/call_stream.h"
 #include "ffibroker/instance.h"
 #include "gmock/gmock.h"
@@ -413,6 +419,49 @@ TEST_F(LimitsTest, OneConnectionHoldsAtMostItsStreams) {
   EXPECT_TRUE(next->stream->Read(&answer));
   for (auto& open : held) open->context.TryCancel();
   next->context.TryCancel();
+}
+
+// Connections per local user: idle connections (not even HTTP/2) took
+// every file descriptor of a daemon with 1,024, and with them everyone
+// else's connections and worker starts. One past the user's limit is
+// closed as it arrives; one that ends gives its place back.
+TEST(ConnectionLimitTest, AUserPastItsConnectionsIsClosedUntilOneEnds) {
+  auto daemon = TestDaemon::Start("", {"--max-connections-per-user=8"});
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  ASSERT_TRUE(absl::StartsWith((*daemon)->address(), "unix:"));
+  const std::string path = (*daemon)->address().substr(5);
+  auto connect = [&] {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    return fd;
+  };
+  // Closed by the daemon: EOF within `wait` (gRPC's own first bytes are read
+  // past).
+  auto closed = [](const UniqueFd& fd, int wait_ms) {
+    char buf[4096];
+    for (absl::Time until = absl::Now() + absl::Milliseconds(wait_ms); absl::Now() < until;) {
+      pollfd p = {fd.get(), POLLIN, 0};
+      if (::poll(&p, 1, 50) == 1 && ::recv(fd.get(), buf, sizeof buf, MSG_DONTWAIT) == 0) {
+        return true;
+      }
+    }
+    return false;
+  };
+  std::vector<UniqueFd> idle;
+  for (int i = 0; i < 8; ++i) idle.push_back(connect());
+  UniqueFd ninth = connect();
+  EXPECT_TRUE(closed(ninth, 5000));
+  for (const UniqueFd& fd : idle) EXPECT_FALSE(closed(fd, 20));
+  // The log says why, once.
+  EXPECT_THAT((*daemon)->ReadLog(), HasSubstr("(--max-connections-per-user)"));
+  // One ends: a client of the same user connects again.
+  idle.pop_back();
+  auto client = (*daemon)->Connect();
+  ASSERT_TRUE(client.ok()) << client.status();
+  EXPECT_TRUE((*client)->Whoami().ok());
 }
 
 }  // namespace
