@@ -1,6 +1,9 @@
 #include "client/cli/batch_command.h"
 
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -11,12 +14,19 @@
 #include "absl/strings/strip.h"
 #include "client/cli/cli_output.h"
 #include "client/cli/typed_call.h"
+#include "common/limits.h"
 #include "common/literal.h"
 #include "common/signature.h"
 #include "common/type_table.h"
+#include "common/utf8.h"
 #include "common/value_codec.h"
 
 namespace ffibroker {
+namespace {
+
+constexpr uint64_t kMaxBatchInputBytes = 2 * kMaxGrpcMessageBytes;
+
+}  // namespace
 
 int RunBatch(const std::string& address, const ConnectOptions& options, const std::string& token,
              absl::Duration timeout, const std::vector<std::string>& args) {
@@ -31,21 +41,46 @@ int RunBatch(const std::string& address, const ConnectOptions& options, const st
     if (!sig.ok()) return Fail(kExitUsage, sig.status());
     signatures.emplace(decl->name, *std::move(sig));
   }
+  const std::string source = args[2] == "-" ? "standard input" : args[2];
   std::ifstream file;
   if (args[2] != "-") {
     file.open(args[2]);
-    if (!file) return Usage(absl::StrCat("cannot read ", args[2]));
+    if (!file) return Usage(absl::StrCat("cannot read ", args[2], ": ", std::strerror(errno)));
   }
   std::istream& in = args[2] == "-" ? std::cin : file;
   std::vector<v1::BatchCall> calls;
   std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
+  uint64_t total = 0;
+  for (int number = 1;; ++number) {
+    // Bounded: a batch is one request, so input past twice its largest
+    // size (hex doubles a buffer) can never be sent.
+    line.clear();
+    char c;
+    while (total < kMaxBatchInputBytes && in.get(c) && c != '\n') {
+      line.push_back(c);
+      ++total;
+    }
+    if (total >= kMaxBatchInputBytes) {
+      return Usage(absl::StrCat(source, " holds more than ", kMaxBatchInputBytes,
+                                " bytes, more than one batch request can carry (line ", number,
+                                ")"));
+    }
+    if (in.bad()) {
+      return Usage(absl::StrCat("cannot read ", source, " (line ", number, "): ",
+                                std::strerror(errno)));
+    }
+    if (line.empty() && in.eof()) break;
+    ++total;  // the newline
+    if (line.find('\0') != std::string::npos) {
+      return Usage(absl::StrCat("line ", number, " of ", source, " holds a NUL byte"));
+    }
     absl::string_view text = absl::StripAsciiWhitespace(line);
     if (text.empty() || text[0] == '#') continue;
     std::vector<std::string> words = absl::StrSplit(text, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     auto it = signatures.find(words[0]);
     if (it == signatures.end()) {
-      return Usage(absl::StrCat("line ", number, ": '", words[0], "' is not declared"));
+      return Usage(absl::StrCat("line ", number, ": '", BoundedStatusText(words[0], 200),
+                                "' is not declared"));
     }
     const ResolvedSignature& sig = it->second;
     if (words.size() - 1 != sig.params.size()) {
@@ -66,7 +101,7 @@ int RunBatch(const std::string& address, const ConnectOptions& options, const st
     }
     calls.push_back(std::move(call));
   }
-  if (calls.empty()) return Usage("the batch holds no call");
+  if (calls.empty()) return Usage(absl::StrCat(source, " holds no call"));
 
   absl::StatusOr<std::unique_ptr<Client>> client =
       Client::Connect(address, options, std::min(timeout, absl::Seconds(5)));

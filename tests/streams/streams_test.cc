@@ -567,5 +567,32 @@ TEST_F(StreamsTest, CliRunsABatchFromAFile) {
   EXPECT_EQ(ok.out, "0: 1\n1: 1024\n2: 0.8775825618903728\n");
 }
 
+// Input the CLI cannot use is an error before anything runs, never a batch
+// of what was read before it: a directory, a NUL byte, more than a batch
+// request can carry (a review's 5.4 GB line from /dev/zero).
+TEST_F(StreamsTest, CliRefusesUnusableBatchInput) {
+  const std::vector<std::string> decl = {"f64 cos(f64)"};
+  auto run = [&](const std::string& file) {
+    std::vector<std::string> args = {"--address=" + daemon_->address(), "batch", "libm.so.6",
+                                     file};
+    args.insert(args.end(), decl.begin(), decl.end());
+    return RunCli(args);
+  };
+  CliResult dir = run(daemon_->dir());
+  EXPECT_EQ(dir.exit_code, 2) << dir.err;
+  EXPECT_THAT(dir.err, HasSubstr("cannot read " + daemon_->dir()));
+  const std::string file = daemon_->dir() + "/calls.txt";
+  {
+    std::ofstream out(file);
+    out << "cos 0\n" << std::string("co\0s 1\n", 7) << "cos 2\n";
+  }
+  CliResult nul = run(file);
+  EXPECT_EQ(nul.exit_code, 2) << nul.err;
+  EXPECT_THAT(nul.err, HasSubstr("line 2 of " + file + " holds a NUL byte"));
+  CliResult zero = run("/dev/zero");
+  EXPECT_EQ(zero.exit_code, 2) << zero.err;
+  EXPECT_THAT(zero.err, HasSubstr("more than one batch request can carry"));
+}
+
 }  // namespace
 }  // namespace ffibroker::testing
