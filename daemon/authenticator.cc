@@ -2,6 +2,8 @@
 
 #include <grpcpp/security/auth_context.h>
 
+#include <utility>
+
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
@@ -47,11 +49,25 @@ absl::StatusOr<Caller> Authenticator::Authenticate(
   if (caller.ok()) {
     caller->identity = IdentityOf(identity);
   } else {
+    uint64_t unlogged = 0;
+    {
+      absl::MutexLock lock(&log_mu_);
+      const absl::Time now = absl::Now();
+      if (now - logged_ < absl::Seconds(1)) {
+        ++unlogged_;
+        return caller;
+      }
+      logged_ = now;
+      std::swap(unlogged, unlogged_);
+    }
     LOG_EVENT(LogLevel::kWarning, LogFields().Event("auth_denied").Identity(IdentityOf(identity)),
-              "refused a connection of %s: %s",
+              "refused a connection of %s: %s%s",
               IdentityOf(identity).empty() ? std::string("an unidentified peer")
                                            : IdentityOf(identity),
-              caller.status().message());
+              caller.status().message(),
+              unlogged == 0 ? ""
+                            : absl::StrCat(" (and ", unlogged,
+                                           " refusals not logged since the last line)"));
   }
   return caller;
 }

@@ -18,7 +18,11 @@
 
 #include <grpcpp/server_context.h>
 
+#include <cstdint>
+
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "daemon/identity.h"
 #include "daemon/peer_acceptor.h"
 #include "daemon/policy_holder.h"
@@ -37,6 +41,12 @@ class Authenticator {
  private:
   const PeerAcceptor* const acceptor_;
   const PolicyHolder* const policies_;
+  // Refusals are logged at most once a second (a peer can send them as
+  // fast as it likes, and the audit lines may share the log); the line
+  // says how many were not.
+  mutable absl::Mutex log_mu_;
+  mutable absl::Time logged_ ABSL_GUARDED_BY(log_mu_) = absl::InfinitePast();
+  mutable uint64_t unlogged_ ABSL_GUARDED_BY(log_mu_) = 0;
 };
 
 }  // namespace ffibroker

@@ -414,6 +414,34 @@ TEST(PrincipalTest, ApiKeysSelectTheirPrincipalAndBadKeysAreRefused) {
   EXPECT_THAT((*daemon)->ReadLog(), Not(HasSubstr(key)));
 }
 
+// Refusals come as fast as a peer sends them (a review logged 125,500
+// lines in 10 s): they are logged at most once a second, and the next line
+// counts those that were not.
+TEST(PrincipalTest, RefusalsAreLoggedAtMostOnceASecond) {
+  auto daemon = TestDaemon::Start("");
+  ASSERT_TRUE(daemon.ok()) << daemon.status();
+  ConnectOptions options;
+  options.api_key = "k-no-such-key";
+  auto bad = Client::Connect((*daemon)->address(), options);
+  ASSERT_TRUE(bad.ok());
+  const absl::Time start = absl::Now();
+  int refused = 0;
+  while (absl::Now() - start < absl::Milliseconds(1500)) {
+    ASSERT_EQ((*bad)->Whoami().status().code(), absl::StatusCode::kUnauthenticated);
+    ++refused;
+  }
+  ASSERT_GT(refused, 20);
+  const std::string log = (*daemon)->ReadLog();
+  int lines = 0;
+  for (size_t at = log.find("refused a connection"); at != std::string::npos;
+       at = log.find("refused a connection", at + 1)) {
+    ++lines;
+  }
+  EXPECT_GE(lines, 1);
+  EXPECT_LE(lines, 3) << refused << " refusals";
+  EXPECT_THAT(log, HasSubstr("refusals not logged since the last line"));
+}
+
 TEST_F(TokenTest, CliGrantInspectRevokeAndCallWithToken) {
   std::string address = "--address=" + daemon_->address();
   CliResult grant = RunCli({address, "token", "grant", "scalars:i64_plus_one",
