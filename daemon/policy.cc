@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/signature.h"
+#include "common/utf8.h"
 #include "daemon/permission.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
@@ -88,11 +89,46 @@ class Where {
   std::string fallback_;
 };
 
-// realpath() as a StatusOr: NOT_FOUND if the path does not exist.
+// Every string in `message` (at `where`) must be UTF-8: they reach
+// clients in protobuf messages, whose parsers refuse anything else.
+void CheckUtf8(const google::protobuf::Message& message, const Where& where,
+               std::vector<std::string>* errors) {
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    const int n = field->is_repeated() ? reflection->FieldSize(message, field) : 1;
+    for (int i = 0; i < n; ++i) {
+      const int index = field->is_repeated() ? i : -1;
+      if (field->type() == FieldDescriptor::TYPE_STRING) {
+        const std::string value = field->is_repeated()
+                                      ? reflection->GetRepeatedString(message, field, i)
+                                      : reflection->GetString(message, field);
+        if (!IsValidUtf8(value)) {
+          errors->push_back(absl::StrCat(where.At(field->name().c_str(), index),
+                                         ": is not valid UTF-8"));
+        }
+      } else if (field->type() == FieldDescriptor::TYPE_MESSAGE) {
+        CheckUtf8(field->is_repeated() ? reflection->GetRepeatedMessage(message, field, i)
+                                       : reflection->GetMessage(message, field),
+                  where.Nested(field->name().c_str(), index), errors);
+      }
+    }
+  }
+}
+
+// realpath() as a StatusOr: NOT_FOUND if the path does not exist;
+// INVALID_ARGUMENT if it resolves (through a link) to a path that is not
+// UTF-8, which no client could be sent.
 absl::StatusOr<std::string> Canonical(const std::string& path) {
   char buf[PATH_MAX];
   if (::realpath(path.c_str(), buf) == nullptr) {
     return absl::NotFoundError(absl::StrCat("library '", path, "' does not exist"));
+  }
+  if (!IsValidUtf8(buf)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "library '", path, "' resolves to '", BoundedStatusText(buf, 256),
+        "', which is not UTF-8"));
   }
   return std::string(buf);
 }
@@ -166,6 +202,8 @@ absl::StatusOr<Policy> Policy::Parse(absl::string_view text,
   std::vector<std::string> errors;
   Where top(std::string(source), &tree, v1::Policy::descriptor(), "",
             absl::StrCat(source, ":1:1"));
+  CheckUtf8(proto, top, &errors);
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
   Policy policy;
   policy.proto_ = proto;
   policy.listen_ = proto.listen().empty() ? kDefaultListenAddress : proto.listen();

@@ -76,6 +76,28 @@ TEST_F(PolicyTest, SyntaxErrorReportsSourceLineAndColumn) {
   EXPECT_TRUE(absl::StartsWith(policy.status().message(), "q:3:17:")) << policy.status();
 }
 
+// Every string reaches clients in protobuf messages, which refuse what is
+// not UTF-8: a review's key id "\377" left its holder with UNIMPLEMENTED
+// answers. Such a policy is refused, naming where; a library that
+// resolves (through a link) to a path that is not UTF-8 is ignored.
+TEST_F(PolicyTest, TextThatIsNotUtf8IsRefusedWhereItIs) {
+  absl::StatusOr<Policy> policy = Policy::Parse(
+      "principals {\n  name: \"p\"\n  api_keys { id: \"k\\377\" sha256: \"00\" }\n}\n", "u");
+  ASSERT_FALSE(policy.ok());
+  EXPECT_EQ(policy.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(policy.status().message(),
+                                "u:3:14: principals[0].api_keys[0].id: is not valid UTF-8"))
+      << policy.status();
+  std::string real = MakeFile("lib\xff.so");
+  std::string link = absl::StrCat(dir_, "/link.so");
+  std::filesystem::create_symlink(real, link);
+  policy = Policy::Parse(Rule("x", link), "t");
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  ASSERT_EQ(policy->warnings().size(), 1u);
+  EXPECT_TRUE(absl::StrContains(policy->warnings()[0], "which is not UTF-8"))
+      << policy->warnings()[0];
+}
+
 TEST_F(PolicyTest, RelativeLibraryPathRejected) {
   absl::StatusOr<Policy> policy =
       Policy::Parse(Rule("x", "lib/libx.so"), "test.textproto");
