@@ -38,35 +38,8 @@
 namespace ffibroker {
 namespace {
 
-// Soon, PlanFor, TestWatcher, Spawn, SpawnWorker: worker_process_test_util.h.
-
-worker::v1::DaemonToWorker OpenRequest(const std::string& path,
-                                       const std::string& decl_text) {
-  worker::v1::DaemonToWorker req;
-  req.mutable_open()->set_path(path);
-  // Limits generous enough for any test, and a seccomp program that allows
-  // everything: the profiles have their own tests.
-  worker::v1::Lockdown* lockdown = req.mutable_open()->mutable_lockdown();
-  lockdown->set_address_space_bytes(uint64_t{4} << 30);
-  lockdown->set_cpu_seconds(60);
-  lockdown->set_open_files(64);
-  sock_filter allow_all = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-  std::string allow_all_bpf(reinterpret_cast<const char*>(&allow_all), sizeof allow_all);
-  lockdown->set_seccomp_bpf(allow_all_bpf);
-  lockdown->set_seccomp_bpf_loading(allow_all_bpf);
-  absl::StatusOr<Declaration> decl = ParseDeclaration(decl_text);
-  EXPECT_TRUE(decl.ok()) << decl.status();
-  worker::v1::Symbol* sym = req.mutable_open()->add_symbols();
-  sym->set_name(decl.ok() ? decl->name : "");
-  if (decl.ok()) *sym->mutable_signature() = decl->signature;
-  return req;
-}
-
-worker::v1::DaemonToWorker CallRequest(uint32_t index) {
-  worker::v1::DaemonToWorker req;
-  req.mutable_call()->set_symbol_index(index);
-  return req;
-}
+// Soon, PlanFor, TestWatcher, Spawn, SpawnWorker, OpenRequest, CallRequest,
+// Reaped: worker_process_test_util.h.
 
 // Spawns a worker and opens `decl` in `lib`; null on failure.
 std::unique_ptr<WorkerProcess> OpenedWorker(const std::string& lib, const std::string& decl,
@@ -80,11 +53,6 @@ std::unique_ptr<WorkerProcess> OpenedWorker(const std::string& lib, const std::s
   return r->has_opened() ? std::move(w) : nullptr;
 }
 
-// True once `pid` is no longer our child (reaped by someone).
-bool Reaped(pid_t pid) {
-  errno = 0;
-  return ::waitpid(pid, nullptr, WNOHANG) == -1 && errno == ECHILD;
-}
 
 // A completion that throws ends neither the daemon nor the completions
 // after it (they run on the watcher's thread, one after the other).
@@ -288,144 +256,6 @@ TEST(WorkerProcessTest, SignalName) {
   EXPECT_TRUE(absl::StartsWith(SignalName(SIGSEGV), "SIGSEGV")) << SignalName(SIGSEGV);
   EXPECT_TRUE(absl::StartsWith(SignalName(SIGKILL), "SIGKILL")) << SignalName(SIGKILL);
   EXPECT_FALSE(absl::StartsWith(SignalName(SIGABRT), "SIGSEGV"));
-}
-
-TEST(WorkerWatcherTest, ReapsAnIdleWorkerWhenItDiesAndKillsAllAtShutdown) {
-  absl::StatusOr<std::unique_ptr<WorkerWatcher>> watcher = WorkerWatcher::Create();
-  ASSERT_TRUE(watcher.ok()) << watcher.status();
-  SandboxError error;
-  worker::v1::Hello hello;
-  auto idle = WorkerProcess::Spawn(PlanFor(FFIBROKER_WORKER_PATH), Soon(), &error, &hello,
-                                   watcher->get());
-  ASSERT_TRUE(idle.ok()) << idle.status();
-  auto other = WorkerProcess::Spawn(PlanFor(FFIBROKER_WORKER_PATH), Soon(), &error, &hello,
-                                    watcher->get());
-  ASSERT_TRUE(other.ok()) << other.status();
-  EXPECT_EQ((*watcher)->watched(), 2);
-  // Killed from outside while no exchange runs: reaped without anyone asking.
-  const pid_t pid = (*idle)->pid();
-  ASSERT_EQ(::kill(pid, SIGKILL), 0);
-  absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while ((*idle)->alive() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));
-  EXPECT_FALSE((*idle)->alive());
-  EXPECT_EQ((*idle)->outcome().kind, WorkerOutcome::Kind::kSignaled);
-  EXPECT_EQ((*idle)->outcome().message, "killed by signal SIGKILL (Killed)");
-  EXPECT_TRUE(Reaped(pid));
-  idle->reset();
-  EXPECT_EQ((*watcher)->watched(), 1);
-  // Shutdown kills what is left and refuses new workers.
-  (*watcher)->Shutdown();
-  EXPECT_EQ((*other)->outcome().kind, WorkerOutcome::Kind::kStopped);
-  auto late = WorkerProcess::Spawn(PlanFor(FFIBROKER_WORKER_PATH), Soon(), &error, &hello,
-                                   watcher->get());
-  EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable) << late.status();
-  other->reset();
-  EXPECT_EQ((*watcher)->watched(), 0);
-}
-
-// A worker's end is a log event whose journal fields name its library,
-// pid and signal (FFIBROKER_LIBRARY, _WORKER_PID, _SIGNAL; docs/systemd.md).
-TEST(WorkerWatcherTest, AWorkersEndIsALogEventNamingItsLibraryAndSignal) {
-  struct Seen {
-    absl::Mutex mu;
-    std::vector<std::string> fields;  // "NAME=value" of worker_ended events
-  };
-  auto seen = std::make_shared<Seen>();
-  SetLogSink([seen](LogLevel, const LogFields& event, const std::string&) {
-    std::vector<std::string> fields;
-    for (const auto& [name, value] : event.list()) fields.push_back(absl::StrCat(name, "=", value));
-    if (std::find(fields.begin(), fields.end(), "EVENT=worker_ended") == fields.end()) return;
-    absl::MutexLock lock(&seen->mu);
-    seen->fields = std::move(fields);
-  });
-  {
-    absl::StatusOr<std::unique_ptr<WorkerWatcher>> watcher = WorkerWatcher::Create();
-    ASSERT_TRUE(watcher.ok()) << watcher.status();
-    SandboxError error;
-    worker::v1::Hello hello;
-    auto worker = WorkerProcess::Spawn(PlanFor(FFIBROKER_WORKER_PATH), Soon(), &error, &hello,
-                                       watcher->get());
-    ASSERT_TRUE(worker.ok()) << worker.status();
-    (*worker)->set_label("/lib/libx.so for session s1", "/lib/libx.so");
-    const pid_t pid = (*worker)->pid();
-    ASSERT_EQ(::kill(pid, SIGKILL), 0);
-    absl::Time give_up = absl::Now() + absl::Seconds(10);
-    while ((*worker)->alive() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));
-    ASSERT_FALSE((*worker)->alive());
-    worker->reset();
-    (*watcher)->Shutdown();
-    absl::MutexLock lock(&seen->mu);
-    EXPECT_NE(std::find(seen->fields.begin(), seen->fields.end(), "LIBRARY=/lib/libx.so"),
-              seen->fields.end());
-    EXPECT_NE(std::find(seen->fields.begin(), seen->fields.end(), absl::StrCat("WORKER_PID=", pid)),
-              seen->fields.end());
-    EXPECT_NE(std::find(seen->fields.begin(), seen->fields.end(), "SIGNAL=SIGKILL"),
-              seen->fields.end());
-  }
-  SetLogSink(nullptr);
-}
-
-// A worker that dies right after sending a reply: the reply still answers
-// its request, the watcher sees the death at once, and the next request
-// fails with how the worker ended instead of being sent to a dead worker.
-TEST(WorkerWatcherTest, AReplyBeforeADeathCountsAndTheDeathIsSeenAtOnce) {
-  absl::StatusOr<std::unique_ptr<WorkerWatcher>> watcher = WorkerWatcher::Create();
-  ASSERT_TRUE(watcher.ok()) << watcher.status();
-  SandboxError error;
-  worker::v1::Hello hello;
-  auto worker = WorkerProcess::Spawn(PlanFor(FFIBROKER_WORKER_PATH), Soon(), &error, &hello,
-                                     watcher->get());
-  ASSERT_TRUE(worker.ok()) << worker.status();
-  const pid_t pid = (*worker)->pid();
-  (*worker)->set_reply_hook_for_testing([&] { ASSERT_EQ(::kill(pid, SIGKILL), 0); });
-  absl::StatusOr<worker::v1::WorkerToDaemon> opened = (*worker)->Exchange(
-      OpenRequest(FFIBROKER_SCALARS_LIB, "i32 counter_next()"), Soon());
-  ASSERT_TRUE(opened.ok()) << opened.status();  // the reply came before the death
-  absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while ((*worker)->alive() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(2));
-  EXPECT_FALSE((*worker)->alive());
-  EXPECT_EQ((*worker)->outcome().message, "killed by signal SIGKILL (Killed)");
-  EXPECT_TRUE(Reaped(pid));
-  absl::StatusOr<worker::v1::WorkerToDaemon> next = (*worker)->Exchange(CallRequest(0), Soon());
-  EXPECT_EQ(next.status().code(), absl::StatusCode::kUnavailable) << next.status();
-  EXPECT_TRUE(absl::StrContains(next.status().message(), "killed by signal SIGKILL"))
-      << next.status();
-  worker->reset();
-}
-
-// The end hook runs on the watcher once a worker's end is handled; a
-// request submitted after that never ran there, so it fails as not started
-// (its sender may send it again), and a hook set too late is refused.
-TEST(WorkerWatcherTest, AfterItsEndHookAWorkerRefusesRequestsAsNotStarted) {
-  absl::StatusOr<std::unique_ptr<WorkerWatcher>> watcher = WorkerWatcher::Create();
-  ASSERT_TRUE(watcher.ok()) << watcher.status();
-  SandboxError error;
-  worker::v1::Hello hello;
-  auto worker = WorkerProcess::Spawn(PlanFor(FFIBROKER_WORKER_PATH), Soon(), &error, &hello,
-                                     watcher->get());
-  ASSERT_TRUE(worker.ok()) << worker.status();
-  absl::Mutex mu;
-  bool ended = false;
-  ASSERT_TRUE((*worker)->set_end_hook([&] {
-    absl::MutexLock lock(&mu);
-    ended = true;
-  }));
-  EXPECT_TRUE((*worker)->TakesRequests());
-  ASSERT_EQ(::kill((*worker)->pid(), SIGKILL), 0);
-  {
-    absl::MutexLock lock(&mu);
-    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&ended), absl::Seconds(10)));
-  }
-  EXPECT_FALSE((*worker)->TakesRequests());
-  EXPECT_FALSE((*worker)->set_end_hook([] {}));
-  absl::StatusOr<worker::v1::WorkerToDaemon> late = (*worker)->Exchange(CallRequest(0), Soon());
-  EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable) << late.status();
-  EXPECT_EQ(ErrorReason(late.status()), kNotStartedReason) << late.status();
-  EXPECT_TRUE(absl::StrContains(late.status().message(),
-                                "had ended before this request reached it (worker killed by "
-                                "signal SIGKILL"))
-      << late.status();
-  worker->reset();
 }
 
 // Requests are pipelined: several sent before any reply is read are all
