@@ -26,7 +26,6 @@
 extern char** environ;
 
 namespace ffibroker::testing {
-namespace {
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path);
@@ -34,6 +33,8 @@ std::string ReadAll(const std::string& path) {
   s << in.rdbuf();
   return s.str();
 }
+
+namespace {
 
 // Starts `args` with stdout/stderr redirected to files; returns the pid.
 // The child gets SIGTERM when the spawning thread ends, so a test or

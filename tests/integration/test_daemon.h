@@ -71,6 +71,9 @@ struct CliResult {
   std::string err;
 };
 
+// The contents of the file at `path` ("" if it cannot be read).
+std::string ReadAll(const std::string& path);
+
 // Runs the ffibroker CLI from the build tree with `args` and collects its
 // exit code and output.
 CliResult RunCli(const std::vector<std::string>& args);
